@@ -1,0 +1,36 @@
+"""nanogan: generative adversarial nets from scratch in NumPy, every gradient by hand.
+
+Layers follow PyTorch's names, shapes and state dicts; see ``shared`` API notes in the README.
+"""
+
+from . import layers
+from ._kernels import available as available_kernels
+from ._kernels import get_backend as kernel_backend
+from ._kernels import set_backend as set_kernel_backend
+from .gradcheck import gradcheck, numerical_gradient, rel_error
+from .layers import (
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
+    ConvTranspose2d,
+    Dense,
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    Module,
+    ReLU,
+    Reshape,
+    Sequential,
+    Sigmoid,
+    Tanh,
+    dcgan_init,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BatchNorm1d", "BatchNorm2d", "Conv2d", "ConvTranspose2d", "Dense", "Dropout", "Flatten",
+    "LeakyReLU", "Module", "ReLU", "Reshape", "Sequential", "Sigmoid", "Tanh", "available_kernels",
+    "dcgan_init", "gradcheck", "kernel_backend", "layers", "numerical_gradient", "rel_error",
+    "set_kernel_backend",
+]

@@ -1,0 +1,201 @@
+"""Reference kernels: readable NumPy, the version a learner reads.
+
+Every compiled kernel set (``numba``, ``cython``) offers exactly these op names with exactly these
+semantics; the tests hold each of them to this file. Matrix products are not kernels: the layers
+call BLAS (``@``) directly. Kernels do the data movement (im2col/col2im), the elementwise work and
+the fusion.
+
+Conventions
+-----------
+im2col layout: for an input ``x`` of shape ``(N, C, H, W)`` and a ``kh x kw`` window with stride
+``(sh, sw)`` and zero padding ``(ph, pw)``::
+
+    OH = (H + 2 ph - kh) // sh + 1          OW = (W + 2 pw - kw) // sw + 1
+    cols[(c*kh + i)*kw + j, (n*OH + oh)*OW + ow] = xpad[n, c, oh*sh + i, ow*sw + j]
+
+so ``cols`` has shape ``(C*kh*kw, N*OH*OW)`` and a convolution is one matrix product
+``W.reshape(O, C*kh*kw) @ cols``. ``col2im`` is the adjoint (transpose) of ``im2col``: it scatters
+and ADDS each column entry back to the input pixel it was read from.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NAME = "reference"
+
+
+def conv_output_size(size: int, k: int, stride: int, pad: int) -> int:
+    """``out = (size + 2 pad - k) // stride + 1``."""
+    return (size + 2 * pad - k) // stride + 1
+
+
+# ---------------------------------------------------------------------------- im2col / col2im
+def im2col(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int) -> np.ndarray:
+    """Unfold sliding windows of ``x`` into columns.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+    kh, kw : window size; sh, sw : stride; ph, pw : zero padding
+
+    Returns
+    -------
+    cols : ndarray, shape (C*kh*kw, N*OH*OW), C-contiguous, dtype of ``x``
+    """
+    N, C, H, W = x.shape
+    OH, OW = conv_output_size(H, kh, sh, ph), conv_output_size(W, kw, sw, pw)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if (ph or pw) else x
+    cols = np.empty((C, kh, kw, N, OH, OW), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            # every output position (oh, ow) reads the input pixel (oh*sh + i, ow*sw + j)
+            patch = xp[:, :, i:i + sh * (OH - 1) + 1:sh, j:j + sw * (OW - 1) + 1:sw]
+            cols[:, i, j] = patch.transpose(1, 0, 2, 3)
+    return cols.reshape(C * kh * kw, N * OH * OW)
+
+
+def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kh: int, kw: int,
+           sh: int, sw: int, ph: int, pw: int) -> np.ndarray:
+    """Adjoint of :func:`im2col`: fold columns back, summing overlapping windows.
+
+    Parameters
+    ----------
+    cols : ndarray, shape (C*kh*kw, N*OH*OW)
+    x_shape : (N, C, H, W), the shape of the image the columns were (or would be) read from
+
+    Returns
+    -------
+    x : ndarray, shape (N, C, H, W), with ``x[n, c, h, w] = sum of cols entries read from it``
+    """
+    N, C, H, W = x_shape
+    OH, OW = conv_output_size(H, kh, sh, ph), conv_output_size(W, kw, sw, pw)
+    cols6 = cols.reshape(C, kh, kw, N, OH, OW)
+    xp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            xp[:, :, i:i + sh * (OH - 1) + 1:sh, j:j + sw * (OW - 1) + 1:sw] += \
+                cols6[:, i, j].transpose(1, 0, 2, 3)
+    return xp[:, :, ph:ph + H, pw:pw + W] if (ph or pw) else xp
+
+
+# ---------------------------------------------------------------------------- activations
+def leaky_relu(x: np.ndarray, slope: float) -> np.ndarray:
+    """``y = x if x > 0 else slope * x`` (``slope = 0`` is ReLU)."""
+    return np.where(x > 0, x, x * x.dtype.type(slope))
+
+
+def leaky_relu_backward(dy: np.ndarray, x: np.ndarray, slope: float) -> np.ndarray:
+    """``dx = dy if x > 0 else slope * dy``."""
+    return np.where(x > 0, dy, dy * dy.dtype.type(slope))
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Stable logistic ``1 / (1 + exp(-x))``: never exponentiates a positive number."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def softplus(x: np.ndarray) -> np.ndarray:
+    """Stable ``log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|))``; finite for any finite x."""
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+# ---------------------------------------------------------------------------- batch norm
+def batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Training-mode batch normalisation over axes 0 and 2.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, M)   (M = H*W for images, 1 for features)
+    gamma, beta : ndarray, shape (C,)
+
+    Returns
+    -------
+    y : (N, C, M), ``gamma * (x - mean) * inv_std + beta``
+    mean : (C,), var : (C,) biased batch variance, inv_std : (C,) ``1 / sqrt(var + eps)``
+    """
+    mean = x.mean(axis=(0, 2))
+    xc = x - mean[None, :, None]
+    var = (xc * xc).mean(axis=(0, 2))
+    inv_std = 1 / np.sqrt(var + x.dtype.type(eps))
+    y = xc * (gamma * inv_std)[None, :, None] + beta[None, :, None]
+    return y, mean, var, inv_std
+
+
+def batchnorm_backward(dy: np.ndarray, x: np.ndarray, mean: np.ndarray, inv_std: np.ndarray,
+                       gamma: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Backward of :func:`batchnorm_forward` with ``m = N*M`` values per channel.
+
+    Equations (per channel, sums over the batch and spatial axes)::
+
+        xhat   = (x - mean) * inv_std
+        dbeta  = sum dy
+        dgamma = sum dy * xhat
+        dx     = gamma * inv_std / m * (m * dy - dbeta - xhat * dgamma)
+
+    Returns ``dx (N, C, M)``, ``dgamma (C,)``, ``dbeta (C,)``.
+    """
+    m = x.shape[0] * x.shape[2]
+    xhat = (x - mean[None, :, None]) * inv_std[None, :, None]
+    dbeta = dy.sum(axis=(0, 2))
+    dgamma = (dy * xhat).sum(axis=(0, 2))
+    dx = (gamma * inv_std / m)[None, :, None] * (
+        m * dy - dbeta[None, :, None] - xhat * dgamma[None, :, None])
+    return dx, dgamma, dbeta
+
+
+# ---------------------------------------------------------------------------- optimizer updates
+def sgd_update(p: np.ndarray, g: np.ndarray, buf: np.ndarray, lr: float, momentum: float,
+               dampening: float, nesterov: bool, weight_decay: float, first: bool) -> None:
+    """PyTorch's SGD, in place on ``p`` and the momentum buffer ``buf``::
+
+        g = g + wd * p
+        buf = g                              (first step)
+        buf = momentum * buf + (1 - dampening) * g   (later steps)
+        d = g + momentum * buf if nesterov else buf  (d = g when momentum = 0)
+        p -= lr * d
+    """
+    d = g + weight_decay * p if weight_decay else g
+    if momentum:
+        if first:
+            buf[...] = d
+        else:
+            buf *= momentum
+            buf += (1 - dampening) * d
+        d = d + momentum * buf if nesterov else buf
+    p -= lr * d
+
+
+def adam_update(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, lr: float,
+                beta1: float, beta2: float, eps: float, weight_decay: float, step: int) -> None:
+    """PyTorch's Adam (L2 weight decay, bias correction), in place on ``p``, ``m`` and ``v``::
+
+        g = g + wd * p
+        m = beta1 m + (1 - beta1) g            v = beta2 v + (1 - beta2) g^2
+        p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+    """
+    if weight_decay:
+        g = g + weight_decay * p
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    v += (1 - beta2) * g * g
+    bc1 = 1 - beta1 ** step
+    bc2 = 1 - beta2 ** step
+    denom = np.sqrt(v) / np.sqrt(bc2) + eps
+    p -= (lr / bc1) * m / denom
+
+
+def rmsprop_update(p: np.ndarray, g: np.ndarray, sq: np.ndarray, lr: float, alpha: float,
+                   eps: float, weight_decay: float) -> None:
+    """PyTorch's RMSprop (no momentum, not centred), in place::
+
+        g = g + wd * p;  sq = alpha sq + (1 - alpha) g^2;  p -= lr * g / (sqrt(sq) + eps)
+    """
+    if weight_decay:
+        g = g + weight_decay * p
+    sq *= alpha
+    sq += (1 - alpha) * g * g
+    p -= lr * g / (np.sqrt(sq) + eps)

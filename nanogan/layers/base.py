@@ -1,0 +1,202 @@
+"""The layer contract every nanogan module follows.
+
+A module is a function ``y = f(x; theta)`` with a hand-written derivative:
+
+* ``y, cache = m.forward(x, train=True)`` computes ``y`` and returns in ``cache`` everything the
+  backward pass needs. Nothing is kept on the module between calls, so one discriminator can be run
+  on a real batch and on a fake batch and each half backpropagated with its own cache.
+* ``dx = m.backward(dy, cache)`` takes ``dL/dy`` and returns ``dL/dx``; it ADDS ``dL/dtheta`` into
+  ``m.grads`` (``+=``), so gradients from several forward passes accumulate until ``zero_grad``.
+  With ``param_grads=False`` only ``dL/dx`` is computed: the generator's step needs the gradient
+  through the discriminator, not the discriminator's own parameter gradients.
+
+Parameters, their gradients and buffers live in plain dicts of NumPy arrays. The arrays are never
+rebound, only updated in place, so an optimizer may hold on to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+
+def _fmt_shape(shape: tuple) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+class Module:
+    """Base class: parameter bookkeeping, ``state_dict`` and input checks.
+
+    Subclasses register parameters with :meth:`add_param`, buffers with :meth:`add_buffer` and
+    children with :meth:`add_module`, then implement :meth:`forward` and :meth:`backward`.
+    """
+
+    dtype: np.dtype | None = None  # None: parameter-free, runs in the input's float dtype
+
+    def __init__(self) -> None:
+        self._params: dict[str, np.ndarray] = {}
+        self._grads: dict[str, np.ndarray] = {}
+        self._buffers: dict[str, np.ndarray] = {}
+        self._children: dict[str, Module] = {}
+
+    # ------------------------------------------------------------------ registration
+    def add_param(self, name: str, value: np.ndarray) -> np.ndarray:
+        """Register a trainable parameter and a zero gradient of the same shape and dtype."""
+        value = np.ascontiguousarray(value)
+        self._params[name] = value
+        self._grads[name] = np.zeros_like(value)
+        return value
+
+    def add_buffer(self, name: str, value: np.ndarray) -> np.ndarray:
+        """Register a persistent, non-trainable array (kept in ``state_dict``)."""
+        self._buffers[name] = value
+        return value
+
+    def add_module(self, name: str, module: Module) -> Module:
+        if not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__}: child {name!r} is a {type(module).__name__}, "
+                            "not a nanogan Module")
+        self._children[name] = module
+        return module
+
+    # ------------------------------------------------------------------ views
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        yield prefix, self
+        for name, child in self._children.items():
+            yield from child.named_modules(f"{prefix}{name}.")
+
+    def _collect(self, attr: str) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for prefix, m in self.named_modules():
+            for k, v in getattr(m, attr).items():
+                out[prefix + k] = v
+        return out
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """Trainable parameters, keyed as PyTorch's ``named_parameters()`` (``"0.weight"``)."""
+        return self._collect("_params")
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        """Accumulated ``dL/dparam``, same keys and shapes as :attr:`params`."""
+        return self._collect("_grads")
+
+    @property
+    def buffers(self) -> dict[str, np.ndarray]:
+        """Persistent non-trainable state (BatchNorm running statistics)."""
+        return self._collect("_buffers")
+
+    def zero_grad(self) -> None:
+        """Set every accumulated gradient to zero (in place)."""
+        for _, m in self.named_modules():
+            for g in m._grads.values():
+                g.fill(0)
+
+    def num_params(self) -> int:
+        return sum(p.size for p in self.params.values())
+
+    # ------------------------------------------------------------------ state dict
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of parameters and buffers, keys and order as PyTorch's ``state_dict()``."""
+        out: dict[str, np.ndarray] = {}
+        for prefix, m in self.named_modules():
+            for k, v in m._params.items():
+                out[prefix + k] = v.copy()
+            for k, v in m._buffers.items():
+                out[prefix + k] = v.copy()
+        return out
+
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> None:
+        """Copy ``state`` into this module's arrays in place.
+
+        Accepts a nanogan ``state_dict()`` or a PyTorch one converted with ``.numpy()``.
+        Raises ``ValueError`` naming the key on a missing, unexpected or misshapen entry.
+        """
+        own: dict[str, np.ndarray] = {}
+        for prefix, m in self.named_modules():
+            own.update({prefix + k: v for k, v in m._params.items()})
+            own.update({prefix + k: v for k, v in m._buffers.items()})
+        name = type(self).__name__
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        if strict and (missing or unexpected):
+            parts = []
+            if missing:
+                parts.append(f"missing keys {missing}")
+            if unexpected:
+                parts.append(f"unexpected keys {unexpected}")
+            raise ValueError(f"{name}.load_state_dict: " + "; ".join(parts))
+        for k, dst in own.items():
+            if k not in state:
+                continue
+            src = np.asarray(state[k])
+            if src.shape != dst.shape:
+                raise ValueError(f"{name}.load_state_dict: entry {k!r} expected shape "
+                                 f"{_fmt_shape(dst.shape)}, got {_fmt_shape(src.shape)}")
+            dst[...] = src.astype(dst.dtype, copy=False)
+
+    # ------------------------------------------------------------------ the contract
+    def forward(self, x: np.ndarray, train: bool = True) -> tuple[np.ndarray, Any]:
+        raise NotImplementedError
+
+    def backward(self, dy: np.ndarray, cache: Any, *, param_grads: bool = True) -> np.ndarray:
+        raise NotImplementedError
+
+    def __call__(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        """``m(x)`` is ``m.forward(x, train)[0]``: the output alone, the cache dropped."""
+        return self.forward(x, train)[0]
+
+    # ------------------------------------------------------------------ checks
+    def _check_input(self, x: Any, ndim: int | tuple[int, ...], layout: str,
+                     expect: Mapping[int, int] | None = None, arg: str = "x") -> np.ndarray:
+        """Validate rank, dtype and fixed dimensions of an input; return it as ``self.dtype``.
+
+        ``layout`` names the dimensions for the message, e.g. ``"(N, C, H, W)"``; ``expect`` maps
+        axis -> required size. Floating inputs of another precision are converted; anything else
+        (integers, booleans, complex, objects) is rejected.
+        """
+        x = np.asarray(x)
+        if x.dtype.kind != "f":
+            raise ValueError(f"{self!r}: argument {arg!r} must be a floating-point array, "
+                             f"got dtype {x.dtype}")
+        ranks = (ndim,) if isinstance(ndim, int) else ndim
+        if x.ndim not in ranks:
+            raise ValueError(f"{self!r}: argument {arg!r} expected shape {layout} "
+                             f"({' or '.join(map(str, ranks))}-D), got {_fmt_shape(x.shape)}")
+        for axis, size in (expect or {}).items():
+            if x.shape[axis] != size:
+                raise ValueError(f"{self!r}: argument {arg!r} expected shape {layout} with size "
+                                 f"{size} on axis {axis}, got {_fmt_shape(x.shape)}")
+        if self.dtype is not None and x.dtype != self.dtype:
+            x = x.astype(self.dtype)
+        return x
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        if not self._children:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"{type(self).__name__}("]
+        for name, child in self._children.items():
+            lines.append("  " + f"({name}): " + repr(child).replace("\n", "\n  "))
+        lines.append(")")
+        return "\n".join(lines)
+
+
+def as_dtype(dtype: Any) -> np.dtype:
+    """Validate a layer dtype: float32 or float64."""
+    dt = np.dtype(dtype)
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def as_rng(rng: Any) -> np.random.Generator:
+    """``None`` -> a fresh generator; an int -> a seeded one; a Generator as it is."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(rng)

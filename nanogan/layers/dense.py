@@ -1,0 +1,81 @@
+"""Fully connected layer ``y = x W^T + b`` (PyTorch's ``nn.Linear``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Module, as_dtype, as_rng
+from .init import uniform_fan_in
+
+
+class Dense(Module):
+    """Affine map ``y = x W^T + b``.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    bias : bool, default True
+    rng : numpy Generator, int seed or None, for PyTorch's default initialisation
+    dtype : float32 (default) or float64
+
+    Attributes
+    ----------
+    params["weight"] : (out_features, in_features)
+    params["bias"] : (out_features,)
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
+                 rng: np.random.Generator | int | None = None, dtype=np.float32) -> None:
+        super().__init__()
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.dtype = as_dtype(dtype)
+        rng = as_rng(rng)
+        self.weight = self.add_param("weight", uniform_fan_in(
+            rng, (self.out_features, self.in_features), self.in_features, self.dtype))
+        self.bias = (self.add_param("bias", uniform_fan_in(
+            rng, (self.out_features,), self.in_features, self.dtype)) if bias else None)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+    def forward(self, x: np.ndarray, train: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """``y = x W^T + b``.
+
+        Parameters
+        ----------
+        x : (N, in_features)
+
+        Returns
+        -------
+        y : (N, out_features); cache : ``x``
+        """
+        x = self._check_input(x, 2, "(N, in_features)", {1: self.in_features})
+        y = x @ self.weight.T
+        if self.bias is not None:
+            y += self.bias
+        return y, x
+
+    def backward(self, dy: np.ndarray, cache: np.ndarray, *,
+                 param_grads: bool = True) -> np.ndarray:
+        """Gradients of ``y = x W^T + b``.
+
+        Equations
+        ---------
+        ::
+
+            dL/dx = dy W             (N, in)  = (N, out) @ (out, in)
+            dL/dW += dy^T x          (out, in) = (out, N) @ (N, in)
+            dL/db += sum_n dy[n]     (out,)
+
+        Parameters
+        ----------
+        dy : (N, out_features)
+        cache : x, (N, in_features)
+        """
+        x = cache
+        if param_grads:
+            self._grads["weight"] += dy.T @ x
+            if self.bias is not None:
+                self._grads["bias"] += dy.sum(axis=0)
+        return dy @ self.weight
