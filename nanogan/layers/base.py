@@ -35,6 +35,13 @@ class Module:
 
     dtype: np.dtype | None = None  # None: parameter-free, runs in the input's float dtype
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Module:
+        # Remember the constructor arguments: they are the module's config (see serialize.py), so
+        # a checkpoint can rebuild the architecture without code.
+        obj = super().__new__(cls)
+        obj._init_args = (args, kwargs)
+        return obj
+
     def __init__(self) -> None:
         self._params: dict[str, np.ndarray] = {}
         self._grads: dict[str, np.ndarray] = {}

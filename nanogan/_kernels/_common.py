@@ -1,0 +1,216 @@
+"""The Python front end shared by the compiled kernel sets (``numba`` and ``cython``).
+
+A compiled set provides *low-level kernels* that write into preallocated, C-contiguous arrays of
+one floating dtype (float32 or float64), with every scalar already converted. :class:`CompiledOps`
+wraps them with exactly the signatures and results of :mod:`nanogan._kernels.reference`:
+
+* it checks dtypes and layouts and allocates the outputs (in the input dtype, never converting);
+* it converts scalars to the array dtype wherever the reference computes in that dtype;
+* it picks the serial or the parallel loop of an elementwise kernel by array size, so that small
+  arrays (an MLP's activations) do not pay for waking the thread pool;
+* anything unusual (integer or mixed dtypes, broadcasting, non-contiguous arrays updated in place,
+  empty outputs) is handed to the reference, so the semantics never differ.
+
+Low-level kernel table (what a compiled set must define, all outputs written in place)::
+
+    im2col(x, cols, kh, kw, sh, sw, ph, pw)                 x (N, C, H, W) -> cols (R, N*OH*OW)
+    col2im(cols, x, kh, kw, sh, sw, ph, pw)                 cols -> x (N, C, H, W), x zeroed first
+    leaky_relu(x, out, slope, par)                          1-D
+    leaky_relu_backward(dy, x, out, slope, par)             1-D
+    sigmoid(x, out, par), softplus(x, out, par)             1-D
+    batchnorm_forward(x, gamma, beta, eps, y, mean, var, inv_std)
+    batchnorm_backward(dy, x, mean, inv_std, gamma, mf, dx, dgamma, dbeta)
+    sgd_update(p, g, buf, lr, momentum, dampening, nesterov, weight_decay, first, par)
+    adam_update(p, g, m, v, beta1, beta2, eps, weight_decay, step_size, sqrt_bc2, par)
+    rmsprop_update(p, g, sq, lr, alpha, eps, weight_decay, par)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from . import reference
+from .reference import conv_output_size
+
+#: The dtypes the compiled kernels are built for.
+FLOATS: tuple[np.dtype, ...] = (np.dtype(np.float32), np.dtype(np.float64))
+
+#: Arrays with fewer elements than this run the serial loop of an elementwise kernel.
+PARALLEL_MIN: int = 1 << 17
+
+
+def _same_float(*arrays: Any) -> bool:
+    """True when every argument is an ndarray of one and the same dtype, float32 or float64."""
+    first = arrays[0]
+    if not isinstance(first, np.ndarray) or first.dtype not in FLOATS:
+        return False
+    return all(isinstance(a, np.ndarray) and a.dtype == first.dtype for a in arrays[1:])
+
+
+def _flat_out(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A C-contiguous 1-D view of ``x`` (copying only if ``x`` is not contiguous) and an empty
+    output of ``x``'s shape and dtype, also as a 1-D view."""
+    x = np.ascontiguousarray(x)
+    out = np.empty(x.shape, dtype=x.dtype)
+    return x.reshape(-1), out.reshape(-1)
+
+
+def _inplace_ok(*arrays: Any) -> bool:
+    """Same float dtype, same shape, all C-contiguous (so 1-D views alias the arrays)."""
+    return (_same_float(*arrays) and all(a.flags.c_contiguous for a in arrays)
+            and all(a.shape == arrays[0].shape for a in arrays[1:]))
+
+
+class CompiledOps:
+    """The reference op table implemented on top of a low-level kernel table ``k``.
+
+    Parameters
+    ----------
+    k : object with the low-level kernels listed in this module's docstring as attributes
+    """
+
+    def __init__(self, k: Any) -> None:
+        self._k = k
+
+    # ------------------------------------------------------------------------ im2col / col2im
+    def im2col(self, x: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph: int,
+               pw: int) -> np.ndarray:
+        """Compiled :func:`nanogan._kernels.reference.im2col`: ``(N, C, H, W)`` ->
+        ``(C*kh*kw, N*OH*OW)``."""
+        kh, kw, sh, sw, ph, pw = int(kh), int(kw), int(sh), int(sw), int(ph), int(pw)
+        if not _same_float(x) or x.ndim != 4 or min(kh, kw, sh, sw) < 1 or min(ph, pw) < 0:
+            return reference.im2col(x, kh, kw, sh, sw, ph, pw)
+        N, C, H, W = x.shape
+        OH, OW = conv_output_size(H, kh, sh, ph), conv_output_size(W, kw, sw, pw)
+        if OH <= 0 or OW <= 0:
+            return reference.im2col(x, kh, kw, sh, sw, ph, pw)
+        cols = np.empty((C * kh * kw, N * OH * OW), dtype=x.dtype)
+        if cols.size:
+            self._k.im2col(np.ascontiguousarray(x), cols, kh, kw, sh, sw, ph, pw)
+        return cols
+
+    def col2im(self, cols: np.ndarray, x_shape: tuple[int, int, int, int], kh: int, kw: int,
+               sh: int, sw: int, ph: int, pw: int) -> np.ndarray:
+        """Compiled :func:`nanogan._kernels.reference.col2im`: ``(C*kh*kw, N*OH*OW)`` ->
+        ``(N, C, H, W)`` (C-contiguous), summing overlapping windows."""
+        kh, kw, sh, sw, ph, pw = int(kh), int(kw), int(sh), int(sw), int(ph), int(pw)
+        N, C, H, W = (int(s) for s in x_shape)
+        OH, OW = conv_output_size(H, kh, sh, ph), conv_output_size(W, kw, sw, pw)
+        if (not _same_float(cols) or cols.ndim != 2 or min(kh, kw, sh, sw) < 1
+                or min(ph, pw) < 0 or OH <= 0 or OW <= 0
+                or cols.shape != (C * kh * kw, N * OH * OW)):
+            return reference.col2im(cols, x_shape, kh, kw, sh, sw, ph, pw)
+        x = np.zeros((N, C, H, W), dtype=cols.dtype)
+        if cols.size:
+            self._k.col2im(np.ascontiguousarray(cols), x, kh, kw, sh, sw, ph, pw)
+        return x
+
+    # ------------------------------------------------------------------------ activations
+    def leaky_relu(self, x: np.ndarray, slope: float) -> np.ndarray:
+        """Compiled :func:`nanogan._kernels.reference.leaky_relu`, any shape."""
+        if not _same_float(x):
+            return reference.leaky_relu(x, slope)
+        xf, out = _flat_out(x)
+        self._k.leaky_relu(xf, out, x.dtype.type(slope), xf.size >= PARALLEL_MIN)
+        return out.reshape(x.shape)
+
+    def leaky_relu_backward(self, dy: np.ndarray, x: np.ndarray, slope: float) -> np.ndarray:
+        """Compiled :func:`nanogan._kernels.reference.leaky_relu_backward`, any shape."""
+        if not _same_float(dy, x) or dy.shape != x.shape:
+            return reference.leaky_relu_backward(dy, x, slope)
+        dyf, out = _flat_out(dy)
+        xf = np.ascontiguousarray(x).reshape(-1)
+        self._k.leaky_relu_backward(dyf, xf, out, dy.dtype.type(slope), xf.size >= PARALLEL_MIN)
+        return out.reshape(x.shape)
+
+    def sigmoid(self, x: np.ndarray) -> np.ndarray:
+        """Compiled :func:`nanogan._kernels.reference.sigmoid`, any shape."""
+        if not _same_float(x):
+            return reference.sigmoid(x)
+        xf, out = _flat_out(x)
+        self._k.sigmoid(xf, out, xf.size >= PARALLEL_MIN)
+        return out.reshape(x.shape)
+
+    def softplus(self, x: np.ndarray) -> np.ndarray:
+        """Compiled :func:`nanogan._kernels.reference.softplus`, any shape."""
+        if not _same_float(x):
+            return reference.softplus(x)
+        xf, out = _flat_out(x)
+        self._k.softplus(xf, out, xf.size >= PARALLEL_MIN)
+        return out.reshape(x.shape)
+
+    # ------------------------------------------------------------------------ batch norm
+    def batchnorm_forward(self, x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Compiled :func:`nanogan._kernels.reference.batchnorm_forward`, ``x (N, C, M)``."""
+        if (not _same_float(x, gamma, beta) or x.ndim != 3 or gamma.shape != (x.shape[1],)
+                or beta.shape != (x.shape[1],) or x.shape[0] * x.shape[2] == 0):
+            return reference.batchnorm_forward(x, gamma, beta, eps)
+        C, dt = x.shape[1], x.dtype
+        y = np.empty(x.shape, dtype=dt)
+        mean, var, inv_std = (np.empty(C, dtype=dt) for _ in range(3))
+        self._k.batchnorm_forward(np.ascontiguousarray(x), np.ascontiguousarray(gamma),
+                                  np.ascontiguousarray(beta), dt.type(eps), y, mean, var, inv_std)
+        return y, mean, var, inv_std
+
+    def batchnorm_backward(self, dy: np.ndarray, x: np.ndarray, mean: np.ndarray,
+                           inv_std: np.ndarray, gamma: np.ndarray
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Compiled :func:`nanogan._kernels.reference.batchnorm_backward`, ``x (N, C, M)``."""
+        C = x.shape[1] if getattr(x, "ndim", 0) == 3 else -1
+        if (not _same_float(dy, x, mean, inv_std, gamma) or x.ndim != 3 or dy.shape != x.shape
+                or any(a.shape != (C,) for a in (mean, inv_std, gamma))
+                or x.shape[0] * x.shape[2] == 0):
+            return reference.batchnorm_backward(dy, x, mean, inv_std, gamma)
+        dt = x.dtype
+        dx = np.empty(x.shape, dtype=dt)
+        dgamma, dbeta = np.empty(C, dtype=dt), np.empty(C, dtype=dt)
+        c = np.ascontiguousarray
+        self._k.batchnorm_backward(c(dy), c(x), c(mean), c(inv_std), c(gamma),
+                                   dt.type(x.shape[0] * x.shape[2]), dx, dgamma, dbeta)
+        return dx, dgamma, dbeta
+
+    # ------------------------------------------------------------------------ optimizer updates
+    def sgd_update(self, p: np.ndarray, g: np.ndarray, buf: np.ndarray, lr: float,
+                   momentum: float, dampening: float, nesterov: bool, weight_decay: float,
+                   first: bool) -> None:
+        """Compiled :func:`nanogan._kernels.reference.sgd_update`, in place on ``p``, ``buf``."""
+        if not (_inplace_ok(p, buf) and _same_float(p, g) and g.shape == p.shape):
+            return reference.sgd_update(p, g, buf, lr, momentum, dampening, nesterov,
+                                        weight_decay, first)
+        t = p.dtype.type
+        self._k.sgd_update(p.reshape(-1), np.ascontiguousarray(g).reshape(-1), buf.reshape(-1),
+                           t(lr), t(momentum), t(1 - dampening), bool(nesterov), t(weight_decay),
+                           bool(first), p.size >= PARALLEL_MIN)
+        return None
+
+    def adam_update(self, p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray,
+                    lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
+                    step: int) -> None:
+        """Compiled :func:`nanogan._kernels.reference.adam_update`, in place on ``p``, ``m``,
+        ``v``."""
+        if not (_inplace_ok(p, m, v) and _same_float(p, g) and g.shape == p.shape):
+            return reference.adam_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step)
+        t = p.dtype.type
+        bc1 = 1 - beta1 ** step
+        bc2 = 1 - beta2 ** step
+        # The reference divides by the float64 ``np.sqrt(bc2)`` and multiplies by ``lr / bc1``.
+        self._k.adam_update(p.reshape(-1), np.ascontiguousarray(g).reshape(-1), m.reshape(-1),
+                            v.reshape(-1), t(beta1), t(beta2), float(eps), t(weight_decay),
+                            float(lr / bc1), math.sqrt(bc2), p.size >= PARALLEL_MIN)
+        return None
+
+    def rmsprop_update(self, p: np.ndarray, g: np.ndarray, sq: np.ndarray, lr: float,
+                       alpha: float, eps: float, weight_decay: float) -> None:
+        """Compiled :func:`nanogan._kernels.reference.rmsprop_update`, in place on ``p``,
+        ``sq``."""
+        if not (_inplace_ok(p, sq) and _same_float(p, g) and g.shape == p.shape):
+            return reference.rmsprop_update(p, g, sq, lr, alpha, eps, weight_decay)
+        t = p.dtype.type
+        self._k.rmsprop_update(p.reshape(-1), np.ascontiguousarray(g).reshape(-1),
+                               sq.reshape(-1), t(lr), t(alpha), t(eps), t(weight_decay),
+                               p.size >= PARALLEL_MIN)
+        return None

@@ -1,0 +1,207 @@
+"""Algorithm 1 of Goodfellow et al. (2014): minibatch training of generative adversarial nets.
+
+::
+
+    for each training iteration:
+        for k steps:
+            sample m noise vectors z ~ p_z and m real examples x ~ p_data
+            ascend D's objective  (here: descend loss.d_loss(D(x), D(G(z))))
+        sample m noise vectors z ~ p_z
+        descend G's objective   (here: loss.g_loss(D(G(z))))
+
+Backpropagation through the pair, written out::
+
+    discriminator step                       generator step
+    s_r = D(x)      s_f = D(G(z))            s_f = D(G(z))
+    L_D, dL/ds_r, dL/ds_f = loss.d_loss      L_G, dL/ds_f = loss.g_loss
+    D.backward(dL/ds_r); D.backward(dL/ds_f) dL/dG(z) = D.backward(dL/ds_f, param_grads=False)
+    (G receives nothing)                     G.backward(dL/dG(z))   -> dL/dtheta_G
+    d_opt.step()                             g_opt.step()           (D untouched)
+
+Both networks stay in training mode throughout (BatchNorm uses batch statistics), and D sees the
+real batch and the fake batch as two separate forward passes, in that order, as PyTorch's DCGAN
+example does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from . import losses as _losses
+from .layers import ConvTranspose2d, Dense, Module, Sequential
+from .optim import Adam
+
+
+class NonFiniteError(FloatingPointError):
+    """Training produced a NaN or infinity; the message names the step and the quantity."""
+
+
+def infer_z_shape(generator: Module) -> tuple[int, ...]:
+    """The noise shape (without batch) that ``generator``'s first layer accepts."""
+    first = generator
+    while isinstance(first, Sequential) and len(first):
+        first = first[0]
+    if isinstance(first, Dense):
+        return (first.in_features,)
+    if isinstance(first, ConvTranspose2d):
+        return (first.in_channels, 1, 1)
+    raise ValueError(f"GAN: cannot infer the noise shape from {type(first).__name__}; "
+                     "pass z_shape=(...)")
+
+
+class GAN:
+    """A generator, a discriminator, a loss and two optimizers: Algorithm 1.
+
+    Parameters
+    ----------
+    generator : Module mapping noise ``z (N, *z_shape)`` to samples
+    discriminator : Module mapping samples to logits ``(N, 1)`` or ``(N,)``
+    loss : name for :func:`nanogan.losses.get` or a loss object
+    g_opt, d_opt : optimizers over ``generator`` / ``discriminator``; default
+        ``Adam(lr=2e-4, betas=(0.5, 0.999))`` each
+    k : discriminator steps per generator step
+    clip : if set, D's parameters are clipped to ``[-clip, clip]`` after every D step (WGAN)
+    z_shape : noise shape without the batch axis; inferred from G's first layer if None
+    noise : ``"normal"`` (N(0, I)) or ``"uniform"`` (U(-1, 1))
+    """
+
+    def __init__(self, generator: Module, discriminator: Module, loss: Any = "nonsaturating",
+                 g_opt: Any = None, d_opt: Any = None, k: int = 1, clip: float | None = None, *,
+                 z_shape: tuple[int, ...] | None = None, noise: str = "normal") -> None:
+        if int(k) < 1:
+            raise ValueError(f"GAN: k (discriminator steps per generator step) must be >= 1, "
+                             f"got {k}")
+        if clip is not None and not clip > 0:
+            raise ValueError(f"GAN: clip must be positive or None, got {clip}")
+        if noise not in ("normal", "uniform"):
+            raise ValueError(f"GAN: noise must be 'normal' or 'uniform', got {noise!r}")
+        self.G, self.D = generator, discriminator
+        self.loss_name = loss if isinstance(loss, str) else type(loss).__name__
+        self.loss = _losses.get(loss) if isinstance(loss, str) else loss
+        self.g_opt = g_opt if g_opt is not None else Adam(generator, lr=2e-4, betas=(0.5, 0.999))
+        self.d_opt = d_opt if d_opt is not None else Adam(discriminator, lr=2e-4,
+                                                          betas=(0.5, 0.999))
+        self.k, self.clip = int(k), clip
+        self.z_shape = tuple(z_shape) if z_shape is not None else infer_z_shape(generator)
+        self.noise = noise
+        self.steps = 0  # completed iterations of Algorithm 1
+
+    # ------------------------------------------------------------------ noise
+    def sample_noise(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``z ~ p_z``, shape ``(n, *z_shape)``, in the generator's dtype."""
+        dtype = next(iter(self.G.params.values())).dtype
+        shape = (n, *self.z_shape)
+        if self.noise == "uniform":
+            return rng.uniform(-1.0, 1.0, size=shape).astype(dtype)
+        return rng.standard_normal(shape, dtype=dtype)
+
+    # ------------------------------------------------------------------ the two updates
+    def d_step(self, x_real: np.ndarray, z: np.ndarray) -> dict[str, float]:
+        """One discriminator update on a real batch and on ``G(z)``.
+
+        ``L_D = loss.d_loss(D(x), D(G(z)))``; G's output is treated as data (G gets no gradient).
+        Returns ``d_loss``, ``d_x`` (mean sigma(D(x))), ``d_g_z`` (mean sigma(D(G(z)))) and
+        ``d_acc`` (fraction of real scored > 0 and fake scored < 0).
+        """
+        self.D.zero_grad()
+        fake, _ = self.G.forward(z, train=True)
+        s_real, c_real = self.D.forward(x_real, train=True)
+        s_fake, c_fake = self.D.forward(fake, train=True)
+        value, d_real, d_fake = self.loss.d_loss(s_real, s_fake)
+        self.D.backward(d_real, c_real)
+        self.D.backward(d_fake, c_fake)
+        self.d_opt.step()
+        if self.clip is not None:
+            for p in self.D.params.values():
+                np.clip(p, -self.clip, self.clip, out=p)
+        return {
+            "d_loss": float(value),
+            "d_x": _mean_sigmoid(s_real),
+            "d_g_z": _mean_sigmoid(s_fake),
+            "d_acc": float(((s_real > 0).sum() + (s_fake < 0).sum()) / (s_real.size + s_fake.size)),
+        }
+
+    def g_step(self, z: np.ndarray) -> dict[str, float]:
+        """One generator update through the unchanged discriminator.
+
+        ``dL_G/dtheta_G = G.backward(D.backward(dL_G/ds, param_grads=False))``: D's gradients and
+        parameters are not touched. Returns ``g_loss`` and ``d_g_z_after`` (mean sigma(D(G(z))) as
+        seen by this step).
+        """
+        self.G.zero_grad()
+        fake, c_g = self.G.forward(z, train=True)
+        s_fake, c_d = self.D.forward(fake, train=True)
+        value, d_fake = self.loss.g_loss(s_fake)
+        d_x_fake = self.D.backward(d_fake, c_d, param_grads=False)
+        self.G.backward(d_x_fake, c_g)
+        self.g_opt.step()
+        return {"g_loss": float(value), "d_g_z_after": _mean_sigmoid(s_fake)}
+
+    def step(self, real_batches: Iterable[np.ndarray] | Iterator[np.ndarray],
+             rng: np.random.Generator) -> dict[str, float]:
+        """One iteration of Algorithm 1: ``k`` D steps, each on the next real minibatch and fresh
+        noise, then one G step on fresh noise (as many samples as the last real batch).
+
+        ``real_batches`` should be an iterator (e.g. :class:`nanogan.data.Minibatches`); a plain
+        iterable is restarted at every call. Raises :class:`NonFiniteError` on a NaN or infinite
+        loss, naming the step and the quantity.
+        """
+        it = real_batches if isinstance(real_batches, Iterator) else iter(real_batches)
+        stats: dict[str, float] = {}
+        for _ in range(self.k):
+            try:
+                x = next(it)
+            except StopIteration:
+                raise ValueError("GAN.step: real_batches ran out of minibatches") from None
+            stats = self.d_step(x, self.sample_noise(len(x), rng))
+        stats.update(self.g_step(self.sample_noise(len(x), rng)))
+        self.steps += 1
+        self.check_finite(stats)
+        return stats
+
+    # ------------------------------------------------------------------ guards and state
+    def check_finite(self, stats: dict[str, float] | None = None, params: bool = False) -> None:
+        """Raise :class:`NonFiniteError` if a loss in ``stats`` (or, with ``params``, a parameter
+        of G or D) is NaN or infinite."""
+        for name, v in (stats or {}).items():
+            if not np.isfinite(v):
+                raise NonFiniteError(f"training step {self.steps}: {name} is {v} (not finite); "
+                                     "stopping. The last saved checkpoint is intact.")
+        if params:
+            for net, model in (("G", self.G), ("D", self.D)):
+                for name, p in model.params.items():
+                    if not np.isfinite(p).all():
+                        raise NonFiniteError(
+                            f"training step {self.steps}: parameter {net}.{name} contains "
+                            f"NaN or infinity; stopping. The last saved checkpoint is intact.")
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Everything needed to continue training: G, D, both optimizers, the step count."""
+        out = {f"G.{k}": v for k, v in self.G.state_dict().items()}
+        out.update({f"D.{k}": v for k, v in self.D.state_dict().items()})
+        out.update({f"g_opt.{k}": np.asarray(v) for k, v in self.g_opt.state_dict().items()})
+        out.update({f"d_opt.{k}": np.asarray(v) for k, v in self.d_opt.state_dict().items()})
+        out["gan.steps"] = np.array(self.steps, dtype=np.int64)
+        return out
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore :meth:`state_dict` (every part must be present)."""
+        def part(prefix: str) -> dict[str, np.ndarray]:
+            return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+        if "gan.steps" not in state:
+            raise ValueError("GAN.load_state_dict: missing key 'gan.steps'")
+        self.G.load_state_dict(part("G."))
+        self.D.load_state_dict(part("D."))
+        self.g_opt.load_state_dict(part("g_opt."))
+        self.d_opt.load_state_dict(part("d_opt."))
+        self.steps = int(state["gan.steps"])
+
+
+def _mean_sigmoid(s: np.ndarray) -> float:
+    from ._kernels import ops
+
+    return float(np.mean(ops.sigmoid(s)))

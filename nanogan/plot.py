@@ -1,0 +1,82 @@
+"""Pictures of training: a grid of samples and the loss curves (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+
+def image_grid(images: np.ndarray, nrow: int = 8, pad: int = 2) -> np.ndarray:
+    """Tile images into one picture.
+
+    Parameters
+    ----------
+    images : (N, H, W), (N, 1, H, W) or (N, H*W) for square images, values in [-1, 1]
+    nrow : images per row
+
+    Returns
+    -------
+    grid : (rows*(H+pad)+pad, nrow*(W+pad)+pad) float in [0, 1]
+    """
+    x = np.asarray(images, dtype=np.float64)
+    if x.ndim == 4:
+        if x.shape[1] != 1:
+            raise ValueError(f"image_grid: expected one channel (N, 1, H, W), got {x.shape}")
+        x = x[:, 0]
+    elif x.ndim == 2:
+        side = int(round(np.sqrt(x.shape[1])))
+        if side * side != x.shape[1]:
+            raise ValueError(f"image_grid: flat images must be square, got {x.shape}")
+        x = x.reshape(-1, side, side)
+    elif x.ndim != 3:
+        raise ValueError(f"image_grid: expected (N, H, W), (N, 1, H, W) or (N, H*W), got {x.shape}")
+    n, h, w = x.shape
+    rows = -(-n // nrow)
+    grid = np.ones((rows * (h + pad) + pad, nrow * (w + pad) + pad))
+    for i in range(n):
+        r, c = divmod(i, nrow)
+        grid[pad + r * (h + pad):pad + r * (h + pad) + h,
+             pad + c * (w + pad):pad + c * (w + pad) + w] = (x[i] + 1) / 2
+    return np.clip(grid, 0, 1)
+
+
+def save_grid(images: np.ndarray, path: str | os.PathLike, nrow: int = 8, scale: int = 3) -> None:
+    """Write :func:`image_grid` of ``images`` as a greyscale PNG (atomically)."""
+    import matplotlib.image
+
+    grid = image_grid(images, nrow)
+    if scale > 1:
+        grid = np.kron(grid, np.ones((scale, scale)))
+    tmp = f"{path}.tmp.png"
+    matplotlib.image.imsave(tmp, grid, cmap="gray", vmin=0, vmax=1)
+    os.replace(tmp, path)
+
+
+def save_loss_plot(history: Mapping[str, Sequence[float]], path: str | os.PathLike,
+                   keys: Sequence[str] = ("d_loss", "g_loss"), smooth: int = 50) -> None:
+    """Plot ``history[key]`` against ``history["step"]`` (moving average over ``smooth`` steps)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = np.asarray(history["step"])
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for key in keys:
+        v = np.asarray(history[key], dtype=np.float64)
+        if len(v) == 0:
+            continue
+        k = max(1, min(smooth, len(v)))
+        avg = np.convolve(v, np.ones(k) / k, mode="valid")
+        ax.plot(steps[k - 1:], avg, label=key)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = f"{path}.tmp.png"
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)

@@ -1,0 +1,186 @@
+"""The training loop around :class:`nanogan.GAN`: progress bar, samples, plots, checkpoints.
+
+A checkpoint holds everything a run needs to continue bit for bit (G, D, both optimizers, the step,
+the noise generator, the minibatch iterator, the fixed sample noise, the loss history) and the
+architecture and optimizer configs, so loading it needs no code. It is written atomically (see
+:mod:`nanogan.checkpoint`), and never over a good checkpoint with non-finite weights.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import optim
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .gan import GAN
+from .layers.serialize import module_from_config, module_to_config
+
+HISTORY_KEYS = ("d_loss", "g_loss", "d_x", "d_g_z", "d_acc")
+
+
+# ---------------------------------------------------------------------------- configs
+def optimizer_config(opt: Any) -> dict[str, Any]:
+    """``{"type": "Adam", "kwargs": {...}}``: the optimizer's constructor arguments (no model)."""
+    return {"type": type(opt).__name__, "kwargs": opt.hyperparameters()}
+
+
+def optimizer_from_config(config: dict[str, Any], model: Any) -> Any:
+    cls = getattr(optim, str(config.get("type")), None)
+    if cls is None:
+        raise ValueError(f"unknown optimizer type {config.get('type')!r} in checkpoint")
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in config["kwargs"].items()}
+    return cls(model, **kwargs)
+
+
+def gan_config(gan: GAN) -> dict[str, Any]:
+    """JSON-safe description of the GAN's architecture, loss and optimizers."""
+    return {
+        "generator": module_to_config(gan.G),
+        "discriminator": module_to_config(gan.D),
+        "loss": gan.loss_name,
+        "k": gan.k,
+        "clip": gan.clip,
+        "z_shape": list(gan.z_shape),
+        "noise": gan.noise,
+        "g_opt": optimizer_config(gan.g_opt),
+        "d_opt": optimizer_config(gan.d_opt),
+    }
+
+
+def gan_from_config(config: dict[str, Any]) -> GAN:
+    """A freshly initialised :class:`GAN` with the architecture and optimizers of ``config``."""
+    G = module_from_config(config["generator"])
+    D = module_from_config(config["discriminator"])
+    return GAN(G, D, loss=config["loss"], g_opt=optimizer_from_config(config["g_opt"], G),
+               d_opt=optimizer_from_config(config["d_opt"], D), k=config["k"],
+               clip=config["clip"], z_shape=tuple(config["z_shape"]), noise=config["noise"])
+
+
+# ---------------------------------------------------------------------------- checkpoints
+def save_training_checkpoint(path: str | os.PathLike, gan: GAN, rng: np.random.Generator,
+                             batches: Any = None, fixed_z: np.ndarray | None = None,
+                             history: dict[str, list[float]] | None = None,
+                             extra: dict[str, Any] | None = None) -> Path:
+    """Write a complete training state to ``path`` atomically.
+
+    Refuses (``NonFiniteError``) to write weights containing NaN or infinity, so the last good
+    checkpoint survives a diverged run.
+    """
+    gan.check_finite(params=True)
+    arrays = dict(gan.state_dict())
+    meta: dict[str, Any] = {"format": "nanogan-training-checkpoint-1", "config": gan_config(gan),
+                            "rng": rng_state(rng), "extra": extra or {}}
+    if batches is not None:
+        bstate = batches.state()
+        meta["batches"] = {k: v for k, v in bstate.items() if not isinstance(v, np.ndarray)}
+        arrays.update({f"batches.{k}": v for k, v in bstate.items() if isinstance(v, np.ndarray)})
+    if fixed_z is not None:
+        arrays["fixed_z"] = fixed_z
+    for k, v in (history or {}).items():
+        arrays[f"history.{k}"] = np.asarray(v, dtype=np.float64)
+    return Path(save_checkpoint(path, arrays, meta))
+
+
+def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load :func:`save_training_checkpoint`'s file.
+
+    Returns a dict with ``gan`` (rebuilt from the stored config, weights and optimizer state
+    loaded), ``rng`` (a Generator in the saved state), ``batches_state`` (for
+    ``Minibatches.set_state``), ``fixed_z``, ``history``, ``extra`` and ``config``.
+    """
+    arrays, meta = load_checkpoint(path)
+    if meta.get("format") != "nanogan-training-checkpoint-1":
+        raise ValueError(f"{path}: not a nanogan training checkpoint (format "
+                         f"{meta.get('format')!r})")
+    gan = gan_from_config(meta["config"])
+    gan.load_state_dict({k: v for k, v in arrays.items()
+                         if k.split(".", 1)[0] in ("G", "D", "g_opt", "d_opt", "gan")})
+    rng = np.random.default_rng()
+    set_rng_state(rng, meta["rng"])
+    bstate = dict(meta.get("batches", {}))
+    bstate.update({k[len("batches."):]: v for k, v in arrays.items() if k.startswith("batches.")})
+    history = {k[len("history."):]: list(map(float, v)) for k, v in arrays.items()
+               if k.startswith("history.")}
+    return {"gan": gan, "rng": rng, "batches_state": bstate or None,
+            "fixed_z": arrays.get("fixed_z"), "history": history,
+            "extra": meta.get("extra", {}), "config": meta["config"]}
+
+
+# ---------------------------------------------------------------------------- the loop
+def write_metrics_csv(history: dict[str, list[float]], path: str | os.PathLike) -> None:
+    keys = ["step", *[k for k in history if k != "step"]]
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(keys)
+        for row in zip(*(history[k] for k in keys)):
+            w.writerow([int(row[0]), *(f"{v:.6g}" for v in row[1:])])
+    os.replace(tmp, path)
+
+
+def train(gan: GAN, batches: Any, steps: int, rng: np.random.Generator, *,
+          out: str | os.PathLike | None = None, fixed_z: np.ndarray | None = None,
+          history: dict[str, list[float]] | None = None, sample_every: int = 500,
+          checkpoint_every: int = 1000, progress: bool = True,
+          extra: dict[str, Any] | None = None) -> dict[str, list[float]]:
+    """Run Algorithm 1 until ``gan.steps == steps``.
+
+    Every ``sample_every`` steps ``out/samples.png`` (an 8x8 grid from ``fixed_z``) is refreshed;
+    every ``checkpoint_every`` steps and at the end ``out/checkpoint.npz``, ``out/metrics.csv`` and
+    ``out/losses.png`` are written. A NaN or infinity stops training with
+    :class:`nanogan.gan.NonFiniteError`; the last good checkpoint is left as it was.
+
+    Returns the history: ``step`` and each of ``HISTORY_KEYS`` per step.
+    """
+    from tqdm.auto import tqdm
+
+    from .plot import save_grid, save_loss_plot
+
+    history = history if history is not None else {}
+    for k in ("step", *HISTORY_KEYS):
+        history.setdefault(k, [])
+    outdir = Path(out) if out is not None else None
+    if outdir is not None:
+        outdir.mkdir(parents=True, exist_ok=True)
+    if fixed_z is None:
+        fixed_z = gan.sample_noise(64, np.random.default_rng(0))
+
+    def snapshot_samples() -> None:
+        if outdir is not None:
+            save_grid(gan.G(fixed_z, train=False), outdir / "samples.png")
+
+    def checkpoint() -> None:
+        if outdir is None:
+            return
+        save_training_checkpoint(outdir / "checkpoint.npz", gan, rng, batches, fixed_z, history,
+                                 extra)
+        write_metrics_csv(history, outdir / "metrics.csv")
+        if history["step"]:
+            save_loss_plot(history, outdir / "losses.png")
+
+    bar = tqdm(total=steps, initial=gan.steps, disable=not progress, dynamic_ncols=True,
+               desc="training")
+    try:
+        while gan.steps < steps:
+            stats = gan.step(batches, rng)
+            history["step"].append(gan.steps)
+            for k in HISTORY_KEYS:
+                history[k].append(stats.get(k, float("nan")))
+            bar.update(1)
+            if gan.steps % 10 == 0 or gan.steps == steps:
+                bar.set_postfix(d_loss=f"{stats['d_loss']:.3f}", g_loss=f"{stats['g_loss']:.3f}",
+                                D_x=f"{stats['d_x']:.2f}", D_G_z=f"{stats['d_g_z']:.2f}")
+            if sample_every and gan.steps % sample_every == 0:
+                snapshot_samples()
+            if checkpoint_every and gan.steps % checkpoint_every == 0:
+                checkpoint()
+    finally:
+        bar.close()
+    snapshot_samples()
+    checkpoint()
+    return history
