@@ -3,10 +3,11 @@
 Layers follow PyTorch's names, shapes and state dicts; see ``shared`` API notes in the README.
 """
 
-from . import layers
+from . import data, layers, losses, optim
 from ._kernels import available as available_kernels
 from ._kernels import get_backend as kernel_backend
 from ._kernels import set_backend as set_kernel_backend
+from .gan import GAN
 from .gradcheck import gradcheck, numerical_gradient, rel_error
 from .layers import (
     BatchNorm1d,
@@ -29,8 +30,8 @@ from .layers import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "BatchNorm1d", "BatchNorm2d", "Conv2d", "ConvTranspose2d", "Dense", "Dropout", "Flatten",
+    "GAN", "BatchNorm1d", "BatchNorm2d", "Conv2d", "ConvTranspose2d", "Dense", "Dropout", "Flatten",
     "LeakyReLU", "Module", "ReLU", "Reshape", "Sequential", "Sigmoid", "Tanh", "available_kernels",
-    "dcgan_init", "gradcheck", "kernel_backend", "layers", "numerical_gradient", "rel_error",
+    "data", "dcgan_init", "gradcheck", "kernel_backend", "layers", "losses", "numerical_gradient", "optim", "rel_error",
     "set_kernel_backend",
 ]

@@ -188,7 +188,7 @@ def _parse_idx(data: bytes, path: Path, magic: int, ndim: int) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_file(path: str, size: int, mtime_ns: int, name: str) -> np.ndarray:
     """Verified, parsed, read-only array; cached by resolved path and file stamp."""
     p = Path(path)
@@ -343,6 +343,7 @@ class Minibatches(Iterator[np.ndarray]):
     ----------
     epoch : int, number of completed epochs (the current epoch's index)
     position : int, index in the current permutation of the next batch's first row
+    order : int64 (N,), the current epoch's permutation of the rows
     steps_per_epoch : int, batches per epoch
 
     Yields
@@ -417,7 +418,14 @@ class Minibatches(Iterator[np.ndarray]):
         if not 0 <= position < self.n:
             raise ValueError(f"Minibatches.set_state: position {position} out of range "
                              f"[0, {self.n})")
+        kind = type(self.rng.bit_generator).__name__
+        for key in ("epoch_rng", "rng"):
+            if state[key].get("bit_generator") != kind:
+                raise ValueError(f"Minibatches.set_state: {key} is a state of bit generator "
+                                 f"{state[key].get('bit_generator')!r}, this iterator's "
+                                 f"Generator uses {kind!r}")
         replay = _generator_from_state(state["epoch_rng"])
+        _generator_from_state(state["rng"])  # validate before changing anything
         self._epoch_rng = replay.bit_generator.state
         self.order = replay.permutation(self.n)
         self.position = position

@@ -19,6 +19,7 @@ training continues bit for bit.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -154,6 +155,12 @@ class Optimizer:
         for name, bufs in self.state.items():
             for b, arr in bufs.items():
                 arr[...] = np.asarray(state[f"state.{name}.{b}"]).astype(arr.dtype, copy=False)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The constructor's keyword arguments (all but ``model``) that rebuild this optimizer."""
+        names = [n for n in inspect.signature(type(self).__init__).parameters
+                 if n not in ("self", "model")]
+        return {n: getattr(self, n) for n in names}
 
     def __repr__(self) -> str:
         hyper = ", ".join(f"{h}={getattr(self, h)!r}" for h in self._hyper)

@@ -30,15 +30,15 @@ def small_dcgan(seed: int = 0, dtype=F64, z_dim: int = 6) -> tuple[Sequential, S
     """A DCGAN in miniature: z (N, z_dim, 1, 1) -> (N, 1, 8, 8) -> logits (N, 1)."""
     rng = np.random.default_rng(seed)
     G = Sequential(
-        ConvTranspose2d(z_dim, 8, 4, 1, 0, bias=False, rng=rng, dtype=dtype), BatchNorm2d(8, dtype=dtype),
-        ReLU(),
-        ConvTranspose2d(8, 1, 4, 2, 1, rng=rng, dtype=dtype), Tanh(),
+        ConvTranspose2d(z_dim, 4, 4, 1, 0, bias=False, rng=rng, dtype=dtype),
+        BatchNorm2d(4, dtype=dtype), ReLU(),
+        ConvTranspose2d(4, 1, 4, 2, 1, rng=rng, dtype=dtype), Tanh(),
     )
     D = Sequential(
         Conv2d(1, 4, 4, 2, 1, rng=rng, dtype=dtype), LeakyReLU(0.2),
-        Conv2d(4, 8, 3, 1, 1, bias=False, rng=rng, dtype=dtype), BatchNorm2d(8, dtype=dtype),
+        Conv2d(4, 4, 3, 1, 1, bias=False, rng=rng, dtype=dtype), BatchNorm2d(4, dtype=dtype),
         LeakyReLU(0.2),
-        Conv2d(8, 1, 4, 1, 0, rng=rng, dtype=dtype), Flatten(),
+        Conv2d(4, 1, 4, 1, 0, rng=rng, dtype=dtype), Flatten(),
     )
     return G, D
 
@@ -47,7 +47,8 @@ def small_mlp(seed: int = 0, dtype=F64) -> tuple[Sequential, Sequential]:
     rng = np.random.default_rng(seed)
     G = Sequential(Dense(4, 8, rng=rng, dtype=dtype), LeakyReLU(0.2),
                    Dense(8, 6, rng=rng, dtype=dtype), Tanh())
-    D = Sequential(Dense(6, 8, rng=rng, dtype=dtype), LeakyReLU(0.2), Dense(8, 1, rng=rng, dtype=dtype))
+    D = Sequential(Dense(6, 8, rng=rng, dtype=dtype), LeakyReLU(0.2),
+                   Dense(8, 1, rng=rng, dtype=dtype))
     return G, D
 
 
@@ -81,7 +82,7 @@ def test_generator_gradient_end_to_end(loss_name, arch, kernel_set):
 
     for name, p in G.params.items():
         num = numerical_gradient(g_loss, p)
-        assert np.abs(num).max() > 0, f"G.{name} has no influence on the loss"
+        assert np.abs(num).max() > 1e-6, f"G.{name} has no influence on the loss"
         err = rel_error(G.grads[name], num)
         assert err < 1e-6, f"G.{name}: relative error {err:.2e}"
     for name, g in D.grads.items():
@@ -105,8 +106,12 @@ def test_discriminator_gradient_end_to_end(loss_name, kernel_set):
         return loss.d_loss(D.forward(x)[0], D.forward(fake)[0])[0]
 
     for name, p in D.params.items():
-        err = rel_error(D.grads[name], numerical_gradient(d_loss, p))
-        assert err < 1e-6, f"D.{name}: relative error {err:.2e}"
+        num = numerical_gradient(d_loss, p)
+        err = rel_error(D.grads[name], num)
+        # the Wasserstein loss is blind to D's last bias (+b on real and on fake cancels): there
+        # both gradients are zero up to rounding, and the relative error means nothing
+        assert err < 1e-6 or np.abs(D.grads[name] - num).max() < 1e-8, \
+            f"D.{name}: relative error {err:.2e}"
     for name, g in G.grads.items():
         assert not g.any(), f"the discriminator step wrote a gradient into G.{name}"
 
@@ -234,7 +239,7 @@ def test_algorithm1_matches_pytorch(torch, loss_name, opt_kind, kernel_set):
             assert err < 1e-8, f"{net}.{k}: relative error {err:.2e} after two iterations"
 
 
-# ------------------------------------------------------------------------------- Algorithm 1 details
+# ------------------------------------------------------------------------------- Algorithm 1
 class CountingBatches:
     def __init__(self, batch):
         self.batch, self.count = batch, 0
@@ -276,6 +281,9 @@ def test_nan_loss_stops_with_step_and_quantity():
     batches = CountingBatches(np.full((5, 6), np.nan))
     with pytest.raises(NonFiniteError, match=r"step 1: d_loss"):
         gan.step(batches, np.random.default_rng(0))
+    G, D = small_mlp(0)
+    gan = GAN(G, D)
+    gan.check_finite(params=True)
     D.params["0.weight"][0, 0] = np.inf
     with pytest.raises(NonFiniteError, match=r"D\.0\.weight"):
         gan.check_finite(params=True)

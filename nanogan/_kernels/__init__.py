@@ -58,6 +58,15 @@ def available() -> list[str]:
     return [name for name in PREFERENCE if _load(name) is not None]
 
 
+def load(name: str) -> types.ModuleType:
+    """The module of kernel set ``name`` (its ops as functions, without activating it); raises
+    ``RuntimeError`` if it cannot be loaded."""
+    mod = _load(name)
+    if mod is None:
+        raise RuntimeError(f"kernel set {name!r} is not available: {_errors.get(name)}")
+    return mod
+
+
 def set_backend(name: str) -> None:
     """Make ``name`` the active kernel set; raises ``RuntimeError`` if it cannot be loaded."""
     mod = _load(name)

@@ -21,8 +21,11 @@ Low-level kernel table (what a compiled set must define, all outputs written in 
     batchnorm_forward(x, gamma, beta, eps, y, mean, var, inv_std)
     batchnorm_backward(dy, x, mean, inv_std, gamma, mf, dx, dgamma, dbeta)
     sgd_update(p, g, buf, lr, momentum, dampening, nesterov, weight_decay, first, par)
-    adam_update(p, g, m, v, beta1, beta2, eps, weight_decay, step_size, sqrt_bc2, par)
-    rmsprop_update(p, g, sq, lr, alpha, eps, weight_decay, par)
+    adam_update(p, g, m, v, beta1, c1, beta2, c2, eps, weight_decay, step_size, sqrt_bc2, par)
+    rmsprop_update(p, g, sq, lr, alpha, c, eps, weight_decay, par)
+
+(``c1 = 1 - beta1``, ``c2 = 1 - beta2``, ``c = 1 - alpha`` and ``dampening`` enters SGD as
+``1 - dampening``: the reference computes these in Python and rounds them to the array dtype.)
 """
 
 from __future__ import annotations
@@ -147,7 +150,7 @@ class CompiledOps:
                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Compiled :func:`nanogan._kernels.reference.batchnorm_forward`, ``x (N, C, M)``."""
         if (not _same_float(x, gamma, beta) or x.ndim != 3 or gamma.shape != (x.shape[1],)
-                or beta.shape != (x.shape[1],) or x.shape[0] * x.shape[2] == 0):
+                or beta.shape != (x.shape[1],) or x.size == 0):
             return reference.batchnorm_forward(x, gamma, beta, eps)
         C, dt = x.shape[1], x.dtype
         y = np.empty(x.shape, dtype=dt)
@@ -163,7 +166,7 @@ class CompiledOps:
         C = x.shape[1] if getattr(x, "ndim", 0) == 3 else -1
         if (not _same_float(dy, x, mean, inv_std, gamma) or x.ndim != 3 or dy.shape != x.shape
                 or any(a.shape != (C,) for a in (mean, inv_std, gamma))
-                or x.shape[0] * x.shape[2] == 0):
+                or x.size == 0):
             return reference.batchnorm_backward(dy, x, mean, inv_std, gamma)
         dt = x.dtype
         dx = np.empty(x.shape, dtype=dt)
@@ -178,7 +181,7 @@ class CompiledOps:
                    momentum: float, dampening: float, nesterov: bool, weight_decay: float,
                    first: bool) -> None:
         """Compiled :func:`nanogan._kernels.reference.sgd_update`, in place on ``p``, ``buf``."""
-        if not (_inplace_ok(p, buf) and _same_float(p, g) and g.shape == p.shape):
+        if not (_inplace_ok(p, buf) and _same_float(p, g) and g.shape == p.shape and p.size):
             return reference.sgd_update(p, g, buf, lr, momentum, dampening, nesterov,
                                         weight_decay, first)
         t = p.dtype.type
@@ -192,25 +195,28 @@ class CompiledOps:
                     step: int) -> None:
         """Compiled :func:`nanogan._kernels.reference.adam_update`, in place on ``p``, ``m``,
         ``v``."""
-        if not (_inplace_ok(p, m, v) and _same_float(p, g) and g.shape == p.shape):
+        if not (_inplace_ok(p, m, v) and _same_float(p, g) and g.shape == p.shape and p.size):
             return reference.adam_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step)
         t = p.dtype.type
         bc1 = 1 - beta1 ** step
         bc2 = 1 - beta2 ** step
-        # The reference divides by the float64 ``np.sqrt(bc2)`` and multiplies by ``lr / bc1``.
+        # As in the reference: ``lr / bc1`` multiplies ``m`` in the array dtype, while the
+        # denominator ``sqrt(v) / sqrt(bc2) + eps`` is float64 (``np.sqrt(bc2)`` is a float64).
         self._k.adam_update(p.reshape(-1), np.ascontiguousarray(g).reshape(-1), m.reshape(-1),
-                            v.reshape(-1), t(beta1), t(beta2), float(eps), t(weight_decay),
-                            float(lr / bc1), math.sqrt(bc2), p.size >= PARALLEL_MIN)
+                            v.reshape(-1), t(beta1), t(1 - beta1), t(beta2), t(1 - beta2),
+                            float(eps), t(weight_decay), t(lr / bc1), math.sqrt(bc2),
+                            p.size >= PARALLEL_MIN)
         return None
 
     def rmsprop_update(self, p: np.ndarray, g: np.ndarray, sq: np.ndarray, lr: float,
                        alpha: float, eps: float, weight_decay: float) -> None:
         """Compiled :func:`nanogan._kernels.reference.rmsprop_update`, in place on ``p``,
         ``sq``."""
-        if not (_inplace_ok(p, sq) and _same_float(p, g) and g.shape == p.shape):
+        if not (_inplace_ok(p, sq) and _same_float(p, g) and g.shape == p.shape and p.size):
             return reference.rmsprop_update(p, g, sq, lr, alpha, eps, weight_decay)
         t = p.dtype.type
         self._k.rmsprop_update(p.reshape(-1), np.ascontiguousarray(g).reshape(-1),
-                               sq.reshape(-1), t(lr), t(alpha), t(eps), t(weight_decay),
+                               sq.reshape(-1), t(lr), t(alpha), t(1 - alpha), t(eps),
+                               t(weight_decay),
                                p.size >= PARALLEL_MIN)
         return None

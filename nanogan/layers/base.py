@@ -136,13 +136,12 @@ class Module:
             if unexpected:
                 parts.append(f"unexpected keys {unexpected}")
             raise ValueError(f"{name}.load_state_dict: " + "; ".join(parts))
-        for k, dst in own.items():
-            if k not in state:
-                continue
-            src = np.asarray(state[k])
+        pairs = [(dst, np.asarray(state[k]), k) for k, dst in own.items() if k in state]
+        for dst, src, k in pairs:  # check everything first: a bad entry changes nothing
             if src.shape != dst.shape:
                 raise ValueError(f"{name}.load_state_dict: entry {k!r} expected shape "
                                  f"{_fmt_shape(dst.shape)}, got {_fmt_shape(src.shape)}")
+        for dst, src, _ in pairs:
             dst[...] = src.astype(dst.dtype, copy=False)
 
     # ------------------------------------------------------------------ the contract
@@ -167,8 +166,9 @@ class Module:
         """
         x = np.asarray(x)
         if x.dtype.kind != "f":
-            raise ValueError(f"{self!r}: argument {arg!r} must be a floating-point array, "
-                             f"got dtype {x.dtype}")
+            raise ValueError(f"{self!r}: argument {arg!r} expected a floating-point array of "
+                             f"shape {layout}, got dtype {x.dtype} with shape "
+                             f"{_fmt_shape(x.shape)}")
         ranks = (ndim,) if isinstance(ndim, int) else ndim
         if x.ndim not in ranks:
             raise ValueError(f"{self!r}: argument {arg!r} expected shape {layout} "

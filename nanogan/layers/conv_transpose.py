@@ -103,7 +103,7 @@ class ConvTranspose2d(Module):
 
         Returns
         -------
-        y : (N, out_channels, OH, OW)
+        y : (N, out_channels, OH, OW), C-contiguous
         cache : ``(x2, x_shape)``, ``x2`` = ``x`` laid out as (in_channels, N*H*W)
         """
         x = self._check_input(x, 4, _NCHW, {1: self.in_channels})
@@ -117,7 +117,7 @@ class ConvTranspose2d(Module):
         Cin = self.in_channels
         x2 = x.transpose(1, 0, 2, 3).reshape(Cin, -1)             # (Cin, N*H*W)
         cols = self.weight.reshape(Cin, -1).T @ x2                # (Cout*kh*kw, N*H*W)
-        y = ops.col2im(cols, out_shape, kh, kw, sh, sw, ph, pw)   # (N, Cout, OH, OW)
+        y = np.ascontiguousarray(ops.col2im(cols, out_shape, kh, kw, sh, sw, ph, pw))
         if self.bias is not None:
             y += self.bias[None, :, None, None]
         return y, (x2, x.shape)

@@ -14,7 +14,7 @@ class Flatten(Module):
     """
 
     def forward(self, x: np.ndarray, train: bool = True) -> tuple[np.ndarray, tuple]:
-        x = self._check_input(x, tuple(range(1, 33)), "(N, *)")
+        x = self._check_input(x, tuple(range(2, 33)), "(N, d1, *)")
         return x.reshape(x.shape[0], -1), x.shape
 
     def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool = True) -> np.ndarray:

@@ -1,0 +1,474 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+# cython: cdivision=True, nonecheck=False
+"""Cython low-level kernels of nanogan (compiled extension ``nanogan._kernels._cython_kernels``).
+
+Every function writes into preallocated, C-contiguous arrays of one floating dtype (the fused
+type ``floating``: float32 or float64); :mod:`nanogan._kernels.cython_kernels` gives them the
+reference signatures. Loops run without the GIL; ``prange`` (OpenMP, ``OMP_NUM_THREADS``
+threads) splits im2col and col2im over (channel, image) planes (over (channel, block of
+images) when the output is tiny), batch norm over channels, and elementwise ops over big arrays
+when the caller passes ``par=True``.
+Arithmetic is done in the array dtype wherever the reference does it (scalars arrive converted),
+sums are accumulated in double.
+"""
+
+from cython.parallel cimport prange
+from libc.math cimport exp, fabs, log1p, sqrt
+
+cimport openmp
+from cython cimport floating
+
+import numpy as np
+
+
+def max_threads():
+    """The number of threads a ``prange`` loop uses (``OMP_NUM_THREADS``, else all cores)."""
+    return openmp.omp_get_max_threads()
+
+
+# ---------------------------------------------------------------------------- im2col / col2im
+cdef inline void _valid_range(Py_ssize_t k_off, Py_ssize_t pad, Py_ssize_t stride,
+                              Py_ssize_t out, Py_ssize_t size,
+                              Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
+    """Output positions in ``[lo, hi)`` read an input pixel ``o*stride + k_off - pad`` inside
+    ``[0, size)``; the others read zero padding."""
+    cdef Py_ssize_t a = 0, b, last = size - 1 + pad - k_off
+    if pad > k_off:
+        a = (pad - k_off + stride - 1) // stride
+    b = last // stride + 1 if last >= 0 else 0
+    if b > out:
+        b = out
+    if a > out:
+        a = out
+    if b < a:
+        b = a
+    lo[0] = a
+    hi[0] = b
+
+
+cdef inline void _im2col_plane(const floating* x, floating* cols, Py_ssize_t t,
+                               Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                               Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                               Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t OH, Py_ssize_t OW,
+                               const Py_ssize_t* oh_lo, const Py_ssize_t* oh_hi,
+                               const Py_ssize_t* ow_lo, const Py_ssize_t* ow_hi) noexcept nogil:
+    """Unit ``t = c*N + n``: read the plane ``x[n, c]``, write its ``kh*kw`` chunks of
+    ``OH*OW`` values (row ``(c*kh + i)*kw + j``, columns ``n*OH*OW ...``)."""
+    cdef Py_ssize_t c = t // N, n = t % N
+    cdef Py_ssize_t i, j, oh, ow, ow0, ow1
+    cdef const floating* plane = x + (n * C + c) * H * W
+    cdef const floating* src
+    cdef floating* dst
+    for i in range(kh):
+        for j in range(kw):
+            dst = cols + ((c * kh + i) * kw + j) * (N * OH * OW) + n * (OH * OW)
+            ow0 = ow_lo[j]
+            ow1 = ow_hi[j]
+            for oh in range(OH):
+                if oh < oh_lo[i] or oh >= oh_hi[i]:
+                    for ow in range(OW):
+                        dst[ow] = 0
+                else:
+                    src = plane + (oh * sh + i - ph) * W
+                    for ow in range(ow0):
+                        dst[ow] = 0
+                    for ow in range(ow0, ow1):
+                        dst[ow] = src[ow * sw + j - pw]
+                    for ow in range(ow1, OW):
+                        dst[ow] = 0
+                dst += OW
+
+
+#: Below this many output positions per image (``OH*OW``), im2col/col2im work on blocks of
+#: ``NB`` images at a time, so that each store fills cache lines (the 1x1-output convolutions).
+cdef enum:
+    SMALL_L = 16
+    NB = 16
+
+
+cdef inline void _im2col_block(const floating* x, floating* cols, Py_ssize_t t,
+                               Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                               Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                               Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t OH, Py_ssize_t OW,
+                               const Py_ssize_t* oh_lo, const Py_ssize_t* oh_hi,
+                               const Py_ssize_t* ow_lo, const Py_ssize_t* ow_hi) noexcept nogil:
+    """Unit ``t = c*nb + b``: channel ``c`` of the images ``b*NB ...``, images innermost."""
+    cdef Py_ssize_t nb = (N + NB - 1) // NB, L = OH * OW, HW = H * W
+    cdef Py_ssize_t c = t // nb, n0 = (t % nb) * NB, n1 = min(N, n0 + NB)
+    cdef Py_ssize_t i, j, oh, ow, n, src
+    cdef floating* dst
+    cdef bint valid_h
+    for i in range(kh):
+        for j in range(kw):
+            for oh in range(OH):
+                valid_h = oh_lo[i] <= oh < oh_hi[i]
+                for ow in range(OW):
+                    dst = cols + ((c * kh + i) * kw + j) * (N * L) + oh * OW + ow
+                    if valid_h and ow_lo[j] <= ow < ow_hi[j]:
+                        src = c * HW + (oh * sh + i - ph) * W + ow * sw + j - pw
+                        for n in range(n0, n1):
+                            dst[n * L] = x[src + n * C * HW]
+                    else:
+                        for n in range(n0, n1):
+                            dst[n * L] = 0
+
+
+cdef inline void _col2im_block(const floating* cols, floating* x, Py_ssize_t t,
+                               Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                               Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                               Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t OH, Py_ssize_t OW,
+                               const Py_ssize_t* oh_lo, const Py_ssize_t* oh_hi,
+                               const Py_ssize_t* ow_lo, const Py_ssize_t* ow_hi) noexcept nogil:
+    """Unit ``t = c*nb + b``: add into the planes ``x[b*NB ..., c]``, images innermost."""
+    cdef Py_ssize_t nb = (N + NB - 1) // NB, L = OH * OW, HW = H * W
+    cdef Py_ssize_t c = t // nb, n0 = (t % nb) * NB, n1 = min(N, n0 + NB)
+    cdef Py_ssize_t i, j, oh, ow, n, d
+    cdef const floating* src
+    for i in range(kh):
+        for j in range(kw):
+            for oh in range(oh_lo[i], oh_hi[i]):
+                for ow in range(ow_lo[j], ow_hi[j]):
+                    src = cols + ((c * kh + i) * kw + j) * (N * L) + oh * OW + ow
+                    d = c * HW + (oh * sh + i - ph) * W + ow * sw + j - pw
+                    for n in range(n0, n1):
+                        x[d + n * C * HW] += src[n * L]
+
+
+cdef void _ranges(Py_ssize_t k, Py_ssize_t pad, Py_ssize_t stride, Py_ssize_t out,
+                  Py_ssize_t size, Py_ssize_t[::1] lo, Py_ssize_t[::1] hi) noexcept:
+    cdef Py_ssize_t k_off
+    for k_off in range(k):
+        _valid_range(k_off, pad, stride, out, size, &lo[k_off], &hi[k_off])
+
+
+def im2col(const floating[:, :, :, ::1] x, floating[:, ::1] cols, Py_ssize_t kh, Py_ssize_t kw,
+           Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw):
+    """Fill ``cols (C*kh*kw, N*OH*OW)`` from ``x (N, C, H, W)`` (see the reference), one
+    (channel, image) plane per work unit."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t OH = (H + 2 * ph - kh) // sh + 1, OW = (W + 2 * pw - kw) // sw + 1
+    cdef Py_ssize_t t
+    cdef Py_ssize_t[::1] oh_lo = np.empty(kh, np.intp), oh_hi = np.empty(kh, np.intp)
+    cdef Py_ssize_t[::1] ow_lo = np.empty(kw, np.intp), ow_hi = np.empty(kw, np.intp)
+    _ranges(kh, ph, sh, OH, H, oh_lo, oh_hi)
+    _ranges(kw, pw, sw, OW, W, ow_lo, ow_hi)
+    cdef const floating* xp = &x[0, 0, 0, 0]
+    cdef floating* cp = &cols[0, 0]
+    cdef Py_ssize_t nb = (N + NB - 1) // NB
+    if OH * OW >= SMALL_L:
+        for t in prange(C * N, nogil=True, schedule="static"):
+            _im2col_plane(xp, cp, t, N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW,
+                          &oh_lo[0], &oh_hi[0], &ow_lo[0], &ow_hi[0])
+    else:
+        for t in prange(C * nb, nogil=True, schedule="static"):
+            _im2col_block(xp, cp, t, N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW,
+                          &oh_lo[0], &oh_hi[0], &ow_lo[0], &ow_hi[0])
+
+
+cdef inline void _col2im_plane(const floating* cols, floating* x, Py_ssize_t t,
+                               Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                               Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                               Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t OH, Py_ssize_t OW,
+                               const Py_ssize_t* oh_lo, const Py_ssize_t* oh_hi,
+                               const Py_ssize_t* ow_lo, const Py_ssize_t* ow_hi) noexcept nogil:
+    """Unit ``t = c*N + n``: add into the plane ``x[n, c]`` every column entry read from it."""
+    cdef Py_ssize_t c = t // N, n = t % N
+    cdef Py_ssize_t i, j, oh, ow, ow0, ow1
+    cdef floating* plane = x + (n * C + c) * H * W
+    cdef floating* dst
+    cdef const floating* src
+    for i in range(kh):
+        for j in range(kw):
+            ow0 = ow_lo[j]
+            ow1 = ow_hi[j]
+            for oh in range(oh_lo[i], oh_hi[i]):
+                dst = plane + (oh * sh + i - ph) * W
+                src = cols + ((c * kh + i) * kw + j) * (N * OH * OW) + (n * OH + oh) * OW
+                for ow in range(ow0, ow1):
+                    dst[ow * sw + j - pw] += src[ow]
+
+
+def col2im(const floating[:, ::1] cols, floating[:, :, :, ::1] x, Py_ssize_t kh, Py_ssize_t kw,
+           Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw):
+    """Add the columns ``cols (C*kh*kw, N*OH*OW)`` into the zeroed ``x (N, C, H, W)``, one
+    (channel, image) plane per work unit (no two threads write the same pixel)."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t OH = (H + 2 * ph - kh) // sh + 1, OW = (W + 2 * pw - kw) // sw + 1
+    cdef Py_ssize_t t
+    cdef Py_ssize_t[::1] oh_lo = np.empty(kh, np.intp), oh_hi = np.empty(kh, np.intp)
+    cdef Py_ssize_t[::1] ow_lo = np.empty(kw, np.intp), ow_hi = np.empty(kw, np.intp)
+    _ranges(kh, ph, sh, OH, H, oh_lo, oh_hi)
+    _ranges(kw, pw, sw, OW, W, ow_lo, ow_hi)
+    cdef const floating* cp = &cols[0, 0]
+    cdef floating* xp = &x[0, 0, 0, 0]
+    cdef Py_ssize_t nb = (N + NB - 1) // NB
+    if OH * OW >= SMALL_L:
+        for t in prange(C * N, nogil=True, schedule="static"):
+            _col2im_plane(cp, xp, t, N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW,
+                          &oh_lo[0], &oh_hi[0], &ow_lo[0], &ow_hi[0])
+    else:
+        for t in prange(C * nb, nogil=True, schedule="static"):
+            _col2im_block(cp, xp, t, N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW,
+                          &oh_lo[0], &oh_hi[0], &ow_lo[0], &ow_hi[0])
+
+
+# ---------------------------------------------------------------------------- activations
+cdef inline floating _lrelu1(floating v, floating slope) noexcept nogil:
+    # v * 1 == v exactly: the multiply is unconditional, so the loop vectorizes without branches
+    return v * (<floating>1 if v > 0 else slope)
+
+
+cdef inline double _sigmoid1(double v) noexcept nogil:
+    cdef double e = exp(-fabs(v))
+    return 1.0 / (1.0 + e) if v >= 0 else e / (1.0 + e)
+
+
+cdef inline double _softplus1(double v) noexcept nogil:
+    return (v if v > 0 else 0.0) + log1p(exp(-fabs(v)))
+
+
+def leaky_relu(const floating[::1] x, floating[::1] out, floating slope, bint par):
+    """``out = x if x > 0 else slope * x``."""
+    cdef Py_ssize_t i, n = x.shape[0]
+    if par:
+        for i in prange(n, nogil=True, schedule="static"):
+            out[i] = _lrelu1(x[i], slope)
+    else:
+        with nogil:
+            for i in range(n):
+                out[i] = _lrelu1(x[i], slope)
+
+
+def leaky_relu_backward(const floating[::1] dy, const floating[::1] x, floating[::1] out,
+                        floating slope, bint par):
+    """``out = dy if x > 0 else slope * dy``."""
+    cdef Py_ssize_t i, n = x.shape[0]
+    if par:
+        for i in prange(n, nogil=True, schedule="static"):
+            out[i] = dy[i] * (<floating>1 if x[i] > 0 else slope)
+    else:
+        with nogil:
+            for i in range(n):
+                out[i] = dy[i] * (<floating>1 if x[i] > 0 else slope)
+
+
+def sigmoid(const floating[::1] x, floating[::1] out, bint par):
+    """Stable logistic, computed in double."""
+    cdef Py_ssize_t i, n = x.shape[0]
+    if par:
+        for i in prange(n, nogil=True, schedule="static"):
+            out[i] = <floating>_sigmoid1(x[i])
+    else:
+        with nogil:
+            for i in range(n):
+                out[i] = <floating>_sigmoid1(x[i])
+
+
+def softplus(const floating[::1] x, floating[::1] out, bint par):
+    """Stable ``max(x, 0) + log1p(exp(-|x|))``, computed in double."""
+    cdef Py_ssize_t i, n = x.shape[0]
+    if par:
+        for i in prange(n, nogil=True, schedule="static"):
+            out[i] = <floating>_softplus1(x[i])
+    else:
+        with nogil:
+            for i in range(n):
+                out[i] = <floating>_softplus1(x[i])
+
+
+# ---------------------------------------------------------------------------- batch norm
+cdef inline void _bn_forward_channel(const floating* x, const floating* gamma,
+                                     const floating* beta, floating eps, floating* y,
+                                     floating* mean, floating* var, floating* inv_std,
+                                     Py_ssize_t c, Py_ssize_t N, Py_ssize_t C,
+                                     Py_ssize_t M) noexcept nogil:
+    cdef Py_ssize_t n, k
+    cdef const floating* xr
+    cdef floating* yr
+    cdef double s = 0.0, ss = 0.0, mu, d
+    cdef double m = <double>(N * M)
+    cdef floating mc, scale, b
+    for n in range(N):
+        xr = x + (n * C + c) * M
+        for k in range(M):
+            s += xr[k]
+    mu = s / m
+    for n in range(N):
+        xr = x + (n * C + c) * M
+        for k in range(M):
+            d = xr[k] - mu
+            ss += d * d
+    mean[c] = <floating>mu
+    var[c] = <floating>(ss / m)
+    inv_std[c] = <floating>(1.0 / <floating>sqrt(var[c] + eps))
+    mc = mean[c]
+    scale = gamma[c] * inv_std[c]
+    b = beta[c]
+    for n in range(N):
+        xr = x + (n * C + c) * M
+        yr = y + (n * C + c) * M
+        for k in range(M):
+            yr[k] = (xr[k] - mc) * scale + b
+
+
+def batchnorm_forward(const floating[:, :, ::1] x, const floating[::1] gamma,
+                      const floating[::1] beta, floating eps, floating[:, :, ::1] y,
+                      floating[::1] mean, floating[::1] var, floating[::1] inv_std):
+    """Training-mode batch norm of ``x (N, C, M)`` over axes 0 and 2, one channel per thread."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], M = x.shape[2], c
+    cdef const floating* xp = &x[0, 0, 0]
+    cdef const floating* gp = &gamma[0]
+    cdef const floating* bp = &beta[0]
+    cdef floating* yp = &y[0, 0, 0]
+    cdef floating* mp = &mean[0]
+    cdef floating* vp = &var[0]
+    cdef floating* ip = &inv_std[0]
+    for c in prange(C, nogil=True, schedule="static"):
+        _bn_forward_channel(xp, gp, bp, eps, yp, mp, vp, ip, c, N, C, M)
+
+
+cdef inline void _bn_backward_channel(const floating* dy, const floating* x,
+                                      const floating* mean, const floating* inv_std,
+                                      const floating* gamma, floating mf, floating* dx,
+                                      floating* dgamma, floating* dbeta, Py_ssize_t c,
+                                      Py_ssize_t N, Py_ssize_t C, Py_ssize_t M) noexcept nogil:
+    cdef Py_ssize_t n, k
+    cdef const floating* xr
+    cdef const floating* gr
+    cdef floating* dr
+    cdef double sb = 0.0, sg = 0.0
+    cdef floating mc = mean[c], ic = inv_std[c], xhat, db, dg, scale
+    for n in range(N):
+        xr = x + (n * C + c) * M
+        gr = dy + (n * C + c) * M
+        for k in range(M):
+            xhat = (xr[k] - mc) * ic
+            sb += gr[k]
+            sg += <floating>(gr[k] * xhat)
+    dbeta[c] = <floating>sb
+    dgamma[c] = <floating>sg
+    db = dbeta[c]
+    dg = dgamma[c]
+    scale = gamma[c] * ic / mf
+    for n in range(N):
+        xr = x + (n * C + c) * M
+        gr = dy + (n * C + c) * M
+        dr = dx + (n * C + c) * M
+        for k in range(M):
+            xhat = (xr[k] - mc) * ic
+            dr[k] = scale * (mf * gr[k] - db - xhat * dg)
+
+
+def batchnorm_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
+                       const floating[::1] mean, const floating[::1] inv_std,
+                       const floating[::1] gamma, floating mf, floating[:, :, ::1] dx,
+                       floating[::1] dgamma, floating[::1] dbeta):
+    """Backward of :func:`batchnorm_forward` (``mf = N*M`` in the array dtype)."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], M = x.shape[2], c
+    cdef const floating* dyp = &dy[0, 0, 0]
+    cdef const floating* xp = &x[0, 0, 0]
+    cdef const floating* mp = &mean[0]
+    cdef const floating* ip = &inv_std[0]
+    cdef const floating* gp = &gamma[0]
+    cdef floating* dxp = &dx[0, 0, 0]
+    cdef floating* dgp = &dgamma[0]
+    cdef floating* dbp = &dbeta[0]
+    for c in prange(C, nogil=True, schedule="static"):
+        _bn_backward_channel(dyp, xp, mp, ip, gp, mf, dxp, dgp, dbp, c, N, C, M)
+
+
+# ---------------------------------------------------------------------------- optimizer updates
+cdef inline void _sgd1(floating* p, const floating* g, floating* buf, Py_ssize_t i,
+                       floating lr, floating momentum, floating damp1, bint nesterov,
+                       floating wd, bint first) noexcept nogil:
+    cdef floating d = g[i]
+    if wd != 0:
+        d = d + wd * p[i]
+    if momentum != 0:
+        if first:
+            buf[i] = d
+        else:
+            buf[i] = buf[i] * momentum + damp1 * d
+        if nesterov:
+            d = d + momentum * buf[i]
+        else:
+            d = buf[i]
+    p[i] = p[i] - lr * d
+
+
+def sgd_update(floating[::1] p, const floating[::1] g, floating[::1] buf, floating lr,
+               floating momentum, floating damp1, bint nesterov, floating wd, bint first,
+               bint par):
+    """PyTorch's SGD step in place (``damp1 = 1 - dampening``)."""
+    cdef Py_ssize_t i, n = p.shape[0]
+    cdef floating* pp = &p[0]
+    cdef const floating* gp = &g[0]
+    cdef floating* bp = &buf[0]
+    if par:
+        for i in prange(n, nogil=True, schedule="static"):
+            _sgd1(pp, gp, bp, i, lr, momentum, damp1, nesterov, wd, first)
+    else:
+        with nogil:
+            for i in range(n):
+                _sgd1(pp, gp, bp, i, lr, momentum, damp1, nesterov, wd, first)
+
+
+cdef inline void _adam1(floating* p, const floating* g, floating* m, floating* v, Py_ssize_t i,
+                        floating beta1, floating c1, floating beta2, floating c2, double eps,
+                        floating wd, floating step_size, double sqrt_bc2) noexcept nogil:
+    cdef floating gi = g[i], s, num
+    cdef double denom
+    if wd != 0:
+        gi = gi + wd * p[i]
+    m[i] = m[i] * beta1 + c1 * gi
+    v[i] = v[i] * beta2 + c2 * gi * gi
+    s = <floating>sqrt(v[i])
+    denom = s / sqrt_bc2 + eps  # double, as in the reference
+    num = step_size * m[i]
+    p[i] = <floating>(p[i] - num / denom)
+
+
+def adam_update(floating[::1] p, const floating[::1] g, floating[::1] m, floating[::1] v,
+                floating beta1, floating c1, floating beta2, floating c2, double eps,
+                floating wd, floating step_size, double sqrt_bc2, bint par):
+    """PyTorch's Adam step in place (``c1 = 1 - beta1``, ``c2 = 1 - beta2``,
+    ``step_size = lr / (1 - beta1^t)``, ``sqrt_bc2 = sqrt(1 - beta2^t)``)."""
+    cdef Py_ssize_t i, n = p.shape[0]
+    cdef floating* pp = &p[0]
+    cdef const floating* gp = &g[0]
+    cdef floating* mp = &m[0]
+    cdef floating* vp = &v[0]
+    if par:
+        for i in prange(n, nogil=True, schedule="static"):
+            _adam1(pp, gp, mp, vp, i, beta1, c1, beta2, c2, eps, wd, step_size, sqrt_bc2)
+    else:
+        with nogil:
+            for i in range(n):
+                _adam1(pp, gp, mp, vp, i, beta1, c1, beta2, c2, eps, wd, step_size, sqrt_bc2)
+
+
+cdef inline void _rmsprop1(floating* p, const floating* g, floating* sq, Py_ssize_t i,
+                           floating lr, floating alpha, floating c, floating eps,
+                           floating wd) noexcept nogil:
+    cdef floating gi = g[i], root
+    if wd != 0:
+        gi = gi + wd * p[i]
+    sq[i] = sq[i] * alpha + c * gi * gi
+    root = <floating>sqrt(sq[i])
+    p[i] = p[i] - lr * gi / (root + eps)
+
+
+def rmsprop_update(floating[::1] p, const floating[::1] g, floating[::1] sq, floating lr,
+                   floating alpha, floating c, floating eps, floating wd, bint par):
+    """PyTorch's RMSprop step in place (``c = 1 - alpha``)."""
+    cdef Py_ssize_t i, n = p.shape[0]
+    cdef floating* pp = &p[0]
+    cdef const floating* gp = &g[0]
+    cdef floating* sp = &sq[0]
+    if par:
+        for i in prange(n, nogil=True, schedule="static"):
+            _rmsprop1(pp, gp, sp, i, lr, alpha, c, eps, wd)
+    else:
+        with nogil:
+            for i in range(n):
+                _rmsprop1(pp, gp, sp, i, lr, alpha, c, eps, wd)

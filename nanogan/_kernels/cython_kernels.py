@@ -1,0 +1,35 @@
+"""Cython kernel set: the reference ops on top of the compiled extension ``_cython_kernels``.
+
+The extension (``nanogan/_kernels/_cython_kernels.pyx``, built by ``pip install -e .``) holds
+low-level kernels over the fused type float/double that run without the GIL, with OpenMP
+``prange`` loops (``OMP_NUM_THREADS`` threads); this module gives them the reference signatures
+through the shared front end :class:`nanogan._kernels._common.CompiledOps`. When the extension
+is not built, importing this module raises ``ImportError`` and the dispatcher falls back to the
+next kernel set.
+"""
+
+from __future__ import annotations
+
+from . import _cython_kernels as _ext  # ImportError when the extension is not built
+from ._common import CompiledOps
+
+NAME = "cython"
+
+_OPS = CompiledOps(_ext)
+
+im2col = _OPS.im2col
+col2im = _OPS.col2im
+leaky_relu = _OPS.leaky_relu
+leaky_relu_backward = _OPS.leaky_relu_backward
+sigmoid = _OPS.sigmoid
+softplus = _OPS.softplus
+batchnorm_forward = _OPS.batchnorm_forward
+batchnorm_backward = _OPS.batchnorm_backward
+sgd_update = _OPS.sgd_update
+adam_update = _OPS.adam_update
+rmsprop_update = _OPS.rmsprop_update
+
+
+def num_threads() -> int:
+    """Threads the parallel kernels of this set use (OpenMP's ``omp_get_max_threads``)."""
+    return int(_ext.max_threads())

@@ -1,0 +1,405 @@
+"""Numba kernel set: the reference ops as ``@njit`` loops, float32 and float64.
+
+Each op is a low-level kernel that writes into preallocated arrays (see
+:mod:`nanogan._kernels._common`) plus the shared Python front end that gives it the reference
+signature. Kernels compute in the array dtype wherever the reference does (scalars arrive already
+converted), accumulate sums in float64, and never copy. ``parallel=True`` loops (``prange``) run
+where the work is large: im2col and col2im over (channel, image) planes (over (channel, block of
+images) when the output is tiny), batch norm over channels, elementwise ops and optimizer updates
+over big arrays (small ones run the serial twin, see ``PARALLEL_MIN``).
+
+Threads: Numba's pool honours ``NUMBA_NUM_THREADS``; when only ``OMP_NUM_THREADS`` is set, it is
+honoured too, so one variable limits every compiled kernel. Kernels run between BLAS calls, never
+at the same time, so both may use every core. Compiled code is cached on disk (``cache=True``):
+only the first import on a machine pays for compilation, one op and dtype at a time, on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import types
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from ._common import CompiledOps
+
+NAME = "numba"
+
+_JIT = {"cache": True, "fastmath": False}
+
+
+def _honour_omp_num_threads() -> None:
+    """Use ``OMP_NUM_THREADS`` as the thread count when ``NUMBA_NUM_THREADS`` is not set."""
+    if os.environ.get("NUMBA_NUM_THREADS"):
+        return
+    try:
+        n = int(os.environ.get("OMP_NUM_THREADS", "").split(",")[0])
+    except ValueError:
+        return
+    if n >= 1:
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+
+
+_honour_omp_num_threads()
+
+
+# ---------------------------------------------------------------------------- im2col / col2im
+@njit(inline="always")
+def _valid_range(k_off: int, pad: int, stride: int, out: int, size: int) -> tuple[int, int]:
+    """Output positions ``o`` in ``[lo, hi)`` read an input pixel ``o*stride + k_off - pad`` inside
+    ``[0, size)``; the others read zero padding."""
+    lo = 0
+    if pad > k_off:
+        lo = (pad - k_off + stride - 1) // stride
+    last = size - 1 + pad - k_off  # o*stride <= last
+    hi = last // stride + 1 if last >= 0 else 0
+    hi = min(hi, out)
+    lo = min(lo, out)
+    return lo, max(hi, lo)
+
+
+@njit(inline="always")
+def _valid_ranges(k: int, pad: int, stride: int, out: int, size: int):
+    """:func:`_valid_range` for every window offset ``0 <= k_off < k``, as two arrays."""
+    lo = np.empty(k, dtype=np.int64)
+    hi = np.empty(k, dtype=np.int64)
+    for k_off in range(k):
+        lo[k_off], hi[k_off] = _valid_range(k_off, pad, stride, out, size)
+    return lo, hi
+
+
+#: Below this many output positions per image (``OH*OW``), im2col/col2im work on blocks of
+#: ``_NB`` images at a time, so that each store fills cache lines (the 1x1-output convolutions).
+_SMALL_L = 16
+_NB = 16
+
+
+@njit(parallel=True, **_JIT)
+def _im2col(x, cols, kh, kw, sh, sw, ph, pw):
+    N, C, H, W = x.shape
+    OH = (H + 2 * ph - kh) // sh + 1
+    OW = (W + 2 * pw - kw) // sw + 1
+    L = OH * OW
+    NL = N * L
+    HW = H * W
+    xf = x.reshape(-1)
+    cf = cols.reshape(-1)
+    oh_lo, oh_hi = _valid_ranges(kh, ph, sh, OH, H)
+    ow_lo, ow_hi = _valid_ranges(kw, pw, sw, OW, W)
+    if L >= _SMALL_L:
+        # One unit per (channel, image): read one input plane, write kh*kw chunks of OH*OW
+        # values; consecutive units write consecutive chunks of the same cols rows.
+        for t in prange(C * N):
+            c = t // N
+            n = t - c * N
+            xbase = (n * C + c) * HW
+            for i in range(kh):
+                for j in range(kw):
+                    dst = ((c * kh + i) * kw + j) * NL + n * L
+                    ow0, ow1 = ow_lo[j], ow_hi[j]
+                    for oh in range(OH):
+                        o = dst + oh * OW
+                        if oh < oh_lo[i] or oh >= oh_hi[i]:
+                            for ow in range(OW):
+                                cf[o + ow] = 0
+                        else:
+                            src = xbase + (oh * sh + i - ph) * W + j - pw
+                            for ow in range(ow0):
+                                cf[o + ow] = 0
+                            for ow in range(ow0, ow1):
+                                cf[o + ow] = xf[src + ow * sw]
+                            for ow in range(ow1, OW):
+                                cf[o + ow] = 0
+    else:
+        # One unit per (channel, block of _NB images), images innermost.
+        nb = (N + _NB - 1) // _NB
+        for t in prange(C * nb):
+            c = t // nb
+            n0 = (t - c * nb) * _NB
+            n1 = min(N, n0 + _NB)
+            for i in range(kh):
+                for j in range(kw):
+                    rb = ((c * kh + i) * kw + j) * NL
+                    for oh in range(OH):
+                        valid_h = oh >= oh_lo[i] and oh < oh_hi[i]
+                        for ow in range(OW):
+                            o = rb + oh * OW + ow
+                            if valid_h and ow >= ow_lo[j] and ow < ow_hi[j]:
+                                src = c * HW + (oh * sh + i - ph) * W + ow * sw + j - pw
+                                for n in range(n0, n1):
+                                    cf[o + n * L] = xf[src + n * C * HW]
+                            else:
+                                for n in range(n0, n1):
+                                    cf[o + n * L] = 0
+
+
+@njit(parallel=True, **_JIT)
+def _col2im(cols, x, kh, kw, sh, sw, ph, pw):
+    # Units own whole (channel, image) planes of x, so no two threads add into the same pixel.
+    N, C, H, W = x.shape
+    OH = (H + 2 * ph - kh) // sh + 1
+    OW = (W + 2 * pw - kw) // sw + 1
+    L = OH * OW
+    NL = N * L
+    HW = H * W
+    xf = x.reshape(-1)
+    cf = cols.reshape(-1)
+    oh_lo, oh_hi = _valid_ranges(kh, ph, sh, OH, H)
+    ow_lo, ow_hi = _valid_ranges(kw, pw, sw, OW, W)
+    if L >= _SMALL_L:
+        for t in prange(C * N):
+            c = t // N
+            n = t - c * N
+            xbase = (n * C + c) * HW
+            for i in range(kh):
+                for j in range(kw):
+                    src = ((c * kh + i) * kw + j) * NL + n * L
+                    ow0, ow1 = ow_lo[j], ow_hi[j]
+                    for oh in range(oh_lo[i], oh_hi[i]):
+                        d = xbase + (oh * sh + i - ph) * W + j - pw
+                        o = src + oh * OW
+                        for ow in range(ow0, ow1):
+                            xf[d + ow * sw] += cf[o + ow]
+    else:
+        nb = (N + _NB - 1) // _NB
+        for t in prange(C * nb):
+            c = t // nb
+            n0 = (t - c * nb) * _NB
+            n1 = min(N, n0 + _NB)
+            for i in range(kh):
+                for j in range(kw):
+                    rb = ((c * kh + i) * kw + j) * NL
+                    for oh in range(oh_lo[i], oh_hi[i]):
+                        for ow in range(ow_lo[j], ow_hi[j]):
+                            o = rb + oh * OW + ow
+                            d = c * HW + (oh * sh + i - ph) * W + ow * sw + j - pw
+                            for n in range(n0, n1):
+                                xf[d + n * C * HW] += cf[o + n * L]
+
+
+# ---------------------------------------------------------------------------- activations
+@njit(inline="always")
+def _sigmoid1(v):
+    e = np.exp(-abs(np.float64(v)))
+    return 1.0 / (1.0 + e) if v >= 0 else e / (1.0 + e)
+
+
+@njit(inline="always")
+def _softplus1(v):
+    d = np.float64(v)
+    return max(d, 0.0) + np.log1p(np.exp(-abs(d)))
+
+
+@njit(**_JIT)
+def _leaky_relu_s(x, out, slope):
+    for i in range(x.size):
+        v = x[i]
+        out[i] = v if v > 0 else v * slope
+
+
+@njit(parallel=True, **_JIT)
+def _leaky_relu_p(x, out, slope):
+    for i in prange(x.size):
+        v = x[i]
+        out[i] = v if v > 0 else v * slope
+
+
+@njit(**_JIT)
+def _leaky_relu_backward_s(dy, x, out, slope):
+    for i in range(x.size):
+        out[i] = dy[i] if x[i] > 0 else dy[i] * slope
+
+
+@njit(parallel=True, **_JIT)
+def _leaky_relu_backward_p(dy, x, out, slope):
+    for i in prange(x.size):
+        out[i] = dy[i] if x[i] > 0 else dy[i] * slope
+
+
+@njit(**_JIT)
+def _sigmoid_s(x, out):
+    for i in range(x.size):
+        out[i] = _sigmoid1(x[i])
+
+
+@njit(parallel=True, **_JIT)
+def _sigmoid_p(x, out):
+    for i in prange(x.size):
+        out[i] = _sigmoid1(x[i])
+
+
+@njit(**_JIT)
+def _softplus_s(x, out):
+    for i in range(x.size):
+        out[i] = _softplus1(x[i])
+
+
+@njit(parallel=True, **_JIT)
+def _softplus_p(x, out):
+    for i in prange(x.size):
+        out[i] = _softplus1(x[i])
+
+
+# ---------------------------------------------------------------------------- batch norm
+@njit(parallel=True, **_JIT)
+def _batchnorm_forward(x, gamma, beta, eps, y, mean, var, inv_std):
+    N, C, M = x.shape
+    m = N * M
+    for c in prange(C):
+        s = 0.0
+        for n in range(N):
+            for k in range(M):
+                s += x[n, c, k]
+        mu = s / m
+        ss = 0.0
+        for n in range(N):
+            for k in range(M):
+                d = x[n, c, k] - mu
+                ss += d * d
+        mean[c] = mu
+        var[c] = ss / m
+        inv_std[c] = 1.0 / np.sqrt(var[c] + eps)
+        mc = mean[c]  # read back: the array dtype, as in the reference
+        scale = gamma[c] * inv_std[c]
+        b = beta[c]
+        for n in range(N):
+            for k in range(M):
+                y[n, c, k] = (x[n, c, k] - mc) * scale + b
+
+
+@njit(parallel=True, **_JIT)
+def _batchnorm_backward(dy, x, mean, inv_std, gamma, mf, dx, dgamma, dbeta):
+    N, C, M = x.shape
+    for c in prange(C):
+        mc = mean[c]
+        ic = inv_std[c]
+        sb = 0.0
+        sg = 0.0
+        for n in range(N):
+            for k in range(M):
+                g = dy[n, c, k]
+                sb += g
+                sg += g * ((x[n, c, k] - mc) * ic)
+        dbeta[c] = sb
+        dgamma[c] = sg
+        db = dbeta[c]
+        dg = dgamma[c]
+        scale = gamma[c] * ic / mf
+        for n in range(N):
+            for k in range(M):
+                xhat = (x[n, c, k] - mc) * ic
+                dx[n, c, k] = scale * (mf * dy[n, c, k] - db - xhat * dg)
+
+
+# ---------------------------------------------------------------------------- optimizer updates
+@njit(inline="always")
+def _sgd1(p, g, buf, i, lr, momentum, damp1, nesterov, wd, first):
+    d = g[i]
+    if wd != 0:
+        d = d + wd * p[i]
+    if momentum != 0:
+        if first:
+            buf[i] = d
+        else:
+            buf[i] = buf[i] * momentum + damp1 * d
+        if nesterov:
+            d = d + momentum * buf[i]
+        else:
+            d = buf[i]
+    p[i] -= lr * d
+
+
+@njit(**_JIT)
+def _sgd_s(p, g, buf, lr, momentum, damp1, nesterov, wd, first):
+    for i in range(p.size):
+        _sgd1(p, g, buf, i, lr, momentum, damp1, nesterov, wd, first)
+
+
+@njit(parallel=True, **_JIT)
+def _sgd_p(p, g, buf, lr, momentum, damp1, nesterov, wd, first):
+    for i in prange(p.size):
+        _sgd1(p, g, buf, i, lr, momentum, damp1, nesterov, wd, first)
+
+
+@njit(inline="always")
+def _adam1(p, g, m, v, i, beta1, c1, beta2, c2, eps, wd, step_size, sqrt_bc2):
+    gi = g[i]
+    if wd != 0:
+        gi = gi + wd * p[i]
+    m[i] = m[i] * beta1 + c1 * gi
+    v[i] = v[i] * beta2 + c2 * gi * gi
+    denom = np.sqrt(v[i]) / sqrt_bc2 + eps  # float64, as in the reference
+    p[i] -= (step_size * m[i]) / denom
+
+
+@njit(**_JIT)
+def _adam_s(p, g, m, v, beta1, c1, beta2, c2, eps, wd, step_size, sqrt_bc2):
+    for i in range(p.size):
+        _adam1(p, g, m, v, i, beta1, c1, beta2, c2, eps, wd, step_size, sqrt_bc2)
+
+
+@njit(parallel=True, **_JIT)
+def _adam_p(p, g, m, v, beta1, c1, beta2, c2, eps, wd, step_size, sqrt_bc2):
+    for i in prange(p.size):
+        _adam1(p, g, m, v, i, beta1, c1, beta2, c2, eps, wd, step_size, sqrt_bc2)
+
+
+@njit(inline="always")
+def _rmsprop1(p, g, sq, i, lr, alpha, c, eps, wd):
+    gi = g[i]
+    if wd != 0:
+        gi = gi + wd * p[i]
+    sq[i] = sq[i] * alpha + c * gi * gi
+    p[i] -= lr * gi / (np.sqrt(sq[i]) + eps)
+
+
+@njit(**_JIT)
+def _rmsprop_s(p, g, sq, lr, alpha, c, eps, wd):
+    for i in range(p.size):
+        _rmsprop1(p, g, sq, i, lr, alpha, c, eps, wd)
+
+
+@njit(parallel=True, **_JIT)
+def _rmsprop_p(p, g, sq, lr, alpha, c, eps, wd):
+    for i in prange(p.size):
+        _rmsprop1(p, g, sq, i, lr, alpha, c, eps, wd)
+
+
+# ---------------------------------------------------------------------------- op table
+def _pick(serial, parallel):
+    """One low-level kernel whose last argument chooses the serial or the parallel loop."""
+    def run(*args):
+        return (parallel if args[-1] else serial)(*args[:-1])
+    return run
+
+
+_LOW_LEVEL = types.SimpleNamespace(
+    im2col=_im2col, col2im=_col2im,
+    leaky_relu=_pick(_leaky_relu_s, _leaky_relu_p),
+    leaky_relu_backward=_pick(_leaky_relu_backward_s, _leaky_relu_backward_p),
+    sigmoid=_pick(_sigmoid_s, _sigmoid_p), softplus=_pick(_softplus_s, _softplus_p),
+    batchnorm_forward=_batchnorm_forward, batchnorm_backward=_batchnorm_backward,
+    sgd_update=_pick(_sgd_s, _sgd_p), adam_update=_pick(_adam_s, _adam_p),
+    rmsprop_update=_pick(_rmsprop_s, _rmsprop_p),
+)
+
+_OPS = CompiledOps(_LOW_LEVEL)
+
+im2col = _OPS.im2col
+col2im = _OPS.col2im
+leaky_relu = _OPS.leaky_relu
+leaky_relu_backward = _OPS.leaky_relu_backward
+sigmoid = _OPS.sigmoid
+softplus = _OPS.softplus
+batchnorm_forward = _OPS.batchnorm_forward
+batchnorm_backward = _OPS.batchnorm_backward
+sgd_update = _OPS.sgd_update
+adam_update = _OPS.adam_update
+rmsprop_update = _OPS.rmsprop_update
+
+
+def num_threads() -> int:
+    """Threads the parallel kernels of this set use."""
+    return numba.get_num_threads()
