@@ -50,11 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     x = scale_images(images, shape="flat")  # (60000, 784) float32 in [-1, 1]
 
     if args.resume:
-        state = load_training_checkpoint(out / "checkpoint.npz")
+        try:  # a missing or corrupt checkpoint, or another --batch-size: say so, no traceback
+            state = load_training_checkpoint(out / "checkpoint.npz")
+            batches = Minibatches(x, args.batch_size, np.random.default_rng(args.seed))
+            batches.set_state(state["batches_state"])
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"error: cannot resume from {out / 'checkpoint.npz'}: {exc}", file=sys.stderr)
+            return 2
         gan, rng, fixed_z, history = (state["gan"], state["rng"], state["fixed_z"],
                                       state["history"])
-        batches = Minibatches(x, args.batch_size, np.random.default_rng(args.seed))
-        batches.set_state(state["batches_state"])
         print(f"resuming from step {gan.steps} of {args.steps}")
     else:
         rng = np.random.default_rng(args.seed)

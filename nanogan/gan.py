@@ -140,6 +140,53 @@ class GAN:
         self.g_opt.step()
         return {"g_loss": float(value), "d_g_z_after": _mean_sigmoid(s_fake)}
 
+    def simultaneous_step(self, x_real: np.ndarray, z: np.ndarray, *,
+                          d_scale: float = 0.5) -> dict[str, float]:
+        """One update of G and D at once, from one minibatch: the 2014 reference code's update.
+
+        Goodfellow et al.'s own implementation (pylearn2's ``AdversaryCost2``) does not alternate as
+        Algorithm 1 does: it runs D once on the real batch and once on ``G(z)`` (one dropout mask
+        each), takes D's gradient of ``d_scale * loss.d_loss`` and G's gradient of
+        ``loss.g_loss`` on that SAME forward pass of ``D(G(z))``, and applies both updates together,
+        so neither network sees the other's new parameters within the step::
+
+            s_r = D(x), s_f = D(G(z))                      (one forward pass each)
+            L_D = d_scale * loss.d_loss(s_r, s_f)           (0.5 (BCE(s_r, 1) + BCE(s_f, 0)))
+            L_G = loss.g_loss(s_f)                          (BCE(s_f, 1), non-saturating)
+            dL_D/dtheta_D:  D.backward(dL_D/ds_r), D.backward(dL_D/ds_f)
+            dL_G/dtheta_G:  G.backward(D.backward(dL_G/ds_f, param_grads=False))
+            d_opt.step(); g_opt.step()                      (both from the old parameters)
+
+        Counts as one iteration (``steps`` grows by one). Returns ``d_loss`` (the scaled value that
+        was descended), ``g_loss``, ``d_x``, ``d_g_z`` and ``d_acc`` as :meth:`d_step` does; raises
+        :class:`NonFiniteError` on a NaN or infinite loss.
+        """
+        self.D.zero_grad()
+        self.G.zero_grad()
+        fake, c_g = self.G.forward(z, train=True)
+        s_real, c_real = self.D.forward(x_real, train=True)
+        s_fake, c_fake = self.D.forward(fake, train=True)
+        d_value, d_real, d_fake = self.loss.d_loss(s_real, s_fake)
+        g_value, g_fake = self.loss.g_loss(s_fake)
+        self.D.backward(d_real * d_scale, c_real)
+        self.D.backward(d_fake * d_scale, c_fake)
+        self.G.backward(self.D.backward(g_fake, c_fake, param_grads=False), c_g)
+        self.d_opt.step()
+        self.g_opt.step()
+        if self.clip is not None:
+            for p in self.D.params.values():
+                np.clip(p, -self.clip, self.clip, out=p)
+        self.steps += 1
+        stats = {
+            "d_loss": float(d_value) * d_scale,
+            "g_loss": float(g_value),
+            "d_x": _mean_sigmoid(s_real),
+            "d_g_z": _mean_sigmoid(s_fake),
+            "d_acc": float(((s_real > 0).sum() + (s_fake < 0).sum()) / (s_real.size + s_fake.size)),
+        }
+        self.check_finite(stats)
+        return stats
+
     def step(self, real_batches: Iterable[np.ndarray] | Iterator[np.ndarray],
              rng: np.random.Generator) -> dict[str, float]:
         """One iteration of Algorithm 1: ``k`` D steps, each on the next real minibatch and fresh

@@ -82,7 +82,7 @@ def save_training_checkpoint(path: str | os.PathLike, gan: GAN, rng: np.random.G
     if fixed_z is not None:
         arrays["fixed_z"] = fixed_z
     for k, v in (history or {}).items():
-        arrays[f"history.{k}"] = np.asarray(v, dtype=np.float64)
+        arrays[f"history.{k}"] = np.asarray(v, dtype=np.int64 if k == "step" else np.float64)
     return Path(save_checkpoint(path, arrays, meta))
 
 
@@ -104,8 +104,8 @@ def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     set_rng_state(rng, meta["rng"])
     bstate = dict(meta.get("batches", {}))
     bstate.update({k[len("batches."):]: v for k, v in arrays.items() if k.startswith("batches.")})
-    history = {k[len("history."):]: list(map(float, v)) for k, v in arrays.items()
-               if k.startswith("history.")}
+    history = {k[len("history."):]: list(map(int if k == "history.step" else float, v))
+               for k, v in arrays.items() if k.startswith("history.")}
     return {"gan": gan, "rng": rng, "batches_state": bstate or None,
             "fixed_z": arrays.get("fixed_z"), "history": history,
             "extra": meta.get("extra", {}), "config": meta["config"]}

@@ -159,9 +159,11 @@ def activation_input(draw):
 @example(x=np.array(EXTREMES, np.float64), slope=0.0)
 def test_leaky_relu_and_backward(name, x, slope):
     k = kernels(name)
-    assert_matches(k.leaky_relu(x, slope), ref.leaky_relu(x, slope))
-    dy = x[..., ::-1] * x.dtype.type(0.5) if x.ndim else x * x.dtype.type(0.5)
-    assert_matches(k.leaky_relu_backward(dy, x, slope), ref.leaky_relu_backward(dy, x, slope))
+    with np.errstate(invalid="ignore"):  # -inf * 0 is nan, in the reference too
+        assert_matches(k.leaky_relu(x, slope), ref.leaky_relu(x, slope))
+        dy = x[..., ::-1] * x.dtype.type(0.5) if x.ndim else x * x.dtype.type(0.5)
+        assert_matches(k.leaky_relu_backward(dy, x, slope),
+                       ref.leaky_relu_backward(dy, x, slope))
 
 
 @pytest.mark.parametrize("name", SETS)

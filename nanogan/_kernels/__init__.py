@@ -15,6 +15,11 @@ import warnings
 
 from . import reference
 
+__all__ = [
+    "OP_NAMES", "PREFERENCE", "available", "get_backend", "load", "ops", "reference",
+    "set_backend", "why_unavailable",
+]
+
 #: The op names every kernel set provides (the reference module defines the semantics).
 OP_NAMES: tuple[str, ...] = (
     "im2col", "col2im",

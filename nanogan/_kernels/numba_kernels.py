@@ -78,6 +78,8 @@ _NB = 16
 
 @njit(parallel=True, **_JIT)
 def _im2col(x, cols, kh, kw, sh, sw, ph, pw):
+    # Indices are cast to unsigned (np.uintp) in the inner loops: Numba then skips the
+    # negative-index wraparound test, which otherwise costs about a third of the time.
     N, C, H, W = x.shape
     OH = (H + 2 * ph - kh) // sh + 1
     OW = (W + 2 * pw - kw) // sw + 1
@@ -109,7 +111,7 @@ def _im2col(x, cols, kh, kw, sh, sw, ph, pw):
                             for ow in range(ow0):
                                 cf[o + ow] = 0
                             for ow in range(ow0, ow1):
-                                cf[o + ow] = xf[src + ow * sw]
+                                cf[np.uintp(o + ow)] = xf[np.uintp(src + ow * sw)]
                             for ow in range(ow1, OW):
                                 cf[o + ow] = 0
     else:
@@ -129,7 +131,7 @@ def _im2col(x, cols, kh, kw, sh, sw, ph, pw):
                             if valid_h and ow >= ow_lo[j] and ow < ow_hi[j]:
                                 src = c * HW + (oh * sh + i - ph) * W + ow * sw + j - pw
                                 for n in range(n0, n1):
-                                    cf[o + n * L] = xf[src + n * C * HW]
+                                    cf[np.uintp(o + n * L)] = xf[np.uintp(src + n * C * HW)]
                             else:
                                 for n in range(n0, n1):
                                     cf[o + n * L] = 0
@@ -161,7 +163,7 @@ def _col2im(cols, x, kh, kw, sh, sw, ph, pw):
                         d = xbase + (oh * sh + i - ph) * W + j - pw
                         o = src + oh * OW
                         for ow in range(ow0, ow1):
-                            xf[d + ow * sw] += cf[o + ow]
+                            xf[np.uintp(d + ow * sw)] += cf[np.uintp(o + ow)]
     else:
         nb = (N + _NB - 1) // _NB
         for t in prange(C * nb):
@@ -176,7 +178,7 @@ def _col2im(cols, x, kh, kw, sh, sw, ph, pw):
                             o = rb + oh * OW + ow
                             d = c * HW + (oh * sh + i - ph) * W + ow * sw + j - pw
                             for n in range(n0, n1):
-                                xf[d + n * C * HW] += cf[o + n * L]
+                                xf[np.uintp(d + n * C * HW)] += cf[np.uintp(o + n * L)]
 
 
 # ---------------------------------------------------------------------------- activations

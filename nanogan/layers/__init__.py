@@ -9,9 +9,11 @@ from .conv_transpose import ConvTranspose2d
 from .dense import Dense
 from .dropout import Dropout
 from .init import dcgan_init
+from .maxout import Maxout
 from .shape import Flatten, Reshape
 
 __all__ = [
     "BatchNorm1d", "BatchNorm2d", "Conv2d", "ConvTranspose2d", "Dense", "Dropout", "Flatten",
-    "LeakyReLU", "Module", "ReLU", "Reshape", "Sequential", "Sigmoid", "Tanh", "dcgan_init",
+    "LeakyReLU", "Maxout", "Module", "ReLU", "Reshape", "Sequential", "Sigmoid", "Tanh",
+    "dcgan_init",
 ]

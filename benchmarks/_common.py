@@ -1,0 +1,153 @@
+"""Helpers shared by the benchmark scripts: thread settings, timing, machine facts, tables.
+
+Nothing here imports NumPy at module level: the thread-count environment variables must be set
+before NumPy (OpenBLAS), Numba, the OpenMP runtime of the Cython kernels and PyTorch are loaded,
+so every script calls :func:`set_threads` first and imports the numerical libraries afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+#: Thread-count variables read by OpenBLAS, MKL, OpenMP (Cython kernels, PyTorch) and Numba.
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+               "NUMBA_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def use_checkout() -> None:
+    """Put the repository root first on ``sys.path`` so that the checkout's nanogan is measured."""
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+
+
+def set_threads(threads: int | None) -> int:
+    """Fix the thread count of every numerical library; call before importing any of them.
+
+    Parameters
+    ----------
+    threads : the count, or None for ``os.cpu_count()``
+
+    Returns
+    -------
+    threads : the count in effect
+    """
+    t = int(threads or os.cpu_count() or 1)
+    for var in THREAD_VARS:
+        os.environ[var] = str(t)
+    if t == 1:  # XLA's CPU client has no thread-count flag; one thread is the one it can honour
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false "
+                                   "intra_op_parallelism_threads=1").strip()
+    if any(m in sys.modules for m in ("numpy", "torch", "jax")):
+        print("warning: a numerical library was imported before the thread count was set",
+              file=sys.stderr)
+    return t
+
+
+def time_call(fn: Callable[[], Any]) -> float:
+    """Wall-clock seconds of one call of ``fn``."""
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def median_ms(seconds: Sequence[float]) -> float:
+    return 1e3 * statistics.median(seconds)
+
+
+def sgemm_peak(threads: int, n: int = 1024, repeats: int = 10) -> float:
+    """Best float32 ``n x n x n`` NumPy matmul rate in GFLOP/s (``2 n^3`` per product)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    c = np.empty((n, n), dtype=np.float32)
+    np.matmul(a, b, out=c)  # warm-up: thread pool start, page faults
+    best = min(time_call(lambda: np.matmul(a, b, out=c)) for _ in range(repeats))
+    return 2.0 * n ** 3 / best / 1e9
+
+
+def real_batch(shape: Sequence[int], batch: int, seed: int = 0) -> Any:
+    """Random "real" data, float32 ``(batch, *shape)`` in [-1, 1] (its content does not change
+    the work done)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-1.0, 1.0, size=(batch, *shape)).astype(np.float32)
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(threads: int) -> dict[str, Any]:
+    """CPU, core and thread counts, library versions, nanogan's kernel set, BLAS, load."""
+    import numpy as np
+
+    import nanogan
+
+    info: dict[str, Any] = {
+        "cpu_model": cpu_model(),
+        "cores": os.cpu_count(),
+        "threads": threads,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "nanogan": nanogan.__version__,
+        "kernel_set": nanogan.kernel_backend(),
+        "kernel_sets_available": nanogan.available_kernels(),
+    }
+    try:
+        cfg = np.show_config(mode="dicts")
+        info["blas"] = cfg["Build Dependencies"]["blas"].get("name")
+    except Exception:  # older NumPy: show_config prints only
+        info["blas"] = None
+    try:
+        info["loadavg_1min_at_start"] = os.getloadavg()[0]
+    except OSError:
+        pass
+    for mod in ("torch", "jax", "jaxlib", "optax", "numba"):
+        try:
+            info[mod] = __import__(mod).__version__
+        except Exception:
+            info[mod] = None
+    return info
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A Markdown table (it reads as plain text on a terminal too)."""
+    cells = [[str(h) for h in header]] + [[_cell(v) for v in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(cells[0], widths)) + " |",
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines += ["| " + " | ".join(c.rjust(w) for c, w in zip(r, widths)) + " |" for r in cells[1:]]
+    return "\n".join(lines)
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if v >= 100:
+            return f"{v:,.0f}"
+        if v >= 10:
+            return f"{v:.1f}"
+        return f"{v:.2f}"
+    return str(v)

@@ -1,0 +1,177 @@
+"""The MNIST model of Goodfellow et al. (2014), as configured in the paper's ``mnist.yaml``.
+
+``python examples/goodfellow2014_mnist.py --epochs 100``
+
+* G: noise (100) -> ReLU 1200 -> ReLU 1200 -> sigmoid 784 (pixels in [0, 1]); weights
+  ``U(-0.05, 0.05)``, biases 0, the output bias ``log(p / (1 - p))`` of the mean training image
+  (``p`` clipped to [1e-5, 1 - 1e-5], pylearn2's ``init_sigmoid_bias_from_marginals``).
+* D: dropout (keep 0.8) -> maxout 240x5 -> dropout (keep 0.5) -> maxout 240x5 -> dropout (keep 0.5)
+  -> sigmoid unit (here a logit; the loss applies the sigmoid); weights ``U(-0.005, 0.005)``,
+  biases 0; inverted dropout scaling (1.25 and 2).
+* SGD, batch 100, on ``train[0:50000]`` scaled to [0, 1]; learning rate 0.1 divided by 1.000004
+  after every update (floor 1e-6); momentum 0.5 in the first epoch, rising linearly to 0.7 at
+  epoch 250 (pylearn2's ``MomentumAdjustor(start=1, saturate=250)``).
+* The update (``--update simultaneous``, the default) is the 2014 code's own: D's loss
+  ``0.5 (BCE(D(x), 1) + BCE(D(G(z)), 0))`` and G's non-saturating ``BCE(D(G(z)), 1)`` from one
+  minibatch and one dropout forward pass, both gradients applied at once
+  (:meth:`nanogan.GAN.simultaneous_step`). ``--update alternating`` runs Algorithm 1 (k = 1).
+* The noise is N(0, I), the default of the 2014 code's ``Generator`` (``mnist.yaml`` sets none);
+  ``--noise uniform`` draws U(-1, 1) instead.
+
+Every ``--parzen-every`` epochs the Parzen-window log-likelihood of 10,000 samples is measured
+with the paper's protocol (:func:`nanogan.metrics.mnist_parzen`) and appended to
+``OUT/parzen.csv``; ``OUT/checkpoint.npz`` (resumable with ``--resume``) and ``OUT/samples.png`` are
+refreshed after every epoch. Stop early with ``--minutes`` (the run ends after the epoch in which
+the time runs out, and measures Parzen there).
+
+Momentum note: nanogan's SGD is PyTorch's (``buf = mu buf + g; p -= lr buf``); pylearn2's is
+``v = mu v - lr g; p += v``. With a constant learning rate they are the same update; with this
+schedule (lr changes by 4e-6 relative per step) they differ negligibly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import nanogan
+from nanogan.data import Minibatches, load_mnist
+from nanogan.gan import GAN, NonFiniteError
+from nanogan.layers import Dense, Dropout, Maxout, ReLU, Sequential, Sigmoid
+from nanogan.optim import SGD
+from nanogan.train import load_training_checkpoint, save_training_checkpoint
+
+STEPS_PER_EPOCH = 500  # 50,000 images, batch 100
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--epochs", type=int, default=100, help="epochs of 500 updates")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="stop after the epoch in which this much wall time has passed")
+    p.add_argument("--update", choices=["simultaneous", "alternating"], default="simultaneous")
+    p.add_argument("--init", choices=["yaml", "default"], default="yaml",
+                   help="mnist.yaml's initialisation or nanogan's (PyTorch's) default")
+    p.add_argument("--noise", choices=["normal", "uniform"], default="normal")
+    p.add_argument("--parzen-every", type=int, default=10, help="epochs between Parzen scores")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/goodfellow2014", help="output folder")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    return p.parse_args(argv)
+
+
+def build(x_train: np.ndarray, init: str, rng: np.random.Generator
+          ) -> tuple[Sequential, Sequential]:
+    """G and D of the paper, initialised as ``mnist.yaml`` (``init="yaml"``) or by default."""
+    G = Sequential(Dense(100, 1200, rng=rng), ReLU(), Dense(1200, 1200, rng=rng), ReLU(),
+                   Dense(1200, 784, rng=rng), Sigmoid())
+    D = Sequential(Dropout(0.2, rng=rng), Maxout(784, 240, 5, rng=rng),
+                   Dropout(0.5, rng=rng), Maxout(240, 240, 5, rng=rng),
+                   Dropout(0.5, rng=rng), Dense(240, 1, rng=rng))
+    if init == "yaml":
+        for net, irange in ((G, 0.05), (D, 0.005)):
+            for name, p in net.params.items():
+                p[...] = rng.uniform(-irange, irange, p.shape) if name.endswith("weight") else 0
+        mean = np.clip(x_train.mean(axis=0, dtype=np.float64), 1e-5, 1 - 1e-5)
+        G.params["4.bias"][...] = np.log(mean / (1 - mean))
+    return G, D
+
+
+def schedule(step: int) -> tuple[float, float]:
+    """(learning rate, momentum) for update ``step`` (0-based)."""
+    lr = max(0.1 / 1.000004**step, 1e-6)
+    epoch = step // STEPS_PER_EPOCH
+    momentum = 0.5 + 0.2 * min(epoch / 249.0, 1.0)
+    return lr, momentum
+
+
+def sample01(gan: GAN, n: int, seed: int = 1234) -> np.ndarray:
+    """``n`` samples of G in [0, 1], (n, 784), from seeded noise."""
+    rng = np.random.default_rng(seed)
+    return np.concatenate([gan.G(gan.sample_noise(1000, rng), train=False)
+                           for _ in range(-(-n // 1000))])[:n]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from nanogan.metrics import mnist_parzen
+    from nanogan.plot import save_grid
+
+    args = parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    images, _ = load_mnist("train")
+    x = images[:50000].reshape(50000, 784).astype(np.float32) / np.float32(255.0)
+
+    if args.resume:
+        state = load_training_checkpoint(out / "checkpoint.npz")
+        gan, rng, fixed_z = state["gan"], state["rng"], state["fixed_z"]
+        batches = Minibatches(x, 100, np.random.default_rng(args.seed + 1))
+        batches.set_state(state["batches_state"])
+        print(f"resuming from update {gan.steps} (epoch {gan.steps // STEPS_PER_EPOCH})")
+    else:
+        rng = np.random.default_rng(args.seed)
+        G, D = build(x, args.init, rng)
+        lr, momentum = schedule(0)
+        gan = GAN(G, D, loss="nonsaturating", g_opt=SGD(G, lr=lr, momentum=momentum),
+                  d_opt=SGD(D, lr=lr, momentum=momentum), noise=args.noise)
+        batches = Minibatches(x, 100, np.random.default_rng(args.seed + 1))
+        fixed_z = gan.sample_noise(64, np.random.default_rng(args.seed + 2))
+        with open(out / "parzen.csv", "w", newline="") as f:
+            csv.writer(f).writerow(["epoch", "updates", "seconds", "parzen", "se", "sigma"])
+
+    extra = {"example": "goodfellow2014_mnist", "update": args.update, "init": args.init,
+             "pixel_range": [0, 1]}
+    print(f"nanogan {nanogan.__version__}, kernels: {nanogan.kernel_backend()}, "
+          f"G {gan.G.num_params():,} params, D {gan.D.num_params():,} params, "
+          f"update {args.update}, init {args.init}, noise {args.noise}", flush=True)
+    t0 = time.perf_counter()
+    elapsed0 = float(load_training_checkpoint(out / "checkpoint.npz")["extra"].get("seconds", 0)
+                     ) if args.resume else 0.0
+    epoch = gan.steps // STEPS_PER_EPOCH
+    try:
+        while epoch < args.epochs:
+            sums: dict[str, float] = {}
+            for _ in range(STEPS_PER_EPOCH):
+                lr, momentum = schedule(gan.steps)
+                for opt in (gan.g_opt, gan.d_opt):
+                    opt.lr, opt.momentum = lr, momentum
+                xb = next(batches)
+                if args.update == "simultaneous":
+                    stats = gan.simultaneous_step(xb, gan.sample_noise(100, rng))
+                else:
+                    stats = gan.step(iter([xb]), rng)
+                for k, v in stats.items():
+                    sums[k] = sums.get(k, 0.0) + v / STEPS_PER_EPOCH
+            epoch += 1
+            seconds = elapsed0 + time.perf_counter() - t0
+            print(f"epoch {epoch}: {seconds:.0f} s, lr {lr:.4f}, momentum {momentum:.3f}, "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in sums.items()), flush=True)
+            save_grid(gan.G(fixed_z, train=False) * 2 - 1, out / "samples.png")
+            out_of_time = args.minutes is not None and seconds >= 60 * args.minutes
+            last = epoch >= args.epochs or out_of_time
+            save_training_checkpoint(out / "checkpoint.npz", gan, rng, batches, fixed_z,
+                                     None, {**extra, "epoch": epoch, "seconds": seconds})
+            if (args.parzen_every and epoch % args.parzen_every == 0) or last:
+                res = mnist_parzen(sample01(gan, 10000))
+                print(f"epoch {epoch}: Parzen log-likelihood {res}", flush=True)
+                with open(out / "parzen.csv", "a", newline="") as f:
+                    csv.writer(f).writerow([epoch, gan.steps, f"{seconds:.0f}",
+                                            f"{res.mean:.2f}", f"{res.se:.2f}",
+                                            f"{res.sigma:.4f}"])
+            if out_of_time:
+                print(f"stopping: {args.minutes} minutes reached", flush=True)
+                break
+    except NonFiniteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Maxout layer (Goodfellow et al. 2013): an affine map followed by a max over groups of pieces.
+
+``Maxout(in_features, out_features, pieces)`` computes ``pieces`` affine functions per output unit
+and keeps the largest::
+
+    z = x W^T + b                      (N, out_features * pieces)
+    y[n, j] = max_i z[n, j * pieces + i]
+
+Unit ``j`` owns the ``pieces`` consecutive rows ``j * pieces ... j * pieces + pieces - 1`` of
+``weight``, the layout of pylearn2's ``Maxout`` (``z[:, i::pieces]`` is piece ``i`` of every unit).
+PyTorch has no Maxout; its equivalent is ``nn.Linear(in, out * pieces)`` followed by
+``z.view(N, out, pieces).max(-1).values``, which has the same state-dict keys and shapes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Module, as_dtype, as_rng
+from .init import uniform_fan_in
+
+
+class Maxout(Module):
+    """``y[:, j] = max_i (x W^T + b)[:, j * pieces + i]``.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    pieces : int >= 1, affine pieces per output unit (``pieces=1`` is a plain ``Dense``)
+    bias : bool, default True
+    rng : numpy Generator, int seed or None, for PyTorch's default ``Linear`` initialisation
+    dtype : float32 (default) or float64
+
+    Attributes
+    ----------
+    params["weight"] : (out_features * pieces, in_features)
+    params["bias"] : (out_features * pieces,)
+    """
+
+    def __init__(self, in_features: int, out_features: int, pieces: int, bias: bool = True, *,
+                 rng: np.random.Generator | int | None = None, dtype=np.float32) -> None:
+        super().__init__()
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.pieces = int(pieces)
+        if self.pieces < 1 or self.out_features < 1 or self.in_features < 1:
+            raise ValueError(f"Maxout: in_features, out_features and pieces must be >= 1, got "
+                             f"{in_features}, {out_features}, {pieces}")
+        self.dtype = as_dtype(dtype)
+        rng = as_rng(rng)
+        rows = self.out_features * self.pieces
+        self.weight = self.add_param("weight", uniform_fan_in(
+            rng, (rows, self.in_features), self.in_features, self.dtype))
+        self.bias = (self.add_param("bias", uniform_fan_in(
+            rng, (rows,), self.in_features, self.dtype)) if bias else None)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"pieces={self.pieces}, bias={self.bias is not None}")
+
+    def forward(self, x: np.ndarray, train: bool = True
+                ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """``z = x W^T + b``; ``y = max over each unit's pieces of z``.
+
+        Parameters
+        ----------
+        x : (N, in_features)
+
+        Returns
+        -------
+        y : (N, out_features)
+        cache : (x, argmax) with ``argmax`` (N, out_features, 1) int64, the winning piece
+            (the first one on a tie)
+        """
+        x = self._check_input(x, 2, "(N, in_features)", {1: self.in_features})
+        z = x @ self.weight.T
+        if self.bias is not None:
+            z += self.bias
+        z = z.reshape(len(x), self.out_features, self.pieces)
+        arg = np.argmax(z, axis=2)[:, :, None]
+        y = np.take_along_axis(z, arg, axis=2)[:, :, 0]
+        return y, (x, arg)
+
+    def backward(self, dy: np.ndarray, cache: tuple[np.ndarray, np.ndarray], *,
+                 param_grads: bool = True) -> np.ndarray:
+        """Gradients of ``y = max_i z[:, j, i]``, ``z = x W^T + b``.
+
+        Equations
+        ---------
+        ::
+
+            dL/dz[n, j, i] = dy[n, j] if i == argmax_i' z[n, j, i'] else 0
+                                                       (N, out * pieces), the winners only
+            dL/dx  = dz W              (N, in)          = (N, out * pieces) @ (out * pieces, in)
+            dL/dW += dz^T x            (out * pieces, in)
+            dL/db += sum_n dz[n]       (out * pieces,)
+
+        Parameters
+        ----------
+        dy : (N, out_features)
+        cache : (x (N, in_features), argmax (N, out_features, 1)) from :meth:`forward`
+
+        Returns
+        -------
+        dx : (N, in_features)
+        """
+        x, arg = cache
+        n = len(x)
+        dz = np.zeros((n, self.out_features, self.pieces), dtype=dy.dtype)
+        np.put_along_axis(dz, arg, dy[:, :, None], axis=2)
+        dz = dz.reshape(n, self.out_features * self.pieces)
+        if param_grads:
+            self._grads["weight"] += dz.T @ x
+            if self.bias is not None:
+                self._grads["bias"] += dz.sum(axis=0)
+        return dz @ self.weight
