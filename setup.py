@@ -50,7 +50,7 @@ def extensions():
         "nanogan._kernels._cython_kernels",
         [pyx],
         include_dirs=[np.get_include()],
-        extra_compile_args=["-O3", "-fopenmp", "-fno-trapping-math"],
+        extra_compile_args=["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"],
         extra_link_args=["-fopenmp"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )

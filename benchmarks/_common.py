@@ -137,7 +137,9 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(cells[0], widths)) + " |",
              "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    lines += ["| " + " | ".join(c.rjust(w) for c, w in zip(r, widths)) + " |" for r in cells[1:]]
+    for raw, r in zip(rows, cells[1:]):
+        lines.append("| " + " | ".join(c.ljust(w) if isinstance(v, str) else c.rjust(w)
+                                       for v, c, w in zip(raw, r, widths)) + " |")
     return "\n".join(lines)
 
 

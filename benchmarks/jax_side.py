@@ -17,7 +17,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import lax
-
 from specs import Z_SHAPE
 
 # (kind, parameter prefix, stride, padding); prefixes follow PyTorch's Sequential indices

@@ -1,9 +1,9 @@
 """Peak resident memory of one framework training a reference GAN, in a process of its own.
 
 ``python benchmarks/memory_probe.py --framework nanogan|torch|jax [--config dcgan256]``
-prints one JSON line: ``ru_maxrss`` (MB) after importing the framework (the baseline), at the
-end of the run (the peak), and the difference. ``ru_maxrss`` is the high-water mark of the
-process, so the peak includes whatever the import itself touched.
+prints one JSON line: the peak resident set size (MB; ``VmHWM``, i.e. ``ru_maxrss`` of this
+process alone) after importing the framework (the baseline), at the end of the run (the
+peak, which includes whatever the import itself touched), and the difference.
 """
 
 from __future__ import annotations
@@ -18,6 +18,19 @@ from specs import CONFIGS, X_SHAPE
 
 
 def maxrss_mb() -> float:
+    """Peak resident set size of this process so far, MB.
+
+    ``VmHWM`` of ``/proc/self/status`` where it exists: Linux carries ``ru_maxrss`` over
+    ``fork`` + ``exec``, so a probe started by a large parent would report the parent's peak.
+    Elsewhere ``ru_maxrss`` (start the probe from a small process).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
@@ -39,7 +52,6 @@ def main(argv: list[str] | None = None) -> dict:
         step = nano_side.make_step(gan, real_batch(X_SHAPE[arch], batch))
     elif args.framework == "torch":
         import torch
-
         import torch_side
         torch.set_num_threads(threads)
         base = maxrss_mb()

@@ -7,9 +7,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
+from specs import Z_SHAPE
 from torch import nn
-
-from specs import X_SHAPE, Z_SHAPE
 
 
 def build_models(arch: str) -> tuple[nn.Module, nn.Module]:

@@ -69,10 +69,9 @@ def cross_check(arch: str, jax_side: Any) -> dict[str, Any]:
     """Two iterations from identical weights and noise: nanogan vs PyTorch in float64, and
     (when given) JAX vs PyTorch in float32. Returns the largest relative errors; raises
     ``SystemExit`` if a tolerance is exceeded."""
+    import nano_side
     import numpy as np
     import torch
-
-    import nano_side
     import torch_side
 
     rng = np.random.default_rng(7)
@@ -120,9 +119,8 @@ def cross_check(arch: str, jax_side: Any) -> dict[str, Any]:
 
 def bench_config(name: str, args: argparse.Namespace, jax_side: Any) -> dict[str, Any]:
     """Time one config, the frameworks interleaved; returns medians and raw times (ms)."""
-    import torch
-
     import nano_side
+    import torch
     import torch_side
 
     arch, batch = CONFIGS[name]
@@ -186,7 +184,13 @@ def plot(results: list[dict[str, Any]], path: str) -> None:
     for i, r in enumerate(results):
         ax.hlines(r["target"], i - 0.48, i + 0.48, colors="#c22", linestyles="--",
                   label="target" if i == 0 else None)
+    for bars in ax.containers:
+        ax.bar_label(bars, fmt="%.2f", fontsize=8, padding=2)
     ax.set_yscale("log")
+    fmt = matplotlib.ticker.FormatStrFormatter("%g")
+    ax.yaxis.set_major_formatter(fmt)
+    ax.yaxis.set_minor_formatter(fmt)
+    ax.tick_params(axis="y", which="minor", labelsize=7)
     ax.set_xticks(xs, names)
     ax.set_ylabel("time / PyTorch's time (lower is faster)")
     ax.set_title("Training iteration, same run, same threads")
@@ -206,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     jax_side, jax_note = None, None
     if not args.no_jax:
         try:
-            import jax_side  # noqa: F401  (imports jax and optax)
+            import jax_side  # imports jax and optax
         except ImportError as exc:
             jax_note = f"JAX skipped: {exc} (pip install jax optax)"
             print(jax_note, file=sys.stderr)
@@ -264,10 +268,12 @@ def main(argv: list[str] | None = None) -> int:
     table = format_table(header, rows)
     mem_table = None
     if memory:
-        mrows = [[fw, m["peak_mb"], m["import_mb"], m["above_import_mb"]]
+        ref = memory.get("torch") or {}
+        mrows = [[fw, m["peak_mb"], m["import_mb"], m["above_import_mb"],
+                  "-" if not ref else ("yes" if m["peak_mb"] <= ref["peak_mb"] else "no")]
                  for fw, m in memory.items() if m]
         mem_table = format_table(["DCGAN-28 b256 memory", "peak MB", "after import MB",
-                                  "above import MB"], mrows)
+                                  "above import MB", "peak <= PyTorch's"], mrows)
     print()
     print(f"Machine: {info['cpu_model']}, {info['cores']} cores, {threads} threads, "
           f"sgemm peak {peak:.1f} GFLOP/s (float32 1024^3), nanogan kernels "
@@ -285,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = {"machine": info, "sgemm_peak_gflops": peak, "iters": args.iters,
            "warmup": args.warmup, "cross_check": checks, "results": results, "memory": memory,
            "jax_note": jax_note, "table": table, "memory_table": mem_table,
-           "wall_s": time.perf_counter() - t_start,
+           "wall_s": time.perf_counter() - t_start, "loadavg_1min_at_end": os.getloadavg()[0],
            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     out = os.path.abspath(args.out)
     os.makedirs(os.path.dirname(out), exist_ok=True)

@@ -31,9 +31,8 @@ from .layers import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "GAN", "BatchNorm1d", "BatchNorm2d", "Conv2d", "ConvTranspose2d", "Dense", "Dropout", "Flatten",
-    "LeakyReLU", "Maxout", "Module", "ReLU", "Reshape", "Sequential", "Sigmoid", "Tanh",
-    "available_kernels",
-    "data", "dcgan_init", "gradcheck", "kernel_backend", "layers", "losses", "numerical_gradient", "optim", "rel_error",
-    "set_kernel_backend",
+    "GAN", "BatchNorm1d", "BatchNorm2d", "Conv2d", "ConvTranspose2d", "Dense", "Dropout",
+    "Flatten", "LeakyReLU", "Maxout", "Module", "ReLU", "Reshape", "Sequential", "Sigmoid", "Tanh",
+    "available_kernels", "data", "dcgan_init", "gradcheck", "kernel_backend", "layers", "losses",
+    "numerical_gradient", "optim", "rel_error", "set_kernel_backend",
 ]

@@ -87,16 +87,17 @@ class GAN:
         self.k, self.clip = int(k), clip
         self.z_shape = tuple(z_shape) if z_shape is not None else infer_z_shape(generator)
         self.noise = noise
+        self.z_dtype = next(iter(generator.params.values())).dtype if generator.params \
+            else np.dtype(np.float32)
         self.steps = 0  # completed iterations of Algorithm 1
 
     # ------------------------------------------------------------------ noise
     def sample_noise(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``z ~ p_z``, shape ``(n, *z_shape)``, in the generator's dtype."""
-        dtype = next(iter(self.G.params.values())).dtype
         shape = (n, *self.z_shape)
         if self.noise == "uniform":
-            return rng.uniform(-1.0, 1.0, size=shape).astype(dtype)
-        return rng.standard_normal(shape, dtype=dtype)
+            return rng.uniform(-1.0, 1.0, size=shape).astype(self.z_dtype)
+        return rng.standard_normal(shape, dtype=self.z_dtype)
 
     # ------------------------------------------------------------------ the two updates
     def d_step(self, x_real: np.ndarray, z: np.ndarray) -> dict[str, float]:

@@ -26,7 +26,7 @@ def image_grid(images: np.ndarray, nrow: int = 8, pad: int = 2) -> np.ndarray:
             raise ValueError(f"image_grid: expected one channel (N, 1, H, W), got {x.shape}")
         x = x[:, 0]
     elif x.ndim == 2:
-        side = int(round(np.sqrt(x.shape[1])))
+        side = round(float(np.sqrt(x.shape[1])))
         if side * side != x.shape[1]:
             raise ValueError(f"image_grid: flat images must be square, got {x.shape}")
         x = x.reshape(-1, side, side)

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-import pytest
-from hypothesis import HealthCheck, settings
+# The tests multiply small matrices: one BLAS thread is fastest, and a BLAS thread pool spinning
+# against the other core's test work can slow a run many times over. Set before NumPy loads.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-from nanogan import _kernels
+import numpy as np  # noqa: E402  (after the thread settings above)
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+from nanogan import _kernels  # noqa: E402
 
 settings.register_profile(
     "default", max_examples=int(os.environ.get("NANOGAN_HYPOTHESIS_EXAMPLES", "25")),

@@ -8,6 +8,7 @@ another order (they accumulate in float64, the reference adds pairwise in the ar
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from nanogan import _kernels
-from nanogan._kernels import _common
+from nanogan._kernels import _common, _threads
 from nanogan._kernels import reference as ref
 
 SETS = _kernels.available()
@@ -394,3 +395,73 @@ def test_every_set_offers_every_op():
         assert mod.NAME == name
         for op in _kernels.OP_NAMES:
             assert callable(getattr(mod, op))
+
+
+# ---------------------------------------------------------------------------- thread policy
+@pytest.fixture
+def force_parallel(monkeypatch):
+    """Every compiled kernel and product takes its parallel path, whatever the size and load."""
+    monkeypatch.setattr(_common, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(_threads, "BLAS_PARALLEL_MIN_FLOPS", 0)
+    monkeypatch.setattr(_threads, "MAX_LOAD", math.inf)
+    monkeypatch.setattr(_threads, "_load", [-math.inf, True])
+
+
+PARALLEL_GEOMETRIES = [
+    ((3, 5, 14, 14), (4, 4, 2, 2, 1, 1)),   # DCGAN-28's strided 4x4 convolution
+    ((20, 3, 7, 7), (7, 7, 1, 1, 0, 0)),    # a 1x1 output: the block-of-images loops
+    ((2, 2, 9, 8), (3, 2, 4, 3, 2, 1)),     # stride larger than the window, odd sizes
+]
+
+
+@pytest.mark.parametrize("name", COMPILED)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("shape", "geom"), PARALLEL_GEOMETRIES)
+def test_parallel_paths_equal_the_reference(name, dtype, shape, geom, force_parallel):
+    k = kernels(name)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(shape).astype(dtype)
+    cols = k.im2col(x, *geom)
+    assert_matches(cols, ref.im2col(x, *geom))
+    assert_matches(k.col2im(cols, shape, *geom), ref.col2im(cols, shape, *geom),
+                   scale=ref.col2im(np.abs(cols), shape, *geom))
+    x3 = x.reshape(shape[0], shape[1], -1)
+    gamma, beta = rng.standard_normal((2, shape[1])).astype(dtype)
+    got, want = k.batchnorm_forward(x3, gamma, beta, 1e-5), ref.batchnorm_forward(x3, gamma,
+                                                                                   beta, 1e-5)
+    for a, b in zip(got, want):
+        assert_matches(a, b, scale=np.abs(x3).max())
+    dy = rng.standard_normal(x3.shape).astype(dtype)
+    got = k.batchnorm_backward(dy, x3, want[1], want[3], gamma)
+    for a, b in zip(got, ref.batchnorm_backward(dy, x3, want[1], want[3], gamma)):
+        assert_matches(a, b, scale=np.abs(dy).sum() * np.abs(want[3]).max() * 4)
+    assert_matches(k.leaky_relu(x, 0.2), ref.leaky_relu(x, 0.2))
+    p, g, m = rng.standard_normal((3, 40)).astype(dtype)
+    check_in_place(name, "adam_update", [p, g, m, np.abs(m)], (1e-3, 0.9, 0.999, 1e-8, 0.0, 3))
+
+
+@pytest.mark.parametrize("forced", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_matmul_is_numpy_matmul_on_any_thread_count(dtype, forced, monkeypatch):
+    if forced:
+        monkeypatch.setattr(_threads, "BLAS_PARALLEL_MIN_FLOPS", 0)
+        monkeypatch.setattr(_threads, "MAX_LOAD", math.inf)
+        monkeypatch.setattr(_threads, "_load", [-math.inf, True])
+    rng = np.random.default_rng(6)
+    a, b = rng.standard_normal((37, 50)).astype(dtype), rng.standard_normal((50, 29)).astype(dtype)
+    out = np.empty((29, 37), dtype).T
+    for x, y in ((a, b), (b.T, a.T), (a[::2], b)):
+        np.testing.assert_array_equal(_kernels.matmul(x, y), np.matmul(x, y))
+    assert _kernels.matmul(a, b, out=out) is out
+    assert_matches(out, a @ b, scale=np.abs(a).max() * np.abs(b).max() * 50)
+
+
+def test_machine_is_free_follows_the_load_limit(monkeypatch):
+    monkeypatch.setattr(_threads, "_load", [-math.inf, True])
+    monkeypatch.setattr(_threads, "MAX_LOAD", -1.0)   # no load average is below -1
+    assert not _threads.machine_is_free()
+    assert not _threads.parallel(10**12, 0)
+    monkeypatch.setattr(_threads, "_load", [-math.inf, False])
+    monkeypatch.setattr(_threads, "MAX_LOAD", math.inf)
+    assert _threads.machine_is_free()
+    assert _threads.parallel(10, 10) and not _threads.parallel(9, 10)

@@ -97,3 +97,82 @@ def test_config_round_trip_in_sequential():
     x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
     np.testing.assert_array_equal(s(x), s2(x))
     assert list(s2.state_dict()) == ["0.weight", "0.bias", "1.weight"]
+
+
+# ---------------------------------------------------------------- the paper's model and update
+def test_simultaneous_step_matches_torch(torch):
+    """GAN.simultaneous_step = the 2014 code's update: both gradients from one forward pass,
+    applied together (float64, against autograd on the same nets, two steps)."""
+    from nanogan import GAN, Dense, ReLU, Sigmoid
+    from nanogan.optim import SGD
+
+    f64 = np.float64
+    G = Sequential(Dense(4, 6, rng=0, dtype=f64), ReLU(), Dense(6, 5, rng=1, dtype=f64), Sigmoid())
+    D = Sequential(Maxout(5, 3, 2, rng=2, dtype=f64), Maxout(3, 2, 3, rng=3, dtype=f64),
+                   Dense(2, 1, rng=4, dtype=f64))
+    tG = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 5),
+                             torch.nn.Sigmoid()).double()
+    tD = [torch.nn.Linear(5, 6).double(), torch.nn.Linear(3, 6).double(),
+          torch.nn.Linear(2, 1).double()]
+    tG.load_state_dict({k: torch.from_numpy(v) for k, v in G.state_dict().items()})
+    for i, lin in enumerate(tD):
+        lin.load_state_dict({k.split(".", 1)[1]: torch.from_numpy(v)
+                             for k, v in D.state_dict().items() if k.startswith(f"{i}.")})
+
+    def t_d(x):
+        h = tD[0](x).view(len(x), 3, 2).max(-1).values
+        h = tD[1](h).view(len(x), 2, 3).max(-1).values
+        return tD[2](h)
+
+    gan = GAN(G, D, g_opt=SGD(G, lr=0.1, momentum=0.5), d_opt=SGD(D, lr=0.1, momentum=0.5))
+    d_params = [p for lin in tD for p in lin.parameters()]
+    t_gopt = torch.optim.SGD(tG.parameters(), lr=0.1, momentum=0.5)
+    t_dopt = torch.optim.SGD(d_params, lr=0.1, momentum=0.5)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    g = np.random.default_rng(0)
+    for _ in range(2):
+        x, z = g.random((8, 5)), g.standard_normal((8, 4))
+        stats = gan.simultaneous_step(x, z)
+        s_real, s_fake = t_d(torch.from_numpy(x)), t_d(tG(torch.from_numpy(z)))
+        d_obj = 0.5 * (bce(s_real, torch.ones_like(s_real)) + bce(s_fake, torch.zeros_like(s_fake)))
+        g_obj = bce(s_fake, torch.ones_like(s_fake))
+        d_grads = torch.autograd.grad(d_obj, d_params, retain_graph=True)
+        g_grads = torch.autograd.grad(g_obj, list(tG.parameters()))
+        for p, gr in zip(d_params, d_grads):
+            p.grad = gr
+        for p, gr in zip(tG.parameters(), g_grads):
+            p.grad = gr
+        t_dopt.step()
+        t_gopt.step()
+        assert rel_error(stats["d_loss"], d_obj.item()) < 1e-10
+        assert rel_error(stats["g_loss"], g_obj.item()) < 1e-10
+    for k, v in tG.state_dict().items():
+        assert rel_error(G.state_dict()[k], v.numpy()) < 1e-8, k
+    flat = [p.detach().numpy() for p in d_params]
+    assert all(rel_error(a, b) < 1e-8 for a, b in zip(D.params.values(), flat))
+    assert gan.steps == 2
+
+
+def test_goodfellow2014_example_schedule_and_init():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    import goodfellow2014_mnist as ex
+
+    assert ex.schedule(0) == (0.1, 0.5)
+    lr, mom = ex.schedule(250 * ex.STEPS_PER_EPOCH)
+    assert mom == pytest.approx(0.7) and lr == pytest.approx(0.1 / 1.000004**125000)
+    assert ex.schedule(10**8) == (1e-6, 0.7)
+    assert ex.schedule(124 * ex.STEPS_PER_EPOCH + 3)[1] == pytest.approx(0.5 + 0.2 * 124 / 249)
+    x = np.random.default_rng(0).random((50, 784)).astype(np.float32)
+    x[:, 0] = 0  # an always-black pixel: the clipped marginal 1e-5
+    G, D = ex.build(x, "yaml", np.random.default_rng(1))
+    assert np.abs(G.params["0.weight"]).max() <= 0.05 and np.abs(D.params["1.weight"]).max() <= 5e-3
+    assert not G.params["0.bias"].any() and not D.params["1.bias"].any()
+    p = 1 / (1 + np.exp(-G.params["4.bias"].astype(np.float64)))
+    np.testing.assert_allclose(p[1:], x.mean(0)[1:], rtol=1e-4)
+    assert p[0] == pytest.approx(1e-5, rel=1e-3)
+    assert [type(m).__name__ for m in D.layers] == ["Dropout", "Maxout", "Dropout", "Maxout",
+                                                    "Dropout", "Dense"]
+    assert [m.p for m in D.layers[::2]] == [0.2, 0.5, 0.5]

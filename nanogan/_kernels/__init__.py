@@ -3,7 +3,9 @@
 ``reference`` (readable NumPy) always exists; ``numba`` and ``cython`` are compiled sets offering
 the same op names. The best available set is chosen at import; ``NANOGAN_KERNELS=reference|numba|
 cython`` forces one, and :func:`set_backend` switches at run time (the tests use it). Layers call
-``ops.<name>(...)`` so that a switch takes effect immediately.
+``ops.<name>(...)`` so that a switch takes effect immediately. Matrix products are not kernel ops:
+every set shares :func:`matmul` (NumPy's BLAS, on one thread for small products; see
+:mod:`nanogan._kernels._threads`).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import types
 import warnings
 
 from . import reference
+from ._threads import matmul
 
 __all__ = [
-    "OP_NAMES", "PREFERENCE", "available", "get_backend", "load", "ops", "reference",
+    "OP_NAMES", "PREFERENCE", "available", "get_backend", "load", "matmul", "ops", "reference",
     "set_backend", "why_unavailable",
 ]
 

@@ -6,20 +6,21 @@ wraps them with exactly the signatures and results of :mod:`nanogan._kernels.ref
 
 * it checks dtypes and layouts and allocates the outputs (in the input dtype, never converting);
 * it converts scalars to the array dtype wherever the reference computes in that dtype;
-* it picks the serial or the parallel loop of an elementwise kernel by array size, so that small
-  arrays (an MLP's activations) do not pay for waking the thread pool;
+* it picks the serial or the parallel loop of every kernel by array size (``par``, true from
+  :data:`PARALLEL_MIN` elements on a machine with cores to spare), so that small arrays do not
+  pay for waking the thread pool;
 * anything unusual (integer or mixed dtypes, broadcasting, non-contiguous arrays updated in place,
   empty outputs) is handed to the reference, so the semantics never differ.
 
 Low-level kernel table (what a compiled set must define, all outputs written in place)::
 
-    im2col(x, cols, kh, kw, sh, sw, ph, pw)                 x (N, C, H, W) -> cols (R, N*OH*OW)
-    col2im(cols, x, kh, kw, sh, sw, ph, pw)                 cols -> x (N, C, H, W), x zeroed first
+    im2col(x, cols, kh, kw, sh, sw, ph, pw, par)            x (N, C, H, W) -> cols (R, N*OH*OW)
+    col2im(cols, x, kh, kw, sh, sw, ph, pw, par)            cols -> x (N, C, H, W), x zeroed first
     leaky_relu(x, out, slope, par)                          1-D
     leaky_relu_backward(dy, x, out, slope, par)             1-D
     sigmoid(x, out, par), softplus(x, out, par)             1-D
-    batchnorm_forward(x, gamma, beta, eps, y, mean, var, inv_std)
-    batchnorm_backward(dy, x, mean, inv_std, gamma, mf, dx, dgamma, dbeta)
+    batchnorm_forward(x, gamma, beta, eps, y, mean, var, inv_std, par)
+    batchnorm_backward(dy, x, mean, inv_std, gamma, mf, dx, dgamma, dbeta, par)
     sgd_update(p, g, buf, lr, momentum, dampening, nesterov, weight_decay, first, par)
     adam_update(p, g, m, v, beta1, c1, beta2, c2, eps, weight_decay, step_size, sqrt_bc2, par)
     rmsprop_update(p, g, sq, lr, alpha, c, eps, weight_decay, par)
@@ -35,14 +36,21 @@ from typing import Any
 
 import numpy as np
 
-from . import reference
+from . import _threads, reference
+from ._threads import KERNEL_PARALLEL_MIN
 from .reference import conv_output_size
 
 #: The dtypes the compiled kernels are built for.
 FLOATS: tuple[np.dtype, ...] = (np.dtype(np.float32), np.dtype(np.float64))
 
-#: Arrays with fewer elements than this run the serial loop of an elementwise kernel.
-PARALLEL_MIN: int = 1 << 17
+#: Arrays with fewer elements than this run the serial loop of an elementwise kernel (see
+#: :mod:`nanogan._kernels._threads` for how the threshold was chosen).
+PARALLEL_MIN: int = KERNEL_PARALLEL_MIN
+
+
+def _par(size: int) -> bool:
+    """Run a kernel on ``size`` elements in parallel? (:data:`PARALLEL_MIN`, machine load)"""
+    return _threads.parallel(size, PARALLEL_MIN)
 
 
 def _same_float(*arrays: Any) -> bool:
@@ -92,7 +100,8 @@ class CompiledOps:
             return reference.im2col(x, kh, kw, sh, sw, ph, pw)
         cols = np.empty((C * kh * kw, N * OH * OW), dtype=x.dtype)
         if cols.size:
-            self._k.im2col(np.ascontiguousarray(x), cols, kh, kw, sh, sw, ph, pw)
+            self._k.im2col(np.ascontiguousarray(x), cols, kh, kw, sh, sw, ph, pw,
+                           _par(cols.size))
         return cols
 
     def col2im(self, cols: np.ndarray, x_shape: tuple[int, int, int, int], kh: int, kw: int,
@@ -108,7 +117,8 @@ class CompiledOps:
             return reference.col2im(cols, x_shape, kh, kw, sh, sw, ph, pw)
         x = np.zeros((N, C, H, W), dtype=cols.dtype)
         if cols.size:
-            self._k.col2im(np.ascontiguousarray(cols), x, kh, kw, sh, sw, ph, pw)
+            self._k.col2im(np.ascontiguousarray(cols), x, kh, kw, sh, sw, ph, pw,
+                           _par(cols.size))
         return x
 
     # ------------------------------------------------------------------------ activations
@@ -117,7 +127,7 @@ class CompiledOps:
         if not _same_float(x):
             return reference.leaky_relu(x, slope)
         xf, out = _flat_out(x)
-        self._k.leaky_relu(xf, out, x.dtype.type(slope), xf.size >= PARALLEL_MIN)
+        self._k.leaky_relu(xf, out, x.dtype.type(slope), _par(xf.size))
         return out.reshape(x.shape)
 
     def leaky_relu_backward(self, dy: np.ndarray, x: np.ndarray, slope: float) -> np.ndarray:
@@ -126,7 +136,7 @@ class CompiledOps:
             return reference.leaky_relu_backward(dy, x, slope)
         dyf, out = _flat_out(dy)
         xf = np.ascontiguousarray(x).reshape(-1)
-        self._k.leaky_relu_backward(dyf, xf, out, dy.dtype.type(slope), xf.size >= PARALLEL_MIN)
+        self._k.leaky_relu_backward(dyf, xf, out, dy.dtype.type(slope), _par(xf.size))
         return out.reshape(x.shape)
 
     def sigmoid(self, x: np.ndarray) -> np.ndarray:
@@ -134,7 +144,7 @@ class CompiledOps:
         if not _same_float(x):
             return reference.sigmoid(x)
         xf, out = _flat_out(x)
-        self._k.sigmoid(xf, out, xf.size >= PARALLEL_MIN)
+        self._k.sigmoid(xf, out, _par(xf.size))
         return out.reshape(x.shape)
 
     def softplus(self, x: np.ndarray) -> np.ndarray:
@@ -142,7 +152,7 @@ class CompiledOps:
         if not _same_float(x):
             return reference.softplus(x)
         xf, out = _flat_out(x)
-        self._k.softplus(xf, out, xf.size >= PARALLEL_MIN)
+        self._k.softplus(xf, out, _par(xf.size))
         return out.reshape(x.shape)
 
     # ------------------------------------------------------------------------ batch norm
@@ -156,7 +166,8 @@ class CompiledOps:
         y = np.empty(x.shape, dtype=dt)
         mean, var, inv_std = (np.empty(C, dtype=dt) for _ in range(3))
         self._k.batchnorm_forward(np.ascontiguousarray(x), np.ascontiguousarray(gamma),
-                                  np.ascontiguousarray(beta), dt.type(eps), y, mean, var, inv_std)
+                                  np.ascontiguousarray(beta), dt.type(eps), y, mean, var, inv_std,
+                                  _par(x.size))
         return y, mean, var, inv_std
 
     def batchnorm_backward(self, dy: np.ndarray, x: np.ndarray, mean: np.ndarray,
@@ -173,7 +184,8 @@ class CompiledOps:
         dgamma, dbeta = np.empty(C, dtype=dt), np.empty(C, dtype=dt)
         c = np.ascontiguousarray
         self._k.batchnorm_backward(c(dy), c(x), c(mean), c(inv_std), c(gamma),
-                                   dt.type(x.shape[0] * x.shape[2]), dx, dgamma, dbeta)
+                                   dt.type(x.shape[0] * x.shape[2]), dx, dgamma, dbeta,
+                                   _par(x.size))
         return dx, dgamma, dbeta
 
     # ------------------------------------------------------------------------ optimizer updates
@@ -187,7 +199,7 @@ class CompiledOps:
         t = p.dtype.type
         self._k.sgd_update(p.reshape(-1), np.ascontiguousarray(g).reshape(-1), buf.reshape(-1),
                            t(lr), t(momentum), t(1 - dampening), bool(nesterov), t(weight_decay),
-                           bool(first), p.size >= PARALLEL_MIN)
+                           bool(first), _par(p.size))
         return None
 
     def adam_update(self, p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray,
@@ -205,7 +217,7 @@ class CompiledOps:
         self._k.adam_update(p.reshape(-1), np.ascontiguousarray(g).reshape(-1), m.reshape(-1),
                             v.reshape(-1), t(beta1), t(1 - beta1), t(beta2), t(1 - beta2),
                             float(eps), t(weight_decay), t(lr / bc1), math.sqrt(bc2),
-                            p.size >= PARALLEL_MIN)
+                            _par(p.size))
         return None
 
     def rmsprop_update(self, p: np.ndarray, g: np.ndarray, sq: np.ndarray, lr: float,
@@ -218,5 +230,5 @@ class CompiledOps:
         self._k.rmsprop_update(p.reshape(-1), np.ascontiguousarray(g).reshape(-1),
                                sq.reshape(-1), t(lr), t(alpha), t(1 - alpha), t(eps),
                                t(weight_decay),
-                               p.size >= PARALLEL_MIN)
+                               _par(p.size))
         return None

@@ -6,8 +6,9 @@ Every function writes into preallocated, C-contiguous arrays of one floating dty
 type ``floating``: float32 or float64); :mod:`nanogan._kernels.cython_kernels` gives them the
 reference signatures. Loops run without the GIL; ``prange`` (OpenMP, ``OMP_NUM_THREADS``
 threads) splits im2col and col2im over (channel, image) planes (over (channel, block of
-images) when the output is tiny), batch norm over channels, and elementwise ops over big arrays
-when the caller passes ``par=True``.
+images) when the output is tiny), batch norm over channels, and elementwise ops over big arrays;
+every kernel takes a last argument ``par``: with ``par=False`` its loop runs on one thread (the
+caller decides by size, see :mod:`nanogan._kernels._threads`).
 Arithmetic is done in the array dtype wherever the reference does it (scalars arrive converted),
 sums are accumulated in double.
 """
@@ -142,7 +143,7 @@ cdef void _ranges(Py_ssize_t k, Py_ssize_t pad, Py_ssize_t stride, Py_ssize_t ou
 
 
 def im2col(const floating[:, :, :, ::1] x, floating[:, ::1] cols, Py_ssize_t kh, Py_ssize_t kw,
-           Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw):
+           Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, bint par):
     """Fill ``cols (C*kh*kw, N*OH*OW)`` from ``x (N, C, H, W)`` (see the reference), one
     (channel, image) plane per work unit."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
@@ -155,12 +156,13 @@ def im2col(const floating[:, :, :, ::1] x, floating[:, ::1] cols, Py_ssize_t kh,
     cdef const floating* xp = &x[0, 0, 0, 0]
     cdef floating* cp = &cols[0, 0]
     cdef Py_ssize_t nb = (N + NB - 1) // NB
+    cdef int nt = openmp.omp_get_max_threads() if par else 1
     if OH * OW >= SMALL_L:
-        for t in prange(C * N, nogil=True, schedule="static"):
+        for t in prange(C * N, nogil=True, schedule="static", num_threads=nt):
             _im2col_plane(xp, cp, t, N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW,
                           &oh_lo[0], &oh_hi[0], &ow_lo[0], &ow_hi[0])
     else:
-        for t in prange(C * nb, nogil=True, schedule="static"):
+        for t in prange(C * nb, nogil=True, schedule="static", num_threads=nt):
             _im2col_block(xp, cp, t, N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW,
                           &oh_lo[0], &oh_hi[0], &ow_lo[0], &ow_hi[0])
 
@@ -189,7 +191,7 @@ cdef inline void _col2im_plane(const floating* cols, floating* x, Py_ssize_t t,
 
 
 def col2im(const floating[:, ::1] cols, floating[:, :, :, ::1] x, Py_ssize_t kh, Py_ssize_t kw,
-           Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw):
+           Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, bint par):
     """Add the columns ``cols (C*kh*kw, N*OH*OW)`` into the zeroed ``x (N, C, H, W)``, one
     (channel, image) plane per work unit (no two threads write the same pixel)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
@@ -202,12 +204,13 @@ def col2im(const floating[:, ::1] cols, floating[:, :, :, ::1] x, Py_ssize_t kh,
     cdef const floating* cp = &cols[0, 0]
     cdef floating* xp = &x[0, 0, 0, 0]
     cdef Py_ssize_t nb = (N + NB - 1) // NB
+    cdef int nt = openmp.omp_get_max_threads() if par else 1
     if OH * OW >= SMALL_L:
-        for t in prange(C * N, nogil=True, schedule="static"):
+        for t in prange(C * N, nogil=True, schedule="static", num_threads=nt):
             _col2im_plane(cp, xp, t, N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW,
                           &oh_lo[0], &oh_hi[0], &ow_lo[0], &ow_hi[0])
     else:
-        for t in prange(C * nb, nogil=True, schedule="static"):
+        for t in prange(C * nb, nogil=True, schedule="static", num_threads=nt):
             _col2im_block(cp, xp, t, N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW,
                           &oh_lo[0], &oh_hi[0], &ow_lo[0], &ow_hi[0])
 
@@ -313,7 +316,7 @@ cdef inline void _bn_forward_channel(const floating* x, const floating* gamma,
 
 def batchnorm_forward(const floating[:, :, ::1] x, const floating[::1] gamma,
                       const floating[::1] beta, floating eps, floating[:, :, ::1] y,
-                      floating[::1] mean, floating[::1] var, floating[::1] inv_std):
+                      floating[::1] mean, floating[::1] var, floating[::1] inv_std, bint par):
     """Training-mode batch norm of ``x (N, C, M)`` over axes 0 and 2, one channel per thread."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], M = x.shape[2], c
     cdef const floating* xp = &x[0, 0, 0]
@@ -323,7 +326,8 @@ def batchnorm_forward(const floating[:, :, ::1] x, const floating[::1] gamma,
     cdef floating* mp = &mean[0]
     cdef floating* vp = &var[0]
     cdef floating* ip = &inv_std[0]
-    for c in prange(C, nogil=True, schedule="static"):
+    cdef int nt = openmp.omp_get_max_threads() if par else 1
+    for c in prange(C, nogil=True, schedule="static", num_threads=nt):
         _bn_forward_channel(xp, gp, bp, eps, yp, mp, vp, ip, c, N, C, M)
 
 
@@ -362,7 +366,7 @@ cdef inline void _bn_backward_channel(const floating* dy, const floating* x,
 def batchnorm_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
                        const floating[::1] mean, const floating[::1] inv_std,
                        const floating[::1] gamma, floating mf, floating[:, :, ::1] dx,
-                       floating[::1] dgamma, floating[::1] dbeta):
+                       floating[::1] dgamma, floating[::1] dbeta, bint par):
     """Backward of :func:`batchnorm_forward` (``mf = N*M`` in the array dtype)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], M = x.shape[2], c
     cdef const floating* dyp = &dy[0, 0, 0]
@@ -373,7 +377,8 @@ def batchnorm_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x
     cdef floating* dxp = &dx[0, 0, 0]
     cdef floating* dgp = &dgamma[0]
     cdef floating* dbp = &dbeta[0]
-    for c in prange(C, nogil=True, schedule="static"):
+    cdef int nt = openmp.omp_get_max_threads() if par else 1
+    for c in prange(C, nogil=True, schedule="static", num_threads=nt):
         _bn_backward_channel(dyp, xp, mp, ip, gp, mf, dxp, dgp, dbp, c, N, C, M)
 
 

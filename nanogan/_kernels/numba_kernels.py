@@ -6,7 +6,8 @@ signature. Kernels compute in the array dtype wherever the reference does (scala
 converted), accumulate sums in float64, and never copy. ``parallel=True`` loops (``prange``) run
 where the work is large: im2col and col2im over (channel, image) planes (over (channel, block of
 images) when the output is tiny), batch norm over channels, elementwise ops and optimizer updates
-over big arrays (small ones run the serial twin, see ``PARALLEL_MIN``).
+over big arrays (small ones run the serial twin, or the ``prange`` loop on one thread; see
+``PARALLEL_MIN``).
 
 Threads: Numba's pool honours ``NUMBA_NUM_THREADS``; when only ``OMP_NUM_THREADS`` is set, it is
 honoured too, so one variable limits every compiled kernel. Kernels run between BLAS calls, never
@@ -377,12 +378,28 @@ def _pick(serial, parallel):
     return run
 
 
+def _on_one_thread_unless(parallel):
+    """One low-level kernel whose last argument ``par=False`` runs the ``prange`` loops of
+    ``parallel`` on the calling thread alone."""
+    def run(*args):
+        if args[-1]:
+            return parallel(*args[:-1])
+        n = numba.get_num_threads()
+        numba.set_num_threads(1)
+        try:
+            return parallel(*args[:-1])
+        finally:
+            numba.set_num_threads(n)
+    return run
+
+
 _LOW_LEVEL = types.SimpleNamespace(
-    im2col=_im2col, col2im=_col2im,
+    im2col=_on_one_thread_unless(_im2col), col2im=_on_one_thread_unless(_col2im),
     leaky_relu=_pick(_leaky_relu_s, _leaky_relu_p),
     leaky_relu_backward=_pick(_leaky_relu_backward_s, _leaky_relu_backward_p),
     sigmoid=_pick(_sigmoid_s, _sigmoid_p), softplus=_pick(_softplus_s, _softplus_p),
-    batchnorm_forward=_batchnorm_forward, batchnorm_backward=_batchnorm_backward,
+    batchnorm_forward=_on_one_thread_unless(_batchnorm_forward),
+    batchnorm_backward=_on_one_thread_unless(_batchnorm_backward),
     sgd_update=_pick(_sgd_s, _sgd_p), adam_update=_pick(_adam_s, _adam_p),
     rmsprop_update=_pick(_rmsprop_s, _rmsprop_p),
 )

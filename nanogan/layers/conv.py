@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .._kernels import ops
+from .._kernels import matmul, ops
 from .base import Module, _fmt_shape, as_dtype, as_rng
 from .init import uniform_fan_in
 
@@ -44,6 +44,12 @@ def _check_grad(layer: Module, dy: Any, shape: tuple[int, ...]) -> np.ndarray:
         raise ValueError(f"{layer!r}: argument 'dy' expected shape {_fmt_shape(tuple(shape))} "
                          f"(the forward output), got {_fmt_shape(dy.shape)}")
     return dy.astype(layer.dtype, copy=False)
+
+
+def _whole_window(x_shape: tuple[int, ...], kernel_size: tuple[int, int],
+                  padding: tuple[int, int]) -> bool:
+    """True when one unpadded window covers each whole image (an output of size 1 x 1)."""
+    return tuple(x_shape[2:]) == tuple(kernel_size) and tuple(padding) == (0, 0)
 
 
 class Conv2d(Module):
@@ -129,8 +135,17 @@ class Conv2d(Module):
                              f"(H + 2*{ph}, W + 2*{pw}) at least the kernel ({kh}, {kw}), "
                              f"got {_fmt_shape(x.shape)}")
         _, O, OH, OW = self.output_shape(x.shape)
+        W2 = self.weight.reshape(O, -1)
+        if _whole_window(x.shape, self.kernel_size, self.padding):
+            # One window covers each whole image: im2col(x) is x.reshape(N, C*H*W).T, a view,
+            # and y (N, O, 1, 1) comes out of one product without a transpose copy.
+            cols = x.reshape(N, -1).T                             # (C*kh*kw, N)
+            y = matmul(cols.T, W2.T)                              # (N, O)
+            if self.bias is not None:
+                y += self.bias
+            return y.reshape(N, O, 1, 1), (cols, x.shape)
         cols = ops.im2col(x, kh, kw, sh, sw, ph, pw)              # (C*kh*kw, N*OH*OW)
-        y2 = self.weight.reshape(O, -1) @ cols                    # (O, N*OH*OW)
+        y2 = matmul(W2, cols)                                     # (O, N*OH*OW)
         if self.bias is not None:
             y2 += self.bias[:, None]
         y = np.ascontiguousarray(y2.reshape(O, N, OH, OW).transpose(1, 0, 2, 3))
@@ -149,7 +164,9 @@ class Conv2d(Module):
             dL/dx  = col2im(W2^T @ dy2)                       (C*kh*kw, M) -> (N, C, H, W)
 
         with ``M = N*OH*OW``; ``col2im`` sums the gradient of every window back onto the input
-        pixels it read, and drops what fell on the padding.
+        pixels it read, and drops what fell on the padding. When one unpadded window covers each
+        whole image (``OH = OW = 1``), ``cols = x.reshape(N, C*H*W)^T`` and ``col2im`` is a
+        reshape: ``dL/dx = (dy2^T @ W2).reshape(N, C, H, W)``.
 
         Parameters
         ----------
@@ -165,10 +182,14 @@ class Conv2d(Module):
         dy = _check_grad(self, dy, self.output_shape(x_shape))
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         O = self.out_channels
+        W2 = self.weight.reshape(O, -1)
         dy2 = dy.transpose(1, 0, 2, 3).reshape(O, -1)             # (O, N*OH*OW)
         if param_grads:
-            self._grads["weight"] += (dy2 @ cols.T).reshape(self.weight.shape)
+            self._grads["weight"] += matmul(dy2, cols.T).reshape(self.weight.shape)
             if self.bias is not None:
                 self._grads["bias"] += dy2.sum(axis=1)
-        dcols = self.weight.reshape(O, -1).T @ dy2                # (C*kh*kw, N*OH*OW)
+        if _whole_window(x_shape, self.kernel_size, self.padding):
+            # col2im of a single window per image is a transpose: dx = (dy2^T @ W2) reshaped
+            return matmul(dy2.T, W2).reshape(x_shape)
+        dcols = matmul(W2.T, dy2)                                 # (C*kh*kw, N*OH*OW)
         return ops.col2im(dcols, tuple(x_shape), kh, kw, sh, sw, ph, pw)

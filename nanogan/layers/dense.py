@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._kernels import matmul
 from .base import Module, as_dtype, as_rng
 from .init import uniform_fan_in
 
@@ -51,7 +52,7 @@ class Dense(Module):
         y : (N, out_features); cache : ``x``
         """
         x = self._check_input(x, 2, "(N, in_features)", {1: self.in_features})
-        y = x @ self.weight.T
+        y = matmul(x, self.weight.T)
         if self.bias is not None:
             y += self.bias
         return y, x
@@ -75,7 +76,7 @@ class Dense(Module):
         """
         x = cache
         if param_grads:
-            self._grads["weight"] += dy.T @ x
+            self._grads["weight"] += matmul(dy.T, x)
             if self.bias is not None:
                 self._grads["bias"] += dy.sum(axis=0)
-        return dy @ self.weight
+        return matmul(dy, self.weight)

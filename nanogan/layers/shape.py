@@ -44,7 +44,7 @@ class Reshape(Module):
             raise ValueError(f"{self!r}: argument 'x' expected shape (N, ...) with {m} values per "
                              f"sample to give (N, {', '.join(map(str, self.shape))}), "
                              f"got {_fmt_shape(x.shape)}")
-        return x.reshape((x.shape[0],) + self.shape), x.shape
+        return x.reshape((x.shape[0], *self.shape)), x.shape
 
     def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool = True) -> np.ndarray:
         return dy.reshape(cache)

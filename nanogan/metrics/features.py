@@ -97,7 +97,7 @@ def _load_weights(path: Path) -> tuple[Any, dict[str, Any]]:
     return model, meta
 
 
-def train_default_classifier(path: str | os.PathLike, *, epochs: float = 3, seed: int = 0,
+def train_default_classifier(path: str | os.PathLike, *, epochs: float = 8, seed: int = 0,
                              log: Callable[[str], None] | None = print) -> tuple[Any, dict]:
     """Train :func:`~nanogan.metrics.classifier.mnist_classifier` on the 60,000 MNIST training
     images and save it atomically to ``path``; returns ``(model, meta)``."""

@@ -70,8 +70,12 @@ def manifold_coverage(x: np.ndarray, manifold: np.ndarray, radii: np.ndarray,
     sq = np.einsum("ij,ij->i", m, m)
     out = np.empty(len(x), dtype=bool)
     for start in range(0, len(x), block):
-        d = _sq_dist(x[start:start + block], m, sq)
-        out[start:start + block] = (d <= r2[None, :] * (1 + 1e-12) + 1e-12).any(axis=1)
+        xb = x[start:start + block]
+        d = _sq_dist(xb, m, sq)
+        # rounding of ||x||^2 + ||m||^2 - 2 x.m is relative to the norms: a point is inside its
+        # own ball even when its computed distance to itself is not exactly 0
+        tol = 1e-10 * (np.einsum("ij,ij->i", xb, xb)[:, None] + sq[None, :])
+        out[start:start + block] = (d <= r2[None, :] + tol).any(axis=1)
     return out
 
 

@@ -1,0 +1,162 @@
+"""Where nanogan's time goes in one iteration of Algorithm 1, phase by phase and layer by layer.
+
+::
+
+    python benchmarks/profile_nanogan.py [--configs mlp64,dcgan64] [--iters N] [--threads T]
+                                         [--cprofile]
+
+Re-enacts ``GAN.d_step`` and ``GAN.g_step`` with a clock around each phase (noise, G forward,
+D forward, loss, D backward, G backward, optimizer, zero_grad) and around every layer's forward
+and backward; prints medians over ``N`` iterations after warm-up. ``--cprofile`` adds the top
+functions by cumulative time under cProfile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import defaultdict
+from typing import Any
+
+from _common import format_table, real_batch, set_threads, use_checkout
+from specs import CONFIGS, X_SHAPE
+
+
+class Clock:
+    """Accumulates wall time per key within an iteration; one list entry per iteration."""
+
+    def __init__(self) -> None:
+        self.cur: dict[str, float] = defaultdict(float)
+        self.hist: dict[str, list[float]] = defaultdict(list)
+
+    def add(self, key: str, seconds: float) -> None:
+        self.cur[key] += seconds
+
+    def end_iteration(self) -> None:
+        for k, v in self.cur.items():
+            self.hist[k].append(v)
+        self.cur = defaultdict(float)
+
+
+def timed(clock: Clock, key: str, fn, *a, **kw) -> Any:
+    t0 = time.perf_counter()
+    out = fn(*a, **kw)
+    clock.add(key, time.perf_counter() - t0)
+    return out
+
+
+def seq_forward(clock: Clock, net: str, seq, x, phase: str):
+    caches = []
+    for i, layer in enumerate(seq.layers):
+        t0 = time.perf_counter()
+        x, c = layer.forward(x, True)
+        dt = time.perf_counter() - t0
+        clock.add(f"layer {net}.{i} {type(layer).__name__} fwd", dt)
+        clock.add(phase, dt)
+        caches.append(c)
+    return x, caches
+
+
+def seq_backward(clock: Clock, net: str, seq, dy, caches, phase: str, param_grads: bool = True):
+    for i in reversed(range(len(seq.layers))):
+        layer = seq.layers[i]
+        t0 = time.perf_counter()
+        dy = layer.backward(dy, caches[i], param_grads=param_grads)
+        dt = time.perf_counter() - t0
+        clock.add(f"layer {net}.{i} {type(layer).__name__} bwd", dt)
+        clock.add(phase, dt)
+    return dy
+
+
+def iteration(clock: Clock, gan, x, rng) -> None:
+    """``gan.step([x], rng)`` with clocks; the same calls in the same order."""
+    G, D, loss = gan.G, gan.D, gan.loss
+    timed(clock, "zero_grad", D.zero_grad)
+    z = timed(clock, "noise", gan.sample_noise, len(x), rng)
+    fake, _ = seq_forward(clock, "G", G, z, "D step: G forward")
+    s_real, c_real = seq_forward(clock, "D", D, x, "D step: D forward (real, fake)")
+    s_fake, c_fake = seq_forward(clock, "D", D, fake, "D step: D forward (real, fake)")
+    _, d_real, d_fake = timed(clock, "losses", loss.d_loss, s_real, s_fake)
+    seq_backward(clock, "D", D, d_real, c_real, "D step: D backward (x2)")
+    seq_backward(clock, "D", D, d_fake, c_fake, "D step: D backward (x2)")
+    timed(clock, "D step: Adam", gan.d_opt.step)
+    timed(clock, "zero_grad", G.zero_grad)
+    z = timed(clock, "noise", gan.sample_noise, len(x), rng)
+    fake, c_g = seq_forward(clock, "G", G, z, "G step: G forward")
+    s_fake, c_d = seq_forward(clock, "D", D, fake, "G step: D forward")
+    _, d_fake = timed(clock, "losses", loss.g_loss, s_fake)
+    dfake = seq_backward(clock, "D", D, d_fake, c_d, "G step: D backward (dx only)",
+                         param_grads=False)
+    seq_backward(clock, "G", G, dfake, c_g, "G step: G backward")
+    timed(clock, "G step: Adam", gan.g_opt.step)
+
+
+def profile_config(name: str, iters: int, warmup: int, cprofile: bool) -> str:
+    import statistics
+
+    import nano_side
+    import numpy as np
+
+    arch, batch = CONFIGS[name]
+    gan = nano_side.build_gan(arch)
+    x = real_batch(X_SHAPE[arch], batch)
+    rng = np.random.default_rng(0)
+    clock = Clock()
+    totals = []
+    for i in range(warmup + iters):
+        t0 = time.perf_counter()
+        iteration(clock, gan, x, rng)
+        dt = time.perf_counter() - t0
+        if i >= warmup:
+            clock.end_iteration()
+            totals.append(dt)
+        else:
+            clock.cur.clear()
+    total = statistics.median(totals)
+    med = {k: statistics.median(v) for k, v in clock.hist.items()}
+    phases = [(k, v) for k, v in med.items() if not k.startswith("layer ")]
+    layers = sorted(((k[6:], v) for k, v in med.items() if k.startswith("layer ")),
+                    key=lambda kv: -kv[1])
+    out = [f"{name}: median {1e3 * total:.2f} ms per iteration"]
+    out.append(format_table(["phase", "ms", "share"],
+                            [[k, 1e3 * v, f"{100 * v / total:.0f}%"] for k, v in phases]))
+    out.append(format_table(["layer (summed over the iteration)", "ms", "share"],
+                            [[k, 1e3 * v, f"{100 * v / total:.0f}%"] for k, v in layers[:10]]))
+    if cprofile:
+        import cProfile
+        import io
+        import pstats
+
+        pr = cProfile.Profile()
+        pr.enable()
+        for _ in range(iters):
+            gan.step([x], rng)
+        pr.disable()
+        s = io.StringIO()
+        pstats.Stats(pr, stream=s).sort_stats("tottime").print_stats(12)
+        out.append(s.getvalue())
+    return "\n\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--configs", default="mlp64,dcgan64")
+    ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=None, help="default: os.cpu_count()")
+    ap.add_argument("--cprofile", action="store_true")
+    args = ap.parse_args(argv)
+    threads = set_threads(args.threads)
+    use_checkout()
+    import nanogan
+
+    print(f"{threads} threads, nanogan kernels '{nanogan.kernel_backend()}'")
+    for name in args.configs.split(","):
+        print(profile_config(name.strip(), args.iters, args.warmup, args.cprofile))
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

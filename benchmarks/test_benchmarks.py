@@ -1,0 +1,147 @@
+"""Checks of the benchmark harness: FLOP counts, cross-checks, outputs.
+
+Run with ``python -m pytest benchmarks/test_benchmarks.py -q``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import _common  # noqa: E402
+import specs  # noqa: E402
+
+_common.use_checkout()
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+def test_torch_flops_match_flop_counter(arch):
+    """The analytic count of PyTorch's iteration equals what torch's FlopCounterMode sees."""
+    import torch_side
+    from torch.utils.flop_counter import FlopCounterMode
+
+    batch = 4
+    tg = torch_side.TorchGAN(arch)
+    x = torch.rand(batch, *specs.X_SHAPE[arch]) * 2 - 1
+    z1, z2 = (torch.randn(batch, *specs.Z_SHAPE[arch]) for _ in range(2))
+    with FlopCounterMode(display=False) as counter:
+        tg.iteration(x, z1, z2)
+    assert counter.get_total_flops() == specs.iteration_flops(arch, batch, "torch")
+
+
+def test_flop_counts_relations():
+    """nanogan's extra first-layer input grads and PyTorch's extra D weight grads, in MACs."""
+    for arch in specs.ARCHS:
+        g, d = specs.ARCHS[arch]["G"], specs.ARCHS[arch]["D"]
+        mini = specs.iteration_flops(arch, 1)
+        assert specs.iteration_flops(arch, 1, "nanogan") - mini == 2 * (2 * d[0].macs
+                                                                        + g[0].macs)
+        assert specs.iteration_flops(arch, 1, "torch") - mini == 2 * sum(x.macs for x in d)
+        assert specs.iteration_flops(arch, 8) == 8 * mini
+    # BENCHMARKS.md's approximate figures
+    assert specs.iteration_flops("mlp", 64, "torch") / 1e9 == pytest.approx(0.39, rel=0.06)
+    # (its DCGAN figure, ~9.6, is below the 11.2 that FlopCounterMode confirms above)
+    assert specs.iteration_flops("dcgan", 64, "torch") / 1e9 == pytest.approx(9.6, rel=0.2)
+    with pytest.raises(ValueError):
+        specs.iteration_flops("mlp", 1, "tensorflow")
+
+
+def test_conv_layer_macs():
+    """Conv2d(64, 128, 4, 2, 1) on 14x14 -> 7x7; ConvTranspose2d(100, 128, 7) on 1x1 -> 7x7."""
+    assert specs.conv(64, 128, 4, 2, 1, 14).macs == 128 * 49 * 64 * 16
+    assert specs.convt(100, 128, 7, 1, 0, 1).macs == 100 * 128 * 49
+
+
+@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+def test_cross_check_nanogan_vs_torch_float64(arch):
+    import vs_pytorch
+
+    out = vs_pytorch.cross_check(arch, None)
+    assert out["float64_loss_rel_err"] < 1e-8
+    assert out["float64_state_rel_err"] < 1e-8
+    assert len(out["nanogan_losses"]) == 4
+
+
+@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+def test_cross_check_jax_vs_torch_float32(arch):
+    pytest.importorskip("jax")
+    pytest.importorskip("optax")
+    import jax_side
+    import vs_pytorch
+
+    out = vs_pytorch.cross_check(arch, jax_side)
+    assert out["jax_float32_loss_rel_err"] < 1e-4
+
+
+def test_cross_check_detects_a_difference(monkeypatch):
+    """A wrong PyTorch side (learning rate x10) makes the cross-check fail."""
+    import torch_side
+    import vs_pytorch
+
+    orig = torch_side.TorchGAN.__init__
+
+    def wrong(self, *a, **kw):
+        orig(self, *a, **kw)
+        for group in self.d_opt.param_groups:
+            group["lr"] = 2e-3
+
+    monkeypatch.setattr(torch_side.TorchGAN, "__init__", wrong)
+    with pytest.raises(SystemExit, match="cross-check failed"):
+        vs_pytorch.cross_check("mlp", None)
+
+
+def test_vs_pytorch_end_to_end(tmp_path):
+    import vs_pytorch
+
+    out = tmp_path / "r.json"
+    assert vs_pytorch.main(["--configs", "mlp64", "--iters", "2", "--warmup", "0",
+                            "--threads", "1", "--no-jax", "--no-memory", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    r = doc["results"][0]
+    assert r["config"] == "mlp64" and r["nanogan_ms"] > 0 and r["torch_ms"] > 0
+    assert len(r["nanogan_all_ms"]) == 2
+    assert r["nanogan_vs_torch"] == pytest.approx(r["nanogan_ms"] / r["torch_ms"])
+    assert r["nanogan_flops"] == specs.iteration_flops("mlp", 64, "nanogan")
+    assert doc["sgemm_peak_gflops"] > 0 and doc["machine"]["threads"] == 1
+    assert (tmp_path / "r.png").stat().st_size > 1000
+
+
+def test_memory_probe_runs():
+    import subprocess
+
+    p = subprocess.run([sys.executable, os.path.join(HERE, "memory_probe.py"), "--framework",
+                        "nanogan", "--config", "mlp64", "--iters", "1", "--threads", "1"],
+                       capture_output=True, text=True, timeout=120, check=True)
+    m = json.loads(p.stdout.strip().splitlines()[-1])
+    assert m["peak_mb"] >= m["import_mb"] >= m["python_mb"] > 0
+    assert m["above_import_mb"] == pytest.approx(m["peak_mb"] - m["import_mb"])
+
+
+def test_layer_bench_one_layer():
+    import layers_vs_pytorch
+
+    r = layers_vs_pytorch.bench_layer("Conv2d", "Conv2d", (3, 4, 4, 2, 1), (3, 8, 8), 2, 2, 0)
+    assert r["check_rel_err_y"] < 1e-5 and r["check_rel_err_dx"] < 1e-5
+    assert r["forward_nanogan_ms"] > 0 and r["backward_torch_ms"] > 0
+
+
+def test_format_table():
+    t = _common.format_table(["a", "b"], [["x", 1.5], ["yy", None]])
+    lines = t.splitlines()
+    assert lines[0].startswith("| a ") and len({len(s) for s in lines}) == 1
+    assert "1.50" in t and "-" in lines[3]
+
+
+def test_real_batch_range():
+    x = _common.real_batch((1, 28, 28), 5)
+    assert x.shape == (5, 1, 28, 28) and x.dtype == np.float32
+    assert x.min() >= -1 and x.max() <= 1

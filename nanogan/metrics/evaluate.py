@@ -1,0 +1,189 @@
+"""All of nanogan's quality metrics of MNIST samples in one call, and a table of them.
+
+:func:`evaluate` scores samples against the 10,000 MNIST test images:
+
+==================  ================================================================  ==========
+key                 what                                                               better
+==================  ================================================================  ==========
+``parzen``          Parzen-window log-likelihood of the test set (Goodfellow et al.)  higher
+``fid``             Frechet distance in the classifier's 128 features (FID-MNIST)      lower
+``is``              classifier-based Inception Score (max 10)                          higher
+``modes``           digits receiving >= 1 % of the samples (of 10)                     higher
+``precision``       samples inside the k-NN manifold of the test features (k = 3)      higher
+``recall``          test features inside the k-NN manifold of the samples (k = 3)      higher
+``kid``             unbiased MMD^2, cubic kernel, 100 subsets of 1,000 (x 1000)        lower
+==================  ================================================================  ==========
+
+Typical use::
+
+    from nanogan.metrics.evaluate import evaluate, load_samples
+    x, pixel_range = load_samples("runs/vanilla/checkpoint.npz", n=10000)
+    print(evaluate(x, pixel_range))
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .fid import fid
+from .inception import class_histogram, inception_score
+from .mmd import subset_mmd2
+from .parzen import mnist_parzen
+from .precision_recall import precision_recall
+
+__all__ = ["COLUMNS", "evaluate", "format_table", "load_samples", "real_samples",
+           "reference_features"]
+
+#: (key, header, format, better) of the table's columns.
+COLUMNS = (
+    ("parzen", "Parzen LL (nats)", "{:.1f} +- {:.1f}", "higher"),
+    ("fid", "FID-MNIST", "{:.2f}", "lower"),
+    ("is", "IS (max 10)", "{:.2f}", "higher"),
+    ("modes", "modes (of 10)", "{:d}", "higher"),
+    ("precision", "precision", "{:.3f}", "higher"),
+    ("recall", "recall", "{:.3f}", "higher"),
+    ("kid", "KID x 1000", "{:.2f}", "lower"),
+)
+
+_REFERENCE: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def reference_features(features: Any, n: int = 10000) -> tuple[np.ndarray, np.ndarray]:
+    """Classifier features and probabilities of the first ``n`` MNIST test images (memoised)."""
+    from ..data import load_mnist
+
+    key = (str(getattr(features, "path", id(features))), n)
+    if key not in _REFERENCE:
+        images, _ = load_mnist("test")
+        _REFERENCE[key] = features(images[:n])
+    return _REFERENCE[key]
+
+
+def real_samples(n: int = 10000) -> tuple[np.ndarray, tuple[float, float]]:
+    """The first ``n`` MNIST training images as "samples" in [0, 1] (the ceiling of the table)."""
+    from ..data import load_mnist
+
+    images, _ = load_mnist("train")
+    return images[:n].reshape(n, 1, 28, 28).astype(np.float32) / np.float32(255.0), (0.0, 1.0)
+
+
+def _generator_range(gan: Any) -> tuple[float, float]:
+    from ..layers import Sequential, Sigmoid, Tanh
+
+    last = gan.G
+    while isinstance(last, Sequential) and len(last):
+        last = last[len(last) - 1]
+    if isinstance(last, Sigmoid):
+        return (0.0, 1.0)
+    if isinstance(last, Tanh):
+        return (-1.0, 1.0)
+    raise ValueError(f"cannot tell the pixel range of a generator ending in "
+                     f"{type(last).__name__}; sample it to .npy and pass the range")
+
+
+def load_samples(path: str | os.PathLike, n: int = 10000, seed: int = 0
+                 ) -> tuple[np.ndarray, tuple[float, float]]:
+    """Samples from a training checkpoint (``.npz``, ``n`` drawn with ``seed``) or a ``.npy``.
+
+    Returns
+    -------
+    samples : float32 (N, 1, 28, 28)
+    pixel_range : (0, 1) or (-1, 1): the generator's output range (from its last layer), or for
+        a ``.npy`` file (-1, 1) if any value is below -0.01, else (0, 1); uint8 arrays are
+        returned scaled to [0, 1]
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (expected a training checkpoint .npz or "
+                                "samples .npy)")
+    if path.suffix == ".npy":
+        x = np.load(path, allow_pickle=False)
+        if x.dtype == np.uint8:
+            return x.reshape(len(x), 1, 28, 28).astype(np.float32) / np.float32(255), (0.0, 1.0)
+        if x.dtype.kind != "f" or x.size % 784 or x.ndim < 2:
+            raise ValueError(f"{path}: expected MNIST-sized images (N, 784) or (N, 1, 28, 28), "
+                             f"got {x.dtype} {x.shape}")
+        x = x.reshape(len(x), 1, 28, 28).astype(np.float32)
+        return x, ((-1.0, 1.0) if x.min() < -0.01 else (0.0, 1.0))
+    from ..train import load_training_checkpoint
+
+    gan = load_training_checkpoint(path)["gan"]
+    rng = np.random.default_rng(seed)
+    chunks = [gan.G(gan.sample_noise(min(1000, n - s), rng), train=False)
+              for s in range(0, n, 1000)]
+    x = np.concatenate(chunks).astype(np.float32).reshape(n, 1, 28, 28)
+    return x, _generator_range(gan)
+
+
+def evaluate(samples: np.ndarray, pixel_range: tuple[float, float] = (-1.0, 1.0), *,
+             features: Any = None, parzen: bool = True, k: int = 3, n_reference: int = 10000,
+             seed: int = 0) -> dict[str, Any]:
+    """Every metric of ``samples`` against the MNIST test set.
+
+    Parameters
+    ----------
+    samples : (N, 1, 28, 28) or (N, 784) floats in ``pixel_range`` (the paper's protocol uses
+        N = 10,000)
+    pixel_range : (-1, 1) for Tanh generators, (0, 1) for sigmoid ones
+    features : a :class:`~nanogan.metrics.features.MnistFeatures`; the default classifier if None
+    parzen : also compute the Parzen log-likelihood (about 10 s for 10,000 samples)
+    k : neighbourhood size of precision/recall
+    n_reference : number of test images to compare with
+
+    Returns
+    -------
+    dict with the keys of :data:`COLUMNS` (``parzen`` as ``{"mean", "se", "sigma"}``), plus
+    ``is_std``, ``kid_std``, ``class_fractions``, ``kl_to_uniform``, ``n`` and ``seconds``
+    """
+    from .features import load_classifier
+
+    t0 = time.perf_counter()
+    lo, hi = map(float, pixel_range)
+    x = np.asarray(samples)
+    if x.ndim < 2 or x.size % 784 or x.dtype.kind != "f":
+        raise ValueError(f"evaluate: expected float MNIST images (N, 784) or (N, 1, 28, 28), "
+                         f"got {x.dtype} {x.shape}")
+    x = x.reshape(len(x), 784)
+    features = features if features is not None else load_classifier()
+    ref_feats, _ = reference_features(features, n_reference)
+    feats, probs = features(x, pixel_range)
+    out: dict[str, Any] = {"n": len(x)}
+    if parzen:
+        x01 = np.clip((x.astype(np.float64) - lo) / (hi - lo), 0.0, 1.0)
+        res = mnist_parzen(x01, n_test=n_reference)
+        out["parzen"] = {"mean": res.mean, "se": res.se, "sigma": res.sigma}
+    out["fid"] = fid(feats, ref_feats)
+    out["is"], out["is_std"] = inception_score(probs, splits=10 if len(probs) >= 10 else 1)
+    hist = class_histogram(probs)
+    out["modes"], out["kl_to_uniform"] = hist["modes"], hist["kl_to_uniform"]
+    out["class_fractions"] = hist["fractions"]
+    m = min(len(feats), len(ref_feats))
+    out["precision"], out["recall"] = precision_recall(ref_feats[:m], feats[:m], k=k)
+    kid, kid_std = subset_mmd2(feats, ref_feats, "poly", n_subsets=100,
+                               subset_size=min(1000, m), rng=seed)
+    out["kid"], out["kid_std"] = 1000.0 * kid, 1000.0 * kid_std
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def _cell(key: str, fmt: str, r: dict[str, Any]) -> str:
+    if key not in r:
+        return "-"
+    if key == "parzen":
+        return fmt.format(r["parzen"]["mean"], r["parzen"]["se"])
+    return fmt.format(r[key])
+
+
+def format_table(rows: dict[str, dict[str, Any]]) -> str:
+    """A Markdown table: one row per name of ``rows`` (results of :func:`evaluate`)."""
+    head = ["model", *(f"{h} ({'^' if b == 'higher' else 'v'})" for _, h, _, b in COLUMNS)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, r in rows.items():
+        cells = [name, *(_cell(key, fmt, r) for key, _, fmt, _ in COLUMNS)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
