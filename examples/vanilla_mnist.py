@@ -26,7 +26,7 @@ from nanogan.train import load_training_checkpoint, train
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--steps", type=int, default=12000, help="iterations of Algorithm 1")
+    p.add_argument("--steps", type=int, default=30000, help="iterations of Algorithm 1")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate (G and D)")
     p.add_argument("--k", type=int, default=1, help="discriminator steps per generator step")
