@@ -16,6 +16,7 @@ Backpropagation through the pair, written out::
     L_D, dL/ds_r, dL/ds_f = loss.d_loss      L_G, dL/ds_f = loss.g_loss
     D.backward(dL/ds_r); D.backward(dL/ds_f) dL/dG(z) = D.backward(dL/ds_f, param_grads=False)
     (G receives nothing)                     G.backward(dL/dG(z))   -> dL/dtheta_G
+    (both without dL/dx: input_grad=False)   (G's without dL/dz: input_grad=False)
     d_opt.step()                             g_opt.step()           (D untouched)
 
 Both networks stay in training mode throughout (BatchNorm uses batch statistics), and D sees the
@@ -32,6 +33,7 @@ import numpy as np
 
 from . import losses as _losses
 from .layers import ConvTranspose2d, Dense, Module, Sequential
+from .layers.base import accepts_input_grad
 from .optim import Adam
 
 
@@ -112,8 +114,9 @@ class GAN:
         s_real, c_real = self.D.forward(x_real, train=True)
         s_fake, c_fake = self.D.forward(fake, train=True)
         value, d_real, d_fake = self.loss.d_loss(s_real, s_fake)
-        self.D.backward(d_real, c_real)
-        self.D.backward(d_fake, c_fake)
+        skip = _no_input_grad(self.D)  # D's own update needs no dL/dx
+        self.D.backward(d_real, c_real, **skip)
+        self.D.backward(d_fake, c_fake, **skip)
         self.d_opt.step()
         if self.clip is not None:
             for p in self.D.params.values():
@@ -137,7 +140,7 @@ class GAN:
         s_fake, c_d = self.D.forward(fake, train=True)
         value, d_fake = self.loss.g_loss(s_fake)
         d_x_fake = self.D.backward(d_fake, c_d, param_grads=False)
-        self.G.backward(d_x_fake, c_g)
+        self.G.backward(d_x_fake, c_g, **_no_input_grad(self.G))  # no gradient for the noise
         self.g_opt.step()
         return {"g_loss": float(value), "d_g_z_after": _mean_sigmoid(s_fake)}
 
@@ -247,6 +250,11 @@ class GAN:
         self.g_opt.load_state_dict(part("g_opt."))
         self.d_opt.load_state_dict(part("d_opt."))
         self.steps = int(state["gan.steps"])
+
+
+def _no_input_grad(model: Module) -> dict[str, bool]:
+    """``{"input_grad": False}`` where ``model.backward`` takes the keyword, else ``{}``."""
+    return {"input_grad": False} if accepts_input_grad(model) else {}
 
 
 def _mean_sigmoid(s: np.ndarray) -> float:

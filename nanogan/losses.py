@@ -8,7 +8,8 @@ probabilities, so that it can be written in a form that cannot overflow::
     -log(1 - sigma(s)) = softplus(s)           d/ds =  sigma(s)
 
 with ``softplus(x) = log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|))``, whose derivative is
-``sigma(x)``. Both are computed by the kernel ops ``ops.softplus`` and ``ops.sigmoid`` and stay
+``sigma(x)``. The minimax and non-saturating losses get value and gradient from one pass of the
+kernel op ``ops.bce_with_logits`` (the others use ``ops.softplus`` and ``ops.sigmoid``); all stay
 finite for any finite logit (``|s| = 1e4`` in float32 included).
 
 Usage::
@@ -166,10 +167,9 @@ class Minimax(GANLoss):
             dD/ds_real = -sigma(-s_real) / N        dD/ds_fake = sigma(s_fake) / M
         """
         sr, sf = self._check(real_logits, "real_logits"), self._check(fake_logits, "fake_logits")
-        value = _mean(ops.softplus(-sr)) + _mean(ops.softplus(sf))
-        d_real = -ops.sigmoid(-sr) / _size(sr)
-        d_fake = ops.sigmoid(sf) / _size(sf)
-        return value, d_real, d_fake
+        v_real, d_real = ops.bce_with_logits(sr, 1.0)   # value and gradient in one pass
+        v_fake, d_fake = ops.bce_with_logits(sf, 0.0)
+        return v_real + v_fake, d_real, d_fake
 
     def g_loss(self, fake_logits: np.ndarray) -> tuple[float, np.ndarray]:
         """``G = mean log(1 - sigma(s_fake)) = -mean softplus(s_fake)``.
@@ -189,9 +189,8 @@ class Minimax(GANLoss):
             dG/ds_fake = -sigma(s_fake) / M    (-> 0 as s_fake -> -inf: the saturation)
         """
         sf = self._check(fake_logits, "fake_logits")
-        value = -_mean(ops.softplus(sf))
-        d_fake = -ops.sigmoid(sf) / _size(sf)
-        return value, d_fake
+        value, d_fake = ops.bce_with_logits(sf, 0.0)
+        return -value, -d_fake
 
 
 class NonSaturating(Minimax):
@@ -226,9 +225,7 @@ class NonSaturating(Minimax):
             dG/ds_fake = -sigma(-s_fake) / M    (-> -1/M as s_fake -> -inf: no saturation)
         """
         sf = self._check(fake_logits, "fake_logits")
-        value = _mean(ops.softplus(-sf))
-        d_fake = -ops.sigmoid(-sf) / _size(sf)
-        return value, d_fake
+        return ops.bce_with_logits(sf, 1.0)
 
 
 class Wasserstein(GANLoss):

@@ -12,6 +12,7 @@ from nanogan import (
     Dense,
     Flatten,
     LeakyReLU,
+    Module,
     ReLU,
     Sequential,
     Tanh,
@@ -299,3 +300,55 @@ def test_bad_configuration_errors():
         GAN(G, D, loss="no-such-loss")
     assert GAN(G, D).z_shape == (4,)
     assert GAN(*small_dcgan()).z_shape == (6, 1, 1)
+
+
+class _Plain(Module):
+    """A user-written wrapper whose backward lacks the ``input_grad`` keyword."""
+
+    def __init__(self, inner: Module) -> None:
+        super().__init__()
+        self.add_module("inner", inner)
+        self.calls: list[dict] = []
+
+    def forward(self, x, train=True):
+        return self._children["inner"].forward(x, train)
+
+    def backward(self, dy, cache, *, param_grads=True):
+        self.calls.append({"param_grads": param_grads})
+        return self._children["inner"].backward(dy, cache, param_grads=param_grads)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+def test_steps_skip_input_grads_and_accept_modules_without_the_keyword(arch, monkeypatch):
+    """d_step backprops D and g_step backprops G with ``input_grad=False`` (the D step's and the
+    noise's input gradients are never used); the result equals a run that computes them, and a
+    module whose backward lacks the keyword is called without it."""
+    make = small_mlp if arch == "mlp" else small_dcgan
+    real = np.random.default_rng(9).uniform(-1, 1, (4, 6) if arch == "mlp" else (4, 1, 8, 8))
+    seen: list[tuple[int, bool]] = []
+    original = Sequential.backward
+
+    def spy(self, dy, cache, **kw):
+        seen.append((id(self), kw.get("input_grad", True)))
+        return original(self, dy, cache, **kw)
+
+    runs = []
+    for wrap in (False, True):
+        G, D = make(seed=3)
+        if wrap:
+            G, D = _Plain(G), _Plain(D)
+        gan = GAN(G, D, z_shape=(4,) if arch == "mlp" else (6, 1, 1))
+        monkeypatch.setattr(Sequential, "backward", spy)
+        seen.clear()
+        gan.step([real], np.random.default_rng(1))
+        monkeypatch.setattr(Sequential, "backward", original)
+        if not wrap:
+            ids = {"G": id(G), "D": id(D)}
+            assert (ids["D"], False) in seen and (ids["G"], False) in seen
+            assert (ids["D"], True) in seen  # g_step: dL/dG(z) through D
+        else:
+            assert all(v for _, v in seen)
+            assert G.calls and D.calls
+        runs.append({**G.state_dict(), **{"D." + k: v for k, v in D.state_dict().items()}})
+    for (k, v), w in zip(runs[0].items(), runs[1].values()):
+        np.testing.assert_array_equal(v, w, err_msg=k)

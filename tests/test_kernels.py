@@ -465,3 +465,103 @@ def test_machine_is_free_follows_the_load_limit(monkeypatch):
     monkeypatch.setattr(_threads, "MAX_LOAD", math.inf)
     assert _threads.machine_is_free()
     assert _threads.parallel(10, 10) and not _threads.parallel(9, 10)
+
+
+# ---------------------------------------------------------------------------- fused ops, loss
+@st.composite
+def bias_act_input(draw):
+    """``z (N, C, M)``, a bias, ``dy`` and a slope (0 is ReLU); M = 1 is the Dense layout."""
+    N, C = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    M = draw(st.sampled_from([1, 1, 2, 7, 49]))
+    dtype = draw(st.sampled_from(DTYPES))
+    z = draw_array(draw, (N, C, M), dtype)
+    b = draw_array(draw, (C,), dtype, -3, 3)
+    dy = draw_array(draw, (N, C, M), dtype, -3, 3)
+    return z, b, dy, draw(st.sampled_from([0.0, 0.01, 0.2]))
+
+
+@pytest.mark.parametrize("name", SETS)
+@given(case=bias_act_input())
+def test_bias_leaky_relu_and_backward(name, case):
+    z, b, dy, slope = case
+    k = kernels(name)
+    expected = ref.bias_leaky_relu(z.copy(), b, slope)
+    assert_matches(expected, ref.leaky_relu(z + b[None, :, None], slope))  # the definition
+    zc = z.copy()
+    y = k.bias_leaky_relu(zc, b, slope)
+    assert y is zc  # in place
+    assert_matches(y, expected)
+    du, db = k.bias_leaky_relu_backward(dy, expected, slope)
+    rdu, rdb = ref.bias_leaky_relu_backward(dy, expected, slope)
+    assert_matches(du, rdu)
+    assert_matches(db, rdb, scale=np.abs(dy).sum(axis=(0, 2)))
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_bias_leaky_relu_backward_sums_like_numpy_for_dense(name):
+    """For M = 1 the bias gradient is NumPy's ``du.sum(axis=0)`` to the bit (fused and unfused
+    Dense layers train identically)."""
+    rng = np.random.default_rng(7)
+    for dtype in DTYPES:
+        y = rng.standard_normal((64, 256, 1)).astype(dtype)
+        dy = rng.standard_normal((64, 256, 1)).astype(dtype)
+        _, db = kernels(name).bias_leaky_relu_backward(dy, y, 0.2)
+        np.testing.assert_array_equal(db, ref.leaky_relu_backward(dy, y, 0.2)[..., 0].sum(axis=0))
+
+
+@pytest.mark.parametrize("name", SETS)
+@given(case=batchnorm_input(), slope=st.sampled_from([0.0, 0.2]))
+def test_batchnorm_leaky_relu_and_backward(name, case, slope):
+    x, gamma, beta, dy, eps = case
+    k = kernels(name)
+    y, mean, var, inv_std = k.batchnorm_leaky_relu(x, gamma, beta, eps, slope)
+    assert_matches(inv_std, ref.batchnorm_leaky_relu(x, gamma, beta, eps, slope)[3])
+    ry, rmean, rvar, rinv = ref.batchnorm_leaky_relu(x, gamma, beta, eps, slope)
+    assert_matches(mean, rmean, scale=np.abs(x).mean(axis=(0, 2)))
+    assert_matches(var, rvar, scale=((x - rmean[None, :, None]) ** 2).mean(axis=(0, 2)))
+    assert_matches(y, ry, scale=np.abs(gamma[None, :, None]) * (1 + np.abs(
+        (x - rmean[None, :, None]) * rinv[None, :, None])) + np.abs(beta[None, :, None]))
+    dx, dgamma, dbeta = k.batchnorm_leaky_relu_backward(dy, ry, x, rmean, rinv, gamma, slope)
+    rdx, rdgamma, rdbeta = ref.batchnorm_leaky_relu_backward(dy, ry, x, rmean, rinv, gamma,
+                                                             slope)
+    m = x.shape[0] * x.shape[2]
+    xhat = np.abs((x - rmean[None, :, None]) * rinv[None, :, None])
+    ady = np.abs(dy)
+    assert_matches(dbeta, rdbeta, scale=ady.sum(axis=(0, 2)))
+    assert_matches(dgamma, rdgamma, scale=(ady * xhat).sum(axis=(0, 2)))
+    terms = np.abs(gamma * rinv / m)[None, :, None] * (
+        m * ady + ady.sum(axis=(0, 2))[None, :, None]
+        + xhat * (ady * xhat).sum(axis=(0, 2))[None, :, None])
+    assert_matches(dx, rdx, scale=terms)
+
+
+@pytest.mark.parametrize("name", SETS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batchnorm_one_pass_statistics_far_from_zero(name, dtype):
+    """The one-pass statistics (sums shifted by a channel's first value) do not cancel when the
+    mean is large next to the spread."""
+    rng = np.random.default_rng(11)
+    x = (1e4 + rng.standard_normal((16, 3, 50))).astype(dtype)
+    g, b = np.ones(3, dtype), np.zeros(3, dtype)
+    _, mean, var, _ = kernels(name).batchnorm_forward(x, g, b, 1e-5)
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(mean, x64.mean(axis=(0, 2)), rtol=RTOL[np.dtype(dtype)])
+    np.testing.assert_allclose(var, x64.var(axis=(0, 2)), rtol=1e-3 if dtype == np.float32
+                               else 1e-9)
+
+
+@pytest.mark.parametrize("name", SETS)
+@given(x=activation_input(), t=st.sampled_from([0.0, 1.0, 0.3]))
+@example(x=np.array(EXTREMES[:6], np.float32), t=1.0)
+@example(x=np.array(EXTREMES[:6], np.float64), t=0.0)
+def test_bce_with_logits(name, x, t):
+    x = x[np.isfinite(x)] if x.ndim else x.reshape(1)
+    if x.size == 0:
+        return
+    value, grad = kernels(name).bce_with_logits(x, t)
+    rvalue, rgrad = ref.bce_with_logits(x, t)
+    per = t * np.abs(ref.softplus(-x)) + (1 - t) * np.abs(ref.softplus(x))
+    assert math.isclose(value, rvalue, rel_tol=RTOL[x.dtype],
+                        abs_tol=RTOL[x.dtype] * float(np.mean(per, dtype=np.float64)))
+    assert_matches(grad, rgrad)
+    assert np.isfinite(value) and np.isfinite(grad).all()

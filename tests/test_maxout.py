@@ -60,6 +60,19 @@ def test_gradcheck(n, fin, fout, pieces, bias, seed):
     assert max(errs.values()) < 1e-6, errs
 
 
+def test_input_grad_false_gives_the_same_param_grads():
+    m = Maxout(4, 3, 2, rng=0, dtype=np.float64)
+    x = np.random.default_rng(1).standard_normal((5, 4))
+    y, cache = m.forward(x)
+    dy = np.ones_like(y)
+    m.backward(dy, cache)
+    full = {k: g.copy() for k, g in m.grads.items()}
+    m.zero_grad()
+    assert m.backward(dy, cache, input_grad=False) is None
+    for k, g in m.grads.items():
+        np.testing.assert_array_equal(g, full[k])
+
+
 def test_piece_layout_is_pylearn2s():
     """Unit j owns rows j*pieces .. j*pieces+pieces-1: setting one row's bias high selects it."""
     m = Maxout(2, 3, 4, rng=0, dtype=np.float64)

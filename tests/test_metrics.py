@@ -337,22 +337,32 @@ def _shipped_classifier():
 
 
 def _quick_gan_samples(n: int) -> np.ndarray:
-    """A vanilla MLP GAN trained for a few hundred steps, samples in [-1, 1]."""
+    """A vanilla MLP GAN trained briefly (900 steps, Adam 1e-3) on 10,000 images: digit-like
+    but far from real. Samples in [-1, 1]."""
     from nanogan.data import Minibatches, load_mnist, scale_images
     from nanogan.gan import GAN
     from nanogan.models import mlp_discriminator, mlp_generator
+    from nanogan.optim import Adam
 
     images, _ = load_mnist("train")
     x = scale_images(images[:10000], shape="flat")
     rng = np.random.default_rng(0)
-    gan = GAN(mlp_generator(rng=1), mlp_discriminator(rng=2))
+    G, D = mlp_generator(rng=1), mlp_discriminator(rng=2)
+    gan = GAN(G, D, g_opt=Adam(G, lr=1e-3, betas=(0.5, 0.999)),
+              d_opt=Adam(D, lr=1e-3, betas=(0.5, 0.999)))
     batches = Minibatches(x, 64, rng=3)
-    for _ in range(400):
+    for _ in range(900):
         gan.step(batches, rng)
     return gan.G(gan.sample_noise(n, np.random.default_rng(4)), train=False)
 
 
 def test_ordering_real_gan_noise():
+    """real > briefly trained GAN > uniform noise, on 500 samples against 500 test images.
+
+    Not asserted, because they do not hold at this sample size: Parzen's real > GAN (with 500
+    centres a blurry GAN outscores real digits, the protocol's known weakness) and precision's
+    GAN > noise (k-NN balls of 500 real features are wide enough to swallow off-manifold points).
+    """
     from nanogan.data import load_mnist
     from nanogan.metrics.evaluate import evaluate
 
@@ -364,11 +374,14 @@ def test_ordering_real_gan_noise():
     noise = np.random.default_rng(5).uniform(-1, 1, (n, 784))
     res = {name: evaluate(x, (-1, 1), features=features, n_reference=n, k=3)
            for name, x in (("real", real), ("gan", gan), ("noise", noise))}
-    for key in ("fid", "kid"):
+    for key in ("fid", "mmd", "kid"):
         assert res["real"][key] < res["gan"][key] < res["noise"][key], key
-    for key in ("is", "precision"):
-        assert res["real"][key] > res["gan"][key] >= res["noise"][key], key
-    assert res["real"]["parzen"]["mean"] > res["gan"]["parzen"]["mean"] > \
+    for key in ("is", "modes"):
+        assert res["real"][key] > res["gan"][key] > res["noise"][key] or (
+            key == "modes" and res["real"][key] == res["gan"][key] == 10), key
+    assert res["real"]["recall"] > res["gan"]["recall"] >= res["noise"]["recall"]
+    assert res["real"]["precision"] > res["gan"]["precision"]
+    assert min(res["real"]["parzen"]["mean"], res["gan"]["parzen"]["mean"]) > \
         res["noise"]["parzen"]["mean"]
 
 
@@ -387,7 +400,7 @@ def test_evaluate_cli_table_and_json(tmp_path, capsys):
     assert out["fid"] < 1e-6 and out["precision"] == 1.0 and out["recall"] == 1.0
     assert main(["evaluate", str(path), "--reference", "200", "--no-parzen"]) == 0
     table = capsys.readouterr().out
-    assert "| FID-MNIST" in table.replace("FID-MNIST (v)", "FID-MNIST") or "FID-MNIST" in table
+    assert "FID-MNIST ↓" in table and "| samples.npy | - | 0.00 |" in table
     assert main(["evaluate", str(tmp_path / "missing.npy")]) == 1
 
 

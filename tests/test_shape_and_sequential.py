@@ -212,3 +212,102 @@ def test_sequential_bad_input_names_the_layer():
     with pytest.raises(ValueError) as exc:
         m.forward(np.ones((2, 7), np.float32))
     assert repr(m[0]) in str(exc.value) and "(2, 7)" in str(exc.value)
+
+
+# ---------------------------------------------------------------------------- fusion, input_grad
+def _conv_net(dtype, slope, seed=0):
+    from nanogan import BatchNorm2d, Conv2d, ConvTranspose2d
+
+    act = ReLU() if slope == 0 else LeakyReLU(slope)
+    return Sequential(
+        Conv2d(2, 3, 3, 2, 1, rng=seed, dtype=dtype), act,
+        Conv2d(3, 4, 3, 1, 1, bias=False, rng=seed + 1, dtype=dtype),
+        BatchNorm2d(4, dtype=dtype), LeakyReLU(slope),
+        ConvTranspose2d(4, 2, 4, 2, 1, rng=seed + 2, dtype=dtype), Flatten(),
+        Dense(2 * 6 * 6, 5, rng=seed + 3, dtype=dtype), LeakyReLU(slope),
+        Dense(5, 1, rng=seed + 4, dtype=dtype))
+
+
+@FIXTURE_OK
+@given(dtype=st.sampled_from([np.float32, np.float64]), slope=st.sampled_from([0.0, 0.2]),
+       train=st.booleans(), seed=st.integers(0, 2**16))
+def test_fused_pairs_equal_the_layers_alone(kernel_set, dtype, slope, train, seed):
+    """Dense/Conv2d (with bias) and BatchNorm fused with the (Leaky)ReLU after them give the
+    unfused layers' outputs, input gradients, parameter gradients and running statistics."""
+    fused, alone = _conv_net(dtype, slope, seed), _conv_net(dtype, slope, seed)
+    alone.fuse = False
+    g = np.random.default_rng(seed)
+    x = g.standard_normal((3, 2, 6, 6)).astype(dtype)
+    dy = g.standard_normal((3, 1)).astype(dtype)
+    y1, c1 = fused.forward(x, train)
+    y2, c2 = alone.forward(x, train)
+    assert sum(isinstance(c, str) for c in c1) == 3  # three activations ran fused
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(y1, y2, rtol=rtol, atol=rtol * np.abs(y2).max())
+    dx1, dx2 = fused.backward(dy, c1), alone.backward(dy, c2)
+    np.testing.assert_allclose(dx1, dx2, rtol=rtol, atol=rtol * np.abs(dx2).max())
+    for k, v in alone.grads.items():
+        np.testing.assert_allclose(fused.grads[k], v, rtol=rtol, atol=rtol * np.abs(v).max())
+    for k, v in alone.buffers.items():
+        np.testing.assert_allclose(fused.buffers[k], v, rtol=rtol)
+
+
+@FIXTURE_OK
+@given(seed=st.integers(0, 2**16), slope=st.sampled_from([0.0, 0.2]), train=st.booleans())
+def test_fused_network_gradcheck(kernel_set, seed, slope, train):
+    m = _conv_net(np.float64, slope, seed)
+    x = np.random.default_rng(seed + 5).standard_normal((2, 2, 6, 6))
+    errs = gradcheck(m, x, train=train, rng=seed + 6)
+    assert set(errs) == {"x", *m.params}
+    assert max(errs.values()) < 1e-6, errs
+
+
+@pytest.mark.parametrize("lead", [False, True])
+@pytest.mark.parametrize("fuse", [True, False])
+def test_input_grad_false_returns_none_with_the_same_param_grads(kernel_set, lead, fuse):
+    """``backward(..., input_grad=False)`` skips dL/dx (returns None) and the layers before the
+    first one with parameters; the parameter gradients equal the full backward's."""
+    layers = [Reshape(72), Reshape(2, 6, 6)] if lead else []
+    nets = []
+    for _ in range(2):
+        net = Sequential(*layers, *_conv_net(np.float64, 0.2, 1).layers) if lead \
+            else _conv_net(np.float64, 0.2, 1)
+        net.fuse = fuse
+        nets.append(net)
+    x = np.random.default_rng(2).standard_normal((3, 72) if lead else (3, 2, 6, 6))
+    dy = np.random.default_rng(3).standard_normal((3, 1))
+    full, skip = nets
+    _, c = full.forward(x)
+    assert full.backward(dy, c).shape == x.shape
+    _, c = skip.forward(x)
+    assert skip.backward(dy, c, input_grad=False) is None
+    for k, v in full.grads.items():
+        np.testing.assert_array_equal(skip.grads[k], v)
+    assert skip.backward(dy, c, param_grads=False, input_grad=False) is None
+
+
+def test_every_layer_accepts_input_grad_false(kernel_set):
+    from nanogan import BatchNorm2d, Conv2d, ConvTranspose2d
+
+    g = np.random.default_rng(4)
+    cases = [(Dense(3, 2, dtype=np.float64), (4, 3)),
+             (Conv2d(2, 3, 3, 2, 1, dtype=np.float64), (2, 2, 5, 5)),
+             (Conv2d(2, 3, 5, dtype=np.float64), (2, 2, 5, 5)),
+             (ConvTranspose2d(2, 3, 4, 2, 1, dtype=np.float64), (2, 2, 3, 3)),
+             (ConvTranspose2d(2, 3, 3, dtype=np.float64), (2, 2, 1, 1)),
+             (BatchNorm2d(2, dtype=np.float64), (3, 2, 2, 2)), (LeakyReLU(0.2), (3, 4)),
+             (ReLU(), (3, 4)), (Tanh(), (3, 4)), (Sigmoid(), (3, 4)), (Flatten(), (3, 2, 2)),
+             (Reshape(4), (3, 2, 2))]
+    for layer, shape in cases:
+        for train in (True, False):
+            x = g.standard_normal(shape)
+            y, c = layer.forward(x, train)
+            dy = g.standard_normal(y.shape)
+            layer.zero_grad()
+            dx = layer.backward(dy, c)
+            assert dx.shape == x.shape
+            full = {k: v.copy() for k, v in layer.grads.items()}
+            layer.zero_grad()
+            assert layer.backward(dy, c, input_grad=False) is None, layer
+            for k, v in full.items():
+                np.testing.assert_array_equal(layer.grads[k], v)

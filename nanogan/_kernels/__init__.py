@@ -27,7 +27,10 @@ __all__ = [
 OP_NAMES: tuple[str, ...] = (
     "im2col", "col2im",
     "leaky_relu", "leaky_relu_backward", "sigmoid", "softplus",
+    "bias_leaky_relu", "bias_leaky_relu_backward",
     "batchnorm_forward", "batchnorm_backward",
+    "batchnorm_leaky_relu", "batchnorm_leaky_relu_backward",
+    "bce_with_logits",
     "sgd_update", "adam_update", "rmsprop_update",
 )
 

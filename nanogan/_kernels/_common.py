@@ -19,14 +19,19 @@ Low-level kernel table (what a compiled set must define, all outputs written in 
     leaky_relu(x, out, slope, par)                          1-D
     leaky_relu_backward(dy, x, out, slope, par)             1-D
     sigmoid(x, out, par), softplus(x, out, par)             1-D
-    batchnorm_forward(x, gamma, beta, eps, y, mean, var, inv_std, par)
-    batchnorm_backward(dy, x, mean, inv_std, gamma, mf, dx, dgamma, dbeta, par)
+    bias_leaky_relu(z, b, slope, par)                       z (N, C, M) in place
+    bias_leaky_relu_backward(dy, y, slope, du, db, par)     db summed in float64
+    batchnorm_forward(x, gamma, beta, eps, slope, y, mean, var, inv_std, par)
+    batchnorm_backward(dy, y, slope, x, mean, inv_std, gamma, mf, dx, dgamma, dbeta, par)
+    bce_with_logits(s, t, c1, ct, n, grad) -> float        1-D; returns the float64 sum
     sgd_update(p, g, buf, lr, momentum, dampening, nesterov, weight_decay, first, par)
     adam_update(p, g, m, v, beta1, c1, beta2, c2, eps, weight_decay, step_size, sqrt_bc2, par)
     rmsprop_update(p, g, sq, lr, alpha, c, eps, weight_decay, par)
 
 (``c1 = 1 - beta1``, ``c2 = 1 - beta2``, ``c = 1 - alpha`` and ``dampening`` enters SGD as
 ``1 - dampening``: the reference computes these in Python and rounds them to the array dtype.)
+The batch-norm kernels carry a fused leaky ReLU on their output: ``slope = 1`` is none
+(``u * 1 == u`` exactly), and the backward kernel reads the activation's mask from ``y``.
 """
 
 from __future__ import annotations
@@ -155,18 +160,51 @@ class CompiledOps:
         self._k.softplus(xf, out, _par(xf.size))
         return out.reshape(x.shape)
 
+    # ------------------------------------------------------------------------ fused bias + act
+    def bias_leaky_relu(self, z: np.ndarray, b: np.ndarray, slope: float) -> np.ndarray:
+        """Compiled :func:`nanogan._kernels.reference.bias_leaky_relu`, in place on
+        ``z (N, C, M)``."""
+        if not (_same_float(z, b) and z.ndim == 3 and z.flags.c_contiguous
+                and z.flags.writeable and b.shape == (z.shape[1],) and z.size):
+            return reference.bias_leaky_relu(z, b, slope)
+        self._k.bias_leaky_relu(z, np.ascontiguousarray(b), z.dtype.type(slope), _par(z.size))
+        return z
+
+    def bias_leaky_relu_backward(self, dy: np.ndarray, y: np.ndarray, slope: float
+                                 ) -> tuple[np.ndarray, np.ndarray]:
+        """Compiled :func:`nanogan._kernels.reference.bias_leaky_relu_backward`, ``(N, C, M)``."""
+        if not (_same_float(dy, y) and y.ndim == 3 and dy.shape == y.shape and y.size):
+            return reference.bias_leaky_relu_backward(dy, y, slope)
+        du = np.empty(y.shape, dtype=y.dtype)
+        db = np.empty(y.shape[1], dtype=y.dtype)
+        self._k.bias_leaky_relu_backward(np.ascontiguousarray(dy), np.ascontiguousarray(y),
+                                         y.dtype.type(slope), du, db, False)
+        return du, db
+
     # ------------------------------------------------------------------------ batch norm
     def batchnorm_forward(self, x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float
                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Compiled :func:`nanogan._kernels.reference.batchnorm_forward`, ``x (N, C, M)``."""
+        return self._bn_forward(x, gamma, beta, eps, None)
+
+    def batchnorm_leaky_relu(self, x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
+                             eps: float, slope: float
+                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Compiled :func:`nanogan._kernels.reference.batchnorm_leaky_relu`, ``x (N, C, M)``."""
+        return self._bn_forward(x, gamma, beta, eps, slope)
+
+    def _bn_forward(self, x, gamma, beta, eps, slope):
         if (not _same_float(x, gamma, beta) or x.ndim != 3 or gamma.shape != (x.shape[1],)
                 or beta.shape != (x.shape[1],) or x.size == 0):
-            return reference.batchnorm_forward(x, gamma, beta, eps)
+            if slope is None:
+                return reference.batchnorm_forward(x, gamma, beta, eps)
+            return reference.batchnorm_leaky_relu(x, gamma, beta, eps, slope)
         C, dt = x.shape[1], x.dtype
         y = np.empty(x.shape, dtype=dt)
         mean, var, inv_std = (np.empty(C, dtype=dt) for _ in range(3))
         self._k.batchnorm_forward(np.ascontiguousarray(x), np.ascontiguousarray(gamma),
-                                  np.ascontiguousarray(beta), dt.type(eps), y, mean, var, inv_std,
+                                  np.ascontiguousarray(beta), dt.type(eps),
+                                  dt.type(1 if slope is None else slope), y, mean, var, inv_std,
                                   _par(x.size))
         return y, mean, var, inv_std
 
@@ -174,19 +212,45 @@ class CompiledOps:
                            inv_std: np.ndarray, gamma: np.ndarray
                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Compiled :func:`nanogan._kernels.reference.batchnorm_backward`, ``x (N, C, M)``."""
+        return self._bn_backward(dy, None, x, mean, inv_std, gamma, None)
+
+    def batchnorm_leaky_relu_backward(self, dy: np.ndarray, y: np.ndarray, x: np.ndarray,
+                                      mean: np.ndarray, inv_std: np.ndarray, gamma: np.ndarray,
+                                      slope: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Compiled :func:`nanogan._kernels.reference.batchnorm_leaky_relu_backward`."""
+        return self._bn_backward(dy, y, x, mean, inv_std, gamma, slope)
+
+    def _bn_backward(self, dy, y, x, mean, inv_std, gamma, slope):
         C = x.shape[1] if getattr(x, "ndim", 0) == 3 else -1
-        if (not _same_float(dy, x, mean, inv_std, gamma) or x.ndim != 3 or dy.shape != x.shape
+        mask = dy if y is None else y
+        if (not _same_float(dy, mask, x, mean, inv_std, gamma) or x.ndim != 3
+                or dy.shape != x.shape or mask.shape != x.shape
                 or any(a.shape != (C,) for a in (mean, inv_std, gamma))
                 or x.size == 0):
-            return reference.batchnorm_backward(dy, x, mean, inv_std, gamma)
+            if slope is None:
+                return reference.batchnorm_backward(dy, x, mean, inv_std, gamma)
+            return reference.batchnorm_leaky_relu_backward(dy, y, x, mean, inv_std, gamma,
+                                                           slope)
         dt = x.dtype
         dx = np.empty(x.shape, dtype=dt)
         dgamma, dbeta = np.empty(C, dtype=dt), np.empty(C, dtype=dt)
         c = np.ascontiguousarray
-        self._k.batchnorm_backward(c(dy), c(x), c(mean), c(inv_std), c(gamma),
+        self._k.batchnorm_backward(c(dy), c(mask), dt.type(1 if slope is None else slope),
+                                   c(x), c(mean), c(inv_std), c(gamma),
                                    dt.type(x.shape[0] * x.shape[2]), dx, dgamma, dbeta,
                                    _par(x.size))
         return dx, dgamma, dbeta
+
+    # ------------------------------------------------------------------------ loss
+    def bce_with_logits(self, s: np.ndarray, t: float) -> tuple[float, np.ndarray]:
+        """Compiled :func:`nanogan._kernels.reference.bce_with_logits`, any shape."""
+        if not _same_float(s) or s.size == 0:
+            return reference.bce_with_logits(s, t)
+        sf = np.ascontiguousarray(s).reshape(-1)
+        grad = np.empty(sf.shape, dtype=s.dtype)
+        d, t = s.dtype.type, float(t)
+        total = self._k.bce_with_logits(sf, t, d(1 - t), d(t), d(s.size), grad)
+        return float(total) / s.size, grad.reshape(s.shape)
 
     # ------------------------------------------------------------------------ optimizer updates
     def sgd_update(self, p: np.ndarray, g: np.ndarray, buf: np.ndarray, lr: float,

@@ -279,30 +279,102 @@ def softplus(const floating[::1] x, floating[::1] out, bint par):
                 out[i] = <floating>_softplus1(x[i])
 
 
+# ---------------------------------------------------------------------------- fused bias + act
+def bias_leaky_relu(floating[:, :, ::1] z, const floating[::1] b, floating slope, bint par):
+    """In place on ``z (N, C, M)``: ``z = leaky_relu(z + b[c], slope)``, one image per work
+    unit (for ``M = 1``, the Dense layout, the inner loop runs along the bias)."""
+    cdef Py_ssize_t N = z.shape[0], C = z.shape[1], M = z.shape[2], n, c, k
+    cdef floating* zp = &z[0, 0, 0]
+    cdef const floating* bp = &b[0]
+    cdef floating* row
+    cdef int nt = openmp.omp_get_max_threads() if par else 1
+    for n in prange(N, nogil=True, schedule="static", num_threads=nt):
+        row = zp + n * C * M
+        if M == 1:
+            for c in range(C):
+                row[c] = _lrelu1(row[c] + bp[c], slope)
+        else:
+            for c in range(C):
+                for k in range(M):
+                    row[c * M + k] = _lrelu1(row[c * M + k] + bp[c], slope)
+
+
+def bias_leaky_relu_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] y,
+                             floating slope, floating[:, :, ::1] du, floating[::1] db, bint par):
+    """``du = dy * (1 if y > 0 else slope)`` and ``db[c] = sum du[:, c, :]`` in one serial pass,
+    summing in the array dtype in the order of NumPy's ``du.sum(axis=0)`` for Dense layers
+    (``M = 1``), so that a fused Dense + LeakyReLU gives the unfused layers' bias gradient."""
+    cdef Py_ssize_t N = y.shape[0], C = y.shape[1], M = y.shape[2], n, c, k, i
+    cdef floating g
+    cdef floating fac[2]  # the activation's derivative, looked up without a branch
+    cdef const floating* dyp = &dy[0, 0, 0]
+    cdef const floating* yp = &y[0, 0, 0]
+    cdef floating* dup = &du[0, 0, 0]
+    cdef floating* dbp = &db[0]
+    fac[0] = slope
+    fac[1] = 1
+    with nogil:
+        for c in range(C):
+            dbp[c] = 0
+        for n in range(N):
+            i = n * C * M
+            if M == 1:
+                for c in range(C):  # vectorizes: a blend, not a branch or a lookup
+                    g = dyp[i + c] * (<floating>1 if yp[i + c] > 0 else slope)
+                    dup[i + c] = g
+                    dbp[c] += g
+            else:
+                for c in range(C):
+                    for k in range(M):
+                        g = dyp[i + c * M + k] * fac[yp[i + c * M + k] > 0]
+                        dup[i + c * M + k] = g
+                        dbp[c] += g
+
+
 # ---------------------------------------------------------------------------- batch norm
+# One sweep gathers a channel's statistics (sums shifted by its first value, in double, in LANES
+# independent accumulators: the compiler vectorizes them, where one accumulator would be a long
+# chain of dependent additions), a second writes the output. ``slope`` is the fused leaky ReLU's
+# (1 for none: ``u * 1 == u`` exactly).
+cdef enum:
+    LANES = 8
+
+
 cdef inline void _bn_forward_channel(const floating* x, const floating* gamma,
-                                     const floating* beta, floating eps, floating* y,
-                                     floating* mean, floating* var, floating* inv_std,
-                                     Py_ssize_t c, Py_ssize_t N, Py_ssize_t C,
-                                     Py_ssize_t M) noexcept nogil:
-    cdef Py_ssize_t n, k
+                                     const floating* beta, floating eps, floating slope,
+                                     floating* y, floating* mean, floating* var,
+                                     floating* inv_std, Py_ssize_t c, Py_ssize_t N,
+                                     Py_ssize_t C, Py_ssize_t M) noexcept nogil:
+    cdef Py_ssize_t n, k, j, blk, ML = M - M % LANES
     cdef const floating* xr
     cdef floating* yr
-    cdef double s = 0.0, ss = 0.0, mu, d
-    cdef double m = <double>(N * M)
+    cdef double K = x[c * M], d
+    cdef double a[LANES]
+    cdef double q[LANES]
+    cdef double m = <double>(N * M), s1 = 0.0, s2 = 0.0, e1, v
     cdef floating mc, scale, b
+    for j in range(LANES):
+        a[j] = 0.0
+        q[j] = 0.0
     for n in range(N):
         xr = x + (n * C + c) * M
-        for k in range(M):
-            s += xr[k]
-    mu = s / m
-    for n in range(N):
-        xr = x + (n * C + c) * M
-        for k in range(M):
-            d = xr[k] - mu
-            ss += d * d
-    mean[c] = <floating>mu
-    var[c] = <floating>(ss / m)
+        for blk in range(ML // LANES):
+            k = blk * LANES
+            for j in range(LANES):
+                d = xr[k + j] - K
+                a[j] += d
+                q[j] += d * d
+        for k in range(ML, M):
+            d = xr[k] - K
+            a[0] += d
+            q[0] += d * d
+    for j in range(LANES):
+        s1 += a[j]
+        s2 += q[j]
+    e1 = s1 / m
+    v = s2 / m - e1 * e1
+    mean[c] = <floating>(K + e1)
+    var[c] = <floating>(v if v > 0 else 0.0)
     inv_std[c] = <floating>(1.0 / <floating>sqrt(var[c] + eps))
     mc = mean[c]
     scale = gamma[c] * inv_std[c]
@@ -311,13 +383,15 @@ cdef inline void _bn_forward_channel(const floating* x, const floating* gamma,
         xr = x + (n * C + c) * M
         yr = y + (n * C + c) * M
         for k in range(M):
-            yr[k] = (xr[k] - mc) * scale + b
+            yr[k] = _lrelu1((xr[k] - mc) * scale + b, slope)
 
 
 def batchnorm_forward(const floating[:, :, ::1] x, const floating[::1] gamma,
-                      const floating[::1] beta, floating eps, floating[:, :, ::1] y,
-                      floating[::1] mean, floating[::1] var, floating[::1] inv_std, bint par):
-    """Training-mode batch norm of ``x (N, C, M)`` over axes 0 and 2, one channel per thread."""
+                      const floating[::1] beta, floating eps, floating slope,
+                      floating[:, :, ::1] y, floating[::1] mean, floating[::1] var,
+                      floating[::1] inv_std, bint par):
+    """Training-mode batch norm of ``x (N, C, M)`` over axes 0 and 2 and a leaky ReLU of
+    ``slope``, one channel per thread."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], M = x.shape[2], c
     cdef const floating* xp = &x[0, 0, 0]
     cdef const floating* gp = &gamma[0]
@@ -328,48 +402,64 @@ def batchnorm_forward(const floating[:, :, ::1] x, const floating[::1] gamma,
     cdef floating* ip = &inv_std[0]
     cdef int nt = openmp.omp_get_max_threads() if par else 1
     for c in prange(C, nogil=True, schedule="static", num_threads=nt):
-        _bn_forward_channel(xp, gp, bp, eps, yp, mp, vp, ip, c, N, C, M)
+        _bn_forward_channel(xp, gp, bp, eps, slope, yp, mp, vp, ip, c, N, C, M)
 
 
-cdef inline void _bn_backward_channel(const floating* dy, const floating* x,
-                                      const floating* mean, const floating* inv_std,
-                                      const floating* gamma, floating mf, floating* dx,
-                                      floating* dgamma, floating* dbeta, Py_ssize_t c,
-                                      Py_ssize_t N, Py_ssize_t C, Py_ssize_t M) noexcept nogil:
-    cdef Py_ssize_t n, k
-    cdef const floating* xr
-    cdef const floating* gr
-    cdef floating* dr
-    cdef double sb = 0.0, sg = 0.0
-    cdef floating mc = mean[c], ic = inv_std[c], xhat, db, dg, scale
+cdef inline void _bn_backward_channel(const floating* dy, const floating* y, floating slope,
+                                      const floating* x, const floating* mean,
+                                      const floating* inv_std, const floating* gamma,
+                                      floating mf, floating* dx, floating* dgamma,
+                                      floating* dbeta, Py_ssize_t c, Py_ssize_t N,
+                                      Py_ssize_t C, Py_ssize_t M) noexcept nogil:
+    cdef Py_ssize_t n, k, j, blk, off, ML = M - M % LANES
+    cdef double sb[LANES]
+    cdef double sg[LANES]
+    cdef double tb = 0.0, tg = 0.0
+    cdef floating mc = mean[c], ic = inv_std[c], g, xhat, db, dg, scale
+    cdef floating fac[2]  # the activation's derivative, looked up without a branch
+    fac[0] = slope
+    fac[1] = 1
+    for j in range(LANES):
+        sb[j] = 0.0
+        sg[j] = 0.0
     for n in range(N):
-        xr = x + (n * C + c) * M
-        gr = dy + (n * C + c) * M
-        for k in range(M):
-            xhat = (xr[k] - mc) * ic
-            sb += gr[k]
-            sg += <floating>(gr[k] * xhat)
-    dbeta[c] = <floating>sb
-    dgamma[c] = <floating>sg
+        off = (n * C + c) * M
+        for blk in range(ML // LANES):
+            k = off + blk * LANES
+            for j in range(LANES):
+                g = dy[k + j] * fac[y[k + j] > 0]
+                sb[j] += g
+                sg[j] += <floating>(g * ((x[k + j] - mc) * ic))
+        for k in range(off + ML, off + M):
+            g = dy[k] * fac[y[k] > 0]
+            sb[0] += g
+            sg[0] += <floating>(g * ((x[k] - mc) * ic))
+    for j in range(LANES):
+        tb += sb[j]
+        tg += sg[j]
+    dbeta[c] = <floating>tb
+    dgamma[c] = <floating>tg
     db = dbeta[c]
     dg = dgamma[c]
     scale = gamma[c] * ic / mf
     for n in range(N):
-        xr = x + (n * C + c) * M
-        gr = dy + (n * C + c) * M
-        dr = dx + (n * C + c) * M
-        for k in range(M):
-            xhat = (xr[k] - mc) * ic
-            dr[k] = scale * (mf * gr[k] - db - xhat * dg)
+        off = (n * C + c) * M
+        for k in range(off, off + M):
+            g = dy[k] * fac[y[k] > 0]
+            xhat = (x[k] - mc) * ic
+            dx[k] = scale * (mf * g - db - xhat * dg)
 
 
-def batchnorm_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
+def batchnorm_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] y,
+                       floating slope, const floating[:, :, ::1] x,
                        const floating[::1] mean, const floating[::1] inv_std,
                        const floating[::1] gamma, floating mf, floating[:, :, ::1] dx,
                        floating[::1] dgamma, floating[::1] dbeta, bint par):
-    """Backward of :func:`batchnorm_forward` (``mf = N*M`` in the array dtype)."""
+    """Backward of :func:`batchnorm_forward` (``mf = N*M`` in the array dtype; the activation's
+    mask is read from its output ``y``)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], M = x.shape[2], c
     cdef const floating* dyp = &dy[0, 0, 0]
+    cdef const floating* yp = &y[0, 0, 0]
     cdef const floating* xp = &x[0, 0, 0]
     cdef const floating* mp = &mean[0]
     cdef const floating* ip = &inv_std[0]
@@ -379,7 +469,33 @@ def batchnorm_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] x
     cdef floating* dbp = &dbeta[0]
     cdef int nt = openmp.omp_get_max_threads() if par else 1
     for c in prange(C, nogil=True, schedule="static", num_threads=nt):
-        _bn_backward_channel(dyp, xp, mp, ip, gp, mf, dxp, dgp, dbp, c, N, C, M)
+        _bn_backward_channel(dyp, yp, slope, xp, mp, ip, gp, mf, dxp, dgp, dbp, c, N, C, M)
+
+
+# ---------------------------------------------------------------------------- loss
+def bce_with_logits(const floating[::1] s, double t, floating c1, floating ct, floating n,
+                    floating[::1] grad):
+    """Sum of ``t softplus(-s) + (1 - t) softplus(s)`` (each term rounded to the array dtype,
+    summed in double) and ``grad = ((1 - t) sigmoid(s) - t sigmoid(-s)) / n`` in one pass
+    (``c1 = 1 - t``, ``ct = t`` and ``n`` in the array dtype)."""
+    cdef Py_ssize_t i, size = s.shape[0]
+    cdef double total = 0.0, v
+    cdef floating sp_neg, sp_pos, sg_pos, sg_neg
+    with nogil:
+        for i in range(size):
+            v = s[i]
+            sp_neg = <floating>_softplus1(-v)
+            sp_pos = <floating>_softplus1(v)
+            total += t * sp_neg + (1.0 - t) * sp_pos
+            sg_pos = <floating>_sigmoid1(v)
+            sg_neg = <floating>_sigmoid1(-v)
+            if t == 1.0:
+                grad[i] = -sg_neg / n
+            elif t == 0.0:
+                grad[i] = sg_pos / n
+            else:
+                grad[i] = (c1 * sg_pos - ct * sg_neg) / n
+    return total
 
 
 # ---------------------------------------------------------------------------- optimizer updates

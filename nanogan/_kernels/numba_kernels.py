@@ -245,35 +245,80 @@ def _softplus_p(x, out):
         out[i] = _softplus1(x[i])
 
 
-# ---------------------------------------------------------------------------- batch norm
+# ---------------------------------------------------------------------------- fused bias + act
+@njit(**_JIT)
+def _bias_leaky_relu_s(z, b, slope):
+    N, C, M = z.shape
+    for n in range(N):
+        for c in range(C):
+            bc = b[c]
+            for k in range(M):
+                u = z[n, c, k] + bc
+                z[n, c, k] = u if u > 0 else u * slope
+
+
 @njit(parallel=True, **_JIT)
-def _batchnorm_forward(x, gamma, beta, eps, y, mean, var, inv_std):
+def _bias_leaky_relu_p(z, b, slope):
+    N, C, M = z.shape
+    for n in prange(N):
+        for c in range(C):
+            bc = b[c]
+            for k in range(M):
+                u = z[n, c, k] + bc
+                z[n, c, k] = u if u > 0 else u * slope
+
+
+@njit(**_JIT)
+def _bias_leaky_relu_backward(dy, y, slope, du, db):
+    # Serial, summing in the array dtype in the order of NumPy's ``du.sum(axis=0)`` for Dense
+    # layers (M = 1), so that a fused Dense + LeakyReLU gives the unfused layers' bias gradient.
+    N, C, M = y.shape
+    db[:] = 0
+    for n in range(N):
+        for c in range(C):
+            for k in range(M):
+                g = dy[n, c, k]
+                g = g if y[n, c, k] > 0 else g * slope
+                du[n, c, k] = g
+                db[c] += g
+
+
+# ---------------------------------------------------------------------------- batch norm
+# One sweep over the data gathers a channel's statistics (sums shifted by its first value, in
+# float64, so that var = E[(x-K)^2] - E[x-K]^2 does not cancel), a second writes the output.
+# ``slope`` is the fused leaky ReLU's (1 for none: ``u * 1 == u`` exactly). ``reassoc`` lets
+# LLVM vectorize the float64 sums (their order changes, not their precision).
+_SUMS = {"cache": True, "fastmath": {"reassoc"}}
+
+
+@njit(parallel=True, **_SUMS)
+def _batchnorm_forward(x, gamma, beta, eps, slope, y, mean, var, inv_std):
     N, C, M = x.shape
     m = N * M
     for c in prange(C):
-        s = 0.0
+        K = np.float64(x[0, c, 0])
+        s1 = 0.0
+        s2 = 0.0
         for n in range(N):
             for k in range(M):
-                s += x[n, c, k]
-        mu = s / m
-        ss = 0.0
-        for n in range(N):
-            for k in range(M):
-                d = x[n, c, k] - mu
-                ss += d * d
-        mean[c] = mu
-        var[c] = ss / m
+                d = np.float64(x[n, c, k]) - K
+                s1 += d
+                s2 += d * d
+        e1 = s1 / m
+        mean[c] = K + e1
+        var[c] = max(s2 / m - e1 * e1, 0.0)
         inv_std[c] = 1.0 / np.sqrt(var[c] + eps)
         mc = mean[c]  # read back: the array dtype, as in the reference
         scale = gamma[c] * inv_std[c]
         b = beta[c]
         for n in range(N):
             for k in range(M):
-                y[n, c, k] = (x[n, c, k] - mc) * scale + b
+                u = (x[n, c, k] - mc) * scale + b
+                y[n, c, k] = u if u > 0 else u * slope
 
 
-@njit(parallel=True, **_JIT)
-def _batchnorm_backward(dy, x, mean, inv_std, gamma, mf, dx, dgamma, dbeta):
+@njit(parallel=True, **_SUMS)
+def _batchnorm_backward(dy, y, slope, x, mean, inv_std, gamma, mf, dx, dgamma, dbeta):
     N, C, M = x.shape
     for c in prange(C):
         mc = mean[c]
@@ -283,6 +328,7 @@ def _batchnorm_backward(dy, x, mean, inv_std, gamma, mf, dx, dgamma, dbeta):
         for n in range(N):
             for k in range(M):
                 g = dy[n, c, k]
+                g = g if y[n, c, k] > 0 else g * slope
                 sb += g
                 sg += g * ((x[n, c, k] - mc) * ic)
         dbeta[c] = sb
@@ -292,8 +338,33 @@ def _batchnorm_backward(dy, x, mean, inv_std, gamma, mf, dx, dgamma, dbeta):
         scale = gamma[c] * ic / mf
         for n in range(N):
             for k in range(M):
+                g = dy[n, c, k]
+                g = g if y[n, c, k] > 0 else g * slope
                 xhat = (x[n, c, k] - mc) * ic
-                dx[n, c, k] = scale * (mf * dy[n, c, k] - db - xhat * dg)
+                dx[n, c, k] = scale * (mf * g - db - xhat * dg)
+
+
+# ---------------------------------------------------------------------------- loss
+@njit(**_JIT)
+def _bce_with_logits(s, t, c1, ct, n, grad):
+    # ``c1 = 1 - t``, ``ct = t`` and ``n`` arrive in the array dtype; ``tmp`` rounds the
+    # double-precision softplus and sigmoid values to it, as the reference's arrays do.
+    tmp = np.empty_like(s[:2])
+    total = 0.0
+    for i in range(s.size):
+        v = np.float64(s[i])
+        tmp[0] = _softplus1(-v)
+        tmp[1] = _softplus1(v)
+        total += t * np.float64(tmp[0]) + (1.0 - t) * np.float64(tmp[1])
+        tmp[0] = _sigmoid1(v)
+        tmp[1] = _sigmoid1(-v)
+        if t == 1.0:
+            grad[i] = -tmp[1] / n
+        elif t == 0.0:
+            grad[i] = tmp[0] / n
+        else:
+            grad[i] = (c1 * tmp[0] - ct * tmp[1]) / n
+    return total
 
 
 # ---------------------------------------------------------------------------- optimizer updates
@@ -398,10 +469,13 @@ _LOW_LEVEL = types.SimpleNamespace(
     leaky_relu=_pick(_leaky_relu_s, _leaky_relu_p),
     leaky_relu_backward=_pick(_leaky_relu_backward_s, _leaky_relu_backward_p),
     sigmoid=_pick(_sigmoid_s, _sigmoid_p), softplus=_pick(_softplus_s, _softplus_p),
+    bias_leaky_relu=_pick(_bias_leaky_relu_s, _bias_leaky_relu_p),
+    bias_leaky_relu_backward=_pick(_bias_leaky_relu_backward, _bias_leaky_relu_backward),
     batchnorm_forward=_on_one_thread_unless(_batchnorm_forward),
     batchnorm_backward=_on_one_thread_unless(_batchnorm_backward),
     sgd_update=_pick(_sgd_s, _sgd_p), adam_update=_pick(_adam_s, _adam_p),
     rmsprop_update=_pick(_rmsprop_s, _rmsprop_p),
+    bce_with_logits=_bce_with_logits,
 )
 
 _OPS = CompiledOps(_LOW_LEVEL)
@@ -412,8 +486,13 @@ leaky_relu = _OPS.leaky_relu
 leaky_relu_backward = _OPS.leaky_relu_backward
 sigmoid = _OPS.sigmoid
 softplus = _OPS.softplus
+bias_leaky_relu = _OPS.bias_leaky_relu
+bias_leaky_relu_backward = _OPS.bias_leaky_relu_backward
 batchnorm_forward = _OPS.batchnorm_forward
 batchnorm_backward = _OPS.batchnorm_backward
+batchnorm_leaky_relu = _OPS.batchnorm_leaky_relu
+batchnorm_leaky_relu_backward = _OPS.batchnorm_leaky_relu_backward
+bce_with_logits = _OPS.bce_with_logits
 sgd_update = _OPS.sgd_update
 adam_update = _OPS.adam_update
 rmsprop_update = _OPS.rmsprop_update

@@ -101,6 +101,40 @@ def softplus(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
 
 
+def bias_leaky_relu(z: np.ndarray, b: np.ndarray, slope: float) -> np.ndarray:
+    """Fused bias and activation, IN PLACE: ``z = leaky_relu(z + b[c], slope)``.
+
+    Parameters
+    ----------
+    z : ndarray, shape (N, C, M), C-contiguous; overwritten with the result
+    b : ndarray, shape (C,), added to every value of channel ``c``
+    slope : float >= 0, the negative slope (0 is ReLU)
+
+    Returns
+    -------
+    y : ``z`` itself, ``y = u if u > 0 else slope * u`` with ``u = z + b[None, :, None]``
+    """
+    z += b[None, :, None]
+    np.multiply(z, np.where(z > 0, z.dtype.type(1), z.dtype.type(slope)), out=z)
+    return z
+
+
+def bias_leaky_relu_backward(dy: np.ndarray, y: np.ndarray, slope: float
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    """Backward of :func:`bias_leaky_relu` from its OUTPUT ``y`` (for ``slope >= 0``,
+    ``y > 0`` exactly where the pre-activation ``u > 0``).
+
+    Equations (per channel, sums over the batch and ``M`` axes)::
+
+        du = dy if y > 0 else slope * dy             (N, C, M)
+        db = sum du                                  (C,)
+
+    Returns ``du (N, C, M)`` and ``db (C,)``.
+    """
+    du = leaky_relu_backward(dy, y, slope)
+    return du, du.sum(axis=(0, 2))
+
+
 # ---------------------------------------------------------------------------- batch norm
 def batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -144,6 +178,56 @@ def batchnorm_backward(dy: np.ndarray, x: np.ndarray, mean: np.ndarray, inv_std:
     dx = (gamma * inv_std / m)[None, :, None] * (
         m * dy - dbeta[None, :, None] - xhat * dgamma[None, :, None])
     return dx, dgamma, dbeta
+
+
+def batchnorm_leaky_relu(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float,
+                         slope: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Batch normalisation followed by a leaky ReLU, ``y = leaky_relu(bn(x), slope)``.
+
+    Returns ``y (N, C, M)`` and the statistics ``mean, var, inv_std (C,)`` of
+    :func:`batchnorm_forward`.
+    """
+    u, mean, var, inv_std = batchnorm_forward(x, gamma, beta, eps)
+    return leaky_relu(u, slope), mean, var, inv_std
+
+
+def batchnorm_leaky_relu_backward(dy: np.ndarray, y: np.ndarray, x: np.ndarray,
+                                  mean: np.ndarray, inv_std: np.ndarray, gamma: np.ndarray,
+                                  slope: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Backward of :func:`batchnorm_leaky_relu` from its output ``y`` (``slope >= 0``).
+
+    Equations::
+
+        du = dy if y > 0 else slope * dy          (the activation's backward)
+        dx, dgamma, dbeta = batchnorm_backward(du, x, mean, inv_std, gamma)
+
+    Returns ``dx (N, C, M)``, ``dgamma (C,)``, ``dbeta (C,)``.
+    """
+    return batchnorm_backward(leaky_relu_backward(dy, y, slope), x, mean, inv_std, gamma)
+
+
+# ---------------------------------------------------------------------------- loss
+def bce_with_logits(s: np.ndarray, t: float) -> tuple[float, np.ndarray]:
+    """Stable binary cross-entropy on logits ``s`` against one target ``t`` in [0, 1]: the mean
+    value and its gradient.
+
+    Equations (``N`` = number of elements of ``s``)::
+
+        value = mean(t softplus(-s) + (1 - t) softplus(s))        (float, summed in float64)
+        grad  = ((1 - t) sigmoid(s) - t sigmoid(-s)) / N          (shape and dtype of s)
+
+    (``-log sigma(s) = softplus(-s)`` and ``-log(1 - sigma(s)) = softplus(s)``; for ``t = 1`` the
+    gradient is ``-sigmoid(-s) / N``, never the cancelling ``(sigmoid(s) - 1) / N``.)
+    """
+    n = s.dtype.type(s.size)
+    per = np.float64(t) * softplus(-s) + np.float64(1 - t) * softplus(s)
+    if t == 1:
+        grad = -sigmoid(-s) / n
+    elif t == 0:
+        grad = sigmoid(s) / n
+    else:
+        grad = ((1 - t) * sigmoid(s) - t * sigmoid(-s)).astype(s.dtype) / n
+    return float(np.mean(per, dtype=np.float64)), grad
 
 
 # ---------------------------------------------------------------------------- optimizer updates

@@ -33,10 +33,11 @@ class LeakyReLU(Module):
         x = self._check_input(x, tuple(range(1, 33)), _ANY_SHAPE)
         return ops.leaky_relu(x, self.negative_slope), x
 
-    def backward(self, dy: np.ndarray, cache: np.ndarray, *,
-                 param_grads: bool = True) -> np.ndarray:
-        """dy, cache (x) : same shape -> dx = dy * (1 if x > 0 else negative_slope)"""
-        return ops.leaky_relu_backward(dy, cache, self.negative_slope)
+    def backward(self, dy: np.ndarray, cache: np.ndarray, *, param_grads: bool = True,
+                 input_grad: bool = True) -> np.ndarray | None:
+        """dy, cache (x) : same shape -> dx = dy * (1 if x > 0 else negative_slope)
+        (None when ``input_grad`` is False: there are no parameters)"""
+        return ops.leaky_relu_backward(dy, cache, self.negative_slope) if input_grad else None
 
 
 class ReLU(LeakyReLU):
@@ -62,10 +63,10 @@ class Tanh(Module):
         y = np.tanh(x)
         return y, y
 
-    def backward(self, dy: np.ndarray, cache: np.ndarray, *,
-                 param_grads: bool = True) -> np.ndarray:
+    def backward(self, dy: np.ndarray, cache: np.ndarray, *, param_grads: bool = True,
+                 input_grad: bool = True) -> np.ndarray | None:
         y = cache
-        return dy * (1 - y * y)
+        return dy * (1 - y * y) if input_grad else None
 
 
 class Sigmoid(Module):
@@ -82,7 +83,7 @@ class Sigmoid(Module):
         y = ops.sigmoid(x)
         return y, y
 
-    def backward(self, dy: np.ndarray, cache: np.ndarray, *,
-                 param_grads: bool = True) -> np.ndarray:
+    def backward(self, dy: np.ndarray, cache: np.ndarray, *, param_grads: bool = True,
+                 input_grad: bool = True) -> np.ndarray | None:
         y = cache
-        return dy * y * (1 - y)
+        return dy * y * (1 - y) if input_grad else None

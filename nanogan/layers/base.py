@@ -9,6 +9,11 @@ A module is a function ``y = f(x; theta)`` with a hand-written derivative:
   ``m.grads`` (``+=``), so gradients from several forward passes accumulate until ``zero_grad``.
   With ``param_grads=False`` only ``dL/dx`` is computed: the generator's step needs the gradient
   through the discriminator, not the discriminator's own parameter gradients.
+* ``m.backward(dy, cache, input_grad=False)`` is the opposite case: the caller needs no ``dL/dx``
+  (the discriminator's own update, or the generator's, whose input is noise), so the layer may skip
+  computing it and return ``None``; the parameter gradients are exactly those of the full
+  backward. :class:`~nanogan.layers.container.Sequential` asks only its first layer to skip it
+  (every later layer's ``dL/dx`` is the ``dy`` of the layer before).
 
 Parameters, their gradients and buffers live in plain dicts of NumPy arrays. The arrays are never
 rebound, only updated in place, so an optimizer may hold on to them.
@@ -16,6 +21,7 @@ rebound, only updated in place, so an optimizer may hold on to them.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -148,7 +154,8 @@ class Module:
     def forward(self, x: np.ndarray, train: bool = True) -> tuple[np.ndarray, Any]:
         raise NotImplementedError
 
-    def backward(self, dy: np.ndarray, cache: Any, *, param_grads: bool = True) -> np.ndarray:
+    def backward(self, dy: np.ndarray, cache: Any, *, param_grads: bool = True,
+                 input_grad: bool = True) -> np.ndarray | None:
         raise NotImplementedError
 
     def __call__(self, x: np.ndarray, train: bool = True) -> np.ndarray:
@@ -192,6 +199,21 @@ class Module:
             lines.append("  " + f"({name}): " + repr(child).replace("\n", "\n  "))
         lines.append(")")
         return "\n".join(lines)
+
+
+def accepts_input_grad(module: Module) -> bool:
+    """Whether ``module.backward`` takes the ``input_grad`` keyword (every nanogan layer does; a
+    user-defined module may not)."""
+    cls = type(module)
+    if cls not in _INPUT_GRAD:
+        try:
+            _INPUT_GRAD[cls] = "input_grad" in inspect.signature(cls.backward).parameters
+        except (TypeError, ValueError):
+            _INPUT_GRAD[cls] = False
+    return _INPUT_GRAD[cls]
+
+
+_INPUT_GRAD: dict[type, bool] = {}
 
 
 def as_dtype(dtype: Any) -> np.dtype:

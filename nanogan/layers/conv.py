@@ -127,6 +127,14 @@ class Conv2d(Module):
         y : (N, out_channels, OH, OW), C-contiguous
         cache : ``(cols, x_shape)``, ``cols`` of shape (in_channels*kh*kw, N*OH*OW)
         """
+        y, cache = self._forward_product(x)
+        if self.bias is not None:
+            y += self.bias[None, :, None, None]
+        return y, cache
+
+    def _forward_product(self, x: np.ndarray) -> tuple[np.ndarray, tuple]:
+        """:meth:`forward` without the bias: ``W2 @ im2col(x)`` as a new C-contiguous NCHW
+        array, and the cache."""
         x = self._check_input(x, 4, _NCHW, {1: self.in_channels})
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         N, _, H, W = x.shape
@@ -140,18 +148,14 @@ class Conv2d(Module):
             # One window covers each whole image: im2col(x) is x.reshape(N, C*H*W).T, a view,
             # and y (N, O, 1, 1) comes out of one product without a transpose copy.
             cols = x.reshape(N, -1).T                             # (C*kh*kw, N)
-            y = matmul(cols.T, W2.T)                              # (N, O)
-            if self.bias is not None:
-                y += self.bias
-            return y.reshape(N, O, 1, 1), (cols, x.shape)
+            return matmul(cols.T, W2.T).reshape(N, O, 1, 1), (cols, x.shape)
         cols = ops.im2col(x, kh, kw, sh, sw, ph, pw)              # (C*kh*kw, N*OH*OW)
         y2 = matmul(W2, cols)                                     # (O, N*OH*OW)
-        if self.bias is not None:
-            y2 += self.bias[:, None]
         y = np.ascontiguousarray(y2.reshape(O, N, OH, OW).transpose(1, 0, 2, 3))
         return y, (cols, x.shape)
 
-    def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool = True) -> np.ndarray:
+    def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool = True,
+                 input_grad: bool = True) -> np.ndarray | None:
         """Gradients of the convolution, with ``dy2 = dy`` laid out as (O, N*OH*OW).
 
         Equations
@@ -173,23 +177,65 @@ class Conv2d(Module):
         dy : (N, out_channels, OH, OW)
         cache : ``(cols, x_shape)`` from :meth:`forward`
         param_grads : if False, only ``dL/dx`` is computed
+        input_grad : if False, ``dL/dx`` is not computed and None is returned
 
         Returns
         -------
-        dx : (N, in_channels, H, W)
+        dx : (N, in_channels, H, W), or None
         """
+        dy = _check_grad(self, dy, self.output_shape(cache[1]))
+        if param_grads and self.bias is not None:
+            self._grads["bias"] += dy.sum(axis=(0, 2, 3))
+        return self._backward_product(dy, cache, param_grads, input_grad)
+
+    def _backward_product(self, dy: np.ndarray, cache: tuple, param_grads: bool,
+                          input_grad: bool) -> np.ndarray | None:
+        """The product's part of :meth:`backward` (everything but the bias gradient)."""
         cols, x_shape = cache
-        dy = _check_grad(self, dy, self.output_shape(x_shape))
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         O = self.out_channels
         W2 = self.weight.reshape(O, -1)
         dy2 = dy.transpose(1, 0, 2, 3).reshape(O, -1)             # (O, N*OH*OW)
         if param_grads:
             self._grads["weight"] += matmul(dy2, cols.T).reshape(self.weight.shape)
-            if self.bias is not None:
-                self._grads["bias"] += dy2.sum(axis=1)
+        if not input_grad:
+            return None
         if _whole_window(x_shape, self.kernel_size, self.padding):
             # col2im of a single window per image is a transpose: dx = (dy2^T @ W2) reshaped
             return matmul(dy2.T, W2).reshape(x_shape)
         dcols = matmul(W2.T, dy2)                                 # (C*kh*kw, N*OH*OW)
         return ops.col2im(dcols, tuple(x_shape), kh, kw, sh, sw, ph, pw)
+
+    # ------------------------------------------------------------------ fused activation
+    def _fusable(self) -> bool:
+        return self.bias is not None
+
+    def _forward_act(self, x: np.ndarray, train: bool, slope: float) -> tuple[np.ndarray, tuple]:
+        """``y = leaky_relu(W * x + b, slope)``, the bias and the activation in one pass over the
+        product (in place: the cache holds the columns and ``y``). Used by
+        :class:`~nanogan.layers.container.Sequential` for a Conv2d followed by a (Leaky)ReLU."""
+        y, (cols, x_shape) = self._forward_product(x)
+        N, O = y.shape[:2]
+        ops.bias_leaky_relu(y.reshape(N, O, -1), self.bias, slope)
+        return y, (cols, x_shape, y)
+
+    def _backward_act(self, dy: np.ndarray, cache: tuple, slope: float, *,
+                      param_grads: bool = True, input_grad: bool = True) -> np.ndarray | None:
+        """Backward of :meth:`_forward_act`.
+
+        Equations
+        ---------
+        ::
+
+            dz = dy if y > 0 else slope * dy      (y > 0 exactly where z > 0, for slope >= 0)
+            dL/db += sum over n, oh, ow of dz     (in the same pass as dz)
+            then the product's gradients of :meth:`backward` with dz in place of dy
+        """
+        cols, x_shape, y = cache
+        dy = _check_grad(self, dy, y.shape)
+        N, O = y.shape[:2]
+        dz, db = ops.bias_leaky_relu_backward(dy.reshape(N, O, -1), y.reshape(N, O, -1), slope)
+        if param_grads:
+            self._grads["bias"] += db
+        return self._backward_product(dz.reshape(y.shape), (cols, x_shape), param_grads,
+                                      input_grad)

@@ -133,7 +133,8 @@ class ConvTranspose2d(Module):
         return (tuple(x_shape[2:]) == (1, 1) and self.padding == (0, 0)
                 and self.output_padding == (0, 0))
 
-    def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool = True) -> np.ndarray:
+    def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool = True,
+                 input_grad: bool = True) -> np.ndarray | None:
         """Gradients of the transposed convolution: ``im2col`` reads back what ``col2im`` wrote.
 
         Equations
@@ -153,10 +154,11 @@ class ConvTranspose2d(Module):
         dy : (N, out_channels, OH, OW)
         cache : ``(x2, x_shape)`` from :meth:`forward`
         param_grads : if False, only ``dL/dx`` is computed
+        input_grad : if False, ``dL/dx`` is not computed and None is returned
 
         Returns
         -------
-        dx : (N, in_channels, H, W)
+        dx : (N, in_channels, H, W), or None
         """
         x2, x_shape = cache
         dy = _check_grad(self, dy, self.output_shape(x_shape))
@@ -171,6 +173,8 @@ class ConvTranspose2d(Module):
             self._grads["weight"] += matmul(x2, dcols.T).reshape(self.weight.shape)
             if self.bias is not None:
                 self._grads["bias"] += dy.sum(axis=(0, 2, 3))
+        if not input_grad:
+            return None
         if self._single_pixel(x_shape):
             return matmul(dcols.T, W2.T).reshape(x_shape)         # (N, Cin) = dx2^T
         dx2 = matmul(W2, dcols)                                   # (Cin, N*H*W)

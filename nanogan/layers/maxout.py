@@ -81,7 +81,7 @@ class Maxout(Module):
         return y, (x, arg)
 
     def backward(self, dy: np.ndarray, cache: tuple[np.ndarray, np.ndarray], *,
-                 param_grads: bool = True) -> np.ndarray:
+                 param_grads: bool = True, input_grad: bool = True) -> np.ndarray | None:
         """Gradients of ``y = max_i z[:, j, i]``, ``z = x W^T + b``.
 
         Equations
@@ -98,10 +98,12 @@ class Maxout(Module):
         ----------
         dy : (N, out_features)
         cache : (x (N, in_features), argmax (N, out_features, 1)) from :meth:`forward`
+        param_grads : add ``dL/dW`` and ``dL/db`` into the gradients
+        input_grad : compute ``dL/dx`` (False: skip the product and return None)
 
         Returns
         -------
-        dx : (N, in_features)
+        dx : (N, in_features), or None when ``input_grad`` is False
         """
         x, arg = cache
         n = len(x)
@@ -112,4 +114,4 @@ class Maxout(Module):
             self._grads["weight"] += dz.T @ x
             if self.bias is not None:
                 self._grads["bias"] += dz.sum(axis=0)
-        return dz @ self.weight
+        return dz @ self.weight if input_grad else None

@@ -17,8 +17,9 @@ class Flatten(Module):
         x = self._check_input(x, tuple(range(2, 33)), "(N, d1, *)")
         return x.reshape(x.shape[0], -1), x.shape
 
-    def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool = True) -> np.ndarray:
-        return dy.reshape(cache)
+    def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool = True,
+                 input_grad: bool = True) -> np.ndarray | None:
+        return dy.reshape(cache) if input_grad else None
 
 
 class Reshape(Module):
@@ -46,5 +47,6 @@ class Reshape(Module):
                              f"got {_fmt_shape(x.shape)}")
         return x.reshape((x.shape[0], *self.shape)), x.shape
 
-    def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool = True) -> np.ndarray:
-        return dy.reshape(cache)
+    def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool = True,
+                 input_grad: bool = True) -> np.ndarray | None:
+        return dy.reshape(cache) if input_grad else None

@@ -10,7 +10,8 @@ A small all-convolutional net (no pooling layer: strided convolutions), 188,746 
     Dense(128, 10)                       (N, 10)    <- logits of the class probabilities (IS)
 
 It is trained with softmax cross-entropy (:func:`softmax_cross_entropy`) and Adam on the 60,000
-training images, and reaches about 99 % test accuracy in a few epochs.
+training images (batch 128, 8 epochs, learning rate 1e-3 decayed to 1e-4 over the last third):
+99.16 % test accuracy, in under two minutes on two idle CPU cores.
 """
 
 from __future__ import annotations

@@ -35,8 +35,8 @@ __all__ = [
 ]
 
 CLASSIFIER_FILE = "mnist_classifier.npz"
-#: SHA-256 of the weights shipped in ``data/`` (None: nothing shipped, nothing to check).
-CLASSIFIER_SHA256: str | None = None
+#: SHA-256 of the weights shipped in ``data/`` (test accuracy 0.9916; 8 epochs, seed 0).
+CLASSIFIER_SHA256: str | None = "8b9bec65876d22b6c74937d19ad710e8e782162c13954876c057f41f26355170"
 _FORMAT = "nanogan-mnist-classifier-1"
 
 
