@@ -97,6 +97,31 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def openblas_core() -> str | None:
+    """The kernel family OpenBLAS chose (``Haswell``, ``SkylakeX``, ...), or None without it.
+
+    A machine may pin it with ``OPENBLAS_CORETYPE``; on an AVX-512 CPU pinned to ``Haswell``,
+    sgemm runs at about half speed, so the benchmarks record it.
+    """
+    import ctypes
+    import re
+
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({ln.split()[-1] for ln in f if re.search(r"openblas[^/]*\.so", ln)})
+    except OSError:
+        return None
+    for path in paths:
+        lib = ctypes.CDLL(path)
+        for name in ("scipy_openblas_get_corename64_", "openblas_get_corename64_",
+                     "scipy_openblas_get_corename", "openblas_get_corename"):
+            if hasattr(lib, name):
+                fn = getattr(lib, name)
+                fn.restype = ctypes.c_char_p
+                return fn().decode()
+    return None
+
+
 def machine_info(threads: int) -> dict[str, Any]:
     """CPU, core and thread counts, library versions, nanogan's kernel set, BLAS, load."""
     import numpy as np
@@ -119,6 +144,8 @@ def machine_info(threads: int) -> dict[str, Any]:
         info["blas"] = cfg["Build Dependencies"]["blas"].get("name")
     except Exception:  # older NumPy: show_config prints only
         info["blas"] = None
+    info["openblas_core"] = openblas_core()
+    info["OPENBLAS_CORETYPE"] = os.environ.get("OPENBLAS_CORETYPE")
     try:
         info["loadavg_1min_at_start"] = os.getloadavg()[0]
     except OSError:

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from . import losses as _losses
+from ._memory import reuse_freed_memory
 from .layers import ConvTranspose2d, Dense, Module, Sequential
 from .layers.base import accepts_input_grad
 from .optim import Adam
@@ -68,6 +69,12 @@ class GAN:
     clip : if set, D's parameters are clipped to ``[-clip, clip]`` after every D step (WGAN)
     z_shape : noise shape without the batch axis; inferred from G's first layer if None
     noise : ``"normal"`` (N(0, I)) or ``"uniform"`` (U(-1, 1))
+
+    Notes
+    -----
+    Constructing a GAN asks glibc to keep freed memory for reuse (process-wide; see
+    :mod:`nanogan._memory`, opt out with ``NANOGAN_REUSE_MEMORY=0``): each iteration's large
+    temporaries then come back from the heap instead of as fresh pages from the kernel.
     """
 
     def __init__(self, generator: Module, discriminator: Module, loss: Any = "nonsaturating",
@@ -92,6 +99,7 @@ class GAN:
         self.z_dtype = next(iter(generator.params.values())).dtype if generator.params \
             else np.dtype(np.float32)
         self.steps = 0  # completed iterations of Algorithm 1
+        reuse_freed_memory()  # recycle the iteration's large temporaries (see nanogan._memory)
 
     # ------------------------------------------------------------------ noise
     def sample_noise(self, n: int, rng: np.random.Generator) -> np.ndarray:
