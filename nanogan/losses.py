@@ -370,25 +370,9 @@ class Hinge(GANLoss):
         d_fake = np.where(mf > 0, 1 / _size(sf), sf.dtype.type(0)).astype(sf.dtype, copy=False)
         return value, d_real, d_fake
 
-    def g_loss(self, fake_logits: np.ndarray) -> tuple[float, np.ndarray]:
-        """``G = -mean s_fake``.
-
-        Parameters
-        ----------
-        fake_logits : (M,) or (M, 1)
-
-        Returns
-        -------
-        value : float; d_fake : (M,) or (M, 1)
-
-        Equations
-        ---------
-        ::
-
-            dG/ds_fake = -1 / M
-        """
-        sf = self._check(fake_logits, "fake_logits")
-        return -_mean(sf), np.full(sf.shape, -1 / _size(sf), dtype=sf.dtype)
+    #: The generator loss is the Wasserstein one, ``G = -mean s_fake`` (gradient ``-1/M``): past
+    #: the margin D keeps scoring, so G keeps being pushed toward higher scores.
+    g_loss = Wasserstein.g_loss
 
 
 #: Loss name -> class, the names :func:`get` accepts.
