@@ -74,6 +74,15 @@ GEOMETRIES = [
     ((37, 3, 5, 5), (5, 5, 1, 1, 0, 0)),
     ((35, 2, 6, 6), (3, 3, 2, 2, 1, 1)),
     ((17, 2, 4, 5), (3, 2, 3, 2, 2, 1)),
+    # the planes path of the compiled sets: its kw = 4, sw = 2 specialisations with an odd
+    # padded width (the last padded column: right padding, or with pw = 0 an image column that
+    # no window reads), kw = 4 with other strides, and planes too large for one block of images
+    ((3, 2, 15, 13), (4, 4, 2, 2, 1, 1)),
+    ((2, 2, 11, 13), (4, 4, 2, 2, 0, 0)),
+    ((2, 3, 8, 8), (4, 4, 1, 1, 2, 2)),
+    ((2, 2, 16, 17), (4, 4, 3, 3, 1, 2)),
+    ((10, 2, 60, 60), (4, 4, 2, 2, 1, 1)),
+    ((9, 1, 50, 41), (5, 3, 1, 2, 2, 1)),
 ]
 
 
@@ -283,6 +292,27 @@ def test_batchnorm_dcgan_shape(name, dtype):
         assert_matches(a, b, scale=s)
 
 
+@pytest.mark.parametrize("name", SETS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("slope", [1.0, 0.2])
+def test_batchnorm_backward_long_rows(name, dtype, slope):
+    """Rows of 1,100 values per image and channel: longer than the chunks the compiled backward
+    sums at a time (two whole chunks and a tail that is not a multiple of the lanes)."""
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((3, 2, 1100)) * 3 - 1).astype(dtype)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    gamma, beta = np.array([1.5, -0.5], dtype), np.array([0.25, 0.0], dtype)
+    k = kernels(name)
+    y, mean, _, inv_std = ref.batchnorm_leaky_relu(x, gamma, beta, 1e-5, slope)
+    got = k.batchnorm_leaky_relu_backward(dy, y, x, mean, inv_std, gamma, slope)
+    want = ref.batchnorm_leaky_relu_backward(dy, y, x, mean, inv_std, gamma, slope)
+    m = x.shape[0] * x.shape[2]
+    for a, b, s in zip(got, want, (np.abs(dy).max() * 3 * 1.5, m * 3.0, m * 3.0)):
+        assert_matches(a, b, scale=s)
+    dx = got[0]
+    assert not np.array_equal(dx, np.zeros_like(dx))
+
+
 # ---------------------------------------------------------------------------- optimizer updates
 @st.composite
 def optimizer_case(draw):
@@ -411,6 +441,7 @@ PARALLEL_GEOMETRIES = [
     ((3, 5, 14, 14), (4, 4, 2, 2, 1, 1)),   # DCGAN-28's strided 4x4 convolution
     ((20, 3, 7, 7), (7, 7, 1, 1, 0, 0)),    # a 1x1 output: the block-of-images loops
     ((2, 2, 9, 8), (3, 2, 4, 3, 2, 1)),     # stride larger than the window, odd sizes
+    ((10, 1, 60, 60), (4, 4, 2, 2, 1, 1)),  # several blocks of images per channel
 ]
 
 

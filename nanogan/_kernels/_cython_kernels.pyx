@@ -5,8 +5,8 @@
 Every function writes into preallocated, C-contiguous arrays of one floating dtype (the fused
 type ``floating``: float32 or float64); :mod:`nanogan._kernels.cython_kernels` gives them the
 reference signatures. Loops run without the GIL; ``prange`` (OpenMP, ``OMP_NUM_THREADS``
-threads) splits im2col and col2im over (channel, image) planes (over (channel, block of
-images) when the output is tiny), batch norm over channels, and elementwise ops over big arrays;
+threads) splits im2col and col2im over (channel, block of images) units (images innermost
+when the output is tiny), batch norm over channels, and elementwise ops over big arrays;
 every kernel takes a last argument ``par``: with ``par=False`` its loop runs on one thread (the
 caller decides by size, see :mod:`nanogan._kernels._threads`).
 Arithmetic is done in the array dtype wherever the reference does it (scalars arrive converted),
@@ -15,6 +15,7 @@ sums are accumulated in double.
 
 from cython.parallel cimport prange
 from libc.math cimport exp, fabs, log1p, sqrt
+from libc.string cimport memset
 
 cimport openmp
 from cython cimport floating
@@ -28,6 +29,19 @@ def max_threads():
 
 
 # ---------------------------------------------------------------------------- im2col / col2im
+# Planes path (``OH*OW >= SMALL_L``): a work unit is one channel of a block of ``B`` images.
+# Each of its planes is first unfolded along its width only, into a per-thread buffer of
+# ``kw*sh`` *row-phase planes* of ``PH x OW`` values (``PH = ceil((H + 2 ph) / sh)``):
+#
+#     S[j, a][r, ow] = xpad[r*sh + a, ow*sw + j]          (xpad: the zero-padded plane)
+#
+# (one zero-padded input row at a time, so that no bounds are tested; rows of xpad that are
+# padding are never written and stay zero). The chunk of the window offset ``(i, j)`` is then one
+# contiguous run of the buffer, ``chunk[oh*OW + ow] = S[j, i % sh][oh + i // sh, ow]``: ``OH*OW``
+# values starting at row ``i // sh``. So every cols row is written from left to right in long
+# vectorised copies, instead of ``OH`` short strided gathers with padding tests per chunk.
+# col2im is the adjoint: each cols row is read from left to right and added into the zeroed
+# buffer, which is then folded back into the planes one padded row at a time.
 cdef inline void _valid_range(Py_ssize_t k_off, Py_ssize_t pad, Py_ssize_t stride,
                               Py_ssize_t out, Py_ssize_t size,
                               Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
@@ -47,37 +61,125 @@ cdef inline void _valid_range(Py_ssize_t k_off, Py_ssize_t pad, Py_ssize_t strid
     hi[0] = b
 
 
-cdef inline void _im2col_plane(const floating* x, floating* cols, Py_ssize_t t,
-                               Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
-                               Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
-                               Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t OH, Py_ssize_t OW,
-                               const Py_ssize_t* oh_lo, const Py_ssize_t* oh_hi,
-                               const Py_ssize_t* ow_lo, const Py_ssize_t* ow_hi) noexcept nogil:
-    """Unit ``t = c*N + n``: read the plane ``x[n, c]``, write its ``kh*kw`` chunks of
-    ``OH*OW`` values (row ``(c*kh + i)*kw + j``, columns ``n*OH*OW ...``)."""
-    cdef Py_ssize_t c = t // N, n = t % N
-    cdef Py_ssize_t i, j, oh, ow, ow0, ow1
-    cdef const floating* plane = x + (n * C + c) * H * W
+cdef inline void _im2col_planes(const floating* x, floating* cols, floating* buf, Py_ssize_t t,
+                                Py_ssize_t B, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
+                                Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+                                Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t OH,
+                                Py_ssize_t OW, Py_ssize_t PH) noexcept nogil:
+    """Unit ``t = c*nbk + blk``: unfold the planes ``x[n, c]`` of the images ``n0 = blk*B <= n <
+    n1`` along their width into ``buf`` (``kw*sh*PH*OW`` values per image), then fill the
+    columns ``n0*OH*OW ... n1*OH*OW`` of the ``kh*kw`` rows of channel ``c`` (row ``(c*kh + i)*kw
+    + j``), each row from left to right, one contiguous run of ``buf`` per image."""
+    cdef Py_ssize_t nbk = (N + B - 1) // B, L = OH * OW, P = kw * sh * PH * OW
+    cdef Py_ssize_t c = t // nbk, n0 = (t % nbk) * B, n1 = min(N, n0 + B)
+    cdef Py_ssize_t n, h, hp, i, j, ow, k
     cdef const floating* src
     cdef floating* dst
+    cdef Py_ssize_t JS = sh * PH * OW, w
+    cdef floating* prow = buf + B * P  # one zero-padded input row; the padding stays zero
+    cdef const floating* v
+    for n in range(n0, n1):
+        for h in range(H):
+            hp = h + ph
+            src = x + ((n * C + c) * H + h) * W
+            for w in range(W):
+                prow[pw + w] = src[w]
+            dst = buf + (n - n0) * P + ((hp % sh) * PH + hp // sh) * OW  # S[0, a][r, :]
+            if kw == 4:  # the DCGAN kernel: one pass over the row for all four offsets
+                for ow in range(OW):
+                    v = prow + ow * sw
+                    dst[ow] = v[0]
+                    dst[JS + ow] = v[1]
+                    dst[2 * JS + ow] = v[2]
+                    dst[3 * JS + ow] = v[3]
+            else:
+                for j in range(kw):
+                    for ow in range(OW):
+                        dst[j * JS + ow] = prow[ow * sw + j]
     for i in range(kh):
         for j in range(kw):
-            dst = cols + ((c * kh + i) * kw + j) * (N * OH * OW) + n * (OH * OW)
-            ow0 = ow_lo[j]
-            ow1 = ow_hi[j]
-            for oh in range(OH):
-                if oh < oh_lo[i] or oh >= oh_hi[i]:
-                    for ow in range(OW):
-                        dst[ow] = 0
+            dst = cols + ((c * kh + i) * kw + j) * (N * L) + n0 * L
+            src = buf + ((j * sh + i % sh) * PH + i // sh) * OW
+            for n in range(n1 - n0):
+                for k in range(L):
+                    dst[k] = src[k]
+                dst += L
+                src += P
+
+
+cdef inline void _col2im_planes(const floating* cols, floating* x, floating* buf, Py_ssize_t t,
+                                Py_ssize_t B, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
+                                Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+                                Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t OH,
+                                Py_ssize_t OW, Py_ssize_t PH) noexcept nogil:
+    """Unit ``t = c*nbk + blk``: add the columns of the images ``n0 <= n < n1`` of the ``kh*kw``
+    rows of channel ``c`` into the zeroed ``buf``, each row read from left to right, then fold
+    ``buf`` into the planes ``x[n, c]`` (the adjoint of :func:`_im2col_planes`)."""
+    cdef Py_ssize_t nbk = (N + B - 1) // B, L = OH * OW, P = kw * sh * PH * OW
+    cdef Py_ssize_t c = t // nbk, n0 = (t % nbk) * B, n1 = min(N, n0 + B)
+    cdef Py_ssize_t n, h, hp, i, j, ow, k
+    cdef const floating* src
+    cdef floating* dst
+    # The offsets i < sh are the first to reach S[j, i]: they store their chunk (rows 0 .. OH-1)
+    # and zero the rows below it, instead of adding into a zeroed buffer. If kh < sh, some S[j, a]
+    # are reached by no offset at all, and the buffer is zeroed first.
+    cdef bint store = kh >= sh
+    if not store:
+        memset(buf, 0, (n1 - n0) * P * sizeof(floating))
+    for i in range(kh):
+        for j in range(kw):
+            src = cols + ((c * kh + i) * kw + j) * (N * L) + n0 * L
+            dst = buf + ((j * sh + i % sh) * PH + i // sh) * OW
+            for n in range(n1 - n0):
+                if store and i < sh:
+                    for k in range(L):
+                        dst[k] = src[k]
+                    for k in range(L, PH * OW):
+                        dst[k] = 0
                 else:
-                    src = plane + (oh * sh + i - ph) * W
-                    for ow in range(ow0):
-                        dst[ow] = 0
-                    for ow in range(ow0, ow1):
-                        dst[ow] = src[ow * sw + j - pw]
-                    for ow in range(ow1, OW):
-                        dst[ow] = 0
-                dst += OW
+                    for k in range(L):
+                        dst[k] += src[k]
+                src += L
+                dst += P
+    cdef Py_ssize_t JS = sh * PH * OW, w
+    cdef floating* prow = buf + B * P  # one zero-padded row of sums
+    for n in range(n0, n1):
+        for h in range(H):
+            hp = h + ph
+            memset(prow, 0, (W + 2 * pw + kw) * sizeof(floating))
+            src = buf + (n - n0) * P + ((hp % sh) * PH + hp // sh) * OW  # S[0, a][r, :]
+            if kw == 4 and sw == 2:
+                # the DCGAN geometry: prow[2m + b] = S[b][m] + S[b + 2][m - 1], without
+                # read-modify-writes that would wait for one another
+                prow[0] += src[0]
+                prow[1] += src[JS]
+                for ow in range(1, OW):
+                    prow[2 * ow] += src[ow] + src[2 * JS + ow - 1]
+                    prow[2 * ow + 1] += src[JS + ow] + src[3 * JS + ow - 1]
+                prow[2 * OW] += src[2 * JS + OW - 1]
+                prow[2 * OW + 1] += src[3 * JS + OW - 1]
+            else:
+                for j in range(kw):
+                    for ow in range(OW):
+                        prow[ow * sw + j] += src[j * JS + ow]
+            dst = x + ((n * C + c) * H + h) * W
+            for w in range(W):
+                dst[w] += prow[pw + w]
+
+
+#: The planes path of im2col/col2im works on blocks of images whose unfolded planes take at most
+#: this many values (so the scratch buffer of a thread stays in its L2 cache).
+cdef enum:
+    PLANES_BUF = 32768
+
+
+cdef Py_ssize_t _image_block(Py_ssize_t N, Py_ssize_t C, Py_ssize_t P, int nt) noexcept:
+    """Images per work unit of the planes path: as many as fit ``PLANES_BUF``, but small enough
+    to give every thread several units."""
+    cdef Py_ssize_t B = max(1, min(N, PLANES_BUF // P))
+    while B > 1 and C * ((N + B - 1) // B) < 4 * nt:
+        B = (B + 1) // 2
+    return B
 
 
 #: Below this many output positions per image (``OH*OW``), im2col/col2im work on blocks of
@@ -148,46 +250,33 @@ def im2col(const floating[:, :, :, ::1] x, floating[:, ::1] cols, Py_ssize_t kh,
     (channel, image) plane per work unit."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t OH = (H + 2 * ph - kh) // sh + 1, OW = (W + 2 * pw - kw) // sw + 1
-    cdef Py_ssize_t t
-    cdef Py_ssize_t[::1] oh_lo = np.empty(kh, np.intp), oh_hi = np.empty(kh, np.intp)
-    cdef Py_ssize_t[::1] ow_lo = np.empty(kw, np.intp), ow_hi = np.empty(kw, np.intp)
-    _ranges(kh, ph, sh, OH, H, oh_lo, oh_hi)
-    _ranges(kw, pw, sw, OW, W, ow_lo, ow_hi)
+    cdef Py_ssize_t t, PH, nbuf, B
     cdef const floating* xp = &x[0, 0, 0, 0]
     cdef floating* cp = &cols[0, 0]
     cdef Py_ssize_t nb = (N + NB - 1) // NB
     cdef int nt = openmp.omp_get_max_threads() if par else 1
+    cdef Py_ssize_t[::1] oh_lo, oh_hi, ow_lo, ow_hi
+    cdef floating[:, ::1] bufs
     if OH * OW >= SMALL_L:
-        for t in prange(C * N, nogil=True, schedule="static", num_threads=nt):
-            _im2col_plane(xp, cp, t, N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW,
-                          &oh_lo[0], &oh_hi[0], &ow_lo[0], &ow_hi[0])
+        PH = (H + 2 * ph + sh - 1) // sh
+        nbuf = kw * sh * PH * OW
+        B = _image_block(N, C, nbuf, nt)
+        # zeroed once: the padding entries of the buffer are never written
+        bufs = np.zeros((nt, B * nbuf + W + 2 * pw + kw),
+                        np.float32 if floating is float else np.float64)
+        for t in prange(C * ((N + B - 1) // B), nogil=True, schedule="static", num_threads=nt):
+            _im2col_planes(xp, cp, &bufs[openmp.omp_get_thread_num(), 0], t, B, N, C, H, W,
+                           kh, kw, sh, sw, ph, pw, OH, OW, PH)
     else:
+        oh_lo = np.empty(kh, np.intp)
+        oh_hi = np.empty(kh, np.intp)
+        ow_lo = np.empty(kw, np.intp)
+        ow_hi = np.empty(kw, np.intp)
+        _ranges(kh, ph, sh, OH, H, oh_lo, oh_hi)
+        _ranges(kw, pw, sw, OW, W, ow_lo, ow_hi)
         for t in prange(C * nb, nogil=True, schedule="static", num_threads=nt):
             _im2col_block(xp, cp, t, N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW,
                           &oh_lo[0], &oh_hi[0], &ow_lo[0], &ow_hi[0])
-
-
-cdef inline void _col2im_plane(const floating* cols, floating* x, Py_ssize_t t,
-                               Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
-                               Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
-                               Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t OH, Py_ssize_t OW,
-                               const Py_ssize_t* oh_lo, const Py_ssize_t* oh_hi,
-                               const Py_ssize_t* ow_lo, const Py_ssize_t* ow_hi) noexcept nogil:
-    """Unit ``t = c*N + n``: add into the plane ``x[n, c]`` every column entry read from it."""
-    cdef Py_ssize_t c = t // N, n = t % N
-    cdef Py_ssize_t i, j, oh, ow, ow0, ow1
-    cdef floating* plane = x + (n * C + c) * H * W
-    cdef floating* dst
-    cdef const floating* src
-    for i in range(kh):
-        for j in range(kw):
-            ow0 = ow_lo[j]
-            ow1 = ow_hi[j]
-            for oh in range(oh_lo[i], oh_hi[i]):
-                dst = plane + (oh * sh + i - ph) * W
-                src = cols + ((c * kh + i) * kw + j) * (N * OH * OW) + (n * OH + oh) * OW
-                for ow in range(ow0, ow1):
-                    dst[ow * sw + j - pw] += src[ow]
 
 
 def col2im(const floating[:, ::1] cols, floating[:, :, :, ::1] x, Py_ssize_t kh, Py_ssize_t kw,
@@ -196,20 +285,29 @@ def col2im(const floating[:, ::1] cols, floating[:, :, :, ::1] x, Py_ssize_t kh,
     (channel, image) plane per work unit (no two threads write the same pixel)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t OH = (H + 2 * ph - kh) // sh + 1, OW = (W + 2 * pw - kw) // sw + 1
-    cdef Py_ssize_t t
-    cdef Py_ssize_t[::1] oh_lo = np.empty(kh, np.intp), oh_hi = np.empty(kh, np.intp)
-    cdef Py_ssize_t[::1] ow_lo = np.empty(kw, np.intp), ow_hi = np.empty(kw, np.intp)
-    _ranges(kh, ph, sh, OH, H, oh_lo, oh_hi)
-    _ranges(kw, pw, sw, OW, W, ow_lo, ow_hi)
+    cdef Py_ssize_t t, PH, nbuf, B
     cdef const floating* cp = &cols[0, 0]
     cdef floating* xp = &x[0, 0, 0, 0]
     cdef Py_ssize_t nb = (N + NB - 1) // NB
     cdef int nt = openmp.omp_get_max_threads() if par else 1
+    cdef Py_ssize_t[::1] oh_lo, oh_hi, ow_lo, ow_hi
+    cdef floating[:, ::1] bufs
     if OH * OW >= SMALL_L:
-        for t in prange(C * N, nogil=True, schedule="static", num_threads=nt):
-            _col2im_plane(cp, xp, t, N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW,
-                          &oh_lo[0], &oh_hi[0], &ow_lo[0], &ow_hi[0])
+        PH = (H + 2 * ph + sh - 1) // sh
+        nbuf = kw * sh * PH * OW
+        B = _image_block(N, C, nbuf, nt)
+        bufs = np.empty((nt, B * nbuf + W + 2 * pw + kw),
+                        np.float32 if floating is float else np.float64)
+        for t in prange(C * ((N + B - 1) // B), nogil=True, schedule="static", num_threads=nt):
+            _col2im_planes(cp, xp, &bufs[openmp.omp_get_thread_num(), 0], t, B, N, C, H, W,
+                           kh, kw, sh, sw, ph, pw, OH, OW, PH)
     else:
+        oh_lo = np.empty(kh, np.intp)
+        oh_hi = np.empty(kh, np.intp)
+        ow_lo = np.empty(kw, np.intp)
+        ow_hi = np.empty(kw, np.intp)
+        _ranges(kh, ph, sh, OH, H, oh_lo, oh_hi)
+        _ranges(kw, pw, sw, OW, W, ow_lo, ow_hi)
         for t in prange(C * nb, nogil=True, schedule="static", num_threads=nt):
             _col2im_block(cp, xp, t, N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW,
                           &oh_lo[0], &oh_hi[0], &ow_lo[0], &ow_hi[0])
@@ -338,6 +436,7 @@ def bias_leaky_relu_backward(const floating[:, :, ::1] dy, const floating[:, :, 
 # (1 for none: ``u * 1 == u`` exactly).
 cdef enum:
     LANES = 8
+    SCRATCH = 512  # terms of the batch-norm backward sums computed per vectorised loop
 
 
 cdef inline void _bn_forward_channel(const floating* x, const floating* gamma,
@@ -411,41 +510,48 @@ cdef inline void _bn_backward_channel(const floating* dy, const floating* y, flo
                                       floating mf, floating* dx, floating* dgamma,
                                       floating* dbeta, Py_ssize_t c, Py_ssize_t N,
                                       Py_ssize_t C, Py_ssize_t M) noexcept nogil:
-    cdef Py_ssize_t n, k, j, blk, off, ML = M - M % LANES
+    cdef Py_ssize_t n, k, j, blk, off, k0, cnt, cl
     cdef double sb[LANES]
     cdef double sg[LANES]
-    cdef double tb = 0.0, tg = 0.0
+    cdef double tb = 0.0, tgs = 0.0
     cdef floating mc = mean[c], ic = inv_std[c], g, xhat, db, dg, scale
-    cdef floating fac[2]  # the activation's derivative, looked up without a branch
-    fac[0] = slope
-    fac[1] = 1
+    cdef double gs[SCRATCH]
+    cdef double hs[SCRATCH]
     for j in range(LANES):
         sb[j] = 0.0
         sg[j] = 0.0
     for n in range(N):
         off = (n * C + c) * M
-        for blk in range(ML // LANES):
-            k = off + blk * LANES
-            for j in range(LANES):
-                g = dy[k + j] * fac[y[k + j] > 0]
-                sb[j] += g
-                sg[j] += <floating>(g * ((x[k + j] - mc) * ic))
-        for k in range(off + ML, off + M):
-            g = dy[k] * fac[y[k] > 0]
-            sb[0] += g
-            sg[0] += <floating>(g * ((x[k] - mc) * ic))
+        k0 = off
+        while k0 < off + M:
+            cnt = min(<Py_ssize_t>SCRATCH, off + M - k0)
+            # the terms first (widened to double), in a loop the compiler vectorises (a loop
+            # over LANES values would be unrolled before it could be), then their sums by lanes
+            for k in range(cnt):
+                g = dy[k0 + k] * (<floating>1 if y[k0 + k] > 0 else slope)
+                gs[k] = g
+                hs[k] = <floating>(g * ((x[k0 + k] - mc) * ic))  # rounded, then widened
+            cl = cnt - cnt % LANES
+            for blk in range(cl // LANES):
+                for j in range(LANES):
+                    sb[j] += gs[blk * LANES + j]
+                    sg[j] += hs[blk * LANES + j]
+            for k in range(cl, cnt):
+                sb[0] += gs[k]
+                sg[0] += hs[k]
+            k0 += SCRATCH
     for j in range(LANES):
         tb += sb[j]
-        tg += sg[j]
+        tgs += sg[j]
     dbeta[c] = <floating>tb
-    dgamma[c] = <floating>tg
+    dgamma[c] = <floating>tgs
     db = dbeta[c]
     dg = dgamma[c]
     scale = gamma[c] * ic / mf
     for n in range(N):
         off = (n * C + c) * M
         for k in range(off, off + M):
-            g = dy[k] * fac[y[k] > 0]
+            g = dy[k] * (<floating>1 if y[k] > 0 else slope)
             xhat = (x[k] - mc) * ic
             dx[k] = scale * (mf * g - db - xhat * dg)
 

@@ -4,8 +4,8 @@ Each op is a low-level kernel that writes into preallocated arrays (see
 :mod:`nanogan._kernels._common`) plus the shared Python front end that gives it the reference
 signature. Kernels compute in the array dtype wherever the reference does (scalars arrive already
 converted), accumulate sums in float64, and never copy. ``parallel=True`` loops (``prange``) run
-where the work is large: im2col and col2im over (channel, image) planes (over (channel, block of
-images) when the output is tiny), batch norm over channels, elementwise ops and optimizer updates
+where the work is large: im2col and col2im over (channel, block of images) units (images
+innermost when the output is tiny), batch norm over channels, elementwise ops and optimizer updates
 over big arrays (small ones run the serial twin, or the ``prange`` loop on one thread; see
 ``PARALLEL_MIN``).
 
@@ -77,6 +77,35 @@ _SMALL_L = 16
 _NB = 16
 
 
+#: The planes path of im2col/col2im works on blocks of images whose unfolded planes take at most
+#: this many values (so that the scratch buffer of a thread stays in its L2 cache).
+_PLANES_BUF = 32768
+#: ... and, where the images allow, at least this many work units (for the thread pool).
+_MIN_UNITS = 16
+
+
+@njit(inline="always")
+def _image_block(N: int, C: int, P: int) -> int:
+    """Images per work unit of the planes path of im2col/col2im: as many as fit
+    :data:`_PLANES_BUF` values (``P`` per image), but few enough to make :data:`_MIN_UNITS`
+    (channel, block of images) units where the images allow.
+
+    A unit unfolds the planes of its images along their width, into ``kw*sh`` row-phase planes
+    of ``PH x OW`` values each (``PH = ceil((H + 2 ph) / sh)``)::
+
+        S[j, a][r, ow] = xpad[r*sh + a, ow*sw + j]          (xpad: the zero-padded plane)
+
+    so that the chunk of window offset ``(i, j)``, ``chunk[oh*OW + ow] = S[j, i % sh][oh + i //
+    sh, ow]``, is one contiguous run of ``OH*OW`` values: each cols row is then written (col2im:
+    read) from left to right in long vectorised copies, instead of ``OH`` short strided gathers
+    with padding tests per chunk. The padding entries of ``S`` are never written: zero.
+    """
+    B = max(1, min(N, _PLANES_BUF // P))
+    while B > 1 and C * ((N + B - 1) // B) < _MIN_UNITS:
+        B = (B + 1) // 2
+    return B
+
+
 @njit(parallel=True, **_JIT)
 def _im2col(x, cols, kh, kw, sh, sw, ph, pw):
     # Indices are cast to unsigned (np.uintp) in the inner loops: Numba then skips the
@@ -92,29 +121,35 @@ def _im2col(x, cols, kh, kw, sh, sw, ph, pw):
     oh_lo, oh_hi = _valid_ranges(kh, ph, sh, OH, H)
     ow_lo, ow_hi = _valid_ranges(kw, pw, sw, OW, W)
     if L >= _SMALL_L:
-        # One unit per (channel, image): read one input plane, write kh*kw chunks of OH*OW
-        # values; consecutive units write consecutive chunks of the same cols rows.
-        for t in prange(C * N):
-            c = t // N
-            n = t - c * N
-            xbase = (n * C + c) * HW
+        # One unit per (channel, block of images): unfold the planes along their width into a
+        # scratch buffer (see _image_block), then fill the unit's part of its kh*kw rows, each
+        # from left to right, one contiguous run of the buffer per image.
+        PH = (H + 2 * ph + sh - 1) // sh
+        P = kw * sh * PH * OW
+        B = _image_block(N, C, P)
+        nbk = (N + B - 1) // B
+        for t in prange(C * nbk):
+            c = t // nbk
+            n0 = (t - c * nbk) * B
+            n1 = min(N, n0 + B)
+            buf = np.zeros(B * P, dtype=x.dtype)
+            for n in range(n0, n1):
+                for h in range(H):
+                    hp = h + ph
+                    src = (n * C + c) * HW + h * W - pw
+                    for j in range(kw):
+                        b0 = (n - n0) * P + ((j * sh + hp % sh) * PH + hp // sh) * OW
+                        for ow in range(ow_lo[j], ow_hi[j]):
+                            buf[np.uintp(b0 + ow)] = xf[np.uintp(src + ow * sw + j)]
             for i in range(kh):
                 for j in range(kw):
-                    dst = ((c * kh + i) * kw + j) * NL + n * L
-                    ow0, ow1 = ow_lo[j], ow_hi[j]
-                    for oh in range(OH):
-                        o = dst + oh * OW
-                        if oh < oh_lo[i] or oh >= oh_hi[i]:
-                            for ow in range(OW):
-                                cf[o + ow] = 0
-                        else:
-                            src = xbase + (oh * sh + i - ph) * W + j - pw
-                            for ow in range(ow0):
-                                cf[o + ow] = 0
-                            for ow in range(ow0, ow1):
-                                cf[np.uintp(o + ow)] = xf[np.uintp(src + ow * sw)]
-                            for ow in range(ow1, OW):
-                                cf[o + ow] = 0
+                    o = ((c * kh + i) * kw + j) * NL + n0 * L
+                    b0 = ((j * sh + i % sh) * PH + i // sh) * OW
+                    for _m in range(n1 - n0):
+                        for k in range(L):
+                            cf[np.uintp(o + k)] = buf[np.uintp(b0 + k)]
+                        o += L
+                        b0 += P
     else:
         # One unit per (channel, block of _NB images), images innermost.
         nb = (N + _NB - 1) // _NB
@@ -152,19 +187,34 @@ def _col2im(cols, x, kh, kw, sh, sw, ph, pw):
     oh_lo, oh_hi = _valid_ranges(kh, ph, sh, OH, H)
     ow_lo, ow_hi = _valid_ranges(kw, pw, sw, OW, W)
     if L >= _SMALL_L:
-        for t in prange(C * N):
-            c = t // N
-            n = t - c * N
-            xbase = (n * C + c) * HW
+        # The adjoint of im2col's planes path: add the unit's part of its kh*kw rows into the
+        # zeroed buffer (contiguous runs), then fold the buffer into the planes.
+        PH = (H + 2 * ph + sh - 1) // sh
+        P = kw * sh * PH * OW
+        B = _image_block(N, C, P)
+        nbk = (N + B - 1) // B
+        for t in prange(C * nbk):
+            c = t // nbk
+            n0 = (t - c * nbk) * B
+            n1 = min(N, n0 + B)
+            buf = np.zeros(B * P, dtype=x.dtype)
             for i in range(kh):
                 for j in range(kw):
-                    src = ((c * kh + i) * kw + j) * NL + n * L
-                    ow0, ow1 = ow_lo[j], ow_hi[j]
-                    for oh in range(oh_lo[i], oh_hi[i]):
-                        d = xbase + (oh * sh + i - ph) * W + j - pw
-                        o = src + oh * OW
-                        for ow in range(ow0, ow1):
-                            xf[np.uintp(d + ow * sw)] += cf[np.uintp(o + ow)]
+                    o = ((c * kh + i) * kw + j) * NL + n0 * L
+                    b0 = ((j * sh + i % sh) * PH + i // sh) * OW
+                    for _m in range(n1 - n0):
+                        for k in range(L):
+                            buf[np.uintp(b0 + k)] += cf[np.uintp(o + k)]
+                        o += L
+                        b0 += P
+            for n in range(n0, n1):
+                for h in range(H):
+                    hp = h + ph
+                    d = (n * C + c) * HW + h * W - pw
+                    for j in range(kw):
+                        b0 = (n - n0) * P + ((j * sh + hp % sh) * PH + hp // sh) * OW
+                        for ow in range(ow_lo[j], ow_hi[j]):
+                            xf[np.uintp(d + ow * sw + j)] += buf[np.uintp(b0 + ow)]
     else:
         nb = (N + _NB - 1) // _NB
         for t in prange(C * nb):

@@ -46,6 +46,16 @@ def _check_grad(layer: Module, dy: Any, shape: tuple[int, ...]) -> np.ndarray:
     return dy.astype(layer.dtype, copy=False)
 
 
+def _matmul_nt(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b^T`` for ``a (m, k)`` and ``b (n, k)`` (a weight gradient: both read along the long
+    ``k``), computed as ``(b @ a^T)^T`` when ``b`` has more rows: BLAS runs such products about a
+    fifth faster with the operand of more rows first (measured with OpenBLAS for the DCGAN-28
+    layers; the other way round for few rows). Returns a view when transposed."""
+    if b.shape[0] > a.shape[0]:
+        return matmul(b, a.T).T
+    return matmul(a, b.T)
+
+
 def _whole_window(x_shape: tuple[int, ...], kernel_size: tuple[int, int],
                   padding: tuple[int, int]) -> bool:
     """True when one unpadded window covers each whole image (an output of size 1 x 1)."""
@@ -197,7 +207,7 @@ class Conv2d(Module):
         W2 = self.weight.reshape(O, -1)
         dy2 = dy.transpose(1, 0, 2, 3).reshape(O, -1)             # (O, N*OH*OW)
         if param_grads:
-            self._grads["weight"] += matmul(dy2, cols.T).reshape(self.weight.shape)
+            self._grads["weight"] += _matmul_nt(dy2, cols).reshape(self.weight.shape)
         if not input_grad:
             return None
         if _whole_window(x_shape, self.kernel_size, self.padding):

@@ -12,7 +12,7 @@ import numpy as np
 
 from .._kernels import matmul, ops
 from .base import Module, _fmt_shape, as_dtype, as_rng
-from .conv import _check_grad, _pair, _positive
+from .conv import _check_grad, _matmul_nt, _pair, _positive
 from .init import uniform_fan_in
 
 _NCHW = "(N, C, H, W)"
@@ -170,7 +170,7 @@ class ConvTranspose2d(Module):
         else:
             dcols = ops.im2col(dy, kh, kw, sh, sw, ph, pw)        # (Cout*kh*kw, N*H*W)
         if param_grads:
-            self._grads["weight"] += matmul(x2, dcols.T).reshape(self.weight.shape)
+            self._grads["weight"] += _matmul_nt(x2, dcols).reshape(self.weight.shape)
             if self.bias is not None:
                 self._grads["bias"] += dy.sum(axis=(0, 2, 3))
         if not input_grad:
