@@ -2,7 +2,7 @@
 
 ::
 
-    python benchmarks/pytorch_mlp_gan.py [--steps 12000] [--out runs/pytorch_mlp]
+    python benchmarks/pytorch_mlp_gan.py [--steps 30000] [--out runs/pytorch_mlp]
 
 Same architecture (BENCHMARKS.md's MLP), same hyper-parameters (Adam 2e-4, betas (0.5, 0.999),
 batch 64, k = 1, non-saturating loss), same number of steps, and, so that only the framework
@@ -49,7 +49,7 @@ def torch_mlp(z_dim: int, hidden: int, out: int, tanh: bool) -> torch.nn.Sequent
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=12000)
+    p.add_argument("--steps", type=int, default=30000)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--hidden", type=int, default=256)
