@@ -43,6 +43,10 @@ def set_threads(threads: int | None) -> int:
     t = int(threads or os.cpu_count() or 1)
     for var in THREAD_VARS:
         os.environ[var] = str(t)
+    # Every framework in the process shares the cores between its OpenMP and BLAS threads; with
+    # OpenMP's active waiting, one library's spinning threads starve the next one's (interleaved
+    # here). Passive waiting for all of them, as nanogan sets for itself at import.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if t == 1:  # XLA's CPU client has no thread-count flag; one thread is the one it can honour
         flags = os.environ.get("XLA_FLAGS", "")
         os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false "
@@ -146,6 +150,7 @@ def machine_info(threads: int) -> dict[str, Any]:
         info["blas"] = None
     info["openblas_core"] = openblas_core()
     info["OPENBLAS_CORETYPE"] = os.environ.get("OPENBLAS_CORETYPE")
+    info["OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY")
     try:
         info["loadavg_1min_at_start"] = os.getloadavg()[0]
     except OSError:
