@@ -1,6 +1,6 @@
 """nanogan: generative adversarial nets from scratch in NumPy, every gradient by hand.
 
-Layers follow PyTorch's names, shapes and state dicts; see ``shared`` API notes in the README.
+Layers follow PyTorch's names, argument names, shapes and state-dict keys (see the README).
 """
 
 from . import data, layers, losses, optim

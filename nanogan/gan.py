@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from . import losses as _losses
+from ._kernels import ops
 from ._memory import reuse_freed_memory
 from .layers import ConvTranspose2d, Dense, Module, Sequential
 from .layers.base import accepts_input_grad
@@ -180,9 +181,10 @@ class GAN:
         s_fake, c_fake = self.D.forward(fake, train=True)
         d_value, d_real, d_fake = self.loss.d_loss(s_real, s_fake)
         g_value, g_fake = self.loss.g_loss(s_fake)
-        self.D.backward(d_real * d_scale, c_real)
-        self.D.backward(d_fake * d_scale, c_fake)
-        self.G.backward(self.D.backward(g_fake, c_fake, param_grads=False), c_g)
+        self.D.backward(d_real * d_scale, c_real, **_no_input_grad(self.D))  # no dL/dx needed
+        self.D.backward(d_fake * d_scale, c_fake, **_no_input_grad(self.D))
+        self.G.backward(self.D.backward(g_fake, c_fake, param_grads=False), c_g,
+                        **_no_input_grad(self.G))  # no gradient for the noise
         self.d_opt.step()
         self.g_opt.step()
         if self.clip is not None:
@@ -266,6 +268,4 @@ def _no_input_grad(model: Module) -> dict[str, bool]:
 
 
 def _mean_sigmoid(s: np.ndarray) -> float:
-    from ._kernels import ops
-
     return float(np.mean(ops.sigmoid(s)))
