@@ -19,9 +19,11 @@ from hypothesis import strategies as st
 from nanogan import (
     Conv2d,
     Dense,
+    Dropout,
     Flatten,
     LayerNorm,
     LeakyReLU,
+    Maxout,
     ReLU,
     Reshape,
     Sequential,
@@ -100,10 +102,52 @@ def torch_module(torch, m):
                 return x.reshape(x.shape[0], *shape)
 
         t = _Reshape()
+    elif isinstance(m, Maxout):
+        return _TorchMaxout(torch, m)
+    elif isinstance(m, SameMaskDropout):
+        return _TorchMask(torch, m)
     else:
         raise TypeError(type(m))
     t = t.double()
     t.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in m.state_dict().items()})
+    return t
+
+
+class SameMaskDropout(Dropout):
+    """Dropout that draws the same mask at every forward pass (so that finite differences and
+    PyTorch see one fixed linear map)."""
+
+    def forward(self, x, train=True):
+        self.rng = np.random.default_rng(0)
+        return super().forward(x, train)
+
+
+def _TorchMask(torch, m):
+    class Mask(torch.nn.Module):
+        def forward(self, x):
+            mask = m.forward(np.ones(tuple(x.shape)))[1]
+            return x * (1.0 if mask is None else torch.from_numpy(mask))
+
+    return Mask()
+
+
+def _TorchMaxout(torch, m):
+    """PyTorch's equivalent of Maxout: a Linear, then the max over each unit's pieces."""
+
+    class TorchMaxout(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(m.in_features, m.out_features * m.pieces,
+                                       bias=m.bias is not None).double()
+            self.lin.load_state_dict({k: torch.from_numpy(v.copy())
+                                      for k, v in m.state_dict().items()})
+
+        def forward(self, x):
+            z = self.lin(x)
+            return z.view(len(x), m.out_features, m.pieces).max(-1).values
+
+    t = TorchMaxout()
+    t.named_parameters = lambda: t.lin.named_parameters()  # keys "weight", "bias" as ours
     return t
 
 
@@ -213,6 +257,24 @@ def test_layernorm(torch, lead, ns, affine_bias, seed):
     affine, bias = affine_bias
     ln = randomise(LayerNorm(tuple(ns), elementwise_affine=affine, bias=bias, dtype=F64), seed)
     check_both(torch, ln, (*lead, *ns), seed)
+
+
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(1, 3), st.integers(1, 3),
+       st.booleans(), st.integers(0, 2**16))
+@FIXTURE_OK
+def test_maxout(torch, N, fin, fout, pieces, bias, seed):
+    check_both(torch, Maxout(fin, fout, pieces, bias, dtype=F64, rng=seed), (N, fin), seed)
+
+
+@given(elementwise_shape(), st.sampled_from([0.0, 0.3, 1.0]), st.booleans(),
+       st.integers(0, 2**16))
+@FIXTURE_OK
+def test_dropout(torch, shape, p, train, seed):
+    m = SameMaskDropout(p)
+    if not train:
+        m.forward_unfused = lambda x, train=True: Dropout.forward(m, x, False)
+        m.forward = m.forward_unfused
+    check_both(torch, m, shape, seed)
 
 
 def conv_critic(seed=0, slope=0.2):

@@ -79,3 +79,20 @@ class Dropout(Module):
         if cache is None:
             return dy
         return dy * cache
+
+    # ------------------------------------------------------------------ second order
+    def jvp(self, x_dot: np.ndarray, cache: np.ndarray | None) -> tuple[np.ndarray, None]:
+        """The layer is linear (its mask fixed by the forward pass): ``y_dot = x_dot * mask``
+        (``x_dot`` itself when nothing was dropped); tcache : None."""
+        return (x_dot if cache is None else x_dot * cache), None
+
+    def backward_jvp(self, dy: np.ndarray, dy_dot: np.ndarray, cache: np.ndarray | None,
+                     tcache: None, *, param_grads: bool = True, input_grad: bool = True
+                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """``dx = dy * mask``, ``dx_dot = dy_dot * mask`` (a linear map's backward does not
+        depend on ``x``); None, None when ``input_grad`` is False."""
+        if not input_grad:
+            return None, None
+        if cache is None:
+            return dy, dy_dot
+        return dy * cache, dy_dot * cache
