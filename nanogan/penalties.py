@@ -28,7 +28,8 @@ input moves along ``v``. Four passes compute it::
 The same numbers as PyTorch's ``torch.autograd.grad(D(x).sum(), x, create_graph=True)`` followed by
 a backward of the penalty (reverse over reverse): both are ``v^T (d^2 S / dx dtheta)``.
 
-A critic containing BatchNorm is refused: through batch statistics ``D(x_n)`` depends on every
+The critic runs in training mode (``train=True``), as in its own step. A critic containing
+BatchNorm is refused: through batch statistics ``D(x_n)`` depends on every
 sample, so the per-sample gradient the penalties are defined by does not exist (the WGAN-GP paper
 uses LayerNorm instead).
 """
