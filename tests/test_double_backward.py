@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from nanogan import (
     Conv2d,
+    ConvTranspose2d,
     Dense,
     Dropout,
     Flatten,
@@ -84,6 +85,9 @@ def torch_module(torch, m):
     elif isinstance(m, Conv2d):
         t = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
                       bias=m.bias is not None)
+    elif isinstance(m, ConvTranspose2d):
+        t = nn.ConvTranspose2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
+                               m.output_padding, bias=m.bias is not None)
     elif isinstance(m, LayerNorm):
         t = nn.LayerNorm(m.normalized_shape, m.eps, m.elementwise_affine, bias=m.bias is not None)
     elif isinstance(m, LeakyReLU):  # ReLU included: slope 0
@@ -217,6 +221,19 @@ def test_conv2d_every_kernel_set(torch, kernel_set):
     """im2col/col2im of every kernel set, and the one-window-per-image case."""
     check_both(torch, Conv2d(2, 3, 3, stride=2, padding=1, dtype=F64, rng=0), (2, 2, 5, 5), 0)
     check_both(torch, Conv2d(2, 3, 4, dtype=F64, rng=1), (3, 2, 4, 4), 1)
+
+
+@given(st.integers(1, 2), st.integers(1, 3), st.integers(1, 3), st.integers(1, 3),
+       st.integers(1, 2), st.integers(0, 1), st.integers(0, 1), st.integers(1, 4),
+       st.integers(1, 4), st.booleans(), st.integers(0, 2**16))
+@FIXTURE_OK
+def test_conv_transpose2d(torch, N, C, O, k, s, p, op, H, W, bias, seed):
+    op = min(op, s - 1)
+    m = ConvTranspose2d(C, O, k, stride=s, padding=p, output_padding=op, bias=bias, dtype=F64,
+                        rng=seed)
+    if min(m.output_shape((N, C, H, W))[2:]) < 1:
+        return
+    check_both(torch, m, (N, C, H, W), seed)
 
 
 def elementwise_shape():

@@ -11,13 +11,12 @@ from nanogan import (
     BatchNorm1d,
     BatchNorm2d,
     Conv2d,
-    ConvTranspose2d,
     Dense,
     Flatten,
     LayerNorm,
     LeakyReLU,
+    Module,
     ReLU,
-    Reshape,
     Sequential,
     Tanh,
     numerical_gradient,
@@ -191,10 +190,18 @@ def test_batchnorm_is_refused():
 
 
 def test_layer_without_second_order_is_refused():
-    m = Sequential(Dense(4, 4, dtype=F64), Reshape(1, 2, 2),
-                   ConvTranspose2d(1, 1, 2, dtype=F64), Flatten(), Dense(9, 1, dtype=F64))
+    class Square(Module):
+        """A user's layer with a first-order backward only."""
+
+        def forward(self, x, train=True):
+            return x * x, x
+
+        def backward(self, dy, cache, *, param_grads=True, input_grad=True):
+            return 2 * cache * dy
+
+    m = Sequential(Dense(4, 4, dtype=F64), Square(), Dense(4, 1, dtype=F64))
     with pytest.raises(NotImplementedError,
-                       match=r"layer '2' \(ConvTranspose2d\).*second-order.*Conv2d, Dense"):
+                       match=r"layer '1' \(Square\).*second-order.*Conv2d, ConvTranspose2d"):
         gradient_penalty(m, np.zeros((2, 4)))
 
 
