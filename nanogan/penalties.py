@@ -121,9 +121,12 @@ def input_gradient(D: Module, x: np.ndarray) -> np.ndarray:
 
 
 def _penalize(D: Module, x: np.ndarray,
-              penalty: Callable[[np.ndarray], tuple[float, np.ndarray]]) -> float:
+              penalty: Callable[[np.ndarray], tuple[float, np.ndarray]], caller: str) -> float:
     """The four passes of the module docstring: ``penalty(g) -> (P, dP/dg)``; ADDS dP/dtheta
     into ``D.grads``; returns ``P``."""
+    if np.ndim(x) < 1 or np.shape(x)[0] == 0:
+        raise ValueError(f"{caller}: argument 'x' expected a batch (N, *) with N >= 1, got shape "
+                         f"{_fmt_shape(np.shape(x))}")
     y, cache = D.forward_unfused(x, True)
     ones = np.ones_like(y)
     g = D.backward(ones, cache, param_grads=False)
@@ -172,7 +175,7 @@ def gradient_penalty(D: Module, x: np.ndarray, weight: float = 10.0,
         coef = np.divide(coef, n, out=np.zeros_like(coef), where=n > 0)
         return weight * float(np.mean((n - target) ** 2)), (coef * g2).reshape(g.shape)
 
-    return _penalize(D, x, penalty)
+    return _penalize(D, x, penalty, "gradient_penalty")
 
 
 def r1_penalty(D: Module, x: np.ndarray, gamma: float = 10.0) -> float:
@@ -204,4 +207,4 @@ def r1_penalty(D: Module, x: np.ndarray, gamma: float = 10.0) -> float:
         _, n = _norms(g)
         return gamma / 2 * float(np.mean(n * n)), gamma / g.shape[0] * g
 
-    return _penalize(D, x, penalty)
+    return _penalize(D, x, penalty, "r1_penalty")

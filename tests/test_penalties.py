@@ -189,6 +189,11 @@ def test_batchnorm_is_refused():
             np.testing.assert_array_equal(v, before[k])
 
 
+def test_empty_batch_is_refused():
+    with pytest.raises(ValueError, match=r"r1_penalty: argument 'x' expected.*N >= 1.*\(0, 6\)"):
+        r1_penalty(dense_critic(), np.zeros((0, 6)))
+
+
 def test_layer_without_second_order_is_refused():
     class Square(Module):
         """A user's layer with a first-order backward only."""
