@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from conftest import TOL
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,8 +23,6 @@ from nanogan.layers.conv_naive import (
 # share between the examples of one test
 fixture_settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-
-TOL = {np.float64: 1e-8, np.float32: 1e-4}
 
 
 # ---------------------------------------------------------------------------- configurations

@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import TOL
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -17,7 +18,6 @@ NAMES = ("minimax", "nonsaturating", "wasserstein", "lsgan", "hinge")
 #: (loss, method) pairs whose value is a signed mean of the raw logits: cancellation between
 #: summands is legitimate there, so the value is compared relative to the summands' size.
 LINEAR = {("wasserstein", "d"), ("wasserstein", "g"), ("hinge", "g")}
-TOL = {np.float64: 1e-8, np.float32: 1e-4}
 
 fixture_ok = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 
