@@ -188,7 +188,8 @@ def test_gradcheck_sees_a_wrong_layer_inside_a_network():
 def test_gradcheck_reports_nan_as_failure():
     class NanGrad(Dense):
         def backward(self, dy, cache, *, param_grads=True, input_grad=True):
-            return super().backward(dy, cache, input_grad=input_grad, param_grads=param_grads) * np.nan
+            dx = super().backward(dy, cache, input_grad=input_grad, param_grads=param_grads)
+            return dx * np.nan
 
     errs = gradcheck(NanGrad(3, 2, dtype=np.float64, rng=0), _x())
     assert errs["x"] == np.inf
