@@ -5,15 +5,25 @@ error (or a failure) for a wrong one; a NaN never passes for agreement."""
 from __future__ import annotations
 
 import importlib
+import os
 
 import numpy as np
 import pytest
-from conftest import TOL, check
+from conftest import COMPILED_SETS, KERNEL_SETS, TOL, check
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from nanogan import Dense, LeakyReLU, Sequential, gradcheck, numerical_gradient, rel_error
+from nanogan import (
+    Dense,
+    LeakyReLU,
+    Sequential,
+    _kernels,
+    gradcheck,
+    kernel_backend,
+    numerical_gradient,
+    rel_error,
+)
 
 finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
 
@@ -193,3 +203,17 @@ def test_gradcheck_reports_nan_as_failure():
 
     errs = gradcheck(NanGrad(3, 2, dtype=np.float64, rng=0), _x())
     assert errs["x"] == np.inf
+
+
+# ---------------------------------------------------------------------------- the fixtures
+def test_kernel_set_fixture_switches_the_kernels(kernel_set):
+    """``kernel_set`` really runs a test under each set: the layers' op table is that set's."""
+    assert _kernels.get_backend() == kernel_set == kernel_backend()
+    assert _kernels.ops.im2col is _kernels.load(kernel_set).im2col
+
+
+def test_every_compiled_set_is_under_test():
+    """The compiled sets are in the fixture's list unless the fallback was allowed explicitly."""
+    allowed = os.environ.get("NANOGAN_ALLOW_FALLBACK", "").strip().lower() in ("1", "true", "yes")
+    if not allowed or os.environ.get("NANOGAN_REQUIRE_COMPILED") == "1":
+        assert set(KERNEL_SETS) == {"reference", *COMPILED_SETS}
