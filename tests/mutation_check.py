@@ -4,6 +4,7 @@
     python tests/mutation_check.py --list          # the mutations and the tests each one runs
     python tests/mutation_check.py --only NAME ... # some of them
     python tests/mutation_check.py --no-baseline   # skip the run of each selection unmutated
+    python tests/mutation_check.py --examples 10   # fewer Hypothesis examples: faster, weaker
 
 Each mutation replaces one exact snippet of one file in a COPY of the repository (a temporary
 folder; the checkout is never touched) and runs the tests relevant to it, stopping at the first
@@ -164,9 +165,12 @@ def copy_repository(dest: Path) -> Path:
     return repo
 
 
-def run_tests(repo: Path, tests: tuple[str, ...], timeout: float) -> tuple[int, str, float]:
+def run_tests(repo: Path, tests: tuple[str, ...], timeout: float,
+              examples: int | None = None) -> tuple[int, str, float]:
     """pytest on ``tests`` in ``repo``: (exit status, first failing test or message, seconds)."""
     env = dict(os.environ, PYTHONPATH=str(repo))
+    if examples:
+        env["NANOGAN_HYPOTHESIS_EXAMPLES"] = str(examples)
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
            "-o", "addopts=-rfE", *tests]
     t0 = time.perf_counter()
@@ -200,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-baseline", action="store_true",
                     help="do not run the selections on the unmodified copy first")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per pytest run")
+    ap.add_argument("--examples", type=int, default=None,
+                    help="Hypothesis examples per test (default: the suite's profile)")
     args = ap.parse_args(argv)
 
     chosen = MUTATIONS
@@ -220,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         baseline: dict[tuple[str, ...], tuple[int, str]] = {}
         if not args.no_baseline:
             for tests in dict.fromkeys(m.tests for m in chosen):
-                rc, first, sec = run_tests(repo, tests, args.timeout)
+                rc, first, sec = run_tests(repo, tests, args.timeout, args.examples)
                 baseline[tests] = (rc, first)
                 print(f"baseline {' '.join(tests)}: exit {rc} in {sec:.0f} s {first}", flush=True)
         for m in chosen:
@@ -230,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{m.name}: STALE", flush=True)
                 continue
             try:
-                rc, first, sec = run_tests(repo, m.tests, args.timeout)
+                rc, first, sec = run_tests(repo, m.tests, args.timeout, args.examples)
             finally:
                 (repo / m.path).write_text(original, "utf-8")
             base = baseline.get(m.tests, (0, ""))

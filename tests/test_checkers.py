@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +28,7 @@ from nanogan import (
     rel_error,
 )
 
+ROOT = Path(__file__).resolve().parents[1]
 finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
 
 
@@ -217,3 +221,42 @@ def test_every_compiled_set_is_under_test():
     allowed = os.environ.get("NANOGAN_ALLOW_FALLBACK", "").strip().lower() in ("1", "true", "yes")
     if not allowed or os.environ.get("NANOGAN_REQUIRE_COMPILED") == "1":
         assert set(KERNEL_SETS) == {"reference", *COMPILED_SETS}
+
+
+# ---------------------------------------------------------------- nothing skips silently
+PLUGINS = {
+    # the compiled kernel sets did not build
+    "no_compiled_plugin": "from nanogan import _kernels\n"
+                          "_kernels.available = lambda: ['reference']\n"
+                          "_kernels.why_unavailable = lambda name: 'simulated: not built'\n",
+    # PyTorch is not installed
+    "no_torch_plugin": "import sys\nsys.modules['torch'] = None\n",
+}
+
+
+def _pytest_with(plugin: str, tmp_path, **env) -> tuple[int, str]:
+    (tmp_path / f"{plugin}.py").write_text(PLUGINS[plugin])
+    full = {k: v for k, v in os.environ.items()
+            if k not in ("NANOGAN_ALLOW_FALLBACK", "NANOGAN_REQUIRE_COMPILED")}
+    full.update(env, PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", plugin, "-q", "-p", "no:cacheprovider",
+         "tests/test_checkers.py::test_rel_error_values"],
+        cwd=ROOT, env=full, capture_output=True, text=True, timeout=300)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_missing_compiled_kernels_fail_the_run_unless_allowed(tmp_path):
+    rc, out = _pytest_with("no_compiled_plugin", tmp_path)
+    assert rc != 0 and "compiled kernel sets unavailable" in out and "simulated" in out, out
+    rc, out = _pytest_with("no_compiled_plugin", tmp_path, NANOGAN_ALLOW_FALLBACK="1")
+    assert rc == 0, out
+    assert "compiled kernels NOT tested" in out, out  # in the summary, even with -q
+    rc, out = _pytest_with("no_compiled_plugin", tmp_path, NANOGAN_ALLOW_FALLBACK="1",
+                           NANOGAN_REQUIRE_COMPILED="1")
+    assert rc != 0 and "compiled kernel sets unavailable" in out, out
+
+
+def test_missing_torch_fails_the_run(tmp_path):
+    rc, out = _pytest_with("no_torch_plugin", tmp_path)
+    assert rc != 0 and "PyTorch is not installed" in out, out
