@@ -242,3 +242,16 @@ def train(gan: GAN, batches: Any, steps: int, rng: np.random.Generator, *,
     snapshot_samples()
     checkpoint()
     return history
+
+
+def load_generator_checkpoint(path: str | os.PathLike) -> Any:
+    """The GAN of a training checkpoint, refusing one whose generator holds NaN or infinity
+    (a diverged run): ``CheckpointError`` naming the first such array."""
+    from .checkpoint import CheckpointError
+
+    gan = load_training_checkpoint(path)["gan"]
+    bad = [(name, what) for name, what in gan.nonfinite_arrays() if name.startswith("G.")]
+    if bad:
+        raise CheckpointError(f"{path}: the generator's {bad[0][0]} contains {bad[0][1]} (the run "
+                              "diverged); refusing to sample from it. Use an earlier checkpoint")
+    return gan
