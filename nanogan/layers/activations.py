@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._kernels import ops
-from .base import Module
+from .base import Module, check_dy, check_real
 
 _ANY_SHAPE = "(N, *)"
 
@@ -23,7 +23,7 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = check_real(self, "negative_slope", negative_slope)
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
@@ -37,6 +37,7 @@ class LeakyReLU(Module):
                  input_grad: bool = True) -> np.ndarray | None:
         """dy, cache (x) : same shape -> dx = dy * (1 if x > 0 else negative_slope)
         (None when ``input_grad`` is False: there are no parameters)"""
+        dy = check_dy(self, dy, cache.shape)
         return ops.leaky_relu_backward(dy, cache, self.negative_slope) if input_grad else None
 
     # ------------------------------------------------------------------ second order
@@ -111,6 +112,7 @@ class Tanh(Module):
     def backward(self, dy: np.ndarray, cache: np.ndarray, *, param_grads: bool = True,
                  input_grad: bool = True) -> np.ndarray | None:
         y = cache
+        dy = check_dy(self, dy, y.shape)
         return dy * (1 - y * y) if input_grad else None
 
     # ------------------------------------------------------------------ second order
@@ -173,6 +175,7 @@ class Sigmoid(Module):
     def backward(self, dy: np.ndarray, cache: np.ndarray, *, param_grads: bool = True,
                  input_grad: bool = True) -> np.ndarray | None:
         y = cache
+        dy = check_dy(self, dy, y.shape)
         return dy * y * (1 - y) if input_grad else None
 
     # ------------------------------------------------------------------ second order

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._kernels import matmul, ops
-from .base import Module, as_dtype, as_rng
+from .base import Module, as_dtype, as_rng, check_dy, check_sizes
 from .init import uniform_fan_in
 
 
@@ -28,7 +28,8 @@ class Dense(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
                  rng: np.random.Generator | int | None = None, dtype=np.float32) -> None:
         super().__init__()
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.in_features, self.out_features = check_sizes(self, in_features=in_features,
+                                                          out_features=out_features)
         self.dtype = as_dtype(dtype)
         rng = as_rng(rng)
         self.weight = self.add_param("weight", uniform_fan_in(
@@ -80,6 +81,7 @@ class Dense(Module):
         -------
         dx : (N, in_features), or None
         """
+        dy = check_dy(self, dy, (len(cache), self.out_features))
         if param_grads and self.bias is not None:
             self._grads["bias"] += dy.sum(axis=0)
         return self._backward_product(dy, cache, param_grads, input_grad)
@@ -181,6 +183,7 @@ class Dense(Module):
             then the product's gradients of :meth:`backward` with dz in place of dy
         """
         x, y = cache
+        dy = check_dy(self, dy, y.shape)
         N, O = y.shape
         dz, db = ops.bias_leaky_relu_backward(np.asarray(dy).reshape(N, O, 1),
                                               y.reshape(N, O, 1), slope)
