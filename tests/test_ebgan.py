@@ -80,7 +80,7 @@ def test_pull_away_extremes():
     assert value == 0.0  # orthogonal codes: nothing to pull away
     value, ds = pull_away(np.zeros((3, 2)))
     assert np.isfinite(value) and np.all(np.isfinite(ds))
-    v32, d32 = pull_away(np.ones((3, 2), np.float32))
+    _v32, d32 = pull_away(np.ones((3, 2), np.float32))
     assert d32.dtype == np.float32
 
 
@@ -114,7 +114,7 @@ def test_autoencoder_energy_central_differences(rng, with_codes):
         out = float(np.sum(e * dy))
         return out + (float(np.sum(D.codes(cache) * dc)) if with_codes else 0.0)
 
-    e, cache = D.forward(x)
+    _e, cache = D.forward(x)
     D.zero_grad()
     dx = D.backward(dy, cache, d_codes=dc)
     assert rel_error(dx, numerical_gradient(f, x)) < 1e-7
@@ -138,8 +138,8 @@ def test_autoencoder_energy_matches_pytorch_with_pull_away(torch, rng):
     (te.mean() + 0.1 * torch_pull_away(torch, s)).backward()
 
     e, cache = D.forward(x)
-    value, de = ebgan_g_loss(e)
-    pt, dpt = pull_away(D.codes(cache))
+    _value, de = ebgan_g_loss(e)
+    _pt, dpt = pull_away(D.codes(cache))
     D.zero_grad()
     dx = D.backward(de, cache, d_codes=0.1 * dpt)
     np.testing.assert_allclose(e, te.detach().numpy(), rtol=1e-10)
@@ -169,6 +169,6 @@ def test_bad_inputs_are_named(rng):
     with pytest.raises(ValueError, match="same shape"):
         reconstruction_energy(np.ones((2, 3)), np.ones((2, 4)))
     D = make_energy(rng)
-    e, cache = D.forward(rng.standard_normal((3, 6)))
+    _e, cache = D.forward(rng.standard_normal((3, 6)))
     with pytest.raises(ValueError, match="'dy' expected shape"):
         D.backward(np.ones((3, 1)), cache)

@@ -33,7 +33,7 @@ def test_gradient_matches_central_differences(m, n, d, scale, seed):
     rng = np.random.default_rng(seed)
     x = scale * rng.standard_normal((m, d))
     y = scale * rng.standard_normal((n, d)) + 0.3
-    value, dx = mmd2_loss(x, y, SIGMAS)
+    _value, dx = mmd2_loss(x, y, SIGMAS)
     num = numerical_gradient(lambda: mmd2_loss(x, y, SIGMAS)[0], x)
     assert dx.shape == x.shape and dx.dtype == np.float64
     assert rel_error(dx, num) < 1e-6 or np.abs(dx - num).max() < 1e-9
