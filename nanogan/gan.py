@@ -21,7 +21,8 @@ Backpropagation through the pair, written out::
 
 Both networks stay in training mode throughout (BatchNorm uses batch statistics), and D sees the
 real batch and the fake batch as two separate forward passes, in that order, as PyTorch's DCGAN
-example does.
+example does. ``G`` and ``D`` run as fused plans (:mod:`nanogan.fast`, same results as the plain
+layers) unless ``fast=False``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from . import fast as _fast
 from . import losses as _losses
 from ._kernels import ops
 from ._memory import reuse_freed_memory
@@ -70,6 +72,8 @@ class GAN:
     clip : if set, D's parameters are clipped to ``[-clip, clip]`` after every D step (WGAN)
     z_shape : noise shape without the batch axis; inferred from G's first layer if None
     noise : ``"normal"`` (N(0, I)) or ``"uniform"`` (U(-1, 1))
+    fast : run G and D as fused plans (:func:`nanogan.fast.compile`; same results as the plain
+        layers, faster); False runs the layers as written. May be changed at any time.
 
     Notes
     -----
@@ -80,7 +84,8 @@ class GAN:
 
     def __init__(self, generator: Module, discriminator: Module, loss: Any = "nonsaturating",
                  g_opt: Any = None, d_opt: Any = None, k: int = 1, clip: float | None = None, *,
-                 z_shape: tuple[int, ...] | None = None, noise: str = "normal") -> None:
+                 z_shape: tuple[int, ...] | None = None, noise: str = "normal",
+                 fast: bool = True) -> None:
         if int(k) < 1:
             raise ValueError(f"GAN: k (discriminator steps per generator step) must be >= 1, "
                              f"got {k}")
@@ -100,7 +105,18 @@ class GAN:
         self.z_dtype = next(iter(generator.params.values())).dtype if generator.params \
             else np.dtype(np.float32)
         self.steps = 0  # completed iterations of Algorithm 1
+        self.fast = bool(fast)
+        self._plans: dict[int, Module] = {}
         reuse_freed_memory()  # recycle the iteration's large temporaries (see nanogan._memory)
+
+    def _run(self, model: Module) -> Module:
+        """What runs ``model``: its fused plan when :attr:`fast`, else the model itself."""
+        if not self.fast:
+            return model
+        plan = self._plans.get(id(model))
+        if plan is None or getattr(plan, "model", plan) is not model:
+            plan = self._plans[id(model)] = _fast.compile(model)
+        return plan
 
     # ------------------------------------------------------------------ noise
     def sample_noise(self, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -118,14 +134,15 @@ class GAN:
         Returns ``d_loss``, ``d_x`` (mean sigma(D(x))), ``d_g_z`` (mean sigma(D(G(z)))) and
         ``d_acc`` (fraction of real scored > 0 and fake scored < 0).
         """
+        G, D = self._run(self.G), self._run(self.D)
         self.D.zero_grad()
-        fake, _ = self.G.forward(z, train=True)
-        s_real, c_real = self.D.forward(x_real, train=True)
-        s_fake, c_fake = self.D.forward(fake, train=True)
+        fake, _ = G.forward(z, train=True)
+        s_real, c_real = D.forward(x_real, train=True)
+        s_fake, c_fake = D.forward(fake, train=True)
         value, d_real, d_fake = self.loss.d_loss(s_real, s_fake)
-        skip = _no_input_grad(self.D)  # D's own update needs no dL/dx
-        self.D.backward(d_real, c_real, **skip)
-        self.D.backward(d_fake, c_fake, **skip)
+        skip = _no_input_grad(D)  # D's own update needs no dL/dx
+        D.backward(d_real, c_real, **skip)
+        D.backward(d_fake, c_fake, **skip)
         self.d_opt.step()
         if self.clip is not None:
             for p in self.D.params.values():
@@ -144,12 +161,13 @@ class GAN:
         parameters are not touched. Returns ``g_loss`` and ``d_g_z_after`` (mean sigma(D(G(z))) as
         seen by this step).
         """
+        G, D = self._run(self.G), self._run(self.D)
         self.G.zero_grad()
-        fake, c_g = self.G.forward(z, train=True)
-        s_fake, c_d = self.D.forward(fake, train=True)
+        fake, c_g = G.forward(z, train=True)
+        s_fake, c_d = D.forward(fake, train=True)
         value, d_fake = self.loss.g_loss(s_fake)
-        d_x_fake = self.D.backward(d_fake, c_d, param_grads=False)
-        self.G.backward(d_x_fake, c_g, **_no_input_grad(self.G))  # no gradient for the noise
+        d_x_fake = D.backward(d_fake, c_d, param_grads=False)
+        G.backward(d_x_fake, c_g, **_no_input_grad(G))  # no gradient for the noise
         self.g_opt.step()
         return {"g_loss": float(value), "d_g_z_after": _mean_sigmoid(s_fake)}
 
@@ -174,17 +192,18 @@ class GAN:
         was descended), ``g_loss``, ``d_x``, ``d_g_z`` and ``d_acc`` as :meth:`d_step` does; raises
         :class:`NonFiniteError` on a NaN or infinite loss.
         """
+        G, D = self._run(self.G), self._run(self.D)
         self.D.zero_grad()
         self.G.zero_grad()
-        fake, c_g = self.G.forward(z, train=True)
-        s_real, c_real = self.D.forward(x_real, train=True)
-        s_fake, c_fake = self.D.forward(fake, train=True)
+        fake, c_g = G.forward(z, train=True)
+        s_real, c_real = D.forward(x_real, train=True)
+        s_fake, c_fake = D.forward(fake, train=True)
         d_value, d_real, d_fake = self.loss.d_loss(s_real, s_fake)
         g_value, g_fake = self.loss.g_loss(s_fake)
-        self.D.backward(d_real * d_scale, c_real, **_no_input_grad(self.D))  # no dL/dx needed
-        self.D.backward(d_fake * d_scale, c_fake, **_no_input_grad(self.D))
-        self.G.backward(self.D.backward(g_fake, c_fake, param_grads=False), c_g,
-                        **_no_input_grad(self.G))  # no gradient for the noise
+        D.backward(d_real * d_scale, c_real, **_no_input_grad(D))  # no dL/dx needed
+        D.backward(d_fake * d_scale, c_fake, **_no_input_grad(D))
+        G.backward(D.backward(g_fake, c_fake, param_grads=False), c_g,
+                   **_no_input_grad(G))  # no gradient for the noise
         self.d_opt.step()
         self.g_opt.step()
         if self.clip is not None:

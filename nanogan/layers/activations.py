@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._kernels import ops
 from .base import Module
 
 _ANY_SHAPE = "(N, *)"
@@ -31,13 +30,18 @@ class LeakyReLU(Module):
     def forward(self, x: np.ndarray, train: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """x : any shape (N, *) -> y : same shape; cache : x"""
         x = self._check_input(x, tuple(range(1, 33)), _ANY_SHAPE)
-        return ops.leaky_relu(x, self.negative_slope), x
+        slope = x.dtype.type(self.negative_slope)
+        return np.where(x > 0, x, slope * x), x
 
     def backward(self, dy: np.ndarray, cache: np.ndarray, *, param_grads: bool = True,
                  input_grad: bool = True) -> np.ndarray | None:
         """dy, cache (x) : same shape -> dx = dy * (1 if x > 0 else negative_slope)
         (None when ``input_grad`` is False: there are no parameters)"""
-        return ops.leaky_relu_backward(dy, cache, self.negative_slope) if input_grad else None
+        if not input_grad:
+            return None
+        x = cache
+        slope = dy.dtype.type(self.negative_slope)
+        return np.where(x > 0, dy, slope * dy)
 
 
 class ReLU(LeakyReLU):
@@ -70,7 +74,8 @@ class Tanh(Module):
 
 
 class Sigmoid(Module):
-    """``y = 1 / (1 + exp(-x))``, computed without overflow.
+    """``y = 1 / (1 + exp(-x))``, computed without overflow as ``1 / (1 + e)`` for ``x >= 0`` and
+    ``e / (1 + e)`` for ``x < 0``, with ``e = exp(-|x|) <= 1``.
 
     Equations
     ---------
@@ -80,7 +85,8 @@ class Sigmoid(Module):
 
     def forward(self, x: np.ndarray, train: bool = True) -> tuple[np.ndarray, np.ndarray]:
         x = self._check_input(x, tuple(range(1, 33)), _ANY_SHAPE)
-        y = ops.sigmoid(x)
+        e = np.exp(-np.abs(x))
+        y = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
         return y, y
 
     def backward(self, dy: np.ndarray, cache: np.ndarray, *, param_grads: bool = True,
