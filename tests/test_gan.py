@@ -62,21 +62,24 @@ def make_opt(kind: str, model, weight_decay: float = 0.0):
 
 
 # ------------------------------------------------------------------------------- gradients
+@pytest.mark.parametrize("fast", [True, False])
 @pytest.mark.parametrize("loss_name", LOSSES)
 @pytest.mark.parametrize("arch", ["mlp", "dcgan"])
-def test_generator_gradient_end_to_end(loss_name, arch, kernel_set):
-    """dL_G/dtheta_G through D equals central differences; D's gradients stay zero."""
+def test_generator_gradient_end_to_end(loss_name, arch, fast, kernel_set):
+    """dL_G/dtheta_G through D equals central differences; D's gradients stay zero (on the fast
+    path and on the plain one)."""
     G, D = small_mlp() if arch == "mlp" else small_dcgan()
-    gan = GAN(G, D, loss=loss_name)
+    gan = GAN(G, D, loss=loss_name, fast=fast)
     z = gan.sample_noise(3, np.random.default_rng(1))
     loss = losses.get(loss_name)
 
     D.zero_grad()
     G.zero_grad()
-    fake, c_g = G.forward(z)
-    s, c_d = D.forward(fake)
+    run_g, run_d = gan._run(G), gan._run(D)
+    fake, c_g = run_g.forward(z)
+    s, c_d = run_d.forward(fake)
     _, ds = loss.g_loss(s)
-    G.backward(D.backward(ds, c_d, param_grads=False), c_g)
+    run_g.backward(run_d.backward(ds, c_d, param_grads=False), c_g)
 
     def g_loss() -> float:
         return loss.g_loss(D.forward(G.forward(z)[0])[0])[0]
@@ -90,11 +93,12 @@ def test_generator_gradient_end_to_end(loss_name, arch, kernel_set):
         assert not g.any(), f"the generator step wrote a gradient into D.{name}"
 
 
+@pytest.mark.parametrize("fast", [True, False])
 @pytest.mark.parametrize("loss_name", LOSSES)
-def test_discriminator_gradient_end_to_end(loss_name, kernel_set):
+def test_discriminator_gradient_end_to_end(loss_name, fast, kernel_set):
     """d_step's dL_D/dtheta_D equals central differences, and G receives no gradient."""
     G, D = small_dcgan(1)
-    gan = GAN(G, D, loss=loss_name, d_opt=optim.SGD(D, lr=0.0))
+    gan = GAN(G, D, loss=loss_name, d_opt=optim.SGD(D, lr=0.0), fast=fast)
     rng = np.random.default_rng(2)
     x = np.tanh(rng.standard_normal((3, 1, 8, 8)))
     z = gan.sample_noise(3, rng)
@@ -192,17 +196,18 @@ def _torch_opt(torch, kind, module, weight_decay=0.0):
     return torch.optim.RMSprop(module.parameters(), lr=1e-3, weight_decay=weight_decay)
 
 
+@pytest.mark.parametrize("fast", [True, False])
 @pytest.mark.parametrize("opt_kind", OPTIMIZERS)
 @pytest.mark.parametrize("loss_name", LOSSES)
-def test_algorithm1_matches_pytorch(torch, loss_name, opt_kind, kernel_set):
+def test_algorithm1_matches_pytorch(torch, loss_name, opt_kind, fast, kernel_set):
     """Two full iterations (k = 2, so 4 D steps and 2 G steps) equal PyTorch, every parameter
-    and every BatchNorm buffer, in float64."""
+    and every BatchNorm buffer, in float64, on the fast path and on the plain one."""
     G, D = small_dcgan(7)
     tG, tD = _torch_twin(torch, G), _torch_twin(torch, D)
     wd = 1e-3 if opt_kind == "adam" else 0.0
     clip = 0.5 if loss_name == "wasserstein" else None
     gan = GAN(G, D, loss=loss_name, g_opt=make_opt(opt_kind, G, wd),
-              d_opt=make_opt(opt_kind, D, wd), k=2, clip=clip)
+              d_opt=make_opt(opt_kind, D, wd), k=2, clip=clip, fast=fast)
     tg_opt, td_opt = _torch_opt(torch, opt_kind, tG, wd), _torch_opt(torch, opt_kind, tD, wd)
     t_dloss, t_gloss = _torch_losses(torch, loss_name)
 
