@@ -39,6 +39,7 @@ from ._memory import reuse_freed_memory
 from .layers import ConvTranspose2d, Dense, Module, Sequential
 from .layers.base import accepts_input_grad
 from .optim import Adam
+from .stats import Stats
 
 
 class NonFiniteError(FloatingPointError):
@@ -131,8 +132,8 @@ class GAN:
         """One discriminator update on a real batch and on ``G(z)``.
 
         ``L_D = loss.d_loss(D(x), D(G(z)))``; G's output is treated as data (G gets no gradient).
-        Returns ``d_loss``, ``d_x`` (mean sigma(D(x))), ``d_g_z`` (mean sigma(D(G(z)))) and
-        ``d_acc`` (fraction of real scored > 0 and fake scored < 0).
+        Returns ``d_loss``, ``D_x`` (mean sigma(D(x))), ``D_G_z`` (mean sigma(D(G(z)))) and
+        ``D_acc`` (fraction of real scored > 0 and fake scored < 0); see :mod:`nanogan.stats`.
         """
         G, D = self._run(self.G), self._run(self.D)
         self.D.zero_grad()
@@ -147,18 +148,18 @@ class GAN:
         if self.clip is not None:
             for p in self.D.params.values():
                 np.clip(p, -self.clip, self.clip, out=p)
-        return {
+        return Stats({
             "d_loss": float(value),
-            "d_x": _mean_sigmoid(s_real),
-            "d_g_z": _mean_sigmoid(s_fake),
-            "d_acc": float(((s_real > 0).sum() + (s_fake < 0).sum()) / (s_real.size + s_fake.size)),
-        }
+            "D_x": _mean_sigmoid(s_real),
+            "D_G_z": _mean_sigmoid(s_fake),
+            "D_acc": float(((s_real > 0).sum() + (s_fake < 0).sum()) / (s_real.size + s_fake.size)),
+        })
 
     def g_step(self, z: np.ndarray) -> dict[str, float]:
         """One generator update through the unchanged discriminator.
 
         ``dL_G/dtheta_G = G.backward(D.backward(dL_G/ds, param_grads=False))``: D's gradients and
-        parameters are not touched. Returns ``g_loss`` and ``d_g_z_after`` (mean sigma(D(G(z))) as
+        parameters are not touched. Returns ``g_loss`` and ``D_G_z_after`` (mean sigma(D(G(z))) as
         seen by this step).
         """
         G, D = self._run(self.G), self._run(self.D)
@@ -169,7 +170,7 @@ class GAN:
         d_x_fake = D.backward(d_fake, c_d, param_grads=False)
         G.backward(d_x_fake, c_g, **_no_input_grad(G))  # no gradient for the noise
         self.g_opt.step()
-        return {"g_loss": float(value), "d_g_z_after": _mean_sigmoid(s_fake)}
+        return Stats({"g_loss": float(value), "D_G_z_after": _mean_sigmoid(s_fake)})
 
     def simultaneous_step(self, x_real: np.ndarray, z: np.ndarray, *,
                           d_scale: float = 0.5) -> dict[str, float]:
@@ -189,7 +190,7 @@ class GAN:
             d_opt.step(); g_opt.step()                      (both from the old parameters)
 
         Counts as one iteration (``steps`` grows by one). Returns ``d_loss`` (the scaled value that
-        was descended), ``g_loss``, ``d_x``, ``d_g_z`` and ``d_acc`` as :meth:`d_step` does; raises
+        was descended), ``g_loss``, ``D_x``, ``D_G_z`` and ``D_acc`` as :meth:`d_step` does; raises
         :class:`NonFiniteError` on a NaN or infinite loss.
         """
         G, D = self._run(self.G), self._run(self.D)
@@ -210,13 +211,13 @@ class GAN:
             for p in self.D.params.values():
                 np.clip(p, -self.clip, self.clip, out=p)
         self.steps += 1
-        stats = {
+        stats = Stats({
             "d_loss": float(d_value) * d_scale,
             "g_loss": float(g_value),
-            "d_x": _mean_sigmoid(s_real),
-            "d_g_z": _mean_sigmoid(s_fake),
-            "d_acc": float(((s_real > 0).sum() + (s_fake < 0).sum()) / (s_real.size + s_fake.size)),
-        }
+            "D_x": _mean_sigmoid(s_real),
+            "D_G_z": _mean_sigmoid(s_fake),
+            "D_acc": float(((s_real > 0).sum() + (s_fake < 0).sum()) / (s_real.size + s_fake.size)),
+        })
         self.check_finite(stats)
         return stats
 
@@ -230,7 +231,7 @@ class GAN:
         loss, naming the step and the quantity.
         """
         it = real_batches if isinstance(real_batches, Iterator) else iter(real_batches)
-        stats: dict[str, float] = {}
+        stats: dict[str, float] = Stats()
         for _ in range(self.k):
             try:
                 x = next(it)

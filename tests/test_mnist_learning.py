@@ -4,8 +4,8 @@ The GAN of ``examples/vanilla_mnist.py`` (hidden 256, non-saturating loss, Adam(
 batch 64) is trained for 300 iterations of Algorithm 1. Two signs of learning are checked:
 
 * the discriminator: it separates real from fake within ~20 steps (mean sigma(D(x)) well above
-  mean sigma(D(G(z)))), and its accuracy ``d_acc`` (real scored > 0, fake scored < 0) rises clearly
-  above chance later on. Over steps 20-50 ``d_acc`` is exactly 0.5 in this setup, in nanogan and in
+  mean sigma(D(G(z)))), and its accuracy ``D_acc`` (real scored > 0, fake scored < 0) rises clearly
+  above chance later on. Over steps 20-50 ``D_acc`` is exactly 0.5 in this setup, in nanogan and in
   PyTorch alike: D already ranks every real image above every fake one, but G's near-identical
   early samples all still get a logit slightly above 0 (sigma ~ 0.55-0.6), so the sign test counts
   them as "real". The accuracy is therefore checked on steps 201-300 (measured 0.77-0.83).
@@ -78,16 +78,16 @@ def test_short_mnist_run_learns():
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout.strip().splitlines()[-1])
     h = {k: np.asarray(v) for k, v in out["history"].items()}
-    assert len(h["d_acc"]) == STEPS and all(np.isfinite(v).all() for v in h.values())
+    assert len(h["D_acc"]) == STEPS and all(np.isfinite(v).all() for v in h.values())
 
-    # D separates real from fake within 20 steps. Measured (seed 0): steps 20-50 mean d_x 0.830,
-    # mean d_g_z 0.590, gap 0.24 (-0.02 at step 1); seeds 0-4: d_x 0.82-0.85, gap 0.24-0.27.
+    # D separates real from fake within 20 steps. Measured (seed 0): steps 20-50 mean D_x 0.830,
+    # mean D_G_z 0.590, gap 0.24 (-0.02 at step 1); seeds 0-4: D_x 0.82-0.85, gap 0.24-0.27.
     early = slice(19, 50)
-    assert h["d_x"][early].mean() > 0.7
-    assert h["d_x"][early].mean() - h["d_g_z"][early].mean() > 0.15
-    # ... and its accuracy rises clearly above chance (0.5). Measured: mean d_acc over steps
+    assert h["D_x"][early].mean() > 0.7
+    assert h["D_x"][early].mean() - h["D_G_z"][early].mean() > 0.15
+    # ... and its accuracy rises clearly above chance (0.5). Measured: mean D_acc over steps
     # 201-300 = 0.832 (seed 0), 0.77-0.83 over seeds 0-4 (a PyTorch twin: 0.81 and 0.84).
-    assert h["d_acc"][200:].mean() > 0.65
+    assert h["D_acc"][200:].mean() > 0.65
 
     # G's pixel histogram moves toward MNIST's. Measured (seed 0): W1 0.857 -> 0.317, TV 0.967 ->
     # 0.836; over seeds 0-4 the W1 ratio end/start is 0.31-0.37 and the TV drop 0.13-0.21.
@@ -106,4 +106,4 @@ if __name__ == "__main__":
         for name, sl in (("1-20", slice(0, 20)), ("20-50", slice(19, 50)),
                          ("101-200", slice(100, 200)), ("201-300", slice(200, 300))):
             print(f"  steps {name}: " + ", ".join(f"{k} {hist[k][sl].mean():.3f}"
-                                                  for k in ("d_acc", "d_x", "d_g_z")))
+                                                  for k in ("D_acc", "D_x", "D_G_z")))
