@@ -145,6 +145,23 @@ def test_adds_into_grads():
         np.testing.assert_allclose(g, once[k] + 1.0, rtol=1e-13)
 
 
+def test_fused_plan_is_penalised_as_its_network():
+    """A critic compiled by nanogan.fast (as GAN trains it) gives the plain network's numbers."""
+    from nanogan import fast
+
+    m = conv_critic(6)
+    x = np.random.default_rng(6).standard_normal((3, 1, 8, 8))
+    for kind in ("gp", "r1"):
+        value, grads = ours(m, x, kind, 10.0)
+        plan = fast.compile(m)
+        plan.zero_grad()
+        pv = gradient_penalty(plan, x) if kind == "gp" else r1_penalty(plan, x)
+        assert pv == value
+        for k, g in plan.grads.items():
+            np.testing.assert_array_equal(g, grads[k])
+        np.testing.assert_array_equal(input_gradient(plan, x), input_gradient(m, x))
+
+
 def test_input_gradient_matches_torch(torch):
     m = conv_critic(2)
     x = np.random.default_rng(2).standard_normal((3, 1, 8, 8))

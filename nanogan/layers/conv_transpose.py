@@ -203,7 +203,7 @@ class ConvTranspose2d(Module):
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         Cin = self.in_channels
         x2_dot = x_dot.transpose(1, 0, 2, 3).reshape(Cin, -1)     # (Cin, N*H*W)
-        cols_dot = matmul(self.weight.reshape(Cin, -1).T, x2_dot)
+        cols_dot = self.weight.reshape(Cin, -1).T @ x2_dot             # (Cout*kh*kw, N*H*W)
         y_dot = ops.col2im(cols_dot, self.output_shape(x_shape), kh, kw, sh, sw, ph, pw)
         return np.ascontiguousarray(y_dot), x2_dot
 
@@ -247,12 +247,11 @@ class ConvTranspose2d(Module):
         dcols = ops.im2col(dy, kh, kw, sh, sw, ph, pw)             # (Cout*kh*kw, N*H*W)
         dcols_dot = ops.im2col(dy_dot, kh, kw, sh, sw, ph, pw)
         if param_grads:
-            dW = _matmul_nt(x2_dot, dcols) + _matmul_nt(x2, dcols_dot)
+            dW = x2_dot @ dcols.T + x2 @ dcols_dot.T
             self._grads["weight"] += dW.reshape(self.weight.shape)
             if self.bias is not None:
                 self._grads["bias"] += dy_dot.sum(axis=(0, 2, 3))
         if not input_grad:
             return None, None
         W2 = self.weight.reshape(self.in_channels, -1)
-        return (self._nchw(matmul(W2, dcols), x_shape),
-                self._nchw(matmul(W2, dcols_dot), x_shape))
+        return self._nchw(W2 @ dcols, x_shape), self._nchw(W2 @ dcols_dot, x_shape)
