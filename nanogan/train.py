@@ -28,7 +28,7 @@ from .checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from .gan import GAN, NonFiniteError
+from .gan import GAN, NonFiniteError, infer_z_shape
 from .layers.base import size_limit
 from .layers.serialize import module_from_config, module_to_config
 
@@ -154,6 +154,13 @@ def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     # the file's own arrays bound what a sound architecture allocates (no 700 GiB surprises)
     with _checkpoint_error(path, "config"), size_limit(sum(a.size for a in arrays.values())):
         gan = gan_from_config(meta["config"])
+    try:
+        inferred = infer_z_shape(gan.G)
+    except ValueError:  # a first layer the noise shape cannot be read from: trust the config
+        inferred = gan.z_shape
+    if tuple(inferred) != tuple(gan.z_shape):
+        raise CheckpointError(f"checkpoint {path}: config.z_shape {list(gan.z_shape)} does not "
+                              f"match the generator's input {list(inferred)}")
     with _checkpoint_error(path, "weights"):
         gan.load_state_dict({k: v for k, v in arrays.items()
                              if k.split(".", 1)[0] in ("G", "D", "g_opt", "d_opt", "gan")})
