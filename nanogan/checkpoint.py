@@ -294,8 +294,11 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
 
     try:
         if not zipfile.is_zipfile(path):
-            raise corrupt("not an .npz (zip) archive" +
-                          (": the file is empty" if path.stat().st_size == 0 else ""))
+            with open(path, "rb") as f:
+                head = f.read(6)
+            raise corrupt("a single .npy array, not an .npz archive" if head == b"\x93NUMPY"
+                          else "not an .npz (zip) archive" +
+                          (": the file is empty" if not head else ""))
         _check_entry_sizes(path, corrupt)
         npz = np.load(path, allow_pickle=False)
         if not isinstance(npz, np.lib.npyio.NpzFile):
