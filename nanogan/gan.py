@@ -21,7 +21,8 @@ Backpropagation through the pair, written out::
 
 Both networks stay in training mode throughout (BatchNorm uses batch statistics), and D sees the
 real batch and the fake batch as two separate forward passes, in that order, as PyTorch's DCGAN
-example does.
+example does. ``G`` and ``D`` run as fused plans (:mod:`nanogan.fast`, same results as the plain
+layers) unless ``fast=False``.
 """
 
 from __future__ import annotations
@@ -32,12 +33,14 @@ from typing import Any
 
 import numpy as np
 
+from . import fast as _fast
 from . import losses as _losses
 from ._kernels import ops
 from ._memory import reuse_freed_memory
 from .layers import ConvTranspose2d, Dense, Module, Sequential
 from .layers.base import accepts_input_grad
 from .optim import Adam
+from .stats import Stats
 
 
 def _quiet_overflow(method: Any) -> Any:
@@ -94,6 +97,8 @@ class GAN:
     clip : if set, D's parameters are clipped to ``[-clip, clip]`` after every D step (WGAN)
     z_shape : noise shape without the batch axis; inferred from G's first layer if None
     noise : ``"normal"`` (N(0, I)) or ``"uniform"`` (U(-1, 1))
+    fast : run G and D as fused plans (:func:`nanogan.fast.compile`; same results as the plain
+        layers, faster); False runs the layers as written. May be changed at any time.
 
     Notes
     -----
@@ -115,7 +120,8 @@ class GAN:
 
     def __init__(self, generator: Module, discriminator: Module, loss: Any = "nonsaturating",
                  g_opt: Any = None, d_opt: Any = None, k: int = 1, clip: float | None = None, *,
-                 z_shape: tuple[int, ...] | None = None, noise: str = "normal") -> None:
+                 z_shape: tuple[int, ...] | None = None, noise: str = "normal",
+                 fast: bool = True) -> None:
         if int(k) < 1:
             raise ValueError(f"GAN: k (discriminator steps per generator step) must be >= 1, "
                              f"got {k}")
@@ -136,7 +142,18 @@ class GAN:
             else np.dtype(np.float32)
         self.steps = 0  # completed iterations of Algorithm 1
         self._finite_at = 0  # the last step at which the full non-finite scan found nothing
+        self.fast = bool(fast)
+        self._plans: dict[int, Module] = {}
         reuse_freed_memory()  # recycle the iteration's large temporaries (see nanogan._memory)
+
+    def _run(self, model: Module) -> Module:
+        """What runs ``model``: its fused plan when :attr:`fast`, else the model itself."""
+        if not self.fast:
+            return model
+        plan = self._plans.get(id(model))
+        if plan is None or getattr(plan, "model", plan) is not model:
+            plan = self._plans[id(model)] = _fast.compile(model)
+        return plan
 
     # ------------------------------------------------------------------ noise
     def sample_noise(self, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -152,44 +169,46 @@ class GAN:
         """One discriminator update on a real batch and on ``G(z)``.
 
         ``L_D = loss.d_loss(D(x), D(G(z)))``; G's output is treated as data (G gets no gradient).
-        Returns ``d_loss``, ``d_x`` (mean sigma(D(x))), ``d_g_z`` (mean sigma(D(G(z)))) and
-        ``d_acc`` (fraction of real scored > 0 and fake scored < 0).
+        Returns ``d_loss``, ``D_x`` (mean sigma(D(x))), ``D_G_z`` (mean sigma(D(G(z)))) and
+        ``D_acc`` (fraction of real scored > 0 and fake scored < 0); see :mod:`nanogan.stats`.
         """
+        G, D = self._run(self.G), self._run(self.D)
         self.D.zero_grad()
-        fake, _ = self.G.forward(z, train=True)
-        s_real, c_real = self.D.forward(x_real, train=True)
-        s_fake, c_fake = self.D.forward(fake, train=True)
+        fake, _ = G.forward(z, train=True)
+        s_real, c_real = D.forward(x_real, train=True)
+        s_fake, c_fake = D.forward(fake, train=True)
         value, d_real, d_fake = self.loss.d_loss(s_real, s_fake)
-        skip = _no_input_grad(self.D)  # D's own update needs no dL/dx
-        self.D.backward(d_real, c_real, **skip)
-        self.D.backward(d_fake, c_fake, **skip)
+        skip = _no_input_grad(D)  # D's own update needs no dL/dx
+        D.backward(d_real, c_real, **skip)
+        D.backward(d_fake, c_fake, **skip)
         self.d_opt.step()
         if self.clip is not None:
             for p in self.D.params.values():
                 np.clip(p, -self.clip, self.clip, out=p)
-        return {
+        return Stats({
             "d_loss": float(value),
-            "d_x": _mean_sigmoid(s_real),
-            "d_g_z": _mean_sigmoid(s_fake),
-            "d_acc": float(((s_real > 0).sum() + (s_fake < 0).sum()) / (s_real.size + s_fake.size)),
-        }
+            "D_x": _mean_sigmoid(s_real),
+            "D_G_z": _mean_sigmoid(s_fake),
+            "D_acc": float(((s_real > 0).sum() + (s_fake < 0).sum()) / (s_real.size + s_fake.size)),
+        })
 
     @_quiet_overflow
     def g_step(self, z: np.ndarray) -> dict[str, float]:
         """One generator update through the unchanged discriminator.
 
         ``dL_G/dtheta_G = G.backward(D.backward(dL_G/ds, param_grads=False))``: D's gradients and
-        parameters are not touched. Returns ``g_loss`` and ``d_g_z_after`` (mean sigma(D(G(z))) as
+        parameters are not touched. Returns ``g_loss`` and ``D_G_z_after`` (mean sigma(D(G(z))) as
         seen by this step).
         """
+        G, D = self._run(self.G), self._run(self.D)
         self.G.zero_grad()
-        fake, c_g = self.G.forward(z, train=True)
-        s_fake, c_d = self.D.forward(fake, train=True)
+        fake, c_g = G.forward(z, train=True)
+        s_fake, c_d = D.forward(fake, train=True)
         value, d_fake = self.loss.g_loss(s_fake)
-        d_x_fake = self.D.backward(d_fake, c_d, param_grads=False)
-        self.G.backward(d_x_fake, c_g, **_no_input_grad(self.G))  # no gradient for the noise
+        d_x_fake = D.backward(d_fake, c_d, param_grads=False)
+        G.backward(d_x_fake, c_g, **_no_input_grad(G))  # no gradient for the noise
         self.g_opt.step()
-        return {"g_loss": float(value), "d_g_z_after": _mean_sigmoid(s_fake)}
+        return Stats({"g_loss": float(value), "D_G_z_after": _mean_sigmoid(s_fake)})
 
     @_quiet_overflow
     def simultaneous_step(self, x_real: np.ndarray, z: np.ndarray, *,
@@ -210,33 +229,34 @@ class GAN:
             d_opt.step(); g_opt.step()                      (both from the old parameters)
 
         Counts as one iteration (``steps`` grows by one). Returns ``d_loss`` (the scaled value that
-        was descended), ``g_loss``, ``d_x``, ``d_g_z`` and ``d_acc`` as :meth:`d_step` does; raises
+        was descended), ``g_loss``, ``D_x``, ``D_G_z`` and ``D_acc`` as :meth:`d_step` does; raises
         :class:`NonFiniteError` on a NaN or infinite loss.
         """
+        G, D = self._run(self.G), self._run(self.D)
         self.D.zero_grad()
         self.G.zero_grad()
-        fake, c_g = self.G.forward(z, train=True)
-        s_real, c_real = self.D.forward(x_real, train=True)
-        s_fake, c_fake = self.D.forward(fake, train=True)
+        fake, c_g = G.forward(z, train=True)
+        s_real, c_real = D.forward(x_real, train=True)
+        s_fake, c_fake = D.forward(fake, train=True)
         d_value, d_real, d_fake = self.loss.d_loss(s_real, s_fake)
         g_value, g_fake = self.loss.g_loss(s_fake)
-        self.D.backward(d_real * d_scale, c_real, **_no_input_grad(self.D))  # no dL/dx needed
-        self.D.backward(d_fake * d_scale, c_fake, **_no_input_grad(self.D))
-        self.G.backward(self.D.backward(g_fake, c_fake, param_grads=False), c_g,
-                        **_no_input_grad(self.G))  # no gradient for the noise
+        D.backward(d_real * d_scale, c_real, **_no_input_grad(D))  # no dL/dx needed
+        D.backward(d_fake * d_scale, c_fake, **_no_input_grad(D))
+        G.backward(D.backward(g_fake, c_fake, param_grads=False), c_g,
+                   **_no_input_grad(G))  # no gradient for the noise
         self.d_opt.step()
         self.g_opt.step()
         if self.clip is not None:
             for p in self.D.params.values():
                 np.clip(p, -self.clip, self.clip, out=p)
         self.steps += 1
-        stats = {
+        stats = Stats({
             "d_loss": float(d_value) * d_scale,
             "g_loss": float(g_value),
-            "d_x": _mean_sigmoid(s_real),
-            "d_g_z": _mean_sigmoid(s_fake),
-            "d_acc": float(((s_real > 0).sum() + (s_fake < 0).sum()) / (s_real.size + s_fake.size)),
-        }
+            "D_x": _mean_sigmoid(s_real),
+            "D_G_z": _mean_sigmoid(s_fake),
+            "D_acc": float(((s_real > 0).sum() + (s_fake < 0).sum()) / (s_real.size + s_fake.size)),
+        })
         self.check_finite(stats, params=self.steps % self.finite_check_every == 0)
         return stats
 
@@ -251,7 +271,7 @@ class GAN:
         loss, naming the step and the quantity.
         """
         it = real_batches if isinstance(real_batches, Iterator) else iter(real_batches)
-        stats: dict[str, float] = {}
+        stats: dict[str, float] = Stats()
         for _ in range(self.k):
             try:
                 x = next(it)

@@ -31,8 +31,9 @@ from .checkpoint import (
 from .gan import GAN, NonFiniteError, infer_z_shape
 from .layers.base import size_limit
 from .layers.serialize import module_from_config, module_to_config
+from .stats import rename_history
 
-HISTORY_KEYS = ("d_loss", "g_loss", "d_x", "d_g_z", "d_acc")
+HISTORY_KEYS = ("d_loss", "g_loss", "D_x", "D_G_z", "D_acc")
 
 
 # ---------------------------------------------------------------------------- configs
@@ -171,8 +172,9 @@ def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         set_module_rngs(gan, rng, meta.get("module_rngs", []))
     bstate = dict(meta.get("batches", {}))
     bstate.update({k[len("batches."):]: v for k, v in arrays.items() if k.startswith("batches.")})
-    history = {k[len("history."):]: list(map(int if k == "history.step" else float, v))
-               for k, v in arrays.items() if k.startswith("history.")}
+    history = rename_history({k[len("history."):]: list(map(int if k == "history.step" else
+                                                             float, v))
+                              for k, v in arrays.items() if k.startswith("history.")})
     return {"gan": gan, "rng": rng, "batches_state": bstate or None,
             "fixed_z": arrays.get("fixed_z"), "history": history,
             "extra": meta.get("extra", {}), "config": meta["config"]}
@@ -393,7 +395,7 @@ def train(gan: GAN, batches: Any, steps: int, rng: np.random.Generator, *,
                 if gan.steps % 10 == 0 or gan.steps == steps:
                     bar.set_postfix(d_loss=f"{stats['d_loss']:.3f}",
                                     g_loss=f"{stats['g_loss']:.3f}",
-                                    D_x=f"{stats['d_x']:.2f}", D_G_z=f"{stats['d_g_z']:.2f}")
+                                    D_x=f"{stats['D_x']:.2f}", D_G_z=f"{stats['D_G_z']:.2f}")
                 if sample_every and gan.steps % sample_every == 0:
                     snapshot_samples()
                 if checkpoint_every and gan.steps % checkpoint_every == 0:
