@@ -41,6 +41,7 @@ from nanogan.layers import (
     Dense,
     Dropout,
     Flatten,
+    LayerNorm,
     LeakyReLU,
     Maxout,
     ReLU,
@@ -609,7 +610,8 @@ CONSTRUCTOR_BAD = [
     (lambda: Dense(3, 3, dtype="nonsense"), "dtype must be float32 or float64"),
     (lambda: Maxout(4, 3, 0), "Maxout: pieces must be a positive integer, got 0"),
     (lambda: BatchNorm1d(0), "BatchNorm1d: num_features must be a positive integer"),
-    (lambda: BatchNorm2d(3, eps=0), "BatchNorm2d: eps must be a finite number in (0, inf)"),
+    (lambda: BatchNorm2d(3, eps=-1e-5), "BatchNorm2d: eps must be a finite number in [0, inf)"),
+    (lambda: LayerNorm(4, eps=float("inf")), "LayerNorm: eps must be a finite number in [0, inf)"),
     (lambda: BatchNorm2d(3, momentum=1.5), "BatchNorm2d: momentum must be a finite number in "
                                            "[0, 1]"),
     (lambda: LeakyReLU(float("nan")), "LeakyReLU: negative_slope must be a finite number"),
