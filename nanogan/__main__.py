@@ -150,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:  # a corrupt checkpoint, bad samples, a full disk
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: outputs are written atomically, so nothing is half done
+        print(f"\ninterrupted: nanogan {args.command} stopped (files are written whole or not "
+              "at all)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
