@@ -21,8 +21,8 @@ READING_PATH = [
     "nanogan/layers/container.py", "nanogan/losses.py", "nanogan/gan.py",
 ]
 
-#: Code lines allowed on the whole path (it stood at 528 when the budget was set).
-BUDGET = 650
+#: Code lines allowed on the whole path (it stood at 615 when the budget was set).
+BUDGET = 700
 
 #: Names that belong to the fast path, not to the reading path.
 FAST_PATH_NAMES = ("matmul", "_forward_act", "_backward_act", "_fusable", "_threads",
