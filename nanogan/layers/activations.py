@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Module
+from .base import Module, check_dy, check_real
 
 _ANY_SHAPE = "(N, *)"
 
@@ -22,7 +22,7 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = check_real(self, "negative_slope", negative_slope)
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
@@ -40,8 +40,12 @@ class LeakyReLU(Module):
         if not input_grad:
             return None
         x = cache
-        slope = dy.dtype.type(self.negative_slope)
-        return np.where(x > 0, dy, slope * dy)
+        dy = check_dy(self, dy, x.shape)
+        return self._times_slope(dy, x)
+
+    def _times_slope(self, d: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """``d * f'(x)``: ``d`` where ``x > 0``, ``negative_slope * d`` elsewhere."""
+        return np.where(x > 0, d, d.dtype.type(self.negative_slope) * d)
 
     # ------------------------------------------------------------------ second order
     def jvp(self, x_dot: np.ndarray, cache: np.ndarray) -> tuple[np.ndarray, None]:
@@ -59,8 +63,7 @@ class LeakyReLU(Module):
         -------
         y_dot : shape of x; tcache : None (the layer is piecewise linear: ``f'' = 0``)
         """
-        x, slope = cache, x_dot.dtype.type(self.negative_slope)
-        return np.where(x > 0, x_dot, slope * x_dot), None
+        return self._times_slope(x_dot, cache), None
 
     def backward_jvp(self, dy: np.ndarray, dy_dot: np.ndarray, cache: np.ndarray, tcache: None,
                      *, param_grads: bool = True, input_grad: bool = True
@@ -86,8 +89,7 @@ class LeakyReLU(Module):
         """
         if not input_grad:
             return None, None
-        x, slope = cache, dy.dtype.type(self.negative_slope)
-        return np.where(x > 0, dy, slope * dy), np.where(x > 0, dy_dot, slope * dy_dot)
+        return self._times_slope(dy, cache), self._times_slope(dy_dot, cache)
 
 
 class ReLU(LeakyReLU):
@@ -116,6 +118,7 @@ class Tanh(Module):
     def backward(self, dy: np.ndarray, cache: np.ndarray, *, param_grads: bool = True,
                  input_grad: bool = True) -> np.ndarray | None:
         y = cache
+        dy = check_dy(self, dy, y.shape)
         return dy * (1 - y * y) if input_grad else None
 
     # ------------------------------------------------------------------ second order
@@ -180,6 +183,7 @@ class Sigmoid(Module):
     def backward(self, dy: np.ndarray, cache: np.ndarray, *, param_grads: bool = True,
                  input_grad: bool = True) -> np.ndarray | None:
         y = cache
+        dy = check_dy(self, dy, y.shape)
         return dy * y * (1 - y) if input_grad else None
 
     # ------------------------------------------------------------------ second order

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Module, _fmt_shape, as_dtype
+from .base import Module, _fmt_shape, as_dtype, check_dy, check_real, check_sizes
 
 
 class _BatchNorm(Module):
@@ -41,12 +41,10 @@ class _BatchNorm(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, *, dtype=np.float32) -> None:
         super().__init__()
-        self.num_features = int(num_features)
-        if self.num_features <= 0:
-            raise ValueError(f"{type(self).__name__}: num_features must be positive, "
-                             f"got {num_features}")
-        self.eps = float(eps)
-        self.momentum = None if momentum is None else float(momentum)
+        (self.num_features,) = check_sizes(self, num_features=num_features)
+        self.eps = check_real(self, "eps", eps, 0.0, low_open=True)
+        self.momentum = None if momentum is None else check_real(self, "momentum", momentum,
+                                                                 0.0, 1.0)
         self.affine = bool(affine)
         self.dtype = as_dtype(dtype)
         C = self.num_features
@@ -165,6 +163,7 @@ class _BatchNorm(Module):
         from .._kernels import ops
 
         train, x3, mean, inv_std, shape = cache
+        dy = check_dy(self, dy, shape)
         dy3 = np.ascontiguousarray(np.asarray(dy, dtype=x3.dtype).reshape(x3.shape))
         gamma, _ = self._gamma_beta()
         if train:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Module, as_dtype, as_rng
+from .base import Module, as_dtype, as_rng, check_dy, check_sizes
 from .init import uniform_fan_in
 
 
@@ -27,7 +27,8 @@ class Dense(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
                  rng: np.random.Generator | int | None = None, dtype=np.float32) -> None:
         super().__init__()
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.in_features, self.out_features = check_sizes(self, in_features=in_features,
+                                                          out_features=out_features)
         self.dtype = as_dtype(dtype)
         rng = as_rng(rng)
         self.weight = self.add_param("weight", uniform_fan_in(
@@ -80,6 +81,7 @@ class Dense(Module):
         dx : (N, in_features), or None
         """
         x = cache
+        dy = check_dy(self, dy, (len(x), self.out_features))
         if param_grads:
             self._grads["weight"] += dy.T @ x
             if self.bias is not None:
