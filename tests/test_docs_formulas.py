@@ -255,6 +255,9 @@ def _():
         close(back(run("batchnorm.backward_staged", **env)["dx"]), dx, 1e-10)
         nb = run("batchnorm.backward", **env)
         close(back(nb["dx"]), dx, 1e-10)
+        # "dx has zero sum over the batch, and is orthogonal to xhat"
+        close(nb["dx"].sum(axis=0), 0, 1e-10)
+        close((nb["dx"] * ns["xhat"]).sum(axis=0), 0, 1e-10)
         close(nb["dgamma"], bn.grads["weight"])
         close(nb["dbeta"], bn.grads["bias"])
 
@@ -420,6 +423,8 @@ def _env(N=5, M=7):
 def _():
     env = _env()
     ns = run("loss.d_loss", **env)
+    s = env["s_real"]  # "-sigmoid(-s) = sigmoid(s) - 1: prediction minus target"
+    close(-reference.sigmoid(-s), reference.sigmoid(s) - 1)
     for loss in (L.Minimax(), L.NonSaturating()):
         value, d_real, d_fake = loss.d_loss(env["s_real"], env["s_fake"])
         close(ns["L_D"], value)
@@ -523,6 +528,7 @@ def _():
     p, q = _densities()
     D_star = run("theory.optimal_d", p_data=p, p_g=q)["D_star"]
     s_star = np.log(D_star / (1 - D_star))
+    close(s_star, np.log(p / q))  # "in logits, s* = log(p_data / p_g)"
     for k in range(len(p)):  # D's expected BCE gradient at each point is zero at s*
         s = np.array([s_star[k]])
         grad = p[k] * L.bce_with_logits(s, 1.0)[1] + q[k] * L.bce_with_logits(s, 0.0)[1]
@@ -530,6 +536,20 @@ def _():
     V = lambda D: np.sum(p * np.log(D) + q * np.log(1 - D))  # noqa: E731
     for delta in (-1e-3, 1e-3):
         assert V(D_star) > V(np.clip(D_star + delta, 1e-9, 1 - 1e-9))
+
+
+@case("theory.optimal_d_gaussian")
+def _():
+    from nanogan.toy import normal_pdf
+
+    x, mu, sigma, m = np.linspace(-4, 6, 41), 2.0, 0.5, -0.5
+    D_star = run("theory.optimal_d_gaussian", normal_pdf=normal_pdf, x=x, mu=mu, sigma=sigma,
+                 m=m)["D_star"]
+    p, q = normal_pdf(x, mu, sigma), normal_pdf(x, m, 1.0)
+    close(D_star, run("theory.optimal_d", p_data=p, p_g=q)["D_star"])
+    logit = np.log(D_star / (1 - D_star))  # log p - log q: a quadratic in x
+    quad = -(x - mu) ** 2 / (2 * sigma**2) - np.log(sigma) + (x - m) ** 2 / 2
+    close(logit, quad, 1e-9)
 
 
 @case("theory.jsd")
