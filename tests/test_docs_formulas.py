@@ -255,9 +255,12 @@ def _():
         close(back(run("batchnorm.backward_staged", **env)["dx"]), dx, 1e-10)
         nb = run("batchnorm.backward", **env)
         close(back(nb["dx"]), dx, 1e-10)
-        # "dx has zero sum over the batch, and is orthogonal to xhat"
+        # "dx has zero sum over the batch, and (exactly when eps = 0) is orthogonal to xhat"
         close(nb["dx"].sum(axis=0), 0, 1e-10)
-        close((nb["dx"] * ns["xhat"]).sum(axis=0), 0, 1e-10)
+        n0 = run("batchnorm.forward", **{**env, "eps": 0.0})
+        d0 = run("batchnorm.backward", **{**env, "eps": 0.0, "inv_std": n0["inv_std"],
+                                          "xhat": n0["xhat"]})["dx"]
+        close((d0 * n0["xhat"]).sum(axis=0), 0, 1e-10)
         close(nb["dgamma"], bn.grads["weight"])
         close(nb["dbeta"], bn.grads["bias"])
 
