@@ -355,11 +355,22 @@ def test_forward_unfused_matches_forward_and_backward_accepts_its_cache():
         np.testing.assert_allclose(v, g[k], rtol=1e-14)
 
 
-def test_short_cache_is_refused():
+def test_fused_cache_is_refused():
+    from nanogan.fast import Plan
+
     m = Sequential(Dense(4, 5, dtype=F64, rng=0), LeakyReLU(0.2))
     x = np.zeros((2, 4))
+    plan = Plan(m)
+    _, fused = plan.forward(x)  # one entry for the fused pair
+    with pytest.raises(ValueError, match="one entry per layer"):
+        m.jvp(x, fused)
     with pytest.raises(ValueError, match="one entry per layer"):
         m.jvp(x, m.forward_unfused(x)[1][:1])
+    _, cache = plan.forward_unfused(x)  # the plan runs the second order on the plain layers
+    y_dot, tcache = plan.jvp(np.ones((2, 4)), cache)
+    np.testing.assert_array_equal(y_dot, m.jvp(np.ones((2, 4)), cache)[0])
+    dx, dx_dot = plan.backward_jvp(np.ones((2, 5)), np.zeros((2, 5)), cache, tcache)
+    assert dx.shape == dx_dot.shape == (2, 4)
 
 
 def test_jvp_checks_shapes():
