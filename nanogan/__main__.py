@@ -125,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--reference", type=int_range(MIN_REFERENCE, N_REFERENCE), default=N_REFERENCE,
                    help="MNIST test images compared")
     e.add_argument("--range", choices=["-1,1", "0,1"], default=None,
-                   help="pixel range of the samples (default: from the generator, or for a .npy "
+                   help="pixel range of the samples, written --range=-1,1 or --range 0,1 "
+                   "(default: from the generator, or for a .npy "
                    "[0, 1] if every value is in it, else [-1, 1] if every value is in that); "
                    "values outside it are an error, never clipped")
     e.add_argument("--no-parzen", action="store_true", help="skip the Parzen log-likelihood")
@@ -149,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:  # a corrupt checkpoint, bad samples, a full disk
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: outputs are written atomically, so nothing is half done
+        print(f"\ninterrupted: nanogan {args.command} stopped (files are written whole or not "
+              "at all)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
