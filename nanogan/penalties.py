@@ -18,7 +18,7 @@ derivatives::
 so ``dP/dtheta`` is the rate at which the ordinary parameter gradient of ``S`` changes when the
 input moves along ``v``. Four passes compute it::
 
-    1. y, cache   = D.forward_unfused(x)                    forward, every layer's own cache
+    1. y, cache   = D.forward(x)                            forward, every layer's cache
     2. g          = D.backward(1, cache)                    first order: dS/dx (per sample)
        P, v       = penalty(g), dP/dg                       (v: as in the formulas below)
     3. _, tcache  = D.jvp(v, cache)                         how each layer's input moves: x_dot_l
@@ -31,8 +31,8 @@ swap of derivatives needs each layer's backward to be the exact gradient of its 
 whose backward is deliberately not, like ``GradientReversal``, has no second-order backward.)
 
 The critic runs in training mode (``train=True``), as in its own step, through its plain layers (a
-fused plan of :mod:`nanogan.fast` runs the network it was compiled from: same parameters, same
-gradients). A critic containing BatchNorm is refused: through batch statistics ``D(x_n)``
+fused plan of :mod:`nanogan.fast` is run as the network it was compiled from: same parameters,
+same gradients). A critic containing BatchNorm is refused: through batch statistics ``D(x_n)``
 depends on every sample, so the per-sample gradient the penalties are defined by does not exist
 (the WGAN-GP paper uses LayerNorm instead).
 """
@@ -80,8 +80,8 @@ def interpolate(x_real: np.ndarray, x_fake: np.ndarray,
 
 
 def _plain(D: Module) -> Module:
-    """The network a fused :class:`nanogan.fast.Plan` was compiled from (whose ``backward`` reads
-    the per-layer caches of ``forward_unfused``, as a plan's does not), anything else as it is."""
+    """The network of a fused :class:`nanogan.fast.Plan` (its caches are the fused steps'),
+    anything else as it is."""
     from .fast import Plan
 
     return D.model if isinstance(D, Plan) else D
@@ -92,6 +92,7 @@ def _check_critic(D: Module, caller: str) -> None:
     second-order backward."""
     if not isinstance(D, Module):
         raise TypeError(f"{caller}: D must be a nanogan Module, got {type(D).__name__}")
+    D = _plain(D)
     for name, m in D.named_modules():
         where = f"layer {name.rstrip('.')!r} " if name else ""
         if isinstance(m, _BatchNorm):
@@ -128,7 +129,7 @@ def input_gradient(D: Module, x: np.ndarray) -> np.ndarray:
     g : shape of x
     """
     D = _plain(D)
-    y, cache = D.forward_unfused(x, True)
+    y, cache = D.forward(x, True)
     return D.backward(np.ones_like(y), cache, param_grads=False)
 
 
@@ -140,7 +141,7 @@ def _penalize(D: Module, x: np.ndarray,
         raise ValueError(f"{caller}: argument 'x' expected a batch (N, *) with N >= 1, got shape "
                          f"{_fmt_shape(np.shape(x))}")
     D = _plain(D)
-    y, cache = D.forward_unfused(x, True)
+    y, cache = D.forward(x, True)
     ones = np.ones_like(y)
     g = D.backward(ones, cache, param_grads=False)
     value, v = penalty(g)

@@ -92,13 +92,9 @@ class Plan(Module):
         return x, caches
 
     # second order (gradient penalties) runs on the plain layers, with their own caches
-    def forward_unfused(self, x: np.ndarray, train: bool = True) -> tuple[np.ndarray, Any]:
-        """The network's own :meth:`~nanogan.layers.Sequential.forward`: one cache per layer."""
-        return self.model.forward_unfused(x, train)
-
     def jvp(self, x_dot: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
-        """The network's :meth:`~nanogan.layers.Sequential.jvp` (``cache`` from
-        :meth:`forward_unfused`)."""
+        """The network's :meth:`~nanogan.layers.Sequential.jvp` (``cache`` from the network's own
+        ``plan.model.forward``, one entry per layer; a fused cache is refused)."""
         return self.model.jvp(x_dot, cache)
 
     def backward_jvp(self, dy: np.ndarray, dy_dot: np.ndarray, cache: Any, tcache: Any, *,
