@@ -146,16 +146,16 @@ def test_negative_control_fails_the_same_judge(run, control):
 @pytest.mark.slow
 def test_discriminator_learns_and_generator_keeps_up(run):
     h = run["history"]
-    assert len(h["d_acc"]) == STEPS and all(np.isfinite(v).all() for v in h.values())
+    assert len(h["D_acc"]) == STEPS and all(np.isfinite(v).all() for v in h.values())
     # D separates real from fake early on (measured, seeds 0 and 1: steps 20-100 mean
     # sigma(D(x)) 0.66 and 0.64, sigma(D(G(z))) 0.57 and 0.56)
     early = slice(19, 100)
-    assert h["d_x"][early].mean() - h["d_g_z"][early].mean() > 0.04
+    assert h["D_x"][early].mean() - h["D_G_z"][early].mean() > 0.04
     # ... and stays ahead: accuracy above chance over the last 200 steps (measured 0.72)
-    assert h["d_acc"][-200:].mean() > 0.6
+    assert h["D_acc"][-200:].mean() > 0.6
     # G wins back part of D's belief (measured: last 200 steps mean sigma(D(G(z))) 0.38 and
     # 0.39); a stalled generator lets it fall toward 0
-    assert h["d_g_z"][-200:].mean() > 0.2
+    assert h["D_G_z"][-200:].mean() > 0.2
 
 
 if __name__ == "__main__":
@@ -170,4 +170,4 @@ if __name__ == "__main__":
     h = res["history"]
     for name, sl in (("20-100", slice(19, 100)), ("last 200", slice(-200, None))):
         print(f"  steps {name}: " + ", ".join(f"{k} {h[k][sl].mean():.3f}"
-                                              for k in ("d_acc", "d_x", "d_g_z")))
+                                              for k in ("D_acc", "D_x", "D_G_z")))

@@ -46,7 +46,15 @@ def _to_torch(torch, state):
 
 
 def _compare(torch, ours, theirs, x, dtype, tol, train=True):
-    """Same forward, same input gradient, same parameter gradients, same buffers."""
+    """Same forward, same input gradient, same parameter gradients, same buffers, for the
+    plain network and for its fused plan (``nanogan.fast``)."""
+    from nanogan.fast import Plan
+
+    _compare_one(torch, ours, theirs, x, dtype, tol, train)
+    _compare_one(torch, Plan(ours), theirs, x, dtype, tol, train)
+
+
+def _compare_one(torch, ours, theirs, x, dtype, tol, train):
     theirs.train(train)
     theirs.zero_grad()
     tx = torch.from_numpy(x.copy()).requires_grad_(True)
