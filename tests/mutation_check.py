@@ -134,26 +134,25 @@ MUTATIONS: list[Mutation] = [
       "mr, mf = 1 - sr, 1 + sf", "mr, mf = 1 - sr, 1 - sf", ("tests/test_losses.py",)),
     M("g-step-writes-d-grads", "the generator step accumulates D's parameter gradients",
       "nanogan/gan.py",
-      "        d_x_fake = self.D.backward(d_fake, c_d, param_grads=False)\n"
-      "        self.G.backward(d_x_fake, c_g,",
-      "        d_x_fake = self.D.backward(d_fake, c_d, param_grads=True)\n"
-      "        self.G.backward(d_x_fake, c_g,", ("tests/test_gan.py",)),
+      "        d_x_fake = D.backward(d_fake, c_d, param_grads=False)\n"
+      "        G.backward(d_x_fake, c_g,",
+      "        d_x_fake = D.backward(d_fake, c_d, param_grads=True)\n"
+      "        G.backward(d_x_fake, c_g,", ("tests/test_gan.py",)),
     M("nan-guard-off", "a NaN loss does not stop training", "nanogan/gan.py",
       "            if not np.isfinite(v):\n", "            if False:\n",
       ("tests/test_gan.py", "tests/test_train.py", "-k", "nan or NaN or finite")),
     M("g-never-updated", "the generator step never updates G (a stalled generator)",
       "nanogan/gan.py",
-      "        self.G.backward(d_x_fake, c_g, **_no_input_grad(self.G))"
-      "  # no gradient for the noise\n        self.g_opt.step()\n",
-      "        self.G.backward(d_x_fake, c_g, **_no_input_grad(self.G))"
-      "  # no gradient for the noise\n",
+      "        G.backward(d_x_fake, c_g, **_no_input_grad(G))  # no gradient for the noise\n"
+      "        self.g_opt.step()\n",
+      "        G.backward(d_x_fake, c_g, **_no_input_grad(G))  # no gradient for the noise\n",
       ("tests/test_mnist_learning.py",)),
     # ------------------------------------------------------------------ files
     M("checkpoint-not-atomic", "checkpoints written straight onto the target file",
       "nanogan/checkpoint.py",
-      '    tmp = tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}.", suffix=".tmp",\n'
-      "                                      delete=False)\n",
-      '    tmp = open(path, "wb")  # noqa: SIM115\n', ("tests/test_checkpoint.py",)),
+      "    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)\n",
+      "    tmp = path\n    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)\n",
+      ("tests/test_checkpoint.py",)),
     M("mnist-checksum-off", "MNIST's SHA-256 is not checked", "nanogan/data.py",
       "    if digest != _SHA256[name]:\n", "    if False:\n", ("tests/test_data.py",)),
     # ------------------------------------------------------------------ the checkers themselves
