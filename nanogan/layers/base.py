@@ -18,7 +18,7 @@ A module is a function ``y = f(x; theta)`` with a hand-written derivative:
 Second order (gradient penalties, :mod:`nanogan.penalties`): a layer that a critic can use also
 differentiates its own backward pass, in forward mode ("forward over reverse")::
 
-    y, cache = m.forward_unfused(x)                   # forward, each layer's own cache
+    y, cache = m.forward(x)                           # the forward pass, as for backward
     y_dot, tcache = m.jvp(x_dot, cache)               # how y moves when x moves along x_dot
     dx, dx_dot = m.backward_jvp(dy, dy_dot, cache, tcache)
                                                       # how dx moves (and ADDS how dL/dtheta moves)
@@ -181,16 +181,10 @@ class Module:
     # ------------------------------------------------------------------ second order
     # The gradient of a function of the input gradient (a gradient penalty) w.r.t. the parameters:
     # the first-order backward differentiated once more, in forward mode (see penalties.py).
-    def forward_unfused(self, x: np.ndarray, train: bool = True) -> tuple[np.ndarray, Any]:
-        """``forward`` with every layer run alone, so each cache is that layer's own: the cache
-        :meth:`jvp` and :meth:`backward_jvp` read. The same as :meth:`forward` for a single
-        layer; a container that fuses layers overrides it."""
-        return self.forward(x, train)
-
     def jvp(self, x_dot: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
         """Forward-mode derivative at the cached point: ``y_dot = (dy/dx) x_dot`` (parameters held
         fixed), and a tangent cache for :meth:`backward_jvp`. ``cache`` comes from
-        :meth:`forward_unfused`."""
+        :meth:`forward`."""
         raise NotImplementedError(f"{type(self).__name__} has no second-order backward (jvp)")
 
     def backward_jvp(self, dy: np.ndarray, dy_dot: np.ndarray, cache: Any, tcache: Any, *,
