@@ -25,7 +25,7 @@ import numpy as np
 
 __all__ = [
     "LOG4", "histogram_density", "jsd", "kl", "optimal_discriminator", "trapezoid", "value",
-    "virtual_criterion",
+    "value_logits", "virtual_criterion",
 ]
 
 #: ``log 4``: ``-C(G)`` at the optimum, and twice the JSD's upper bound ``log 2``.
@@ -135,6 +135,27 @@ def value(d: np.ndarray, p_data: np.ndarray, p_g: np.ndarray, x: np.ndarray) -> 
         return trapezoid(_xlogy(p_data, d) + _xlogy(p_g, 1.0 - d), x)
 
 
+def value_logits(s: np.ndarray, p_data: np.ndarray, p_g: np.ndarray, x: np.ndarray) -> float:
+    """``V(D, G)`` for a discriminator given as logits ``s`` on the grid (``D = sigma(s)``).
+
+    Preferred over :func:`value` for a network's output: ``log sigma(s)`` is computed as
+    ``-softplus(-s)``, finite where ``sigma(s)`` rounds to 0 or 1.
+
+    Equations
+    ---------
+    ::
+
+        V(D, G) = int -p_data(x) softplus(-s(x)) - p_g(x) softplus(s(x)) dx
+    """
+    x = _grid(x)
+    p_data, p_g = _density(p_data, x, "p_data"), _density(p_g, x, "p_g")
+    s = np.asarray(s, dtype=np.float64)
+    if s.shape != x.shape:
+        raise ValueError(f"argument 's' expected shape {x.shape} (the grid's), got {s.shape}")
+    softplus = lambda v: np.maximum(v, 0) + np.log1p(np.exp(-np.abs(v)))  # noqa: E731
+    return trapezoid(-p_data * softplus(-s) - p_g * softplus(s), x)
+
+
 def virtual_criterion(p_data: np.ndarray, p_g: np.ndarray, x: np.ndarray) -> float:
     """``C(G) = V(D*_G, G)``, evaluated directly from D* (not through the JSD).
 
@@ -147,7 +168,9 @@ def virtual_criterion(p_data: np.ndarray, p_g: np.ndarray, x: np.ndarray) -> flo
     """
     x = _grid(x)
     p_data, p_g = _density(p_data, x, "p_data"), _density(p_g, x, "p_g")
-    return value(optimal_discriminator(p_data, p_g), p_data, p_g, x)
+    s = p_data + p_g  # p log(p / s) as p log p - p log s: no 0 * log(0) from an underflowed D*
+    return trapezoid(_xlogy(p_data, p_data) - _xlogy(p_data, s)
+                     + _xlogy(p_g, p_g) - _xlogy(p_g, s), x)
 
 
 def histogram_density(samples: np.ndarray, x: np.ndarray) -> np.ndarray:
