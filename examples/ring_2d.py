@@ -58,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=2, help="runs per setting (seeds 0, 1, ...)")
     p.add_argument("--losses", nargs="+", choices=LOSSES, default=list(LOSSES))
     p.add_argument("--remedies", nargs="+", choices=REMEDIES, default=list(REMEDIES))
+    p.add_argument("--jobs", type=int, default=1,
+                   help="settings trained in parallel processes (results do not depend on it)")
     p.add_argument("--out", default="runs/ring_2d")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 60 iterations, one seed, same outputs")
@@ -115,6 +117,10 @@ def run(loss: str, remedy: str, steps: int, eval_every: int, seed: int, lr: floa
     final = toy.ring_metrics(x)
     return {"history": hist, "samples": x, "modes_covered": final.modes_covered,
             "high_quality": final.high_quality, "counts": final.counts.tolist()}
+
+
+def _run_job(job: tuple) -> dict:
+    return run(*job)
 
 
 # ------------------------------------------------------------------------------ outputs
@@ -231,17 +237,30 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
+    jobs = [(loss, rem, args.steps, args.eval_every, seed, args.lr)
+            for rem in args.remedies for loss in args.losses for seed in range(args.seeds)]
+    done: dict[tuple, dict] = {}
+    if args.jobs > 1:
+        from multiprocessing import get_context
+
+        with get_context("spawn").Pool(args.jobs) as pool:
+            for job, r in zip(jobs, pool.imap(_run_job, jobs)):
+                done[job] = r
+                print(f"{job[0]:>13} {job[1]:>8} seed {job[4]}: {r['modes_covered']} modes, "
+                      f"{r['high_quality']:.3f} high quality ({time.time() - t0:.0f} s)",
+                      flush=True)
+    else:
+        for job in jobs:
+            done[job] = r = _run_job(job)
+            print(f"{job[0]:>13} {job[1]:>8} seed {job[4]}: {r['modes_covered']} modes, "
+                  f"{r['high_quality']:.3f} high quality ({time.time() - t0:.0f} s)", flush=True)
     results: dict[str, list[dict]] = {}
     for rem in args.remedies:
         for loss in args.losses:
-            runs = [run(loss, rem, args.steps, args.eval_every, seed, args.lr)
+            runs = [done[(loss, rem, args.steps, args.eval_every, seed, args.lr)]
                     for seed in range(args.seeds)]
             results[f"{loss}/{rem}"] = runs
             plot_setting(out, loss, rem, runs)
-            print(f"{loss:>13} {rem:>8}: modes covered "
-                  f"{[r['modes_covered'] for r in runs]}, high quality "
-                  f"{[round(r['high_quality'], 3) for r in runs]} "
-                  f"({time.time() - t0:.0f} s)", flush=True)
     plot_overview(out, results, args.losses, args.remedies)
     table = table_md(results, args.losses, args.remedies, args.steps, args.seeds)
     write_text(out / "ring_table.md", table)

@@ -51,6 +51,7 @@ from nanogan.remedies import InstanceNoise, increasing_capacity_ensemble, noisy_
 
 F64 = np.float64
 GRID = np.linspace(-20.0, 25.0, 18001)  # fine enough for the trapezoidal rule (h = 0.0025)
+COARSE = GRID[::20]  # h = 0.05: the bins of histogram densities of a generator's samples
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -134,18 +135,19 @@ def bulk(p_data: np.ndarray, p_g: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ the experiments
-def proposition1(D: Module, p_data: np.ndarray, p_g: np.ndarray) -> dict:
+def proposition1(D: Module, p_data: np.ndarray, p_g: np.ndarray, grid: np.ndarray = GRID
+                 ) -> dict:
     """Largest and mass-weighted mean ``|sigma(D) - D*|`` on the bulk of the grid."""
     d_star = theory.optimal_discriminator(p_data, p_g)
-    d = d_prob(D, GRID)
+    d = d_prob(D, grid)
     mask = bulk(p_data, p_g)
     dev = np.abs(d - d_star)
     w = 0.5 * (p_data + p_g)
     return {"max_dev": float(dev[mask].max()),
-            "mean_dev": theory.trapezoid(w * dev, GRID),
-            "V_trained": theory.value_logits(d_logits(D, GRID), p_data, p_g, GRID),
-            "C": theory.virtual_criterion(p_data, p_g, GRID),
-            "d": d, "d_star": d_star, "mask": mask}
+            "mean_dev": theory.trapezoid(w * dev, grid),
+            "V_trained": theory.value_logits(d_logits(D, grid), p_data, p_g, grid),
+            "C": theory.virtual_criterion(p_data, p_g, grid),
+            "d": d, "d_star": d_star, "mask": mask, "grid": grid}
 
 
 def theorem1(mu: float, ms: list[float], d_steps: int, rng: np.random.Generator) -> list[dict]:
@@ -235,14 +237,14 @@ def mlp_gan(mu: float, iters: int, every: int, profile_every: int, profile_steps
     gan = GAN(G, D, "nonsaturating", g_opt=Adam(G, lr=1e-3, betas=(0.5, 0.999)),
               d_opt=Adam(D, lr=1e-3, betas=(0.5, 0.999)), z_shape=(1,))
     batches = toy.normal_batches(256, mu, 1.0, rng, F64)
-    p_data = toy.normal_pdf(GRID, mu)
+    p_data = toy.normal_pdf(COARSE, mu)
     hist: dict[str, list] = {"step": [], "jsd": [], "profile_step": [], "profile_score": []}
     real_eval = toy.sample_normal_1d(4000, mu, 1.0, rng, F64)
 
     def measure(t: int) -> None:
         fake = G(rng.standard_normal((200_000, 1)), train=False)
         hist["step"].append(t)
-        hist["jsd"].append(theory.jsd(p_data, theory.histogram_density(fake, GRID), GRID))
+        hist["jsd"].append(theory.jsd(p_data, theory.histogram_density(fake, COARSE), COARSE))
         if t % profile_every == 0:
             prof = noisy_loss_profile(real_eval, fake[:4000], steps=profile_steps, rng=rng)
             hist["profile_step"].append(t)
@@ -254,7 +256,7 @@ def mlp_gan(mu: float, iters: int, every: int, profile_every: int, profile_steps
         if t % every == 0:
             measure(t)
     fake = G(rng.standard_normal((1_000_000, 1)), train=False)
-    p_g = theory.histogram_density(fake, GRID)
+    p_g = theory.histogram_density(fake, COARSE)
     return {"G": G, "D": D, "p_g": p_g, "history": hist}
 
 
@@ -289,10 +291,12 @@ def plot_all(out: Path, mu: float, res: dict, p1_shift: dict, p1_mlp: dict, p_g_
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     for ax, p1, title in ((axes[0], p1_shift, f"G(z) = z + {res['prop1']['shift_m']:g}"),
                           (axes[1], p1_mlp, "MLP G (after training)")):
-        ax.plot(x, p1["d_star"][sel], "k-", lw=2, label="D* = p_data / (p_data + p_g)")
-        ax.plot(x, p1["d"][sel], "C3--", lw=2, label="sigma(D(x)), trained D")
-        m = p1["mask"][sel]
-        ax.fill_between(x, 0, 1, where=m, color="0.9", label="bulk (where the max is taken)")
+        g = p1["grid"]
+        s = (g >= lo) & (g <= hi)
+        ax.plot(g[s], p1["d_star"][s], "k-", lw=2, label="D* = p_data / (p_data + p_g)")
+        ax.plot(g[s], p1["d"][s], "C3--", lw=2, label="sigma(D(x)), trained D")
+        ax.fill_between(g[s], 0, 1, where=p1["mask"][s], color="0.9",
+                        label="bulk (where the max is taken)")
         ax.set_ylim(0, 1)
         ax.set_title(f"{title}: max |D - D*| = {p1['max_dev']:.3f}")
         ax.set_xlabel("x")
@@ -347,7 +351,8 @@ def plot_all(out: Path, mu: float, res: dict, p1_shift: dict, p1_mlp: dict, p_g_
     axes[0].set_title("MLP generator, non-saturating")
     axes[0].legend(loc="upper center", fontsize=8)
     axes[1].plot(x, toy.normal_pdf(x, mu), "k-", label="p_data")
-    axes[1].plot(x, p_g_mlp[sel], "C3-", label="p_g (histogram)")
+    cs = (COARSE >= lo) & (COARSE <= hi)
+    axes[1].plot(COARSE[cs], p_g_mlp[cs], "C3-", label="p_g (histogram, bins 0.05)")
     axes[1].set_title("final densities")
     axes[1].legend(fontsize=8)
     save_fig(fig, out / "mlp_gan.png")
@@ -458,7 +463,7 @@ def main(argv: list[str] | None = None) -> dict:
     fake = lambda n: mg["G"](rng.standard_normal((n, 1)), train=False)  # noqa: E731
     D = mlp(32, 2, rng)
     train_discriminator(D, normal_sampler(mu, rng), fake, 150 if q else 4000)
-    p1_mlp = proposition1(D, p_data, mg["p_g"])
+    p1_mlp = proposition1(D, toy.normal_pdf(COARSE, mu), mg["p_g"], COARSE)
     print(f"MLP GAN: JSD {res['mlp_gan']['jsd'][0]:.4f} -> {res['mlp_gan']['jsd'][-1]:.4f}; "
           f"Proposition 1 for it: max |D - D*| = {p1_mlp['max_dev']:.4f}")
     res["prop1"] = {"shift_m": m1, "grid_rule": "(p_data + p_g) / 2 >= 0.02",

@@ -200,9 +200,10 @@ def test_strict_teacher_minimax_gradient_vanishes():
     ex.train_discriminator(D, ex.normal_sampler(mu, rng), ex.normal_sampler(m, rng), 400,
                            lr=5e-3)
     mm, ns = ex.shift_grad(D, m, "minimax", z), ex.shift_grad(D, m, "nonsaturating", z)
-    assert mm < 1e-3 * ns, (mm, ns)
-    assert mm < 0.1 * before[0]
-    assert ns > 0.1  # the non-saturating teacher keeps talking
+    # the ratio minimax / non-saturating is about mean D(G(z)): near 1/2 at the start
+    assert mm < 1e-2 * ns, (mm, ns, before)
+    assert mm / ns < 0.02 * before[0] / before[1], (mm, ns, before)
+    assert ns > 10 * before[1]  # the non-saturating teacher speaks louder as D improves
 
 
 # ------------------------------------------------------------------------------ remedies
