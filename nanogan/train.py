@@ -8,19 +8,24 @@ architecture and optimizer configs, so loading it needs no code. It is written a
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import optim
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .gan import GAN
+from .checkpoint import atomic_write, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .gan import GAN, NonFiniteError
 from .layers.serialize import module_from_config, module_to_config
+from .stats import rename_history
 
-HISTORY_KEYS = ("d_loss", "g_loss", "d_x", "d_g_z", "d_acc")
+HISTORY_KEYS = ("d_loss", "g_loss", "D_x", "D_G_z", "D_acc")
 
 
 # ---------------------------------------------------------------------------- configs
@@ -62,6 +67,48 @@ def gan_from_config(config: dict[str, Any]) -> GAN:
 
 
 # ---------------------------------------------------------------------------- checkpoints
+def module_rngs(gan: GAN, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """The random generators held by G's and D's layers (e.g. :class:`~nanogan.layers.Dropout`'s
+    mask source), grouped by generator object, so a resumed run draws the same masks.
+
+    Returns a JSON-safe list of ``{"modules": ["D.0", "D.2"], "state": ..., "shared": bool}``:
+    ``modules`` names the layers holding one generator, ``shared`` says it is the training loop's
+    own ``rng`` (the noise source; then the state is not stored twice).
+    """
+    groups: dict[int, dict[str, Any]] = {}
+    for net_name, net in (("G", gan.G), ("D", gan.D)):
+        for path, m in net.named_modules(f"{net_name}."):
+            g = getattr(m, "rng", None)
+            if isinstance(g, np.random.Generator):
+                entry = groups.setdefault(id(g), {"modules": [], "generator": g})
+                entry["modules"].append(path.rstrip("."))
+    out = []
+    for entry in groups.values():
+        g = entry.pop("generator")
+        entry["shared"] = g is rng
+        entry["state"] = None if g is rng else rng_state(g)
+        out.append(entry)
+    return out
+
+
+def set_module_rngs(gan: GAN, rng: np.random.Generator, saved: list[dict[str, Any]]) -> None:
+    """Give G's and D's layers the generators :func:`module_rngs` described: one generator per
+    group (``rng`` itself for a shared group), in the saved state."""
+    modules = {path.rstrip("."): m for net_name, net in (("G", gan.G), ("D", gan.D))
+               for path, m in net.named_modules(f"{net_name}.")}
+    for entry in saved:
+        if entry.get("shared"):
+            g = rng
+        else:
+            g = np.random.default_rng()
+            set_rng_state(g, entry["state"])
+        for path in entry["modules"]:
+            if path not in modules or not hasattr(modules[path], "rng"):
+                raise ValueError(f"checkpoint: generator state for layer {path!r}, which the "
+                                 f"stored architecture has no random layer at")
+            modules[path].rng = g
+
+
 def save_training_checkpoint(path: str | os.PathLike, gan: GAN, rng: np.random.Generator,
                              batches: Any = None, fixed_z: np.ndarray | None = None,
                              history: dict[str, list[float]] | None = None,
@@ -69,12 +116,14 @@ def save_training_checkpoint(path: str | os.PathLike, gan: GAN, rng: np.random.G
     """Write a complete training state to ``path`` atomically.
 
     Refuses (``NonFiniteError``) to write weights containing NaN or infinity, so the last good
-    checkpoint survives a diverged run.
+    checkpoint survives a diverged run. The state of every random generator held by a layer
+    (dropout masks) is stored too (:func:`module_rngs`), so a resumed run continues bit for bit.
     """
     gan.check_finite(params=True)
     arrays = dict(gan.state_dict())
     meta: dict[str, Any] = {"format": "nanogan-training-checkpoint-1", "config": gan_config(gan),
-                            "rng": rng_state(rng), "extra": extra or {}}
+                            "rng": rng_state(rng), "module_rngs": module_rngs(gan, rng),
+                            "extra": extra or {}}
     if batches is not None:
         bstate = batches.state()
         meta["batches"] = {k: v for k, v in bstate.items() if not isinstance(v, np.ndarray)}
@@ -102,10 +151,12 @@ def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
                          if k.split(".", 1)[0] in ("G", "D", "g_opt", "d_opt", "gan")})
     rng = np.random.default_rng()
     set_rng_state(rng, meta["rng"])
+    set_module_rngs(gan, rng, meta.get("module_rngs", []))
     bstate = dict(meta.get("batches", {}))
     bstate.update({k[len("batches."):]: v for k, v in arrays.items() if k.startswith("batches.")})
-    history = {k[len("history."):]: list(map(int if k == "history.step" else float, v))
-               for k, v in arrays.items() if k.startswith("history.")}
+    history = rename_history({k[len("history."):]: list(map(int if k == "history.step" else
+                                                             float, v))
+                              for k, v in arrays.items() if k.startswith("history.")})
     return {"gan": gan, "rng": rng, "batches_state": bstate or None,
             "fixed_z": arrays.get("fixed_z"), "history": history,
             "extra": meta.get("extra", {}), "config": meta["config"]}
@@ -114,13 +165,48 @@ def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- the loop
 def write_metrics_csv(history: dict[str, list[float]], path: str | os.PathLike) -> None:
     keys = ["step", *[k for k in history if k != "step"]]
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(keys)
-        for row in zip(*(history[k] for k in keys)):
-            w.writerow([int(row[0]), *(f"{v:.6g}" for v in row[1:])])
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    w = csv.writer(text)
+    w.writerow(keys)
+    for row in zip(*(history[k] for k in keys)):
+        w.writerow([int(row[0]), *(f"{v:.6g}" for v in row[1:])])
+    atomic_write(path, lambda f: f.write(text.getvalue().encode("utf-8")))
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped :func:`train` between two steps, after it saved a checkpoint.
+
+    Attributes: ``step`` (the last completed step) and ``checkpoint`` (its path, or None without
+    an output folder).
+    """
+
+    def __init__(self, step: int, checkpoint: Path | None) -> None:
+        where = f"; checkpoint saved to {checkpoint}" if checkpoint is not None else ""
+        super().__init__(f"interrupted at step {step}{where}")
+        self.step, self.checkpoint = step, checkpoint
+
+
+@contextlib.contextmanager
+def sigint_deferred() -> Iterator[list[bool]]:
+    """While active, the first Ctrl-C (SIGINT) only sets ``flag[0] = True``, so a training step
+    is never cut in half (a checkpoint of a half-done step would not resume bit for bit); a
+    second Ctrl-C interrupts at once, as usual. Outside the main thread it does nothing."""
+    flag = [False]
+
+    def handler(signum: int, frame: Any) -> None:
+        if flag[0]:
+            raise KeyboardInterrupt
+        flag[0] = True
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: signals cannot be handled here
+        yield flag
+        return
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def train(gan: GAN, batches: Any, steps: int, rng: np.random.Generator, *,
@@ -133,7 +219,9 @@ def train(gan: GAN, batches: Any, steps: int, rng: np.random.Generator, *,
     Every ``sample_every`` steps ``out/samples.png`` (an 8x8 grid from ``fixed_z``) is refreshed;
     every ``checkpoint_every`` steps and at the end ``out/checkpoint.npz``, ``out/metrics.csv`` and
     ``out/losses.png`` are written. A NaN or infinity stops training with
-    :class:`nanogan.gan.NonFiniteError`; the last good checkpoint is left as it was.
+    :class:`nanogan.gan.NonFiniteError` (the message names the last good checkpoint, which is left
+    as it was). Ctrl-C stops it after the current step, writes the checkpoint and raises
+    :class:`TrainingInterrupted` (a ``KeyboardInterrupt``).
 
     Returns the history: ``step`` and each of ``HISTORY_KEYS`` per step.
     """
@@ -154,11 +242,14 @@ def train(gan: GAN, batches: Any, steps: int, rng: np.random.Generator, *,
         if outdir is not None:
             save_grid(gan.G(fixed_z, train=False), outdir / "samples.png")
 
+    saved: list[int] = []  # steps of the checkpoints written by this call
+
     def checkpoint() -> None:
         if outdir is None:
             return
         save_training_checkpoint(outdir / "checkpoint.npz", gan, rng, batches, fixed_z, history,
                                  extra)
+        saved.append(gan.steps)
         write_metrics_csv(history, outdir / "metrics.csv")
         if history["step"]:
             save_loss_plot(history, outdir / "losses.png")
@@ -166,21 +257,48 @@ def train(gan: GAN, batches: Any, steps: int, rng: np.random.Generator, *,
     bar = tqdm(total=steps, initial=gan.steps, disable=not progress, dynamic_ncols=True,
                desc="training")
     try:
-        while gan.steps < steps:
-            stats = gan.step(batches, rng)
-            history["step"].append(gan.steps)
-            for k in HISTORY_KEYS:
-                history[k].append(stats.get(k, float("nan")))
-            bar.update(1)
-            if gan.steps % 10 == 0 or gan.steps == steps:
-                bar.set_postfix(d_loss=f"{stats['d_loss']:.3f}", g_loss=f"{stats['g_loss']:.3f}",
-                                D_x=f"{stats['d_x']:.2f}", D_G_z=f"{stats['d_g_z']:.2f}")
-            if sample_every and gan.steps % sample_every == 0:
-                snapshot_samples()
-            if checkpoint_every and gan.steps % checkpoint_every == 0:
+        with sigint_deferred() as interrupted:
+            while gan.steps < steps and not interrupted[0]:
+                stats = gan.step(batches, rng)
+                history["step"].append(gan.steps)
+                for k in HISTORY_KEYS:
+                    history[k].append(stats.get(k, float("nan")))
+                bar.update(1)
+                if gan.steps % 10 == 0 or gan.steps == steps:
+                    bar.set_postfix(d_loss=f"{stats['d_loss']:.3f}",
+                                    g_loss=f"{stats['g_loss']:.3f}",
+                                    D_x=f"{stats['D_x']:.2f}", D_G_z=f"{stats['D_G_z']:.2f}")
+                if sample_every and gan.steps % sample_every == 0:
+                    snapshot_samples()
+                if checkpoint_every and gan.steps % checkpoint_every == 0:
+                    checkpoint()
+            if interrupted[0]:
                 checkpoint()
+    except NonFiniteError as exc:
+        if outdir is None:
+            raise
+        ckpt = outdir / "checkpoint.npz"
+        last = (f"{ckpt} (step {saved[-1]})" if saved else
+                f"{ckpt} (from before this run)" if ckpt.exists() else "none written yet")
+        raise NonFiniteError(f"{exc} Last good checkpoint: {last}.", exc.step,
+                             exc.quantity) from None
     finally:
         bar.close()
+    if interrupted[0]:
+        raise TrainingInterrupted(gan.steps, outdir / "checkpoint.npz" if outdir else None)
     snapshot_samples()
     checkpoint()
     return history
+
+
+def load_generator_checkpoint(path: str | os.PathLike) -> Any:
+    """The GAN of a training checkpoint, refusing one whose generator holds NaN or infinity
+    (a diverged run): ``CheckpointError`` naming the first such array."""
+    from .checkpoint import CheckpointError
+
+    gan = load_training_checkpoint(path)["gan"]
+    bad = [(name, what) for name, what in gan.nonfinite_arrays() if name.startswith("G.")]
+    if bad:
+        raise CheckpointError(f"{path}: the generator's {bad[0][0]} contains {bad[0][1]} (the run "
+                              "diverged); refusing to sample from it. Use an earlier checkpoint")
+    return gan

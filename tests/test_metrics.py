@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TOL
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -40,8 +41,6 @@ from nanogan.metrics import (
 from nanogan.metrics import features as feat_mod
 from nanogan.metrics.classifier import mnist_classifier, train_classifier
 from nanogan.metrics.mmd import kernel_matrix
-
-TOL = {np.float64: 1e-8, np.float32: 1e-4}
 
 
 # ------------------------------------------------------------------ softmax cross-entropy

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._kernels import matmul, ops
+from .._kernels import ops
 from .base import Module, _fmt_shape, as_dtype, as_rng
-from .conv import _check_grad, _matmul_nt, _pair, _positive
+from .conv import _check_grad, _pair, _positive
 from .init import uniform_fan_in
 
 _NCHW = "(N, C, H, W)"
@@ -106,6 +106,20 @@ class ConvTranspose2d(Module):
         y : (N, out_channels, OH, OW), C-contiguous
         cache : ``(x2, x_shape)``, ``x2`` = ``x`` laid out as (in_channels, N*H*W)
         """
+        x = self._checked_input(x)
+        out_shape = self.output_shape(x.shape)
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        Cin = self.in_channels
+        W2 = self.weight.reshape(Cin, -1)                         # (Cin, Cout*kh*kw)
+        x2 = x.transpose(1, 0, 2, 3).reshape(Cin, -1)             # (Cin, N*H*W)
+        cols = W2.T @ x2                                          # (Cout*kh*kw, N*H*W)
+        y = np.ascontiguousarray(ops.col2im(cols, out_shape, kh, kw, sh, sw, ph, pw))
+        if self.bias is not None:
+            y += self.bias[None, :, None, None]
+        return y, (x2, x.shape)
+
+    def _checked_input(self, x: np.ndarray) -> np.ndarray:
+        """``x`` validated (rank, channels, a positive output size) in the layer's dtype."""
         x = self._check_input(x, 4, _NCHW, {1: self.in_channels})
         out_shape = self.output_shape(x.shape)
         if out_shape[2] < 1 or out_shape[3] < 1:
@@ -113,25 +127,7 @@ class ConvTranspose2d(Module):
                              f"non-positive output size {_fmt_shape(out_shape[2:])}; expected "
                              f"shape {_NCHW} with (H - 1)*stride - 2*padding + kernel_size "
                              "+ output_padding >= 1")
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        Cin = self.in_channels
-        W2 = self.weight.reshape(Cin, -1)
-        x2 = x.transpose(1, 0, 2, 3).reshape(Cin, -1)             # (Cin, N*H*W)
-        if self._single_pixel(x.shape):
-            # Each 1 x 1 input scatters one whole kernel and col2im is a transpose: the
-            # product (N, Cin) @ (Cin, Cout*kh*kw) is already y in NCHW order.
-            y = matmul(x2.T, W2).reshape(out_shape)
-        else:
-            cols = matmul(W2.T, x2)                               # (Cout*kh*kw, N*H*W)
-            y = np.ascontiguousarray(ops.col2im(cols, out_shape, kh, kw, sh, sw, ph, pw))
-        if self.bias is not None:
-            y += self.bias[None, :, None, None]
-        return y, (x2, x.shape)
-
-    def _single_pixel(self, x_shape: tuple[int, ...]) -> bool:
-        """True when the input is 1 x 1 and nothing is cropped or added: ``y = x2^T @ W2``."""
-        return (tuple(x_shape[2:]) == (1, 1) and self.padding == (0, 0)
-                and self.output_padding == (0, 0))
+        return x
 
     def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool = True,
                  input_grad: bool = True) -> np.ndarray | None:
@@ -145,9 +141,6 @@ class ConvTranspose2d(Module):
             dL/dx  = W2 @ dcols                      (Cin, N*H*W) -> (N, Cin, H, W)
             dL/dW += (x2 @ dcols^T).reshape(W.shape) (Cin, Cout*kh*kw)
             dL/db += sum over n, oh, ow of dy        (Cout,)
-
-        For a 1 x 1 input without padding, ``dcols = dy.reshape(N, Cout*kh*kw)^T`` (a view) and
-        ``dL/dx = (dcols^T @ W2^T).reshape(N, Cin, 1, 1)``.
 
         Parameters
         ----------
@@ -164,18 +157,13 @@ class ConvTranspose2d(Module):
         dy = _check_grad(self, dy, self.output_shape(x_shape))
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         N, Cin, H, W = x_shape
-        W2 = self.weight.reshape(Cin, -1)
-        if self._single_pixel(x_shape):
-            dcols = dy.reshape(N, -1).T                           # im2col(dy) is a view here
-        else:
-            dcols = ops.im2col(dy, kh, kw, sh, sw, ph, pw)        # (Cout*kh*kw, N*H*W)
+        W2 = self.weight.reshape(Cin, -1)                         # (Cin, Cout*kh*kw)
+        dcols = ops.im2col(dy, kh, kw, sh, sw, ph, pw)            # (Cout*kh*kw, N*H*W)
         if param_grads:
-            self._grads["weight"] += _matmul_nt(x2, dcols).reshape(self.weight.shape)
+            self._grads["weight"] += (x2 @ dcols.T).reshape(self.weight.shape)
             if self.bias is not None:
                 self._grads["bias"] += dy.sum(axis=(0, 2, 3))
         if not input_grad:
             return None
-        if self._single_pixel(x_shape):
-            return matmul(dcols.T, W2.T).reshape(x_shape)         # (N, Cin) = dx2^T
-        dx2 = matmul(W2, dcols)                                   # (Cin, N*H*W)
+        dx2 = W2 @ dcols                                          # (Cin, N*H*W)
         return np.ascontiguousarray(dx2.reshape(Cin, N, H, W).transpose(1, 0, 2, 3))

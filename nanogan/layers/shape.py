@@ -4,10 +4,64 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Module, _fmt_shape
+from .base import Module, _fmt_shape, check_dy, check_sizes
 
 
-class Flatten(Module):
+class _Reshaping(Module):
+    """Second order of a layer that only reshapes (shared by :class:`Flatten` and
+    :class:`Reshape`): a linear map, whose backward does not depend on ``x``."""
+
+    def jvp(self, x_dot: np.ndarray, cache: tuple) -> tuple[np.ndarray, None]:
+        """Forward-mode derivative along ``x_dot``: the layer is linear, so it maps ``x_dot``
+        as it maps ``x``.
+
+        Equations
+        ---------
+        ``y_dot = x_dot.reshape(y.shape)``
+
+        Parameters
+        ----------
+        x_dot : shape of x; cache : x's shape, from :meth:`forward`
+
+        Returns
+        -------
+        y_dot : shape of y; tcache : None
+        """
+        x_dot = np.asarray(x_dot)
+        if x_dot.shape != tuple(cache):
+            raise ValueError(f"{self!r}: argument 'x_dot' expected shape "
+                             f"{_fmt_shape(tuple(cache))} (the forward input), "
+                             f"got {_fmt_shape(x_dot.shape)}")
+        return self.forward(x_dot)[0], None
+
+    def backward_jvp(self, dy: np.ndarray, dy_dot: np.ndarray, cache: tuple, tcache: None, *,
+                     param_grads: bool = True, input_grad: bool = True
+                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """:meth:`backward` differentiated along ``x_dot``, ``dy_dot``.
+
+        Equations
+        ---------
+        ::
+
+            dx     = dy.reshape(x.shape)
+            dx_dot = dy_dot.reshape(x.shape)      (the backward does not depend on x)
+
+        Parameters
+        ----------
+        dy, dy_dot : shape of y; cache : x's shape; tcache : None, from :meth:`jvp`
+        param_grads : unused (no parameters)
+        input_grad : if False, None, None is returned
+
+        Returns
+        -------
+        dx, dx_dot : shape of x each, or None, None
+        """
+        if not input_grad:
+            return None, None
+        return dy.reshape(cache), dy_dot.reshape(cache)
+
+
+class Flatten(_Reshaping):
     """``(N, d1, d2, ...) -> (N, d1*d2*...)``, as PyTorch's ``nn.Flatten()``.
 
     Backward reshapes ``dy`` to the input shape: ``dL/dx = dy.reshape(x.shape)``.
@@ -19,10 +73,11 @@ class Flatten(Module):
 
     def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool = True,
                  input_grad: bool = True) -> np.ndarray | None:
+        dy = check_dy(self, dy, (cache[0], int(np.prod(cache[1:]))))
         return dy.reshape(cache) if input_grad else None
 
 
-class Reshape(Module):
+class Reshape(_Reshaping):
     """``(N, ...) -> (N, *shape)``; e.g. ``Reshape(100, 1, 1)`` turns noise into a 1x1 image.
 
     Backward reshapes ``dy`` back: ``dL/dx = dy.reshape(x.shape)``.
@@ -32,7 +87,7 @@ class Reshape(Module):
         super().__init__()
         if len(shape) == 1 and isinstance(shape[0], tuple | list):
             shape = tuple(shape[0])
-        self.shape = tuple(int(s) for s in shape)
+        self.shape = check_sizes(self, **{f"shape[{i}]": s for i, s in enumerate(shape)})
 
     def extra_repr(self) -> str:
         return ", ".join(map(str, self.shape))
@@ -49,4 +104,5 @@ class Reshape(Module):
 
     def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool = True,
                  input_grad: bool = True) -> np.ndarray | None:
+        dy = check_dy(self, dy, (cache[0], *self.shape))
         return dy.reshape(cache) if input_grad else None
