@@ -18,11 +18,11 @@
 * The noise is N(0, I), the default of the 2014 code's ``Generator`` (``mnist.yaml`` sets none);
   ``--noise uniform`` draws U(-1, 1) instead.
 
-Every ``--parzen-every`` epochs the Parzen-window log-likelihood of 10,000 samples is measured
-with the paper's protocol (:func:`nanogan.metrics.mnist_parzen`) and appended to
-``OUT/parzen.csv``; ``OUT/checkpoint.npz`` (resumable with ``--resume``) and ``OUT/samples.png`` are
-refreshed after every epoch. Stop early with ``--minutes`` (the run ends after the epoch in which
-the time runs out, and measures Parzen there).
+Every ``--parzen-every`` epochs (and after the last; 0: never) the Parzen-window log-likelihood
+of 10,000 samples is measured with the paper's protocol (:func:`nanogan.metrics.mnist_parzen`) and
+appended to ``OUT/parzen.csv``; ``OUT/checkpoint.npz`` (resumable bit for bit with ``--resume``,
+dropout masks included) and ``OUT/samples.png`` are refreshed after every epoch. Stop early with
+``--minutes`` (the run ends after the epoch in which the time runs out, and measures Parzen there).
 
 Momentum note: nanogan's SGD is PyTorch's (``buf = mu buf + g; p -= lr buf``); pylearn2's is
 ``v = mu v - lr g; p += v``. With a constant learning rate they are the same update; with this
@@ -52,7 +52,9 @@ STEPS_PER_EPOCH = 500  # 50,000 images, batch 100
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--epochs", type=int, default=100, help="epochs of 500 updates")
+    p.add_argument("--epochs", type=int, default=250,
+                   help="epochs of --steps-per-epoch updates (mnist.yaml's momentum schedule "
+                        "saturates at 250)")
     p.add_argument("--minutes", type=float, default=None,
                    help="stop after the epoch in which this much wall time has passed")
     p.add_argument("--update", choices=["simultaneous", "alternating"], default="simultaneous")
@@ -61,19 +63,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--noise", choices=["normal", "uniform"], default="normal")
     p.add_argument("--parzen-every", type=int, default=10, help="epochs between Parzen scores")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps-per-epoch", type=int, default=STEPS_PER_EPOCH,
+                   help="updates per epoch (500 = 50,000 images at batch 100); smaller for tests")
+    p.add_argument("--g-hidden", type=int, default=1200, help="width of G's two ReLU layers")
+    p.add_argument("--d-units", type=int, default=240, help="maxout units per layer of D")
+    p.add_argument("--d-pieces", type=int, default=5, help="pieces per maxout unit of D")
     p.add_argument("--out", default="runs/goodfellow2014", help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     return p.parse_args(argv)
 
 
-def build(x_train: np.ndarray, init: str, rng: np.random.Generator
-          ) -> tuple[Sequential, Sequential]:
-    """G and D of the paper, initialised as ``mnist.yaml`` (``init="yaml"``) or by default."""
-    G = Sequential(Dense(100, 1200, rng=rng), ReLU(), Dense(1200, 1200, rng=rng), ReLU(),
-                   Dense(1200, 784, rng=rng), Sigmoid())
-    D = Sequential(Dropout(0.2, rng=rng), Maxout(784, 240, 5, rng=rng),
-                   Dropout(0.5, rng=rng), Maxout(240, 240, 5, rng=rng),
-                   Dropout(0.5, rng=rng), Dense(240, 1, rng=rng))
+def build(x_train: np.ndarray, init: str, rng: np.random.Generator, *, g_hidden: int = 1200,
+          d_units: int = 240, d_pieces: int = 5) -> tuple[Sequential, Sequential]:
+    """G and D of the paper, initialised as ``mnist.yaml`` (``init="yaml"``) or by default.
+
+    The dropout layers draw their masks from ``rng``, the noise source, as one stream; training
+    checkpoints store that sharing and the generator's state, so a resumed run continues bit for
+    bit (:func:`nanogan.train.module_rngs`).
+    """
+    h, u, k = g_hidden, d_units, d_pieces
+    G = Sequential(Dense(100, h, rng=rng), ReLU(), Dense(h, h, rng=rng), ReLU(),
+                   Dense(h, 784, rng=rng), Sigmoid())
+    D = Sequential(Dropout(0.2, rng=rng), Maxout(784, u, k, rng=rng),
+                   Dropout(0.5, rng=rng), Maxout(u, u, k, rng=rng),
+                   Dropout(0.5, rng=rng), Dense(u, 1, rng=rng))
     if init == "yaml":
         for net, irange in ((G, 0.05), (D, 0.005)):
             for name, p in net.params.items():
@@ -83,10 +96,10 @@ def build(x_train: np.ndarray, init: str, rng: np.random.Generator
     return G, D
 
 
-def schedule(step: int) -> tuple[float, float]:
+def schedule(step: int, steps_per_epoch: int = STEPS_PER_EPOCH) -> tuple[float, float]:
     """(learning rate, momentum) for update ``step`` (0-based)."""
     lr = max(0.1 / 1.000004**step, 1e-6)
-    epoch = step // STEPS_PER_EPOCH
+    epoch = step // steps_per_epoch
     momentum = 0.5 + 0.2 * min(epoch / 249.0, 1.0)
     return lr, momentum
 
@@ -103,20 +116,33 @@ def main(argv: list[str] | None = None) -> int:
     from nanogan.plot import save_grid
 
     args = parse_args(argv)
+    spe = args.steps_per_epoch
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     images, _ = load_mnist("train")
     x = images[:50000].reshape(50000, 784).astype(np.float32) / np.float32(255.0)
 
+    elapsed0 = 0.0
     if args.resume:
         state = load_training_checkpoint(out / "checkpoint.npz")
         gan, rng, fixed_z = state["gan"], state["rng"], state["fixed_z"]
         batches = Minibatches(x, 100, np.random.default_rng(args.seed + 1))
         batches.set_state(state["batches_state"])
-        print(f"resuming from update {gan.steps} (epoch {gan.steps // STEPS_PER_EPOCH})")
+        elapsed0 = float(state["extra"].get("seconds", 0.0))
+        # the run's own settings win over the flags: say so where they differ
+        for flag, key in (("update", "update"), ("init", "init"),
+                          ("steps_per_epoch", "steps_per_epoch")):
+            saved = state["extra"].get(key, getattr(args, flag))
+            if saved != getattr(args, flag):
+                print(f"note: --{flag.replace('_', '-')} {getattr(args, flag)} ignored: the "
+                      f"checkpoint's run uses {saved}", flush=True)
+                setattr(args, flag, saved)
+        spe = args.steps_per_epoch
+        print(f"resuming from update {gan.steps} (epoch {gan.steps // spe})")
     else:
         rng = np.random.default_rng(args.seed)
-        G, D = build(x, args.init, rng)
+        G, D = build(x, args.init, rng, g_hidden=args.g_hidden, d_units=args.d_units,
+                     d_pieces=args.d_pieces)
         lr, momentum = schedule(0)
         gan = GAN(G, D, loss="nonsaturating", g_opt=SGD(G, lr=lr, momentum=momentum),
                   d_opt=SGD(D, lr=lr, momentum=momentum), noise=args.noise)
@@ -126,19 +152,17 @@ def main(argv: list[str] | None = None) -> int:
             csv.writer(f).writerow(["epoch", "updates", "seconds", "parzen", "se", "sigma"])
 
     extra = {"example": "goodfellow2014_mnist", "update": args.update, "init": args.init,
-             "pixel_range": [0, 1]}
+             "steps_per_epoch": spe, "pixel_range": [0, 1]}
     print(f"nanogan {nanogan.__version__}, kernels: {nanogan.kernel_backend()}, "
           f"G {gan.G.num_params():,} params, D {gan.D.num_params():,} params, "
           f"update {args.update}, init {args.init}, noise {args.noise}", flush=True)
     t0 = time.perf_counter()
-    elapsed0 = float(load_training_checkpoint(out / "checkpoint.npz")["extra"].get("seconds", 0)
-                     ) if args.resume else 0.0
-    epoch = gan.steps // STEPS_PER_EPOCH
+    epoch = gan.steps // spe
     try:
         while epoch < args.epochs:
             sums: dict[str, float] = {}
-            for _ in range(STEPS_PER_EPOCH):
-                lr, momentum = schedule(gan.steps)
+            for _ in range(spe):
+                lr, momentum = schedule(gan.steps, spe)
                 for opt in (gan.g_opt, gan.d_opt):
                     opt.lr, opt.momentum = lr, momentum
                 xb = next(batches)
@@ -147,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     stats = gan.step(iter([xb]), rng)
                 for k, v in stats.items():
-                    sums[k] = sums.get(k, 0.0) + v / STEPS_PER_EPOCH
+                    sums[k] = sums.get(k, 0.0) + v / spe
             epoch += 1
             seconds = elapsed0 + time.perf_counter() - t0
             print(f"epoch {epoch}: {seconds:.0f} s, lr {lr:.4f}, momentum {momentum:.3f}, "
@@ -157,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             last = epoch >= args.epochs or out_of_time
             save_training_checkpoint(out / "checkpoint.npz", gan, rng, batches, fixed_z,
                                      None, {**extra, "epoch": epoch, "seconds": seconds})
-            if (args.parzen_every and epoch % args.parzen_every == 0) or last:
+            if args.parzen_every and (epoch % args.parzen_every == 0 or last):
                 res = mnist_parzen(sample01(gan, 10000))
                 print(f"epoch {epoch}: Parzen log-likelihood {res}", flush=True)
                 with open(out / "parzen.csv", "a", newline="") as f:

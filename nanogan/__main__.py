@@ -1,7 +1,8 @@
 """The ``nanogan`` command line (``python -m nanogan ...``).
 
 ``nanogan sample CHECKPOINT --n 10000 --out samples.npy [--png grid.png] [--seed 0]``
-    draws samples from a training checkpoint's generator: float32, (N, 1, 28, 28), in [-1, 1].
+    draws samples from a training checkpoint's generator: float32, (N, 1, 28, 28), in [-1, 1]
+    for every generator (a sigmoid generator's [0, 1] output is rescaled).
 ``nanogan info``
     prints the version and the kernel sets.
 ``nanogan evaluate CHECKPOINT_OR_SAMPLES_NPY [--n 10000] [--json]``
@@ -19,13 +20,20 @@ import numpy as np
 
 
 def generate(gan, n: int, seed: int, batch: int = 1000) -> np.ndarray:
-    """``n`` samples of ``gan.G`` in eval mode from seeded noise, as (n, C, H, W) float32."""
+    """``n`` samples of ``gan.G`` in eval mode from seeded noise, as (n, C, H, W) float32 in
+    [-1, 1] whatever the generator's own range (a Sigmoid generator's ``[0, 1]`` output ``y`` is
+    written as ``2 y - 1``), so a samples file never needs a guess about its range."""
+    from .metrics.evaluate import generator_range
+
+    lo, hi = generator_range(gan)
     rng = np.random.default_rng(seed)
     chunks = []
     for start in range(0, n, batch):
         z = gan.sample_noise(min(batch, n - start), rng)
         chunks.append(gan.G(z, train=False))
     x = np.concatenate(chunks).astype(np.float32, copy=False)
+    if (lo, hi) != (-1.0, 1.0):
+        x = (x - np.float32(lo)) * np.float32(2.0 / (hi - lo)) - np.float32(1.0)
     if x.ndim == 2:
         side = round(float(np.sqrt(x.shape[1])))
         if side * side == x.shape[1]:

@@ -75,6 +75,48 @@ def gan_from_config(config: dict[str, Any]) -> GAN:
 
 
 # ---------------------------------------------------------------------------- checkpoints
+def module_rngs(gan: GAN, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """The random generators held by G's and D's layers (e.g. :class:`~nanogan.layers.Dropout`'s
+    mask source), grouped by generator object, so a resumed run draws the same masks.
+
+    Returns a JSON-safe list of ``{"modules": ["D.0", "D.2"], "state": ..., "shared": bool}``:
+    ``modules`` names the layers holding one generator, ``shared`` says it is the training loop's
+    own ``rng`` (the noise source; then the state is not stored twice).
+    """
+    groups: dict[int, dict[str, Any]] = {}
+    for net_name, net in (("G", gan.G), ("D", gan.D)):
+        for path, m in net.named_modules(f"{net_name}."):
+            g = getattr(m, "rng", None)
+            if isinstance(g, np.random.Generator):
+                entry = groups.setdefault(id(g), {"modules": [], "generator": g})
+                entry["modules"].append(path.rstrip("."))
+    out = []
+    for entry in groups.values():
+        g = entry.pop("generator")
+        entry["shared"] = g is rng
+        entry["state"] = None if g is rng else rng_state(g)
+        out.append(entry)
+    return out
+
+
+def set_module_rngs(gan: GAN, rng: np.random.Generator, saved: list[dict[str, Any]]) -> None:
+    """Give G's and D's layers the generators :func:`module_rngs` described: one generator per
+    group (``rng`` itself for a shared group), in the saved state."""
+    modules = {path.rstrip("."): m for net_name, net in (("G", gan.G), ("D", gan.D))
+               for path, m in net.named_modules(f"{net_name}.")}
+    for entry in saved:
+        if entry.get("shared"):
+            g = rng
+        else:
+            g = np.random.default_rng()
+            set_rng_state(g, entry["state"])
+        for path in entry["modules"]:
+            if path not in modules or not hasattr(modules[path], "rng"):
+                raise ValueError(f"checkpoint: generator state for layer {path!r}, which the "
+                                 f"stored architecture has no random layer at")
+            modules[path].rng = g
+
+
 def save_training_checkpoint(path: str | os.PathLike, gan: GAN, rng: np.random.Generator,
                              batches: Any = None, fixed_z: np.ndarray | None = None,
                              history: dict[str, list[float]] | None = None,
@@ -82,12 +124,14 @@ def save_training_checkpoint(path: str | os.PathLike, gan: GAN, rng: np.random.G
     """Write a complete training state to ``path`` atomically.
 
     Refuses (``NonFiniteError``) to write weights containing NaN or infinity, so the last good
-    checkpoint survives a diverged run.
+    checkpoint survives a diverged run. The state of every random generator held by a layer
+    (dropout masks) is stored too (:func:`module_rngs`), so a resumed run continues bit for bit.
     """
     gan.check_finite(params=True)
     arrays = dict(gan.state_dict())
     meta: dict[str, Any] = {"format": "nanogan-training-checkpoint-1", "config": gan_config(gan),
-                            "rng": rng_state(rng), "extra": extra or {}}
+                            "rng": rng_state(rng), "module_rngs": module_rngs(gan, rng),
+                            "extra": extra or {}}
     if batches is not None:
         bstate = batches.state()
         meta["batches"] = {k: v for k, v in bstate.items() if not isinstance(v, np.ndarray)}
@@ -115,6 +159,7 @@ def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
                          if k.split(".", 1)[0] in ("G", "D", "g_opt", "d_opt", "gan")})
     rng = np.random.default_rng()
     set_rng_state(rng, meta["rng"])
+    set_module_rngs(gan, rng, meta.get("module_rngs", []))
     bstate = dict(meta.get("batches", {}))
     bstate.update({k[len("batches."):]: v for k, v in arrays.items() if k.startswith("batches.")})
     history = {k[len("history."):]: list(map(int if k == "history.step" else float, v))

@@ -83,7 +83,9 @@ def real_samples(n: int = 10000) -> tuple[np.ndarray, tuple[float, float]]:
     return images[:n].reshape(n, 1, 28, 28).astype(np.float32) / np.float32(255.0), (0.0, 1.0)
 
 
-def _generator_range(gan: Any) -> tuple[float, float]:
+def generator_range(gan: Any) -> tuple[float, float]:
+    """The pixel range of ``gan.G``'s output, from its last layer: (0, 1) for a Sigmoid, (-1, 1)
+    for a Tanh; ValueError for any other last layer."""
     from ..layers import Sequential, Sigmoid, Tanh
 
     last = gan.G
@@ -128,7 +130,7 @@ def load_samples(path: str | os.PathLike, n: int = 10000, seed: int = 0
     chunks = [gan.G(gan.sample_noise(min(1000, n - s), rng), train=False)
               for s in range(0, n, 1000)]
     x = np.concatenate(chunks).astype(np.float32).reshape(n, 1, 28, 28)
-    return x, _generator_range(gan)
+    return x, generator_range(gan)
 
 
 def evaluate(samples: np.ndarray, pixel_range: tuple[float, float] = (-1.0, 1.0), *,

@@ -1,0 +1,115 @@
+"""The 2014 example: exact resume (dropout masks included) and the generator's pixel range.
+
+``--epochs 2`` must equal ``--epochs 1`` then ``--epochs 2 --resume``, bit for bit, on a small
+configuration of the same model (maxout D with dropout, SGD with the momentum schedule, the 2014
+simultaneous update and Algorithm 1).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nanogan.checkpoint import load_checkpoint
+from nanogan.layers import Dense, Dropout, Sequential
+from nanogan.train import load_training_checkpoint, module_rngs, set_module_rngs
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+import goodfellow2014_mnist as example
+
+SMALL = ["--steps-per-epoch", "6", "--g-hidden", "16", "--d-units", "8", "--d-pieces", "2",
+         "--parzen-every", "0"]
+
+
+@pytest.mark.parametrize("update", ["simultaneous", "alternating"])
+def test_n_plus_n_epochs_equals_2n(tmp_path, capsys, update):
+    a, b = tmp_path / "a", tmp_path / "b"
+    common = [*SMALL, "--update", update]
+    assert example.main(["--epochs", "2", "--out", str(a), *common]) == 0
+    assert example.main(["--epochs", "1", "--out", str(b), *common]) == 0
+    assert example.main(["--epochs", "2", "--resume", "--out", str(b), *common]) == 0
+    (xa, ma), (xb, mb) = (load_checkpoint(d / "checkpoint.npz") for d in (a, b))
+    assert xa.keys() == xb.keys()
+    for k in xa:
+        np.testing.assert_array_equal(xa[k], xb[k], err_msg=k)
+    assert ma["rng"] == mb["rng"] and ma["module_rngs"] == mb["module_rngs"]
+    assert "resuming from update 6 (epoch 1)" in capsys.readouterr().out
+
+
+def test_resume_would_differ_without_the_dropout_state(tmp_path):
+    """The check above can fail: losing the dropout generator changes the continued run."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert example.main(["--epochs", "2", "--out", str(a), *SMALL]) == 0
+    assert example.main(["--epochs", "1", "--out", str(b), *SMALL]) == 0
+    state = load_training_checkpoint(b / "checkpoint.npz")
+    gan, rng = state["gan"], state["rng"]
+    assert all(m.rng is rng for m in gan.D.layers if isinstance(m, Dropout))  # one stream
+    for m in gan.D.layers:
+        if isinstance(m, Dropout):
+            m.rng = np.random.default_rng(12345)  # what a resume without the state would do
+    x = np.random.default_rng(0).random((100, 784)).astype(np.float32)
+    s1 = gan.simultaneous_step(x, gan.sample_noise(100, rng))
+    state2 = load_training_checkpoint(b / "checkpoint.npz")
+    s2 = state2["gan"].simultaneous_step(x, state2["gan"].sample_noise(100, state2["rng"]))
+    assert s1["d_loss"] != s2["d_loss"]
+
+
+def test_module_rngs_round_trip_keeps_sharing():
+    """Layers sharing one generator share it again after loading; a private one keeps its
+    state; the training loop's generator is linked, not copied."""
+    from nanogan import GAN
+    from nanogan.optim import SGD
+
+    main = np.random.default_rng(0)
+    private = np.random.default_rng(1)
+    G = Sequential(Dense(4, 6, rng=0), Dropout(0.5, rng=private), Dense(6, 4, rng=0))
+    D = Sequential(Dropout(0.2, rng=main), Dense(4, 3, rng=0), Dropout(0.5, rng=main),
+                   Dense(3, 1, rng=0))
+    gan = GAN(G, D, g_opt=SGD(G, lr=0.1), d_opt=SGD(D, lr=0.1), z_shape=(4,))
+    private.random(7)
+    saved = module_rngs(gan, main)
+    assert sorted(e["shared"] for e in saved) == [False, True]
+
+    G2 = Sequential(Dense(4, 6, rng=0), Dropout(0.5), Dense(6, 4, rng=0))
+    D2 = Sequential(Dropout(0.2), Dense(4, 3, rng=0), Dropout(0.5), Dense(3, 1, rng=0))
+    gan2 = GAN(G2, D2, g_opt=SGD(G2, lr=0.1), d_opt=SGD(D2, lr=0.1), z_shape=(4,))
+    main2 = np.random.default_rng(99)
+    set_module_rngs(gan2, main2, saved)
+    assert D2[0].rng is main2 and D2[2].rng is main2
+    assert G2[1].rng is not main2
+    np.testing.assert_array_equal(G2[1].rng.random(5), private.random(5))
+
+    bad = [{"modules": ["D.1"], "shared": True, "state": None}]  # a Dense has no generator
+    with pytest.raises(ValueError, match=r"D\.1"):
+        set_module_rngs(gan2, main2, bad)
+
+
+def test_resume_takes_the_runs_own_settings(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert example.main(["--epochs", "1", "--out", str(out), *SMALL]) == 0
+    other = [a if a != "6" else "3" for a in SMALL]  # --steps-per-epoch 3 on the command line
+    assert example.main(["--epochs", "2", "--resume", "--out", str(out), *other]) == 0
+    text = capsys.readouterr().out
+    assert "--steps-per-epoch 3 ignored: the checkpoint's run uses 6" in text
+    assert load_training_checkpoint(out / "checkpoint.npz")["gan"].steps == 12
+
+
+def test_sample_writes_minus_one_to_one_for_a_sigmoid_generator(tmp_path):
+    """``nanogan sample`` of the 2014 model (sigmoid output in [0, 1]) writes ``2 y - 1``."""
+    from nanogan.__main__ import main
+
+    run = tmp_path / "run"
+    assert example.main(["--epochs", "1", "--out", str(run), *SMALL]) == 0
+    out = tmp_path / "s.npy"
+    assert main(["sample", str(run / "checkpoint.npz"), "--n", "300", "--out", str(out),
+                 "--seed", "3"]) == 0
+    x = np.load(out)
+    gan = load_training_checkpoint(run / "checkpoint.npz")["gan"]
+    rng = np.random.default_rng(3)
+    y = gan.G(gan.sample_noise(300, rng), train=False).reshape(300, 1, 28, 28)
+    assert y.min() >= 0 and y.max() <= 1
+    np.testing.assert_allclose(x, 2 * y - 1, rtol=0, atol=1e-6)
+    assert x.min() < -0.5  # near-black background pixels land near -1, not near 0
