@@ -3,7 +3,7 @@
 Layers follow PyTorch's names, argument names, shapes and state-dict keys (see the README).
 """
 
-from . import data, layers, losses, optim
+from . import data, layers, losses, optim, penalties
 from ._kernels import available as available_kernels
 from ._kernels import get_backend as kernel_backend
 from ._kernels import set_backend as set_kernel_backend
@@ -17,6 +17,7 @@ from .layers import (
     Dense,
     Dropout,
     Flatten,
+    LayerNorm,
     LeakyReLU,
     Maxout,
     Module,
@@ -32,7 +33,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "GAN", "BatchNorm1d", "BatchNorm2d", "Conv2d", "ConvTranspose2d", "Dense", "Dropout",
-    "Flatten", "LeakyReLU", "Maxout", "Module", "ReLU", "Reshape", "Sequential", "Sigmoid", "Tanh",
+    "Flatten", "LayerNorm", "LeakyReLU", "Maxout", "Module", "ReLU", "Reshape", "Sequential",
+    "Sigmoid", "Tanh",
     "available_kernels", "data", "dcgan_init", "gradcheck", "kernel_backend", "layers", "losses",
-    "numerical_gradient", "optim", "rel_error", "set_kernel_backend",
+    "numerical_gradient", "optim", "penalties", "rel_error", "set_kernel_backend",
 ]

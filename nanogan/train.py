@@ -38,8 +38,11 @@ def optimizer_from_config(config: dict[str, Any], model: Any) -> Any:
 
 
 def gan_config(gan: GAN) -> dict[str, Any]:
-    """JSON-safe description of the GAN's architecture, loss and optimizers."""
+    """JSON-safe description of the GAN's architecture, loss and optimizers (plus the
+    class and its settings for a GAN subclass with a ``config()`` method)."""
+    extra = gan.config() if hasattr(gan, "config") else {}
     return {
+        **extra,
         "generator": module_to_config(gan.G),
         "discriminator": module_to_config(gan.D),
         "loss": gan.loss_name,
@@ -56,9 +59,19 @@ def gan_from_config(config: dict[str, Any]) -> GAN:
     """A freshly initialised :class:`GAN` with the architecture and optimizers of ``config``."""
     G = module_from_config(config["generator"])
     D = module_from_config(config["discriminator"])
-    return GAN(G, D, loss=config["loss"], g_opt=optimizer_from_config(config["g_opt"], G),
+    kwargs: dict[str, Any] = {}
+    cls: type[GAN] = GAN
+    kind = config.get("type", "GAN")
+    if kind == "ConditionalGAN":
+        from .conditional import ConditionalGAN
+
+        cls, kwargs = ConditionalGAN, {"num_classes": config["num_classes"]}
+    elif kind != "GAN":
+        raise ValueError(f"unknown GAN type {kind!r} in checkpoint")
+    return cls(G, D, loss=config["loss"], g_opt=optimizer_from_config(config["g_opt"], G),
                d_opt=optimizer_from_config(config["d_opt"], D), k=config["k"],
-               clip=config["clip"], z_shape=tuple(config["z_shape"]), noise=config["noise"])
+               clip=config["clip"], z_shape=tuple(config["z_shape"]), noise=config["noise"],
+               **kwargs)
 
 
 # ---------------------------------------------------------------------------- checkpoints
@@ -172,10 +185,11 @@ def train(gan: GAN, batches: Any, steps: int, rng: np.random.Generator, *,
           out: str | os.PathLike | None = None, fixed_z: np.ndarray | None = None,
           history: dict[str, list[float]] | None = None, sample_every: int = 500,
           checkpoint_every: int = 1000, progress: bool = True,
-          extra: dict[str, Any] | None = None) -> dict[str, list[float]]:
+          extra: dict[str, Any] | None = None, nrow: int = 8) -> dict[str, list[float]]:
     """Run Algorithm 1 until ``gan.steps == steps``.
 
-    Every ``sample_every`` steps ``out/samples.png`` (an 8x8 grid from ``fixed_z``) is refreshed;
+    Every ``sample_every`` steps ``out/samples.png`` (a grid from ``fixed_z``, ``nrow`` images
+    per row) is refreshed;
     every ``checkpoint_every`` steps and at the end ``out/checkpoint.npz``, ``out/metrics.csv`` and
     ``out/losses.png`` are written. A NaN or infinity stops training with
     :class:`nanogan.gan.NonFiniteError`; the last good checkpoint is left as it was.
@@ -197,7 +211,7 @@ def train(gan: GAN, batches: Any, steps: int, rng: np.random.Generator, *,
 
     def snapshot_samples() -> None:
         if outdir is not None:
-            save_grid(gan.G(fixed_z, train=False), outdir / "samples.png")
+            save_grid(gan.G(fixed_z, train=False), outdir / "samples.png", nrow=nrow)
 
     def checkpoint() -> None:
         if outdir is None:

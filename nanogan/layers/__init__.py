@@ -9,11 +9,12 @@ from .conv_transpose import ConvTranspose2d
 from .dense import Dense
 from .dropout import Dropout
 from .init import dcgan_init
+from .layernorm import LayerNorm
 from .maxout import Maxout
 from .shape import Flatten, Reshape
 
 __all__ = [
     "BatchNorm1d", "BatchNorm2d", "Conv2d", "ConvTranspose2d", "Dense", "Dropout", "Flatten",
-    "LeakyReLU", "Maxout", "Module", "ReLU", "Reshape", "Sequential", "Sigmoid", "Tanh",
-    "dcgan_init",
+    "LayerNorm", "LeakyReLU", "Maxout", "Module", "ReLU", "Reshape", "Sequential", "Sigmoid",
+    "Tanh", "dcgan_init",
 ]

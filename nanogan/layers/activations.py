@@ -39,6 +39,51 @@ class LeakyReLU(Module):
         (None when ``input_grad`` is False: there are no parameters)"""
         return ops.leaky_relu_backward(dy, cache, self.negative_slope) if input_grad else None
 
+    # ------------------------------------------------------------------ second order
+    def jvp(self, x_dot: np.ndarray, cache: np.ndarray) -> tuple[np.ndarray, None]:
+        """Forward-mode derivative along ``x_dot``.
+
+        Equations
+        ---------
+        ``y_dot = x_dot * f'(x)``, ``f'(x) = 1 if x > 0 else negative_slope``
+
+        Parameters
+        ----------
+        x_dot : shape of x; cache : x, from :meth:`forward`
+
+        Returns
+        -------
+        y_dot : shape of x; tcache : None (the layer is piecewise linear: ``f'' = 0``)
+        """
+        return ops.leaky_relu_backward(x_dot, cache, self.negative_slope), None
+
+    def backward_jvp(self, dy: np.ndarray, dy_dot: np.ndarray, cache: np.ndarray, tcache: None,
+                     *, param_grads: bool = True, input_grad: bool = True
+                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """:meth:`backward` differentiated along ``x -> x + e x_dot``, ``dy -> dy + e dy_dot``.
+
+        Equations
+        ---------
+        ::
+
+            dx     = dy * f'(x)
+            dx_dot = dy_dot * f'(x) + dy * f''(x) * x_dot  =  dy_dot * f'(x)
+
+        since ``f'' = 0`` away from ``x = 0`` (where, as in PyTorch, ``f'`` is that of ``x < 0``).
+
+        Parameters
+        ----------
+        dy, dy_dot : shape of x; cache : x; tcache : None, from :meth:`jvp`
+
+        Returns
+        -------
+        dx, dx_dot : shape of x each, or None, None when ``input_grad`` is False
+        """
+        if not input_grad:
+            return None, None
+        s = self.negative_slope
+        return ops.leaky_relu_backward(dy, cache, s), ops.leaky_relu_backward(dy_dot, cache, s)
+
 
 class ReLU(LeakyReLU):
     """``y = max(x, 0)``; ``dL/dx = dy * [x > 0]`` (the gradient at 0 is 0, as PyTorch)."""
@@ -68,6 +113,48 @@ class Tanh(Module):
         y = cache
         return dy * (1 - y * y) if input_grad else None
 
+    # ------------------------------------------------------------------ second order
+    def jvp(self, x_dot: np.ndarray, cache: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Forward-mode derivative along ``x_dot``: ``y_dot = x_dot * (1 - y^2)``.
+
+        Parameters
+        ----------
+        x_dot : shape of x; cache : y, from :meth:`forward`
+
+        Returns
+        -------
+        y_dot : shape of x; tcache : ``y_dot``
+        """
+        y = cache
+        y_dot = x_dot * (1 - y * y)
+        return y_dot, y_dot
+
+    def backward_jvp(self, dy: np.ndarray, dy_dot: np.ndarray, cache: np.ndarray,
+                     tcache: np.ndarray, *, param_grads: bool = True, input_grad: bool = True
+                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """:meth:`backward` differentiated along ``x -> x + e x_dot``, ``dy -> dy + e dy_dot``.
+
+        Equations
+        ---------
+        ::
+
+            dx     = dy * (1 - y^2)
+            dx_dot = dy_dot * (1 - y^2) - 2 dy * y * y_dot        (y_dot = (1 - y^2) x_dot)
+
+        Parameters
+        ----------
+        dy, dy_dot : shape of x; cache : y; tcache : y_dot, from :meth:`jvp`
+
+        Returns
+        -------
+        dx, dx_dot : shape of x each, or None, None when ``input_grad`` is False
+        """
+        if not input_grad:
+            return None, None
+        y, y_dot = cache, tcache
+        d = 1 - y * y
+        return dy * d, dy_dot * d - 2 * dy * y * y_dot
+
 
 class Sigmoid(Module):
     """``y = 1 / (1 + exp(-x))``, computed without overflow.
@@ -87,3 +174,44 @@ class Sigmoid(Module):
                  input_grad: bool = True) -> np.ndarray | None:
         y = cache
         return dy * y * (1 - y) if input_grad else None
+
+    # ------------------------------------------------------------------ second order
+    def jvp(self, x_dot: np.ndarray, cache: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Forward-mode derivative along ``x_dot``: ``y_dot = x_dot * y * (1 - y)``.
+
+        Parameters
+        ----------
+        x_dot : shape of x; cache : y, from :meth:`forward`
+
+        Returns
+        -------
+        y_dot : shape of x; tcache : ``y_dot``
+        """
+        y = cache
+        y_dot = x_dot * y * (1 - y)
+        return y_dot, y_dot
+
+    def backward_jvp(self, dy: np.ndarray, dy_dot: np.ndarray, cache: np.ndarray,
+                     tcache: np.ndarray, *, param_grads: bool = True, input_grad: bool = True
+                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """:meth:`backward` differentiated along ``x -> x + e x_dot``, ``dy -> dy + e dy_dot``.
+
+        Equations
+        ---------
+        ::
+
+            dx     = dy * y (1 - y)
+            dx_dot = dy_dot * y (1 - y) + dy * (1 - 2 y) * y_dot     (y_dot = y (1 - y) x_dot)
+
+        Parameters
+        ----------
+        dy, dy_dot : shape of x; cache : y; tcache : y_dot, from :meth:`jvp`
+
+        Returns
+        -------
+        dx, dx_dot : shape of x each, or None, None when ``input_grad`` is False
+        """
+        if not input_grad:
+            return None, None
+        y, y_dot = cache, tcache
+        return dy * y * (1 - y), dy_dot * y * (1 - y) + dy * (1 - 2 * y) * y_dot

@@ -15,6 +15,18 @@ A module is a function ``y = f(x; theta)`` with a hand-written derivative:
   backward. :class:`~nanogan.layers.container.Sequential` asks only its first layer to skip it
   (every later layer's ``dL/dx`` is the ``dy`` of the layer before).
 
+Second order (gradient penalties, :mod:`nanogan.penalties`): a layer that a critic can use also
+differentiates its own backward pass, in forward mode ("forward over reverse")::
+
+    y, cache = m.forward_unfused(x)                   # forward, each layer's own cache
+    y_dot, tcache = m.jvp(x_dot, cache)               # how y moves when x moves along x_dot
+    dx, dx_dot = m.backward_jvp(dy, dy_dot, cache, tcache)
+                                                      # how dx moves (and ADDS how dL/dtheta moves)
+
+``dx_dot = d/de backward(dy + e dy_dot)`` at ``x + e x_dot``, and ``grads += d/de dL/dtheta``
+along the same path. With ``dy = 1`` and ``dy_dot = 0`` this is ``d/dtheta (x_dot . dD/dx)``,
+the parameter gradient of any penalty ``P(dD/dx)`` for ``x_dot = dP/d(dD/dx)``.
+
 Parameters, their gradients and buffers live in plain dicts of NumPy arrays. The arrays are never
 rebound, only updated in place, so an optimizer may hold on to them.
 """
@@ -157,6 +169,30 @@ class Module:
     def backward(self, dy: np.ndarray, cache: Any, *, param_grads: bool = True,
                  input_grad: bool = True) -> np.ndarray | None:
         raise NotImplementedError
+
+    # ------------------------------------------------------------------ second order
+    # The gradient of a function of the input gradient (a gradient penalty) w.r.t. the parameters:
+    # the first-order backward differentiated once more, in forward mode (see penalties.py).
+    def forward_unfused(self, x: np.ndarray, train: bool = True) -> tuple[np.ndarray, Any]:
+        """``forward`` with every layer run alone, so each cache is that layer's own: the cache
+        :meth:`jvp` and :meth:`backward_jvp` read. The same as :meth:`forward` for a single
+        layer; a container that fuses layers overrides it."""
+        return self.forward(x, train)
+
+    def jvp(self, x_dot: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
+        """Forward-mode derivative at the cached point: ``y_dot = (dy/dx) x_dot`` (parameters held
+        fixed), and a tangent cache for :meth:`backward_jvp`. ``cache`` comes from
+        :meth:`forward_unfused`."""
+        raise NotImplementedError(f"{type(self).__name__} has no second-order backward (jvp)")
+
+    def backward_jvp(self, dy: np.ndarray, dy_dot: np.ndarray, cache: Any, tcache: Any, *,
+                     param_grads: bool = True, input_grad: bool = True
+                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The backward pass differentiated along a direction: with ``x`` moving along ``x_dot``
+        (the :meth:`jvp` that made ``tcache``) and ``dy`` along ``dy_dot``, return
+        ``(dx, dx_dot)`` and ADD the rate of change of ``dL/dparam`` into :attr:`grads`."""
+        raise NotImplementedError(f"{type(self).__name__} has no second-order backward "
+                                  "(backward_jvp)")
 
     def __call__(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         """``m(x)`` is ``m.forward(x, train)[0]``: the output alone, the cache dropped."""

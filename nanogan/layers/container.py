@@ -122,3 +122,84 @@ class Sequential(Module):
             else:
                 dy = layer.backward(dy, c, **kw)
         return dy if input_grad else None
+
+    # ------------------------------------------------------------------ second order
+    def forward_unfused(self, x: np.ndarray, train: bool = True) -> tuple[np.ndarray, list[Any]]:
+        """:meth:`forward` with every layer run alone (no fusion), so that each cache is the
+        layer's own: the caches :meth:`jvp` and :meth:`backward_jvp` read. :meth:`backward`
+        accepts them too."""
+        caches: list[Any] = []
+        for layer in self.layers:
+            x, c = layer.forward_unfused(x, train)
+            caches.append(c)
+        return x, caches
+
+    def jvp(self, x_dot: np.ndarray, cache: list[Any]) -> tuple[np.ndarray, list[Any]]:
+        """Forward-mode chain rule: ``x_dot_l = f_l.jvp(x_dot_{l-1})``, from the first layer.
+
+        Equations
+        ---------
+        ``y_dot = J_L ... J_2 J_1 x_dot`` with ``J_l = df_l/dx_{l-1}`` at the cached point.
+
+        Parameters
+        ----------
+        x_dot : shape of x; cache : from :meth:`forward_unfused`
+
+        Returns
+        -------
+        y_dot : shape of y; tcache : the list of the layers' tangent caches
+        """
+        layers = self._checked_layers(cache, "jvp")
+        tcaches: list[Any] = []
+        for layer, c in zip(layers, cache):
+            x_dot, tc = layer.jvp(x_dot, c)
+            tcaches.append(tc)
+        return x_dot, tcaches
+
+    def backward_jvp(self, dy: np.ndarray, dy_dot: np.ndarray, cache: list[Any],
+                     tcache: list[Any], *, param_grads: bool = True, input_grad: bool = True
+                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The chain rule of :meth:`backward` run on pairs ``(dy, dy_dot)``, from the last layer.
+
+        Equations
+        ---------
+        ::
+
+            (dx_{l-1}, dx_dot_{l-1}) = f_l.backward_jvp(dx_l, dx_dot_l)     l = L, ..., 1
+
+        with ``(dx_L, dx_dot_L) = (dy, dy_dot)``; each layer ADDS its second-order parameter
+        gradients into :attr:`grads`. With ``input_grad=False`` the layers before the first one
+        with parameters are skipped, and that layer computes no input gradient.
+
+        Parameters
+        ----------
+        dy, dy_dot : shape of y
+        cache : from :meth:`forward_unfused`; tcache : from :meth:`jvp`
+
+        Returns
+        -------
+        dx, dx_dot : shape of x each, or None, None
+        """
+        layers = self._checked_layers(cache, "backward_jvp")
+        if len(tcache) != len(layers):
+            raise ValueError(f"{type(self).__name__}.backward_jvp: argument 'tcache' expected "
+                             f"{len(layers)} entries (one per layer), got {len(tcache)}")
+        if not input_grad and not param_grads:
+            return None, None
+        first = 0 if input_grad or not param_grads else next(
+            (i for i, layer in enumerate(layers) if _has_params(layer)), len(layers))
+        for i in range(len(layers) - 1, first - 1, -1):
+            dy, dy_dot = layers[i].backward_jvp(dy, dy_dot, cache[i], tcache[i],
+                                                param_grads=param_grads,
+                                                input_grad=input_grad or i > first)
+        return (dy, dy_dot) if input_grad else (None, None)
+
+    def _checked_layers(self, cache: list[Any], method: str) -> list[Module]:
+        layers = self.layers
+        if len(cache) != len(layers) or any(c is _IN_PRODUCER or isinstance(c, _Fused)
+                                            for c in cache):
+            raise ValueError(f"{type(self).__name__}.{method}: argument 'cache' expected one "
+                             f"entry per layer ({len(layers)}) from forward_unfused, got "
+                             f"{len(cache)} entries" + ("" if len(cache) != len(layers) else
+                                                         " with fused layers"))
+        return layers

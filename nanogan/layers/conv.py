@@ -198,6 +198,94 @@ class Conv2d(Module):
             self._grads["bias"] += dy.sum(axis=(0, 2, 3))
         return self._backward_product(dy, cache, param_grads, input_grad)
 
+    # ------------------------------------------------------------------ second order
+    def jvp(self, x_dot: np.ndarray, cache: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """Forward-mode derivative of the convolution along ``x_dot`` (``W``, ``b`` fixed).
+
+        Equations
+        ---------
+        ::
+
+            cols_dot = im2col(x_dot)                         (C*kh*kw, M)
+            y_dot    = (W2 @ cols_dot) as NCHW               (N, O, OH, OW)
+
+        The layer is linear in ``x``: ``y_dot`` is the convolution of ``x_dot`` without the bias.
+
+        Parameters
+        ----------
+        x_dot : (N, in_channels, H, W), the direction ``x`` moves in
+        cache : ``(cols, x_shape)`` from :meth:`forward`
+
+        Returns
+        -------
+        y_dot : (N, out_channels, OH, OW); tcache : ``cols_dot``, (in_channels*kh*kw, M)
+        """
+        x_shape = tuple(cache[1])
+        x_dot = self._check_input(x_dot, 4, _NCHW, {1: self.in_channels}, "x_dot")
+        if x_dot.shape != x_shape:
+            raise ValueError(f"{self!r}: argument 'x_dot' expected shape {_fmt_shape(x_shape)} "
+                             f"(the forward input), got {_fmt_shape(x_dot.shape)}")
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        N, O, OH, OW = self.output_shape(x_shape)
+        cols_dot = ops.im2col(x_dot, kh, kw, sh, sw, ph, pw)
+        y2 = matmul(self.weight.reshape(O, -1), cols_dot)
+        return np.ascontiguousarray(y2.reshape(O, N, OH, OW).transpose(1, 0, 2, 3)), cols_dot
+
+    def backward_jvp(self, dy: np.ndarray, dy_dot: np.ndarray, cache: tuple,
+                     tcache: np.ndarray, *, param_grads: bool = True, input_grad: bool = True
+                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """:meth:`backward` differentiated along ``x -> x + e x_dot``, ``dy -> dy + e dy_dot``.
+
+        With ``dy2``, ``dy2_dot`` laid out as (O, M), ``M = N*OH*OW``, the backward pass is
+        bilinear in ``(dy2, cols)``, so its derivative is the product rule.
+
+        Equations
+        ---------
+        ::
+
+            dx      = col2im(W2^T @ dy2)                           (N, C, H, W)
+            dx_dot  = col2im(W2^T @ dy2_dot)                       (N, C, H, W)
+            dW_dot += (dy2_dot @ cols^T + dy2 @ cols_dot^T)
+                      .reshape(O, C, kh, kw)                       (O, C, kh, kw)
+            db_dot += sum over n, oh, ow of dy_dot                 (O,)
+
+        ``dW_dot`` and ``db_dot`` (the second-order parameter gradients) are ADDED into
+        :attr:`grads`.
+
+        Parameters
+        ----------
+        dy, dy_dot : (N, out_channels, OH, OW)
+        cache : ``(cols, x_shape)`` from :meth:`forward`
+        tcache : ``cols_dot`` from :meth:`jvp`
+        param_grads : if False, nothing is added into :attr:`grads`
+        input_grad : if False, ``dx`` and ``dx_dot`` are not computed (None is returned)
+
+        Returns
+        -------
+        dx, dx_dot : (N, in_channels, H, W) each, or None, None
+        """
+        cols, x_shape = cache
+        cols_dot = tcache
+        out_shape = self.output_shape(x_shape)
+        dy = _check_grad(self, dy, out_shape)
+        dy_dot = _check_grad(self, dy_dot, out_shape)
+        O = self.out_channels
+        dy2 = dy.transpose(1, 0, 2, 3).reshape(O, -1)             # (O, M)
+        dy2_dot = dy_dot.transpose(1, 0, 2, 3).reshape(O, -1)     # (O, M)
+        if param_grads:
+            dW = _matmul_nt(dy2_dot, cols) + _matmul_nt(dy2, cols_dot)
+            self._grads["weight"] += dW.reshape(self.weight.shape)
+            if self.bias is not None:
+                self._grads["bias"] += dy_dot.sum(axis=(0, 2, 3))
+        if not input_grad:
+            return None, None
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        W2 = self.weight.reshape(O, -1)
+        x_shape = tuple(x_shape)
+        dx = ops.col2im(matmul(W2.T, dy2), x_shape, kh, kw, sh, sw, ph, pw)
+        dx_dot = ops.col2im(matmul(W2.T, dy2_dot), x_shape, kh, kw, sh, sw, ph, pw)
+        return dx, dx_dot
+
     def _backward_product(self, dy: np.ndarray, cache: tuple, param_grads: bool,
                           input_grad: bool) -> np.ndarray | None:
         """The product's part of :meth:`backward` (everything but the bias gradient)."""

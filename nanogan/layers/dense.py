@@ -84,6 +84,68 @@ class Dense(Module):
             self._grads["bias"] += dy.sum(axis=0)
         return self._backward_product(dy, cache, param_grads, input_grad)
 
+    # ------------------------------------------------------------------ second order
+    def jvp(self, x_dot: np.ndarray, cache: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Forward-mode derivative of ``y = x W^T + b`` along ``x_dot`` (``W``, ``b`` fixed).
+
+        Equations
+        ---------
+        ::
+
+            y_dot = x_dot W^T        (N, out) = (N, in) @ (in, out)
+
+        Parameters
+        ----------
+        x_dot : (N, in_features), the direction ``x`` moves in
+        cache : x, (N, in_features), from :meth:`forward`
+
+        Returns
+        -------
+        y_dot : (N, out_features); tcache : ``x_dot``
+        """
+        x_dot = self._check_input(x_dot, 2, "(N, in_features)", {1: self.in_features}, "x_dot")
+        return matmul(x_dot, self.weight.T), x_dot
+
+    def backward_jvp(self, dy: np.ndarray, dy_dot: np.ndarray, cache: np.ndarray,
+                     tcache: np.ndarray, *, param_grads: bool = True, input_grad: bool = True
+                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """:meth:`backward` differentiated along ``x -> x + e x_dot``, ``dy -> dy + e dy_dot``.
+
+        The backward pass is bilinear in ``(dy, x)``, so its derivative is the product rule.
+
+        Equations
+        ---------
+        ::
+
+            dx      = dy W                              (N, in)
+            dx_dot  = dy_dot W                          (N, in)
+            dW_dot += dy_dot^T x + dy^T x_dot           (out, in)
+            db_dot += sum_n dy_dot[n]                   (out,)
+
+        ``dW_dot`` and ``db_dot`` (the second-order parameter gradients) are ADDED into
+        :attr:`grads`.
+
+        Parameters
+        ----------
+        dy, dy_dot : (N, out_features)
+        cache : x, (N, in_features), from :meth:`forward`
+        tcache : x_dot, (N, in_features), from :meth:`jvp`
+        param_grads : if False, nothing is added into :attr:`grads`
+        input_grad : if False, ``dx`` and ``dx_dot`` are not computed (None is returned)
+
+        Returns
+        -------
+        dx, dx_dot : (N, in_features) each, or None, None
+        """
+        x, x_dot = cache, tcache
+        if param_grads:
+            self._grads["weight"] += matmul(dy_dot.T, x) + matmul(dy.T, x_dot)
+            if self.bias is not None:
+                self._grads["bias"] += dy_dot.sum(axis=0)
+        if not input_grad:
+            return None, None
+        return matmul(dy, self.weight), matmul(dy_dot, self.weight)
+
     def _backward_product(self, dy: np.ndarray, x: np.ndarray, param_grads: bool,
                           input_grad: bool) -> np.ndarray | None:
         """The product's part of :meth:`backward`: ``dL/dW += dy^T x``, ``dL/dx = dy W``."""

@@ -7,7 +7,30 @@ import numpy as np
 from .base import Module, _fmt_shape
 
 
-class Flatten(Module):
+class _Reshaping(Module):
+    """Second order of a layer that only reshapes (shared by :class:`Flatten` and
+    :class:`Reshape`): a linear map, whose backward does not depend on ``x``."""
+
+    def jvp(self, x_dot: np.ndarray, cache: tuple) -> tuple[np.ndarray, None]:
+        """The layer is linear: ``y_dot = x_dot`` reshaped as ``y``; tcache : None."""
+        x_dot = np.asarray(x_dot)
+        if x_dot.shape != tuple(cache):
+            raise ValueError(f"{self!r}: argument 'x_dot' expected shape "
+                             f"{_fmt_shape(tuple(cache))} (the forward input), "
+                             f"got {_fmt_shape(x_dot.shape)}")
+        return self.forward(x_dot)[0], None
+
+    def backward_jvp(self, dy: np.ndarray, dy_dot: np.ndarray, cache: tuple, tcache: None, *,
+                     param_grads: bool = True, input_grad: bool = True
+                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """``dx = dy.reshape(x.shape)``, ``dx_dot = dy_dot.reshape(x.shape)`` (a linear map's
+        backward does not depend on ``x``)."""
+        if not input_grad:
+            return None, None
+        return dy.reshape(cache), dy_dot.reshape(cache)
+
+
+class Flatten(_Reshaping):
     """``(N, d1, d2, ...) -> (N, d1*d2*...)``, as PyTorch's ``nn.Flatten()``.
 
     Backward reshapes ``dy`` to the input shape: ``dL/dx = dy.reshape(x.shape)``.
@@ -22,7 +45,7 @@ class Flatten(Module):
         return dy.reshape(cache) if input_grad else None
 
 
-class Reshape(Module):
+class Reshape(_Reshaping):
     """``(N, ...) -> (N, *shape)``; e.g. ``Reshape(100, 1, 1)`` turns noise into a 1x1 image.
 
     Backward reshapes ``dy`` back: ``dL/dx = dy.reshape(x.shape)``.
