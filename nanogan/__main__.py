@@ -7,6 +7,8 @@
     prints the version and the kernel sets.
 ``nanogan evaluate CHECKPOINT_OR_SAMPLES_NPY [--n 10000] [--json]``
     prints the quality metrics of ``nanogan.metrics`` (Parzen, FID-MNIST, IS, precision/recall).
+``nanogan train MODEL ...``, ``nanogan resume RUN_DIR``, ``nanogan bench``
+    train into a run folder, continue it, time iterations (see :mod:`nanogan.cli`).
 """
 
 from __future__ import annotations
@@ -132,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--no-parzen", action="store_true", help="skip the Parzen log-likelihood")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
     e.set_defaults(func=cmd_evaluate)
+    from .cli import register
+
+    register(sub)  # train, resume, bench
     args = parser.parse_args(argv)
     if args.command == "sample" and not (args.out or args.png):
         args.out = "samples.npy"
@@ -140,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:  # a missing/corrupt checkpoint, an unwritable output
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # outside a training loop (which checkpoints and returns 130)
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
