@@ -93,7 +93,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Quality metrics of a checkpoint's samples or of a .npy of samples (see nanogan.metrics)."""
     import json
 
+    from .cli.evaluate import evaluate_any
     from .metrics.evaluate import evaluate, format_table, load_samples
+
+    status = evaluate_any(args)  # other shapes or data: MMD^2 and KID
+    if status is not None:
+        return status
 
     x, pixel_range = load_samples(args.path, n=args.n, seed=args.seed)
     if args.range is not None:
@@ -133,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="pixel range of the samples (default: from the generator or the values)")
     e.add_argument("--no-parzen", action="store_true", help="skip the Parzen log-likelihood")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    from .cli.evaluate import add_arguments
+
+    add_arguments(e)  # --data, --features: images of any shape
     e.set_defaults(func=cmd_evaluate)
     from .cli import register
 
