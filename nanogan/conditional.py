@@ -30,7 +30,7 @@ from .data import Minibatches
 from .gan import GAN, _mean_sigmoid, _no_input_grad, infer_z_shape
 from .layers import Module
 
-__all__ = ["ConditionalGAN", "LabeledMinibatches", "one_hot"]
+__all__ = ["ConditionalGAN", "LabeledMinibatches", "conditional_accuracy", "one_hot"]
 
 
 def one_hot(labels: np.ndarray, num_classes: int, dtype: Any = np.float32) -> np.ndarray:
@@ -232,7 +232,7 @@ class ConditionalGAN(GAN):
 
     def config(self) -> dict[str, Any]:
         """What a checkpoint stores beyond :func:`nanogan.train.gan_config`."""
-        return {"type": "ConditionalGAN", "num_classes": self.num_classes}
+        return {"type": "ConditionalGAN", "type_kwargs": {"num_classes": self.num_classes}}
 
 
 def conditional_accuracy(gan: ConditionalGAN, n_per_class: int = 1000, seed: int = 0,

@@ -9,6 +9,7 @@ architecture and optimizer configs, so loading it needs no code. It is written a
 from __future__ import annotations
 
 import csv
+import importlib
 import os
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,14 @@ from .gan import GAN
 from .layers.serialize import module_from_config, module_to_config
 
 HISTORY_KEYS = ("d_loss", "g_loss", "d_x", "d_g_z", "d_acc")
+
+#: the GAN classes a checkpoint may name (its config's ``type``; ``type_kwargs`` are their own
+#: constructor arguments)
+GAN_TYPES = {
+    "GAN": "nanogan.gan.GAN",
+    "ConditionalGAN": "nanogan.conditional.ConditionalGAN",
+    "PenalizedGAN": "nanogan.penalized.PenalizedGAN",
+}
 
 
 # ---------------------------------------------------------------------------- configs
@@ -59,15 +68,12 @@ def gan_from_config(config: dict[str, Any]) -> GAN:
     """A freshly initialised :class:`GAN` with the architecture and optimizers of ``config``."""
     G = module_from_config(config["generator"])
     D = module_from_config(config["discriminator"])
-    kwargs: dict[str, Any] = {}
-    cls: type[GAN] = GAN
     kind = config.get("type", "GAN")
-    if kind == "ConditionalGAN":
-        from .conditional import ConditionalGAN
-
-        cls, kwargs = ConditionalGAN, {"num_classes": config["num_classes"]}
-    elif kind != "GAN":
-        raise ValueError(f"unknown GAN type {kind!r} in checkpoint")
+    if kind not in GAN_TYPES:
+        raise ValueError(f"unknown GAN type {kind!r} in checkpoint (known: {sorted(GAN_TYPES)})")
+    module, _, name = GAN_TYPES[kind].rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    kwargs = config.get("type_kwargs", {})
     return cls(G, D, loss=config["loss"], g_opt=optimizer_from_config(config["g_opt"], G),
                d_opt=optimizer_from_config(config["d_opt"], D), k=config["k"],
                clip=config["clip"], z_shape=tuple(config["z_shape"]), noise=config["noise"],
@@ -194,14 +200,16 @@ def train(gan: GAN, batches: Any, steps: int, rng: np.random.Generator, *,
     ``out/losses.png`` are written. A NaN or infinity stops training with
     :class:`nanogan.gan.NonFiniteError`; the last good checkpoint is left as it was.
 
-    Returns the history: ``step`` and each of ``HISTORY_KEYS`` per step.
+    Returns the history: ``step`` and each of ``HISTORY_KEYS`` (and of the GAN's own
+    ``history_keys``, if it has any) per step.
     """
     from tqdm.auto import tqdm
 
     from .plot import save_grid, save_loss_plot
 
     history = history if history is not None else {}
-    for k in ("step", *HISTORY_KEYS):
+    keys = (*HISTORY_KEYS, *getattr(gan, "history_keys", ()))  # a GAN subclass's own entries
+    for k in ("step", *keys):
         history.setdefault(k, [])
     outdir = Path(out) if out is not None else None
     if outdir is not None:
@@ -228,7 +236,7 @@ def train(gan: GAN, batches: Any, steps: int, rng: np.random.Generator, *,
         while gan.steps < steps:
             stats = gan.step(batches, rng)
             history["step"].append(gan.steps)
-            for k in HISTORY_KEYS:
+            for k in keys:
                 history[k].append(stats.get(k, float("nan")))
             bar.update(1)
             if gan.steps % 10 == 0 or gan.steps == steps:
