@@ -87,7 +87,7 @@ class Dataset:
         h = hashlib.sha256(np.ascontiguousarray(self.images).data)
         if self.labels is not None:
             h.update(np.ascontiguousarray(self.labels, dtype=np.int64).data)
-        return {"kind": self.kind, "n": int(len(self.images)), "shape": list(self.shape),
+        return {"kind": self.kind, "n": len(self.images), "shape": list(self.shape),
                 "num_classes": self.num_classes, "sha256": h.hexdigest()[:16]}
 
     def describe(self) -> str:

@@ -14,6 +14,9 @@ name                    networks                                        training
 ``wgan-gp``             DCGAN networks, critic with LayerNorm           Wasserstein loss + gradient
                         (Gulrajani et al. 2017)                         penalty 10, Adam 1e-4,
                                                                         betas (0, 0.9), k = 5
+``r1``                  DCGAN networks, discriminator with LayerNorm    non-saturating loss + R1
+                        (Mescheder et al. 2018)                         penalty 10 on real data,
+                                                                        Adam as vanilla
 ``goodfellow2014``      ReLU MLP G (sigmoid output), maxout D with      simultaneous updates, SGD
                         dropout (Goodfellow et al. 2014)                0.1 decaying, momentum
                                                                         0.5 -> 0.7
@@ -32,13 +35,12 @@ calls::
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .gan import GAN, _mean_sigmoid, _no_input_grad
+from .gan import GAN
 from .optim import SGD, Adam, RMSprop
 
 __all__ = ["HYPERPARAMETERS", "RECIPES", "Recipe", "get_recipe"]
@@ -54,7 +56,7 @@ HYPERPARAMETERS: dict[str, tuple[type, str]] = {
     "beta2": (float, "Adam beta2 (unused by RMSprop and SGD)"),
     "k": (int, "critic/discriminator steps per generator step"),
     "clip": (float, "clip the critic's weights to [-clip, clip] after each step (0: off)"),
-    "gp_weight": (float, "gradient penalty coefficient lambda (wgan-gp)"),
+    "gp_weight": (float, "gradient penalty coefficient: WGAN-GP's lambda, R1's gamma"),
 }
 
 _ADAM = {"lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "k": 1, "clip": 0.0, "gp_weight": 0.0,
@@ -74,8 +76,10 @@ class Recipe:
     conditional : needs labels (a :class:`nanogan.conditional.ConditionalGAN`)
     pixel_range : the generator's output range, to which :meth:`prepare` scales the data
     critic_norm : the DCGAN discriminator's normalisation
-    update : ``"alternating"`` (Algorithm 1), ``"gp"`` (with the gradient penalty) or
-        ``"simultaneous"`` (the 2014 code's update, with its learning-rate schedule)
+    update : ``"alternating"`` (Algorithm 1) or ``"simultaneous"`` (the 2014 code's update,
+        with its learning-rate schedule)
+    penalty : ``""``, or ``"gp"`` / ``"r1"`` for a :class:`nanogan.penalized.PenalizedGAN`
+        (weight: the ``gp_weight`` hyperparameter)
     """
 
     name: str
@@ -87,6 +91,7 @@ class Recipe:
     pixel_range: tuple[float, float] = (-1.0, 1.0)
     critic_norm: str = "batch"
     update: str = "alternating"
+    penalty: str = ""
     paper: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -103,7 +108,7 @@ class Recipe:
         """ValueError (one line, with the fix) if the networks cannot take images of ``shape``."""
         from .builders import _levels
 
-        c, h, w = shape
+        _, h, w = shape
         if h != w:
             raise ValueError(f"{self.name}: images must be square, got {h}x{w}; pass "
                              "--image-size to resize and centre-crop them")
@@ -141,6 +146,12 @@ class Recipe:
             D = builders.mlp_image_discriminator(shape, w, rng=rng)
         g_opt, d_opt = self._optimizer(G, hp), self._optimizer(D, hp)
         clip = float(hp["clip"]) or None
+        if self.penalty:
+            from .penalized import PenalizedGAN
+
+            return PenalizedGAN(G, D, loss=hp["loss"], g_opt=g_opt, d_opt=d_opt, k=int(hp["k"]),
+                                clip=clip, penalty=self.penalty,
+                                penalty_weight=float(hp["gp_weight"]), z_shape=(z, 1, 1))
         if self.conditional:
             return ConditionalGAN(G, D, num_classes, loss=hp["loss"], g_opt=g_opt, d_opt=d_opt,
                                   k=int(hp["k"]), clip=clip)
@@ -194,8 +205,6 @@ class Recipe:
     def step(self, gan: GAN, batches: Any, rng: np.random.Generator,
              hp: dict[str, Any]) -> dict[str, float]:
         """One training iteration of this recipe; returns the losses and scores."""
-        if self.update == "gp":
-            return wgan_gp_step(gan, batches, rng, float(hp["gp_weight"]))
         if self.update == "simultaneous":
             spe = batches.steps_per_epoch
             lr = max(float(hp["lr"]) / 1.000004 ** gan.steps, 1e-6)
@@ -205,44 +214,6 @@ class Recipe:
             x = next(batches)
             return gan.simultaneous_step(x, gan.sample_noise(len(x), rng))
         return gan.step(batches, rng)
-
-
-def wgan_gp_step(gan: GAN, batches: Any, rng: np.random.Generator,
-                 gp_weight: float = 10.0) -> dict[str, float]:
-    """One WGAN-GP iteration (Gulrajani et al. 2017, Algorithm 1): ``k`` critic steps on
-
-    ``L_D = mean D(G(z)) - mean D(x) + lambda mean_n (||dD(x_hat_n)/dx_hat_n|| - 1)^2``,
-
-    ``x_hat = eps x + (1 - eps) G(z)``, ``eps ~ U[0, 1)`` per sample (the penalty's gradient by
-    :func:`nanogan.penalties.gradient_penalty`), then one generator step on ``-mean D(G(z))``.
-    Returns ``d_loss`` (with the penalty), ``gp``, ``g_loss`` and the scores of :meth:`GAN.d_step`.
-    """
-    from .penalties import gradient_penalty, interpolate
-
-    stats: dict[str, float] = {}
-    x = None
-    for _ in range(gan.k):
-        x = next(batches)
-        z = gan.sample_noise(len(x), rng)
-        gan.D.zero_grad()
-        fake, _ = gan.G.forward(z, train=True)
-        s_real, c_real = gan.D.forward(x, train=True)
-        s_fake, c_fake = gan.D.forward(fake, train=True)
-        value, d_real, d_fake = gan.loss.d_loss(s_real, s_fake)
-        skip = _no_input_grad(gan.D)
-        gan.D.backward(d_real, c_real, **skip)
-        gan.D.backward(d_fake, c_fake, **skip)
-        gp = gradient_penalty(gan.D, interpolate(x, fake, rng), gp_weight)
-        gan.d_opt.step()
-        stats = {"d_loss": float(value) + gp, "gp": gp, "d_x": _mean_sigmoid(s_real),
-                 "d_g_z": _mean_sigmoid(s_fake),
-                 "d_acc": float(((s_real > 0).sum() + (s_fake < 0).sum())
-                                / (s_real.size + s_fake.size))}
-    assert x is not None
-    stats.update(gan.g_step(gan.sample_noise(len(x), rng)))
-    gan.steps += 1
-    gan.check_finite(stats)
-    return stats
 
 
 def _recipes() -> dict[str, Recipe]:
@@ -260,8 +231,11 @@ def _recipes() -> dict[str, Recipe]:
         Recipe("wgan", "Wasserstein GAN, weight clipping, DCGAN networks", wgan, arch="dcgan",
                optimizer="rmsprop", paper="Arjovsky et al. 2017"),
         Recipe("wgan-gp", "Wasserstein GAN with gradient penalty, DCGAN networks, LayerNorm "
-               "critic", gp, arch="dcgan", critic_norm="layer", update="gp",
+               "critic", gp, arch="dcgan", critic_norm="layer", penalty="gp",
                paper="Gulrajani et al. 2017"),
+        Recipe("r1", "non-saturating GAN with the R1 penalty on real data, DCGAN networks, "
+               "LayerNorm discriminator", {**_ADAM, "gp_weight": 10.0, "width": 64},
+               arch="dcgan", critic_norm="layer", penalty="r1", paper="Mescheder et al. 2018"),
         Recipe("goodfellow2014", "the 2014 paper's MNIST model: maxout D with dropout, SGD",
                sgd, arch="maxout", optimizer="sgd", pixel_range=(0.0, 1.0),
                update="simultaneous", paper="Goodfellow et al. 2014"),
@@ -279,5 +253,3 @@ def get_recipe(name: str) -> Recipe:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(RECIPES)}")
     return RECIPES[name]
 
-
-StepFn = Callable[[GAN, Any, np.random.Generator, dict[str, Any]], dict[str, float]]

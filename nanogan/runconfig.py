@@ -51,7 +51,8 @@ KEYS: dict[str, tuple[type, Any, str]] = {
     "k": (int, None, "critic steps per generator step (model default: 1; wgan, wgan-gp 5)"),
     "clip": (float, None, "weight clipping of the critic, 0 for none (model default: 0; wgan "
                           "0.01)"),
-    "gp_weight": (float, None, "gradient penalty coefficient (model default: 10 for wgan-gp)"),
+    "gp_weight": (float, None, "gradient penalty coefficient: WGAN-GP's lambda, R1's gamma "
+                               "(model default: 10 for wgan-gp and r1, else 0)"),
     "seed": (int, 0, "random seed (weights, noise, minibatch order)"),
     "out": (str, "", "run folder (default: runs/MODEL, numbered runs/MODEL-2, ... if taken)"),
     "sample_every": (int, 500, "steps between sample grids (0: only at the end)"),

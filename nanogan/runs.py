@@ -198,7 +198,7 @@ def train_in_folder(run_dir: str | os.PathLike, recipe: Recipe, hp: dict[str, An
     """
     from tqdm.auto import tqdm
 
-    from .plot import save_grid, save_loss_plot
+    from .plot import save_grid, save_loss_plot, save_wasserstein_plot
 
     run = Path(run_dir)
     (run / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -237,6 +237,8 @@ def train_in_folder(run_dir: str | os.PathLike, recipe: Recipe, hp: dict[str, An
         write_text_atomic(run / "metrics.csv", _metrics_csv(history))
         if history["step"]:
             save_loss_plot(history, run / "losses.png")
+            if hp["loss"] == "wasserstein":
+                save_wasserstein_plot(history, run / "wasserstein.png")
         return path
 
     status = 0
@@ -350,7 +352,7 @@ def _describe(recipe: Recipe, hp: dict[str, Any], gan: GAN, ds: Dataset) -> str:
     import nanogan
 
     keys = ("loss", "lr", "k") + (("clip",) if hp["clip"] else ()) + \
-        (("gp_weight",) if recipe.update == "gp" else ())
+        (("gp_weight",) if recipe.penalty else ())
     return (f"nanogan {nanogan.__version__} ({nanogan.kernel_backend()} kernels): {recipe.name} "
             f"({recipe.summary}); G {gan.G.num_params():,} params, D {gan.D.num_params():,} "
             f"params; " + ", ".join(f"{k} {hp[k]}" for k in keys) + f"\ndata: {ds.describe()}")

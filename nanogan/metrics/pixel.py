@@ -64,4 +64,4 @@ def pixel_metrics(samples: np.ndarray, real: np.ndarray, *,
         kid, kid_std = subset_mmd2(a, b, "poly", n_subsets, subset_size, seed)
     return {"mmd": mmd, "mmd_std": mmd_std, "kid": kid, "kid_std": kid_std,
             "space": "features" if features is not None else "pixels", "dims": int(a.shape[1]),
-            "n": int(len(a)), "n_reference": int(len(b))}
+            "n": len(a), "n_reference": len(b)}
