@@ -98,7 +98,14 @@ def check_value(key: str, value: Any, where: str) -> Any:
 
 def load_toml(path: str | os.PathLike) -> dict[str, Any]:
     """The keys of a flat TOML file, checked against :data:`KEYS`."""
-    import tomllib
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        try:
+            import tomli as tomllib
+        except ModuleNotFoundError:
+            raise ConfigError("reading TOML on Python 3.10 needs tomli: pip install tomli") \
+                from None
 
     path = Path(path)
     try:

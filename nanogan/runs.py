@@ -469,6 +469,9 @@ def resume_run(run_dir: str | os.PathLike, overrides: dict[str, Any] | None = No
         raise RunError(f"no checkpoint of {run} can be loaded: " + "; ".join(skipped))
     for s in skipped:
         log(f"warning: skipped unreadable checkpoint {s}")
+    for tmp in (run / "checkpoints").glob(".*.tmp"):  # left by a process killed mid-write
+        tmp.unlink()
+        log(f"removed {tmp.name}, a checkpoint a killed process did not finish")
     meta = state["extra"]["run"]
     if meta["model"] != cfg["model"]:
         raise RunError(f"{used} is a checkpoint of model '{meta['model']}' but {run} trains "
