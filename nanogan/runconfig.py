@@ -70,7 +70,7 @@ RESUME_KEYS = ("steps", "data", "labels", "sample_every", "checkpoint_every", "k
 
 
 def _suggest(key: str) -> str:
-    close = difflib.get_close_matches(key, list(KEYS), n=1)
+    close = difflib.get_close_matches(key.replace("-", "_"), list(KEYS), n=1, cutoff=0.5)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
