@@ -20,9 +20,10 @@
 
 Every ``--parzen-every`` epochs (and after the last; 0: never) the Parzen-window log-likelihood
 of 10,000 samples is measured with the paper's protocol (:func:`nanogan.metrics.mnist_parzen`) and
-appended to ``OUT/parzen.csv``; ``OUT/checkpoint.npz`` (resumable bit for bit with ``--resume``,
-dropout masks included) and ``OUT/samples.png`` are refreshed after every epoch. Stop early with
-``--minutes`` (the run ends after the epoch in which the time runs out, and measures Parzen there).
+appended to ``OUT/parzen.csv`` (plotted in ``OUT/parzen.png``); ``OUT/checkpoint.npz`` (resumable
+bit for bit with ``--resume``, dropout masks included) and ``OUT/samples.png`` are refreshed after
+every epoch. Stop early with ``--minutes`` (the run ends after the epoch in which the time runs
+out, and measures Parzen there).
 
 Momentum note: nanogan's SGD is PyTorch's (``buf = mu buf + g; p -= lr buf``); pylearn2's is
 ``v = mu v - lr g; p += v``. With a constant learning rate they are the same update; with this
@@ -111,6 +112,44 @@ def sample01(gan: GAN, n: int, seed: int = 1234) -> np.ndarray:
                            for _ in range(-(-n // 1000))])[:n]
 
 
+PAPER_PARZEN = (225.0, 2.0)  # Goodfellow et al. (2014), Table 1, MNIST
+REAL_PARZEN = 241.2  # MNIST train[0:10000] under the same protocol (benchmarks/QUALITY.md)
+
+
+def save_parzen_plot(csv_path: Path, png_path: Path,
+                     others: dict[str, Path] | None = None) -> None:
+    """Epoch against Parzen log-likelihood from ``parzen.csv`` files (this run's and ``others``),
+    with the paper's 225 +- 2 and the real-data ceiling as horizontal lines."""
+    import os
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for label, path in {"nanogan": csv_path, **(others or {})}.items():
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        if rows:
+            ep = [int(r["epoch"]) for r in rows]
+            ll, se = (np.array([float(r[k]) for r in rows]) for k in ("parzen", "se"))
+            ax.errorbar(ep, ll, yerr=se, marker="o", ms=3, capsize=2, label=label)
+    mean, se = PAPER_PARZEN
+    ax.axhspan(mean - se, mean + se, color="C3", alpha=0.2)
+    ax.axhline(mean, color="C3", ls="--", label=f"paper: {mean:.0f} +- {se:.0f}")
+    ax.axhline(REAL_PARZEN, color="k", ls=":", label=f"real images: {REAL_PARZEN}")
+    ax.set_xlabel("epoch (500 updates)")
+    ax.set_ylabel("Parzen log-likelihood (nats)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    tmp = f"{png_path}.tmp.png"
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, png_path)
+
+
 def main(argv: list[str] | None = None) -> int:
     from nanogan.metrics import mnist_parzen
     from nanogan.plot import save_grid
@@ -188,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                     csv.writer(f).writerow([epoch, gan.steps, f"{seconds:.0f}",
                                             f"{res.mean:.2f}", f"{res.se:.2f}",
                                             f"{res.sigma:.4f}"])
+                save_parzen_plot(out / "parzen.csv", out / "parzen.png")
             if out_of_time:
                 print(f"stopping: {args.minutes} minutes reached", flush=True)
                 break

@@ -28,7 +28,8 @@ input moves along ``v``. Four passes compute it::
 The same numbers as PyTorch's ``torch.autograd.grad(D(x).sum(), x, create_graph=True)`` followed by
 a backward of the penalty (reverse over reverse): both are ``v^T (d^2 S / dx dtheta)``.
 
-A critic containing BatchNorm is refused: through batch statistics ``D(x_n)`` depends on every
+The critic runs in training mode (``train=True``), as in its own step. A critic containing
+BatchNorm is refused: through batch statistics ``D(x_n)`` depends on every
 sample, so the per-sample gradient the penalties are defined by does not exist (the WGAN-GP paper
 uses LayerNorm instead).
 """
@@ -91,8 +92,16 @@ def _check_critic(D: Module, caller: str) -> None:
         if type(m).jvp is Module.jvp or type(m).backward_jvp is Module.backward_jvp:
             raise NotImplementedError(
                 f"{caller}: the critic's {where}({type(m).__name__}) has no second-order "
-                "backward (jvp/backward_jvp); layers with one: Dense, Conv2d, LayerNorm, "
-                "LeakyReLU, ReLU, Tanh, Sigmoid, Flatten, Reshape, Sequential")
+                f"backward (jvp/backward_jvp); layers with one: {', '.join(_second_order())}")
+
+
+def _second_order() -> list[str]:
+    """The names of nanogan's layers that have a second-order backward."""
+    from . import layers
+
+    return sorted(name for name in layers.__all__
+                  if isinstance(cls := getattr(layers, name), type) and issubclass(cls, Module)
+                  and cls.jvp is not Module.jvp)
 
 
 def input_gradient(D: Module, x: np.ndarray) -> np.ndarray:

@@ -195,11 +195,13 @@ class Sequential(Module):
         return (dy, dy_dot) if input_grad else (None, None)
 
     def _checked_layers(self, cache: list[Any], method: str) -> list[Module]:
+        """The layers, after checking ``cache`` has one unfused entry per layer."""
         layers = self.layers
-        if len(cache) != len(layers) or any(c is _IN_PRODUCER or isinstance(c, _Fused)
-                                            for c in cache):
-            raise ValueError(f"{type(self).__name__}.{method}: argument 'cache' expected one "
-                             f"entry per layer ({len(layers)}) from forward_unfused, got "
-                             f"{len(cache)} entries" + ("" if len(cache) != len(layers) else
-                                                         " with fused layers"))
+        where = f"{type(self).__name__}.{method}: argument 'cache'"
+        if len(cache) != len(layers):
+            raise ValueError(f"{where} expected one entry per layer ({len(layers)}), "
+                             f"got {len(cache)}")
+        if any(c is _IN_PRODUCER or isinstance(c, _Fused) for c in cache):
+            raise ValueError(f"{where} holds fused layers' caches: run forward_unfused, "
+                             "not forward, before the second-order methods")
         return layers

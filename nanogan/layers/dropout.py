@@ -79,3 +79,50 @@ class Dropout(Module):
         if cache is None:
             return dy
         return dy * cache
+
+    # ------------------------------------------------------------------ second order
+    def jvp(self, x_dot: np.ndarray, cache: np.ndarray | None) -> tuple[np.ndarray, None]:
+        """Forward-mode derivative along ``x_dot``: with its mask fixed by the forward pass the
+        layer is linear.
+
+        Equations
+        ---------
+        ``y_dot = x_dot * mask`` (``x_dot`` itself when nothing was dropped)
+
+        Parameters
+        ----------
+        x_dot : shape of x; cache : the mask from :meth:`forward`, or None
+
+        Returns
+        -------
+        y_dot : shape of x; tcache : None
+        """
+        return (x_dot if cache is None else x_dot * cache), None
+
+    def backward_jvp(self, dy: np.ndarray, dy_dot: np.ndarray, cache: np.ndarray | None,
+                     tcache: None, *, param_grads: bool = True, input_grad: bool = True
+                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """:meth:`backward` differentiated along ``x_dot``, ``dy_dot``.
+
+        Equations
+        ---------
+        ::
+
+            dx     = dy * mask
+            dx_dot = dy_dot * mask        (the backward does not depend on x)
+
+        Parameters
+        ----------
+        dy, dy_dot : shape of x; cache : the mask, or None; tcache : None, from :meth:`jvp`
+        param_grads : unused (no parameters)
+        input_grad : if False, None, None is returned
+
+        Returns
+        -------
+        dx, dx_dot : shape of x each, or None, None
+        """
+        if not input_grad:
+            return None, None
+        if cache is None:
+            return dy, dy_dot
+        return dy * cache, dy_dot * cache

@@ -48,8 +48,8 @@ class LayerNorm(Module):
                  elementwise_affine: bool = True, bias: bool = True, *,
                  dtype=np.float32) -> None:
         super().__init__()
-        shape = ((normalized_shape,) if isinstance(normalized_shape, int | np.integer)
-                 else tuple(normalized_shape))
+        shape = (tuple(normalized_shape) if isinstance(normalized_shape, tuple | list)
+                 else (normalized_shape,))
         if not shape or not all(isinstance(s, int | np.integer) and not isinstance(s, bool)
                                 and s > 0 for s in shape):
             raise ValueError(f"LayerNorm: normalized_shape must be a positive int or a non-empty "
