@@ -25,8 +25,10 @@ LOSSES = ["minimax", "nonsaturating", "wasserstein", "lsgan", "hinge"]
 
 def parser(doc: str, *, steps: int, out: str, batch_size: int = 64, lr: float = 2e-4,
            k: int = 1, loss: str | None = "nonsaturating", sample_every: int = 500,
-           checkpoint_every: int = 1000) -> argparse.ArgumentParser:
-    """The flags of every example (``--loss`` only where ``loss`` is not None)."""
+           checkpoint_every: int = 1000, penalty: str | None | bool = False,
+           penalty_weight: float = 10.0) -> argparse.ArgumentParser:
+    """The flags of every example (``--loss`` only where ``loss`` is not None; ``--penalty``
+    and ``--penalty-weight`` where ``penalty`` is not False, ``penalty`` their default)."""
     p = argparse.ArgumentParser(description=doc.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--steps", type=int, default=steps, help="generator steps (iterations)")
@@ -35,6 +37,14 @@ def parser(doc: str, *, steps: int, out: str, batch_size: int = 64, lr: float = 
     p.add_argument("--k", type=int, default=k, help="discriminator steps per generator step")
     if loss is not None:
         p.add_argument("--loss", default=loss, choices=LOSSES)
+    if penalty is not False:
+        p.add_argument("--penalty", choices=["gp", "r1"], default=penalty,
+                       help="gradient penalty in every critic step: WGAN-GP's on interpolates "
+                       "(gp) or R1 on real data (r1); none by default" if penalty is None else
+                       "gradient penalty in every critic step: WGAN-GP's on interpolates (gp) "
+                       "or R1 on real data (r1)")
+        p.add_argument("--penalty-weight", type=float, default=penalty_weight,
+                       help="WGAN-GP's lambda or R1's gamma")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=out, help="output folder")
     p.add_argument("--resume", action="store_true",
@@ -83,7 +93,9 @@ def run(args: argparse.Namespace, *, name: str, build: Callable[[np.random.Gener
 
     print(f"nanogan {nanogan.__version__}, kernels: {nanogan.kernel_backend()}, "
           f"G {gan.G.num_params():,} params, D {gan.D.num_params():,} params, "
-          f"loss {gan.loss_name}, k={gan.k}" + (f", clip={gan.clip}" if gan.clip else ""))
+          f"loss {gan.loss_name}, k={gan.k}" + (f", clip={gan.clip}" if gan.clip else "")
+          + (f", penalty {gan.penalty} x {gan.penalty_weight:g}" if hasattr(gan, "penalty")
+             else ""))
     t0 = time.perf_counter()
     try:
         history = train(gan, batches, args.steps, rng, out=out, fixed_z=fixed_z, history=history,

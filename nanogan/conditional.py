@@ -245,7 +245,7 @@ def conditional_accuracy(gan: ConditionalGAN, n_per_class: int = 1000, seed: int
     -------
     dict: ``accuracy`` (float, over all samples), ``per_class`` (list of C floats), ``n``
     """
-    from .metrics.evaluate import _generator_range
+    from .metrics.evaluate import generator_range
     from .metrics.features import load_classifier
 
     features = features if features is not None else load_classifier()
@@ -255,7 +255,7 @@ def conditional_accuracy(gan: ConditionalGAN, n_per_class: int = 1000, seed: int
     for s in range(0, len(labels), batch):
         y = labels[s:s + batch]
         x = gan.generate(gan.sample_z(len(y), rng), y)
-        _, probs = features(x.reshape(len(y), -1), _generator_range(gan))
+        _, probs = features(x.reshape(len(y), -1), generator_range(gan))
         hits[s:s + batch] = probs.argmax(axis=1) == y
     per_class = [float(hits[labels == c].mean()) for c in range(gan.num_classes)]
     return {"accuracy": float(hits.mean()), "per_class": per_class, "n": int(len(labels))}
