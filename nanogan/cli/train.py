@@ -42,11 +42,17 @@ def _default_text(key: str) -> str:
     return repr(default) if kind is str else str(default)
 
 
-def _add_key(p: argparse.ArgumentParser, key: str) -> None:
+def _add_key(p: argparse.ArgumentParser, key: str, resume: bool = False) -> None:
     kind, _, help_ = runconfig.KEYS[key]
     if key == "progress":
         p.add_argument("--no-progress", dest="progress", action="store_const", const=False,
                        default=None, help="no progress bar (default: show it, with ETA)")
+        return
+    if resume:
+        help_ = help_.replace(" (generator steps)", "").split(" (")[0] + \
+            " (default: the run's, from RUN_DIR/config.toml)"
+        p.add_argument(_flag(key), dest=key, type=kind, default=None, metavar=key.upper(),
+                       help=help_)
         return
     extra: dict[str, Any] = {}
     if key == "best_metric":
@@ -89,7 +95,7 @@ def add_resume_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="resume from this checkpoint instead (default: the newest in "
                         "RUN_DIR/checkpoints that loads)")
     for key in runconfig.RESUME_KEYS:
-        _add_key(p, key)
+        _add_key(p, key, resume=True)
     p.set_defaults(func=cmd_resume)
     return p
 
