@@ -10,7 +10,8 @@
 a folder of IDX files           ``*images-idx3-ubyte[.gz]`` and ``*labels-idx1-ubyte[.gz]``  yes
 an IDX images file              that file; the labels file of the same name with       if found
                                 ``labels``/``idx1`` for ``images``/``idx3`` (Fashion-MNIST,
-                                EMNIST, KMNIST layouts)
+                                EMNIST, KMNIST layouts; EMNIST's transposed images are
+                                turned upright)
 a folder of PNG/JPEG images     every image in it and its subfolders; with images      if subfolders
                                 only in subfolders, one subfolder per class
 ``x.npy``                       uint8 0..255 or float in [0, 1] or [-1, 1], (N, H, W),  no
@@ -93,7 +94,9 @@ class Dataset:
     def describe(self) -> str:
         c, h, w = self.shape
         labels = (f", {self.num_classes} classes" if self.labels is not None else ", no labels")
-        return f"{len(self.images):,} images {c}x{h}x{w} from {self.source} ({self.kind}{labels})"
+        notes = "".join(f"; {n}" for n in self.notes)
+        return (f"{len(self.images):,} images {c}x{h}x{w} from {self.source} "
+                f"({self.kind}{labels}{notes})")
 
 
 # ---------------------------------------------------------------------------------- Pillow
@@ -197,7 +200,10 @@ def _load_idx(images_path: Path, labels_path: Path | None, source: str) -> Datas
         raise DatasetError(f"{labels_path}: {y.shape} labels for {len(x)} images in "
                            f"{images_path}; pass the labels file that belongs to these images")
     notes = [f"labels from {labels_path}"] if labels_path is not None else []
-    return _with_labels(x[:, None], y, "idx", source, notes)
+    if "emnist" in images_path.name.lower():  # EMNIST stores each image transposed
+        x = x.transpose(0, 2, 1)
+        notes.append("EMNIST images transposed to upright")
+    return _with_labels(np.ascontiguousarray(x[:, None]), y, "idx", source, notes)
 
 
 def _with_labels(images: np.ndarray, y: np.ndarray | None, kind: str, source: str,
