@@ -25,7 +25,7 @@ LOSSES = ["minimax", "nonsaturating", "wasserstein", "lsgan", "hinge"]
 
 def parser(doc: str, *, steps: int, out: str, batch_size: int = 64, lr: float = 2e-4,
            k: int = 1, loss: str | None = "nonsaturating", sample_every: int = 500,
-           checkpoint_every: int = 1000, penalty: str | None | bool = False,
+           checkpoint_every: int = 1000, penalty: str | bool | None = False,
            penalty_weight: float = 10.0) -> argparse.ArgumentParser:
     """The flags of every example (``--loss`` only where ``loss`` is not None; ``--penalty``
     and ``--penalty-weight`` where ``penalty`` is not False, ``penalty`` their default)."""

@@ -258,4 +258,4 @@ def conditional_accuracy(gan: ConditionalGAN, n_per_class: int = 1000, seed: int
         _, probs = features(x.reshape(len(y), -1), generator_range(gan))
         hits[s:s + batch] = probs.argmax(axis=1) == y
     per_class = [float(hits[labels == c].mean()) for c in range(gan.num_classes)]
-    return {"accuracy": float(hits.mean()), "per_class": per_class, "n": int(len(labels))}
+    return {"accuracy": float(hits.mean()), "per_class": per_class, "n": len(labels)}
