@@ -57,10 +57,11 @@ HYPERPARAMETERS: dict[str, tuple[type, str]] = {
     "k": (int, "critic/discriminator steps per generator step"),
     "clip": (float, "clip the critic's weights to [-clip, clip] after each step (0: off)"),
     "gp_weight": (float, "gradient penalty coefficient: WGAN-GP's lambda, R1's gamma"),
+    "d_norm": (str, "normalisation in the DCGAN discriminator: batch, layer or none"),
 }
 
 _ADAM = {"lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "k": 1, "clip": 0.0, "gp_weight": 0.0,
-         "loss": "nonsaturating", "z_dim": 100}
+         "loss": "nonsaturating", "z_dim": 100, "d_norm": "batch"}
 
 
 @dataclass
@@ -75,7 +76,6 @@ class Recipe:
     optimizer : ``"adam"``, ``"rmsprop"`` or ``"sgd"``
     conditional : needs labels (a :class:`nanogan.conditional.ConditionalGAN`)
     pixel_range : the generator's output range, to which :meth:`prepare` scales the data
-    critic_norm : the DCGAN discriminator's normalisation
     update : ``"alternating"`` (Algorithm 1) or ``"simultaneous"`` (the 2014 code's update,
         with its learning-rate schedule)
     penalty : ``""``, or ``"gp"`` / ``"r1"`` for a :class:`nanogan.penalized.PenalizedGAN`
@@ -89,7 +89,6 @@ class Recipe:
     optimizer: str = "adam"
     conditional: bool = False
     pixel_range: tuple[float, float] = (-1.0, 1.0)
-    critic_norm: str = "batch"
     update: str = "alternating"
     penalty: str = ""
     paper: str = ""
@@ -138,7 +137,7 @@ class Recipe:
             D = mlp_discriminator(c * s * s + num_classes, w, rng=rng)
         elif self.arch == "dcgan":
             G = builders.dcgan_generator(s, c, z, w, rng=rng)
-            D = builders.dcgan_discriminator(s, c, w, self.critic_norm, rng=rng)
+            D = builders.dcgan_discriminator(s, c, w, hp["d_norm"], rng=rng)
         elif self.arch == "maxout":
             G, D = builders.goodfellow2014_networks(shape, z, g_hidden=w, rng=rng, x_mean=x_mean)
         else:
@@ -231,11 +230,12 @@ def _recipes() -> dict[str, Recipe]:
         Recipe("wgan", "Wasserstein GAN, weight clipping, DCGAN networks", wgan, arch="dcgan",
                optimizer="rmsprop", paper="Arjovsky et al. 2017"),
         Recipe("wgan-gp", "Wasserstein GAN with gradient penalty, DCGAN networks, LayerNorm "
-               "critic", gp, arch="dcgan", critic_norm="layer", penalty="gp",
+               "critic", {**gp, "d_norm": "layer"}, arch="dcgan", penalty="gp",
                paper="Gulrajani et al. 2017"),
         Recipe("r1", "non-saturating GAN with the R1 penalty on real data, DCGAN networks, "
-               "LayerNorm discriminator", {**_ADAM, "gp_weight": 10.0, "width": 64},
-               arch="dcgan", critic_norm="layer", penalty="r1", paper="Mescheder et al. 2018"),
+               "LayerNorm discriminator", {**_ADAM, "gp_weight": 10.0, "width": 64,
+                                           "d_norm": "layer"},
+               arch="dcgan", penalty="r1", paper="Mescheder et al. 2018"),
         Recipe("goodfellow2014", "the 2014 paper's MNIST model: maxout D with dropout, SGD",
                sgd, arch="maxout", optimizer="sgd", pixel_range=(0.0, 1.0),
                update="simultaneous", paper="Goodfellow et al. 2014"),

@@ -53,6 +53,9 @@ KEYS: dict[str, tuple[type, Any, str]] = {
                           "0.01)"),
     "gp_weight": (float, None, "gradient penalty coefficient: WGAN-GP's lambda, R1's gamma "
                                "(model default: 10 for wgan-gp and r1, else 0)"),
+    "d_norm": (str, None, "normalisation between the DCGAN discriminator's convolutions: batch, "
+                          "layer or none (model default: batch; layer for wgan-gp and r1, whose "
+                          "penalties need per-sample gradients)"),
     "seed": (int, 0, "random seed (weights, noise, minibatch order)"),
     "out": (str, "", "run folder (default: runs/MODEL, numbered runs/MODEL-2, ... if taken)"),
     "sample_every": (int, 500, "steps between sample grids (0: only at the end)"),

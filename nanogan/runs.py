@@ -319,6 +319,8 @@ def _validate(cfg: dict[str, Any]) -> None:
             raise RunError(f"--{key.replace('_', '-')} must be >= 0, got {cfg[key]}")
     if cfg["keep"] < 1:
         raise RunError(f"--keep must be >= 1, got {cfg['keep']}")
+    if cfg["d_norm"] not in (None, "batch", "layer", "none"):
+        raise RunError(f"--d-norm must be batch, layer or none, got {cfg['d_norm']!r}")
     if cfg["best_metric"] not in ("mmd", "none"):
         raise RunError(f"--best-metric must be 'mmd' or 'none', got {cfg['best_metric']!r}")
 

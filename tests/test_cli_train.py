@@ -88,27 +88,26 @@ def files_of(folder: Path) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------- smoke
-SMOKE = [  # model, data, image size (0: the data's), expected (C, S), width
-    ("vanilla", "mnist", 0, (1, 28), 8),
-    ("vanilla", "npy", 0, (3, 8), 8),
-    ("dcgan", "grey", 16, (1, 16), 4),
-    ("dcgan", "colour", 32, (3, 32), 4),
-    ("dcgan", "idx", 0, (1, 28), 4),
-    ("cgan", "grey", 12, (1, 12), 8),
-    ("cgan", "npz", 0, (1, 16), 8),
-    ("wgan", "npz", 16, (1, 16), 4),
-    ("wgan-gp", "colour", 16, (3, 16), 4),
-    ("r1", "grey", 16, (1, 16), 4),
-    ("goodfellow2014", "idx", 0, (1, 28), 8),
+SMOKE = [  # model, data, image size (0: the data's), expected (C, S), width, more flags
+    ("vanilla", "mnist", 0, (1, 28), 8, ["--max-images", "64"]),
+    ("vanilla", "npy", 0, (3, 8), 8, []),
+    ("dcgan", "grey", 16, (1, 16), 4, []),
+    ("dcgan", "colour", 32, (3, 32), 4, ["--d-norm", "none"]),
+    ("dcgan", "idx", 0, (1, 28), 4, ["--d-norm", "layer"]),
+    ("cgan", "grey", 12, (1, 12), 8, []),
+    ("cgan", "npz", 0, (1, 16), 8, []),
+    ("wgan", "npz", 16, (1, 16), 4, []),
+    ("wgan-gp", "colour", 16, (3, 16), 4, []),
+    ("r1", "grey", 16, (1, 16), 4, []),
+    ("goodfellow2014", "idx", 0, (1, 28), 8, []),
 ]
 
 
-@pytest.mark.parametrize("model,kind,size,expected,width", SMOKE,
-                         ids=[f"{m}-{k}-{s}" for m, k, s, _, _ in SMOKE])
+@pytest.mark.parametrize("model,kind,size,expected,width,extra", SMOKE,
+                         ids=[f"{m}-{k}-{s}" for m, k, s, *_ in SMOKE])
 def test_train_every_model_and_data_kind(data, tmp_path, capsys, model, kind, size, expected,
-                                         width):
+                                         width, extra):
     src = "mnist" if kind == "mnist" else data[kind]
-    extra = ["--max-images", "64"] if kind == "mnist" else []
     out = tmp_path / "run"
     status = train(model, "--data", src, "--image-size", size, "--width", width, "--out", out,
                    *TINY, *extra)
@@ -293,6 +292,9 @@ def test_errors_are_one_line_and_write_nothing(data, tmp_path, capsys):
     assert "48 is impossible" in err and "power of two" in err and "--image-size" in err
     err = _error(capsys, "train", "cgan", "--data", data["colour"], "--image-size", 8, *base)
     assert "needs labels" in err
+    err = _error(capsys, "train", "r1", "--data", data["grey"], "--image-size", 16,
+                 "--d-norm", "batch", *base)
+    assert "BatchNorm2d" in err and "LayerNorm" in err
     toml = tmp_path / "run.toml"
     toml.write_text('model = "dcgan"\nlrate = 0.001\n')
     err = _error(capsys, "train", "--config", toml, *base)

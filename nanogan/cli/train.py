@@ -57,6 +57,8 @@ def _add_key(p: argparse.ArgumentParser, key: str, resume: bool = False) -> None
     extra: dict[str, Any] = {}
     if key == "best_metric":
         extra["choices"] = ["mmd", "none"]
+    if key == "d_norm":
+        extra["choices"] = ["batch", "layer", "none"]
     if key == "channels":
         extra["choices"] = [0, 1, 3]
     if runconfig.KEYS[key][1] is not None and key != "out":
