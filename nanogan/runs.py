@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from . import runconfig
-from .checkpoint import CheckpointError, _fsync_dir
+from .checkpoint import CheckpointError, _file_mode, _fsync_dir
 from .datasets import Dataset, DatasetError, load_dataset
 from .gan import GAN, NonFiniteError
 from .recipes import Recipe, get_recipe
@@ -51,6 +51,7 @@ __all__ = ["RunError", "checkpoints", "latest_checkpoint", "resume_run", "start_
 BASE_KEYS = ("d_loss", "g_loss", "d_x", "d_g_z", "d_acc")
 _STEP_FILE = re.compile(r"^step-(\d+)\.npz$")
 _MAX_GIF_FRAMES = 100
+_GIF_SIDE = 640
 
 
 class RunError(ValueError):
@@ -71,6 +72,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _file_mode(path))  # mkstemp's 0600 -> the usual umask permissions
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -107,8 +109,8 @@ def _metrics_csv(history: dict[str, list[float]]) -> str:
 
 
 def _save_gif(frames: list[Path], path: Path) -> bool:
-    """An animated GIF of the PNG ``frames`` (at most 100, evenly spaced); False without
-    Pillow."""
+    """An animated GIF of the PNG ``frames`` (at most 100, evenly spaced, at most 640 pixels
+    wide); False without Pillow."""
     try:
         from PIL import Image
     except ImportError:
@@ -119,7 +121,12 @@ def _save_gif(frames: list[Path], path: Path) -> bool:
     images = []
     for p in frames:
         with Image.open(p) as im:
-            images.append(im.convert("RGB").convert("P", palette=Image.ADAPTIVE))
+            im = im.convert("RGB")
+            if max(im.size) > _GIF_SIDE:  # keep the animation small
+                scale = _GIF_SIDE / max(im.size)
+                im = im.resize((round(im.width * scale), round(im.height * scale)),
+                               Image.LANCZOS)
+            images.append(im.convert("P", palette=Image.ADAPTIVE))
     buf = io.BytesIO()
     durations = [200] * (len(images) - 1) + [1500]
     images[0].save(buf, format="GIF", save_all=True, append_images=images[1:],
@@ -138,8 +145,7 @@ class _Evaluator:
         pick = np.random.default_rng(seed + 3).permutation(len(x))[:n]
         self.real = self._to_unit(recipe, x[pick]).reshape(len(pick), -1).astype(np.float64)
         self.sigma = reference_bandwidth(self.real)
-        self.z = recipe.fixed_input(gan, np.random.default_rng(seed + 4), n)[0] \
-            if not recipe.conditional else gan.sample_noise(n, np.random.default_rng(seed + 4))
+        self.z = gan.sample_noise(n, np.random.default_rng(seed + 4))  # labels too, for cgan
         self.recipe = recipe
 
     @staticmethod
