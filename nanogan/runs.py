@@ -43,6 +43,7 @@ from .checkpoint import CheckpointError, _file_mode, _fsync_dir
 from .datasets import Dataset, DatasetError, load_dataset
 from .gan import GAN, NonFiniteError
 from .recipes import Recipe, get_recipe
+from .stats import RENAMED
 from .train import load_training_checkpoint, save_training_checkpoint
 
 __all__ = ["RunError", "checkpoints", "latest_checkpoint", "resume_run", "start_run",
@@ -256,12 +257,13 @@ def train_in_folder(run_dir: str | os.PathLike, recipe: Recipe, hp: dict[str, An
             while gan.steps < steps and stop.signum is None:
                 stats = recipe.step(gan, batches, rng, hp)
                 history["step"].append(gan.steps)
-                for k in list(stats):
-                    if k in ("d_g_z_after",):
+                for key, value in stats.items():
+                    k = RENAMED.get(key, key)  # one name per statistic (see nanogan.stats)
+                    if k == "D_G_z_after":
                         continue
                     if k not in history:  # a new column: earlier steps had no value
                         history[k] = [float("nan")] * (len(history["step"]) - 1)
-                    history[k].append(float(stats[k]))
+                    history[k].append(float(value))
                 if evaluate is not None and metric != "none":
                     history.setdefault(metric, [float("nan")] * (len(history["step"]) - 1))
                     history[metric].append(float("nan"))

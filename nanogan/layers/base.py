@@ -18,7 +18,7 @@ A module is a function ``y = f(x; theta)`` with a hand-written derivative:
 Second order (gradient penalties, :mod:`nanogan.penalties`): a layer that a critic can use also
 differentiates its own backward pass, in forward mode ("forward over reverse")::
 
-    y, cache = m.forward_unfused(x)                   # forward, each layer's own cache
+    y, cache = m.forward(x)                           # the forward pass, as for backward
     y_dot, tcache = m.jvp(x_dot, cache)               # how y moves when x moves along x_dot
     dx, dx_dot = m.backward_jvp(dy, dy_dot, cache, tcache)
                                                       # how dx moves (and ADDS how dL/dtheta moves)
@@ -138,13 +138,26 @@ class Module:
         """Copy ``state`` into this module's arrays in place.
 
         Accepts a nanogan ``state_dict()`` or a PyTorch one converted with ``.numpy()``.
-        Raises ``ValueError`` naming the key on a missing, unexpected or misshapen entry.
+        Raises ``ValueError`` naming the key on a missing, unexpected or misshapen entry, or on
+        one of the wrong kind (floating-point parameters take floating-point values only: integer,
+        boolean or string arrays are refused, not cast). All or nothing: every entry is checked
+        and converted before the first one is copied, so on an error the module is unchanged.
         """
+        for dst, src in self._stage_state(state, strict):
+            dst[...] = src
+
+    def _stage_state(self, state: Mapping[str, Any], strict: bool = True
+                     ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Check and convert ``state`` for :meth:`load_state_dict` without changing anything;
+        returns the ``(destination, converted value)`` pairs to copy."""
         own: dict[str, np.ndarray] = {}
         for prefix, m in self.named_modules():
             own.update({prefix + k: v for k, v in m._params.items()})
             own.update({prefix + k: v for k, v in m._buffers.items()})
         name = type(self).__name__
+        if not isinstance(state, Mapping):
+            raise ValueError(f"{name}.load_state_dict: expected a dict of arrays, got "
+                             f"{type(state).__name__}")
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
         if strict and (missing or unexpected):
@@ -154,13 +167,8 @@ class Module:
             if unexpected:
                 parts.append(f"unexpected keys {unexpected}")
             raise ValueError(f"{name}.load_state_dict: " + "; ".join(parts))
-        pairs = [(dst, np.asarray(state[k]), k) for k, dst in own.items() if k in state]
-        for dst, src, k in pairs:  # check everything first: a bad entry changes nothing
-            if src.shape != dst.shape:
-                raise ValueError(f"{name}.load_state_dict: entry {k!r} expected shape "
-                                 f"{_fmt_shape(dst.shape)}, got {_fmt_shape(src.shape)}")
-        for dst, src, _ in pairs:
-            dst[...] = src.astype(dst.dtype, copy=False)
+        return [(dst, convert_entry(f"{name}.load_state_dict", k, state[k], dst))
+                for k, dst in own.items() if k in state]
 
     # ------------------------------------------------------------------ the contract
     def forward(self, x: np.ndarray, train: bool = True) -> tuple[np.ndarray, Any]:
@@ -173,16 +181,10 @@ class Module:
     # ------------------------------------------------------------------ second order
     # The gradient of a function of the input gradient (a gradient penalty) w.r.t. the parameters:
     # the first-order backward differentiated once more, in forward mode (see penalties.py).
-    def forward_unfused(self, x: np.ndarray, train: bool = True) -> tuple[np.ndarray, Any]:
-        """``forward`` with every layer run alone, so each cache is that layer's own: the cache
-        :meth:`jvp` and :meth:`backward_jvp` read. The same as :meth:`forward` for a single
-        layer; a container that fuses layers overrides it."""
-        return self.forward(x, train)
-
     def jvp(self, x_dot: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
         """Forward-mode derivative at the cached point: ``y_dot = (dy/dx) x_dot`` (parameters held
         fixed), and a tangent cache for :meth:`backward_jvp`. ``cache`` comes from
-        :meth:`forward_unfused`."""
+        :meth:`forward`."""
         raise NotImplementedError(f"{type(self).__name__} has no second-order backward (jvp)")
 
     def backward_jvp(self, dy: np.ndarray, dy_dot: np.ndarray, cache: Any, tcache: Any, *,
@@ -252,9 +254,131 @@ def accepts_input_grad(module: Module) -> bool:
 _INPUT_GRAD: dict[type, bool] = {}
 
 
+def convert_entry(owner: str, key: str, value: Any, like: np.ndarray) -> np.ndarray:
+    """``value`` converted to ``like``'s dtype for a state-dict copy, or ValueError naming ``key``.
+
+    The shape must match exactly; floating-point destinations take floating-point values only and
+    integer destinations integer values only (no bool, string, object or complex casts).
+    """
+    try:
+        src = np.asarray(value)
+    except Exception as e:  # a ragged list, an object that refuses conversion
+        raise ValueError(f"{owner}: entry {key!r} is not an array ({type(e).__name__}: {e})") \
+            from e
+    if src.shape != like.shape:
+        raise ValueError(f"{owner}: entry {key!r} expected shape {_fmt_shape(like.shape)}, got "
+                         f"{_fmt_shape(src.shape)}")
+    want = "f" if like.dtype.kind == "f" else "iu"
+    if src.dtype.kind not in want:
+        kind = "floating-point" if want == "f" else "integer"
+        raise ValueError(f"{owner}: entry {key!r} expected {kind} values ({like.dtype}), got "
+                         f"dtype {src.dtype}; refusing to cast")
+    return src.astype(like.dtype, copy=True)
+
+
+def check_sizes(owner: Any, **sizes: Any) -> tuple[int, ...]:
+    """Validate a constructor's size arguments: each a positive integer (not a bool, float or
+    string). Returns them as ints, in order; ValueError naming the layer and the argument.
+
+    Inside :func:`size_limit` (a checkpoint rebuilding its architecture) every size must also be
+    at most that limit, so a corrupt config cannot ask for an absurd allocation.
+    """
+    name = owner if isinstance(owner, str) else type(owner).__name__
+    out = []
+    for arg, v in sizes.items():
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+            raise ValueError(f"{name}: {arg} must be a positive integer, got {v!r}")
+        limit = _SIZE_LIMIT[-1] if _SIZE_LIMIT else None
+        if limit is not None and v > limit:
+            raise ValueError(f"{name}: {arg}={v} is larger than the {limit:,} values the "
+                             "checkpoint holds")
+        out.append(int(v))
+    return tuple(out)
+
+
+def check_real(owner: Any, arg: str, value: Any, low: float | None = None,
+               high: float | None = None, *, low_open: bool = False,
+               high_open: bool = False) -> float:
+    """Validate a real constructor argument: finite and within ``[low, high]`` (``(`` / ``)`` with
+    ``low_open`` / ``high_open``). Returns it as a float; ValueError naming the layer otherwise."""
+    name = owner if isinstance(owner, str) else type(owner).__name__
+    if low is None and high is None:
+        allowed = "a finite number"
+    else:
+        lo = "(-inf" if low is None else ("(" if low_open else "[") + f"{low:g}"
+        hi = "inf)" if high is None else f"{high:g}" + (")" if high_open else "]")
+        allowed = f"a finite number in {lo}, {hi}"
+    try:
+        if isinstance(value, bool | str | bytes):
+            raise TypeError
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: {arg} must be {allowed}, got {value!r}") from None
+    ok = np.isfinite(v)
+    if ok and low is not None:
+        ok = v > low if low_open else v >= low
+    if ok and high is not None:
+        ok = v < high if high_open else v <= high
+    if not ok:
+        raise ValueError(f"{name}: {arg} must be {allowed}, got {value!r}")
+    return v
+
+
+def check_dy(layer: Module, dy: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """``dy`` as an array, or ValueError naming the layer unless it has the forward output's
+    ``shape`` (cheap: one tuple comparison). Each layer's ``backward`` calls it first."""
+    dy = np.asarray(dy)
+    if dy.shape != tuple(shape):
+        raise ValueError(f"{layer!r}.backward: argument 'dy' expected shape "
+                         f"{_fmt_shape(tuple(shape))} (the forward output's), got "
+                         f"{_fmt_shape(dy.shape)}")
+    return dy
+
+
+#: Stack of active :func:`size_limit` bounds (innermost last).
+_SIZE_LIMIT: list[int] = []
+#: Remaining parameter values the innermost :func:`size_limit` allows (see :func:`reserve`).
+_SIZE_BUDGET: list[int] = []
+
+
+class size_limit:
+    """Context manager: while active, layers may allocate at most ``values`` parameter values in
+    total and no size argument may exceed it (used when a checkpoint's config rebuilds models:
+    the file's own arrays bound what a sound architecture needs)."""
+
+    def __init__(self, values: int) -> None:
+        self.values = int(values)
+
+    def __enter__(self) -> size_limit:
+        _SIZE_LIMIT.append(self.values)
+        _SIZE_BUDGET.append(self.values)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _SIZE_LIMIT.pop()
+        _SIZE_BUDGET.pop()
+
+
+def reserve(shape: tuple[int, ...]) -> None:
+    """Count a parameter of ``shape`` against the active :func:`size_limit`, before allocating
+    it; ValueError if it does not fit. Free (a list check) when no limit is active."""
+    if not _SIZE_BUDGET:
+        return
+    n = 1
+    for s in shape:
+        n *= max(int(s), 0)
+    if n > _SIZE_BUDGET[-1]:
+        raise ValueError(f"a parameter of shape {_fmt_shape(tuple(shape))} ({n:,} values) is "
+                         f"more than the {_SIZE_LIMIT[-1]:,} values the checkpoint holds")
+    _SIZE_BUDGET[-1] -= n
+
+
 def as_dtype(dtype: Any) -> np.dtype:
     """Validate a layer dtype: float32 or float64."""
-    dt = np.dtype(dtype)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from None
     if dt not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dt}")
     return dt
