@@ -178,6 +178,8 @@ def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         inferred = infer_z_shape(gan.G)
     except ValueError:  # a first layer the noise shape cannot be read from: trust the config
         inferred = gan.z_shape
+    if hasattr(gan, "num_classes"):  # a conditional G takes [z, onehot(y)]
+        inferred = (inferred[0] - gan.num_classes, *inferred[1:])
     if tuple(inferred) != tuple(gan.z_shape):
         raise CheckpointError(f"checkpoint {path}: config.z_shape {list(gan.z_shape)} does not "
                               f"match the generator's input {list(inferred)}")
