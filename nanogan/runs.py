@@ -343,6 +343,11 @@ def _setup(cfg: dict[str, Any]) -> tuple[Recipe, dict[str, Any], Dataset, np.nda
     if hp["loss"] not in ("minimax", "nonsaturating", "wasserstein", "lsgan", "hinge"):
         raise RunError(f"--loss {hp['loss']!r} is not a loss; choose minimax, nonsaturating, "
                        "wasserstein, lsgan or hinge")
+    try:
+        if cfg["image_size"]:  # before decoding a folder of images at an impossible size
+            recipe.check_shape((1, cfg["image_size"], cfg["image_size"]))
+    except ValueError as e:
+        raise RunError(str(e)) from None
     ds = _dataset(cfg)
     try:
         recipe.check_shape(ds.shape)
