@@ -34,8 +34,9 @@ from nanogan.penalized import PenalizedGAN
 from nanogan.train import TrainingInterrupted, load_training_checkpoint, train
 
 MNIST_TRAIN = 60000
-#: Flags a checkpoint fixes: given with --resume, they must agree with it.
-RESUME_FIXED = ("loss", "k", "hidden", "lr", "batch_size")
+#: Flags a checkpoint fixes: given with --resume, they must agree with it (--lr may change: the
+#: given value wins, with a note).
+RESUME_FIXED = ("loss", "k", "hidden", "batch_size")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=output_dir, default="runs/vanilla", help="output folder")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoint.npz (to --steps in total); --loss, --k, "
-                   "--hidden, --lr and --batch-size come from the checkpoint and, if given, must "
-                   "agree with it")
+                   "--hidden and --batch-size come from the checkpoint and, if given, must agree "
+                   "with it; a given --lr replaces the checkpoint's")
     p.add_argument("--sample-every", type=nonnegative_int, default=500,
                    help="steps between sample grids (0: only at the end)")
     p.add_argument("--checkpoint-every", type=nonnegative_int, default=1000,
@@ -86,16 +87,21 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         gan = state["gan"]
         first = gan.G[0] if isinstance(gan.G, Sequential) and len(gan.G) else None
-        saved = {"loss": gan.loss_name, "k": gan.k, "lr": gan.g_opt.lr,
+        saved = {"loss": gan.loss_name, "k": gan.k,
                  "hidden": getattr(first, "out_features", None),
                  "batch_size": (state["batches_state"] or {}).get("batch_size")}
-        conflicts = resume_conflicts(args, explicit_flags(parser, argv), saved)
+        given = explicit_flags(parser, argv)
+        conflicts = resume_conflicts(args, given, saved)
         if conflicts:
             parser.error(f"--resume: {conflicts}; drop these flags to continue the checkpoint's "
                          "run, or start a new run in another --out")
         if args.steps <= gan.steps:
             parser.error(f"argument --steps: must be more than the checkpoint's {gan.steps} "
                          f"steps to continue it, got {args.steps}")
+        if "lr" in given and args.lr != gan.g_opt.lr:
+            print(f"note: --lr {args.lr:g} replaces the checkpoint's {gan.g_opt.lr:g} for G and "
+                  "D from here on (the run no longer matches an uninterrupted one)")
+            gan.g_opt.lr = gan.d_opt.lr = args.lr
         args.batch_size = saved["batch_size"] or args.batch_size
     images, _ = load_mnist("train")
     x = scale_images(images, shape="flat")  # (60000, 784) float32 in [-1, 1]

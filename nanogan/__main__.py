@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--png", type=output_file, default=None,
                    help="write an 8x8 grid of the first samples here")
     s.add_argument("--seed", type=nonnegative_int, default=0)
-    s.add_argument("--label", type=int, default=None,
+    s.add_argument("--label", type=nonnegative_int, default=None,
                    help="conditional GAN: draw this class (default: classes at random)")
     s.set_defaults(func=cmd_sample)
     i = sub.add_parser("info", help="version and kernel sets")

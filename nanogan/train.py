@@ -32,7 +32,7 @@ from .checkpoint import (
 from .gan import GAN, NonFiniteError, infer_z_shape
 from .layers.base import size_limit
 from .layers.serialize import module_from_config, module_to_config
-from .stats import RENAMED, rename_history
+from .stats import rename_history
 
 HISTORY_KEYS = ("d_loss", "g_loss", "D_x", "D_G_z", "D_acc")
 
@@ -412,7 +412,6 @@ def train(gan: GAN, batches: Any, steps: int, rng: np.random.Generator, *,
         with sigint_deferred() as interrupted:
             while gan.steps < steps and not interrupted[0]:
                 stats = gan.step(batches, rng)
-                stats = {RENAMED.get(k, k): v for k, v in stats.items()}  # any GAN's old names
                 history["step"].append(gan.steps)
                 for k in keys:
                     history[k].append(stats.get(k, float("nan")))

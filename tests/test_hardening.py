@@ -289,8 +289,8 @@ def vanilla_run(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("argv,expect", [
-    (["--lr", "0.01", "--k", "2"], "--k 2 (the checkpoint has 1), --lr 0.01 (the checkpoint "
-                                   "has 0.001)"),
+    (["--lr", "0.01", "--k", "2", "--hidden", "4"], "--k 2 (the checkpoint has 1), --hidden 4 "
+                                                    "(the checkpoint has 8)"),
     (["--loss", "hinge"], "--loss hinge (the checkpoint has lsgan)"),
     (["--hidden", "16", "--batch-size", "8"], "--hidden 16 (the checkpoint has 8)"),
     (["--steps", "4"], "--steps: must be more than the checkpoint's 4 steps"),
@@ -317,7 +317,14 @@ def test_resume_with_agreeing_flags_continues(vanilla_run, tmp_path, capsys):
                          "--seed", "3", "--no-progress", "--out", str(run_dir)]) == 0
     out = capsys.readouterr().out
     assert "resuming from step 4 of 5" in out and "--seed is not used when resuming" in out
+    assert "--lr" not in out.replace("--seed", "")  # the same learning rate: no note
     assert load_training_checkpoint(run_dir / "checkpoint.npz")["gan"].steps == 5
+    # a new learning rate wins, and says so (the fix a diverged run's message suggests)
+    assert example.main(["--resume", "--steps", "6", "--lr", "2e-4", "--no-progress", "--out",
+                         str(run_dir)]) == 0
+    assert "note: --lr 0.0002 replaces the checkpoint's 0.001" in capsys.readouterr().out
+    resumed = load_training_checkpoint(run_dir / "checkpoint.npz")["gan"]
+    assert resumed.steps == 6 and resumed.g_opt.lr == resumed.d_opt.lr == 2e-4
 
 
 @pytest.mark.parametrize("name", ["vanilla_mnist", "goodfellow2014_mnist"])
