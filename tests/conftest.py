@@ -3,7 +3,8 @@
 Two things must be present for the suite to mean what it says, and their absence is an error,
 never a skip:
 
-* PyTorch (the ``test`` extra pins it): every layer, loss and optimizer is compared with it.
+* PyTorch (the ``test`` extra pins it): every layer, loss and optimizer is compared with it;
+  likewise Pillow, for the image-folder datasets.
 * the compiled kernel sets (Cython and Numba): the tests run every layer under every set, and a
   set that silently fell back to the NumPy reference would be tested as the reference twice.
   On an installation without a C compiler or Numba, ``NANOGAN_ALLOW_FALLBACK=1`` runs the suite
@@ -68,6 +69,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if importlib.util.find_spec("torch") is None:
         problems.append("PyTorch is not installed; the tests compare every layer, loss and "
                         "optimizer with it. Install the test extra: pip install -e \".[test]\"")
+    if importlib.util.find_spec("PIL") is None:
+        problems.append("Pillow is not installed; the image-folder tests need it. Install the "
+                        "test extra: pip install -e \".[test]\"")
     missing = missing_kernel_sets()
     if missing and (_flag("NANOGAN_REQUIRE_COMPILED") or not _flag("NANOGAN_ALLOW_FALLBACK")):
         problems.append(
