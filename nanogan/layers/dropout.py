@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Module, as_rng
+from .base import Module, as_rng, check_dy, check_real
 
 
 class Dropout(Module):
@@ -23,10 +23,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, *, rng: np.random.Generator | int | None = None) -> None:
         super().__init__()
-        p = float(p)
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p}")
-        self.p = p
+        self.p = check_real(self, "p", p, 0.0, 1.0)
         self.rng = as_rng(rng)
 
     def extra_repr(self) -> str:
@@ -77,8 +74,8 @@ class Dropout(Module):
         dx : shape of ``dy``
         """
         if cache is None:
-            return dy
-        return dy * cache
+            return np.asarray(dy)
+        return check_dy(self, dy, cache.shape) * cache
 
     # ------------------------------------------------------------------ second order
     def jvp(self, x_dot: np.ndarray, cache: np.ndarray | None) -> tuple[np.ndarray, None]:

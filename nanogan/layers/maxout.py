@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Module, as_dtype, as_rng
+from .base import Module, as_dtype, as_rng, check_dy, check_sizes
 from .init import uniform_fan_in
 
 
@@ -40,11 +40,8 @@ class Maxout(Module):
     def __init__(self, in_features: int, out_features: int, pieces: int, bias: bool = True, *,
                  rng: np.random.Generator | int | None = None, dtype=np.float32) -> None:
         super().__init__()
-        self.in_features, self.out_features = int(in_features), int(out_features)
-        self.pieces = int(pieces)
-        if self.pieces < 1 or self.out_features < 1 or self.in_features < 1:
-            raise ValueError(f"Maxout: in_features, out_features and pieces must be >= 1, got "
-                             f"{in_features}, {out_features}, {pieces}")
+        self.in_features, self.out_features, self.pieces = check_sizes(
+            self, in_features=in_features, out_features=out_features, pieces=pieces)
         self.dtype = as_dtype(dtype)
         rng = as_rng(rng)
         rows = self.out_features * self.pieces
@@ -106,6 +103,7 @@ class Maxout(Module):
         dx : (N, in_features), or None when ``input_grad`` is False
         """
         x, arg = cache
+        dy = check_dy(self, dy, arg.shape[:2])
         n = len(x)
         dz = np.zeros((n, self.out_features, self.pieces), dtype=dy.dtype)
         np.put_along_axis(dz, arg, dy[:, :, None], axis=2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Module, _fmt_shape
+from .base import Module, _fmt_shape, check_dy, check_sizes
 
 
 class _Reshaping(Module):
@@ -73,6 +73,7 @@ class Flatten(_Reshaping):
 
     def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool = True,
                  input_grad: bool = True) -> np.ndarray | None:
+        dy = check_dy(self, dy, (cache[0], int(np.prod(cache[1:]))))
         return dy.reshape(cache) if input_grad else None
 
 
@@ -86,7 +87,7 @@ class Reshape(_Reshaping):
         super().__init__()
         if len(shape) == 1 and isinstance(shape[0], tuple | list):
             shape = tuple(shape[0])
-        self.shape = tuple(int(s) for s in shape)
+        self.shape = check_sizes(self, **{f"shape[{i}]": s for i, s in enumerate(shape)})
 
     def extra_repr(self) -> str:
         return ", ".join(map(str, self.shape))
@@ -103,4 +104,5 @@ class Reshape(_Reshaping):
 
     def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool = True,
                  input_grad: bool = True) -> np.ndarray | None:
+        dy = check_dy(self, dy, (cache[0], *self.shape))
         return dy.reshape(cache) if input_grad else None
