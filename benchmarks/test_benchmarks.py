@@ -1,6 +1,7 @@
 """Checks of the benchmark harness: FLOP counts, cross-checks, outputs.
 
-Run with ``python -m pytest benchmarks/test_benchmarks.py -q``.
+Part of the default ``python -m pytest`` run (``benchmarks`` is in the pytest ``testpaths``); the
+JAX cross-check runs only where JAX is installed (the ``jax`` extra).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import _common  # noqa: E402
 import specs  # noqa: E402
 
 _common.use_checkout()
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402  (a test dependency: its absence is an error, not a skip)
+
 torch.set_num_threads(1)
 
 
@@ -73,7 +75,7 @@ def test_cross_check_nanogan_vs_torch_float64(arch):
 
 @pytest.mark.parametrize("arch", ["mlp", "dcgan"])
 def test_cross_check_jax_vs_torch_float32(arch):
-    pytest.importorskip("jax")
+    pytest.importorskip("jax", reason="the JAX cross-check needs the optional jax extra")
     pytest.importorskip("optax")
     import jax_side
     import vs_pytorch

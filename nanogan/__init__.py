@@ -17,6 +17,7 @@ from .layers import (
     Dense,
     Dropout,
     Flatten,
+    GradientReversal,
     LayerNorm,
     LeakyReLU,
     Maxout,
@@ -33,8 +34,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "GAN", "BatchNorm1d", "BatchNorm2d", "Conv2d", "ConvTranspose2d", "Dense", "Dropout",
-    "Flatten", "LayerNorm", "LeakyReLU", "Maxout", "Module", "ReLU", "Reshape", "Sequential",
-    "Sigmoid", "Tanh",
+    "Flatten", "GradientReversal", "LayerNorm", "LeakyReLU", "Maxout", "Module", "ReLU",
+    "Reshape", "Sequential", "Sigmoid", "Tanh",
     "available_kernels", "data", "dcgan_init", "gradcheck", "kernel_backend", "layers", "losses",
     "numerical_gradient", "optim", "penalties", "rel_error", "set_kernel_backend",
 ]

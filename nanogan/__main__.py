@@ -16,9 +16,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 
 import numpy as np
+
+#: Most samples ``sample`` and ``evaluate`` draw (10^6 MNIST images are 3.1 GB of float32).
+MAX_SAMPLES = 1_000_000
 
 
 def generate(gan, n: int, seed: int, batch: int = 1000, label: int | None = None) -> np.ndarray:
@@ -52,29 +54,17 @@ def generate(gan, n: int, seed: int, batch: int = 1000, label: int | None = None
     return x
 
 
-def _save_npy_atomic(path: str, array: np.ndarray) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npy.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def _save_npy_atomic(path: str | os.PathLike, array: np.ndarray) -> None:
+    from .checkpoint import atomic_write
+
+    atomic_write(path, lambda f: np.save(f, array))
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from .plot import save_grid
-    from .train import load_training_checkpoint
+    from .train import load_generator_checkpoint
 
-    if args.n < 1:
-        print("error: --n must be >= 1", file=sys.stderr)
-        return 2
-    gan = load_training_checkpoint(args.checkpoint)["gan"]
+    gan = load_generator_checkpoint(args.checkpoint)
     x = generate(gan, args.n, args.seed, label=args.label)
     if args.out:
         _save_npy_atomic(args.out, x)
@@ -104,9 +94,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from .metrics.evaluate import evaluate, format_table, load_samples
 
-    x, pixel_range = load_samples(args.path, n=args.n, seed=args.seed)
-    if args.range is not None:
-        pixel_range = (-1.0, 1.0) if args.range == "-1,1" else (0.0, 1.0)
+    declared = None if args.range is None else (-1.0, 1.0) if args.range == "-1,1" else (0.0, 1.0)
+    x, pixel_range = load_samples(args.path, n=args.n, seed=args.seed, pixel_range=declared)
     result = evaluate(x, pixel_range, parzen=not args.no_parzen, n_reference=args.reference,
                       seed=args.seed)
     result["pixel_range"] = list(pixel_range)
@@ -134,39 +123,64 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    from .cli_args import existing_file, int_range, nonnegative_int, output_file
+    from .metrics.evaluate import MIN_REFERENCE, MIN_SAMPLES, N_REFERENCE
+
     parser = argparse.ArgumentParser(prog="nanogan", description="nanogan command line")
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("sample", help="draw samples from a training checkpoint")
-    s.add_argument("checkpoint")
-    s.add_argument("--n", type=int, default=10000, help="number of samples")
-    s.add_argument("--out", default=None, help="write the samples here (.npy)")
-    s.add_argument("--png", default=None, help="write an 8x8 grid of the first samples here")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--label", type=int, default=None,
+    s.add_argument("checkpoint", type=existing_file)
+    s.add_argument("--n", type=int_range(1, MAX_SAMPLES), default=10000,
+                   help="number of samples")
+    s.add_argument("--out", type=output_file, default=None,
+                   help="write the samples here (.npy; default samples.npy unless --png)")
+    s.add_argument("--png", type=output_file, default=None,
+                   help="write an 8x8 grid of the first samples here")
+    s.add_argument("--seed", type=nonnegative_int, default=0)
+    s.add_argument("--label", type=nonnegative_int, default=None,
                    help="conditional GAN: draw this class (default: classes at random)")
     s.set_defaults(func=cmd_sample)
     i = sub.add_parser("info", help="version and kernel sets")
     i.set_defaults(func=cmd_info)
     e = sub.add_parser("evaluate", help="quality metrics (Parzen, FID-MNIST, IS, precision/"
                        "recall, KID) of a checkpoint or of samples .npy")
-    e.add_argument("path", help="training checkpoint (.npz) or samples (.npy)")
-    e.add_argument("--n", type=int, default=10000, help="samples drawn from a checkpoint")
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--reference", type=int, default=10000, help="MNIST test images compared")
+    e.add_argument("path", type=existing_file, help="training checkpoint (.npz) or samples (.npy)")
+    e.add_argument("--n", type=int_range(MIN_SAMPLES, MAX_SAMPLES), default=10000,
+                   help="samples drawn from a checkpoint")
+    e.add_argument("--seed", type=nonnegative_int, default=0)
+    e.add_argument("--reference", type=int_range(MIN_REFERENCE, N_REFERENCE), default=N_REFERENCE,
+                   help="MNIST test images compared")
     e.add_argument("--range", choices=["-1,1", "0,1"], default=None,
-                   help="pixel range of the samples (default: from the generator or the values)")
+                   help="pixel range of the samples, written --range=-1,1 or --range 0,1 "
+                   "(default: from the generator, or for a .npy "
+                   "[0, 1] if every value is in it, else [-1, 1] if every value is in that); "
+                   "values outside it are an error, never clipped")
     e.add_argument("--no-parzen", action="store_true", help="skip the Parzen log-likelihood")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
     e.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "sample" and not (args.out or args.png):
-        args.out = "samples.npy"
+        from .cli_args import output_file
+
+        try:
+            args.out = output_file("samples.npy")
+        except argparse.ArgumentTypeError as exc:
+            parser.error(f"argument --out: {exc}")
     try:
         return args.func(args)
-    except (OSError, ValueError) as exc:  # a missing/corrupt checkpoint, an unwritable output
+    except (OSError, ValueError) as exc:  # a corrupt checkpoint, bad samples, a full disk
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: outputs are written atomically, so nothing is half done
+        print(f"\ninterrupted: nanogan {args.command} stopped (files are written whole or not "
+              "at all)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

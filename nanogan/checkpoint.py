@@ -20,18 +20,20 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import re
+import secrets
 import zipfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
 __all__ = [
-    "META_KEY", "CheckpointError", "flatten_state", "json_safe", "load_checkpoint", "rng_state",
-    "save_checkpoint", "set_rng_state", "unflatten_state",
+    "META_KEY", "CheckpointError", "atomic_write", "clean_stale_temps", "flatten_state",
+    "json_safe", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state",
+    "unflatten_state",
 ]
 
 #: The entry of the ``.npz`` holding the JSON metadata.
@@ -98,13 +100,101 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def _file_mode(path: Path) -> int:
-    """Permissions for the new file: the old checkpoint's, else the usual umask default."""
+    """Permissions for the new file: the old file's, else the usual umask default (0o666 & ~umask,
+    as ``open`` gives; not the 0o600 of ``tempfile.mkstemp``)."""
     try:
         return path.stat().st_mode & 0o777
     except OSError:
         umask = os.umask(0)
         os.umask(umask)
         return 0o666 & ~umask
+
+
+#: Temporary files of :func:`atomic_write`: ``.<target name>.nanogan-<pid>-<random>.tmp``.
+_TEMP_RE = re.compile(r"^\..+\.nanogan-(\d+)-[0-9a-f]+\.tmp$")
+
+
+def _temp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.nanogan-{os.getpid()}-{secrets.token_hex(4)}.tmp")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # exists (another user's) or cannot tell: leave its files alone
+    return True
+
+
+def clean_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files that a killed writer (``kill -9``, power loss) left in
+    ``folder``.
+
+    Only nanogan's own temp-name pattern (``.<name>.nanogan-<pid>-<hex>.tmp``) is touched, and
+    only when process ``<pid>`` no longer exists, so a run writing in the same folder at the same
+    time keeps its files. Returns the removed paths.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _TEMP_RE.match(entry.name)
+        if m is None or _alive(int(m.group(1))):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            pass
+    return removed
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
+    """Write a file atomically: ``write(f)`` fills a temporary file in the target's folder, which
+    is flushed, fsync'ed, given the usual permissions and ``os.replace``-d onto ``path``.
+
+    On any error (or interruption) the temporary file is removed and an existing file at ``path``
+    is left untouched; stale temporary files of killed writers in that folder are removed first
+    (:func:`clean_stale_temps`). The folder is created if needed.
+
+    Parameters
+    ----------
+    path : the target file
+    write : called with the open binary file object
+
+    Returns
+    -------
+    path : Path of the written file
+    """
+    path = Path(path)
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(folder)
+    mode = _file_mode(path)
+    tmp = _temp_name(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(folder)
+    return path
 
 
 def save_checkpoint(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
@@ -146,26 +236,32 @@ def save_checkpoint(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
         entries[name] = a
     entries[META_KEY] = _encode_meta(meta)
 
-    folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    mode = _file_mode(path)
-    tmp = tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}.", suffix=".tmp",
-                                      delete=False)
-    try:
-        with tmp:
-            np.savez(tmp, **entries)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.chmod(tmp.name, mode)
-        os.replace(tmp.name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp.name)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(folder)
-    return path
+    return atomic_write(path, lambda f: np.savez(f, **entries))
+
+
+def _check_entry_sizes(path: Path, corrupt: Callable[[str], CheckpointError]) -> None:
+    """Read every ``.npy`` header of the archive and refuse an entry whose declared shape needs
+    more bytes than the entry holds (a corrupt header would otherwise make ``np.load`` allocate
+    the declared size, e.g. hundreds of GiB, before finding the data missing)."""
+    from numpy.lib import format as npformat
+
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            name = info.filename.removesuffix(".npy")
+            with zf.open(info) as f:
+                try:
+                    major, _ = npformat.read_magic(f)
+                    read = (npformat.read_array_header_1_0 if major == 1
+                            else npformat.read_array_header_2_0)
+                    shape, _, dtype = read(f)
+                except (ValueError, OSError, EOFError, SyntaxError, TypeError) as e:
+                    raise corrupt(f"entry {name!r}: bad .npy header ({e})") from e
+            need = dtype.itemsize
+            for s in shape:
+                need *= int(s)
+            if need > info.file_size:
+                raise corrupt(f"entry {name!r} declares {dtype} {tuple(shape)} ({need:,} bytes) "
+                              f"but holds {info.file_size:,} bytes")
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -197,6 +293,13 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
             "resume from it, or start afresh.")
 
     try:
+        if not zipfile.is_zipfile(path):
+            with open(path, "rb") as f:
+                head = f.read(6)
+            raise corrupt("a single .npy array, not an .npz archive" if head == b"\x93NUMPY"
+                          else "not an .npz (zip) archive" +
+                          (": the file is empty" if not head else ""))
+        _check_entry_sizes(path, corrupt)
         npz = np.load(path, allow_pickle=False)
         if not isinstance(npz, np.lib.npyio.NpzFile):
             raise corrupt("a single .npy array, not an .npz archive")
@@ -204,7 +307,8 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
             arrays = {k: npz[k] for k in npz.files}
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, ValueError, EOFError, OSError, KeyError, zlib.error) as e:
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError, KeyError, zlib.error,
+            NotImplementedError, MemoryError, OverflowError, SyntaxError, TypeError) as e:
         raise corrupt(f"{type(e).__name__}: {e}") from e
     raw = arrays.pop(META_KEY, None)
     if raw is None:
@@ -213,7 +317,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
         raise corrupt(f"{META_KEY!r} is {raw.dtype} {raw.shape}, expected 1-D uint8")
     try:
         meta = json.loads(raw.tobytes().decode("utf-8"))
-    except ValueError as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError, JSONDecodeError, nesting
         raise corrupt(f"bad metadata: {type(e).__name__}: {e}") from e
     if not isinstance(meta, dict):
         raise corrupt(f"metadata is a {type(meta).__name__}, expected a JSON object")

@@ -194,14 +194,14 @@ class ConditionalGAN(GAN):
                 np.clip(p, -self.clip, self.clip, out=p)
         return {
             "d_loss": float(value),
-            "d_x": _mean_sigmoid(s_real),
-            "d_g_z": _mean_sigmoid(s_fake),
-            "d_acc": float(((s_real > 0).sum() + (s_fake < 0).sum()) / (s_real.size + s_fake.size)),
+            "D_x": _mean_sigmoid(s_real),
+            "D_G_z": _mean_sigmoid(s_fake),
+            "D_acc": float(((s_real > 0).sum() + (s_fake < 0).sum()) / (s_real.size + s_fake.size)),
         }
 
     def g_step(self, z: np.ndarray, y: np.ndarray) -> dict[str, float]:  # type: ignore[override]
         """One generator update on ``D([G([z, c]), c])`` through the unchanged discriminator:
-        ``dL/dx_fake = (dL/d[x, c])[:, :H*W]``. Returns ``g_loss`` and ``d_g_z_after``."""
+        ``dL/dx_fake = (dL/d[x, c])[:, :H*W]``. Returns ``g_loss`` and ``D_G_z_after``."""
         self.G.zero_grad()
         fake, c_g = self.G.forward(self.generator_input(z, y), train=True)
         s_fake, c_d = self.D.forward(self.discriminator_input(fake, y), train=True)
@@ -210,7 +210,7 @@ class ConditionalGAN(GAN):
         d_x_fake = np.ascontiguousarray(d_in[:, :fake[0].size]).reshape(fake.shape)
         self.G.backward(d_x_fake, c_g, **_no_input_grad(self.G))
         self.g_opt.step()
-        return {"g_loss": float(value), "d_g_z_after": _mean_sigmoid(s_fake)}
+        return {"g_loss": float(value), "D_G_z_after": _mean_sigmoid(s_fake)}
 
     def step(self, real_batches: Any, rng: np.random.Generator) -> dict[str, float]:
         """One iteration: ``k`` D steps, each on the next ``(x, y)`` minibatch, fresh noise and

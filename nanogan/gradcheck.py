@@ -19,10 +19,45 @@ from .layers.base import Module
 
 
 def rel_error(a: np.ndarray, b: np.ndarray) -> float:
-    """``||a - b|| / max(||a|| + ||b||, 1e-300)``; 0 when both are zero."""
+    """Relative error ``||a - b|| / max(||a|| + ||b||, tiny)`` of two arrays of the same shape.
+
+    0 when both are zero (or equal); ``inf`` when either holds a NaN or the two differ in an
+    infinite entry, so that a non-finite result never passes for agreement. Equal infinities
+    (same position, same sign) count as agreement and the finite entries are compared.
+
+    Parameters
+    ----------
+    a, b : arrays of the same shape (any dtype convertible to float64)
+
+    Returns
+    -------
+    error : float in [0, 1], or ``inf``
+
+    Examples
+    --------
+    >>> rel_error(np.array([1.0, 2.0]), np.array([1.0, 2.0]))
+    0.0
+    >>> round(rel_error(np.array([1.0, 0.0]), np.array([0.0, 1.0])), 4)
+    0.7071
+    >>> rel_error(np.array([np.nan]), np.array([np.nan]))
+    inf
+    """
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    den = np.linalg.norm(a) + np.linalg.norm(b)
-    return float(np.linalg.norm(a - b) / den) if den > 0 else 0.0
+    if a.shape != b.shape:
+        raise ValueError(f"rel_error: shapes differ, {a.shape} and {b.shape}")
+    if np.isnan(a).any() or np.isnan(b).any():
+        return float("inf")
+    inf_a, inf_b = np.isinf(a), np.isinf(b)
+    if inf_a.any() or inf_b.any():
+        if not np.array_equal(a[inf_a | inf_b], b[inf_a | inf_b]):
+            return float("inf")
+        a, b = a[~inf_a], b[~inf_b]
+    # scale first so that the norms of huge or tiny arrays neither overflow nor underflow
+    scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)))
+    if scale == 0.0:
+        return 0.0
+    a, b = a / scale, b / scale
+    return float(np.linalg.norm(a - b) / (np.linalg.norm(a) + np.linalg.norm(b)))
 
 
 def numerical_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e-6) -> np.ndarray:

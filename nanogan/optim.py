@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ._kernels import ops
-from .layers.base import Module, _fmt_shape
+from .layers.base import Module, _fmt_shape, convert_entry
 
 __all__ = ["SGD", "Adam", "Optimizer", "RMSprop"]
 
@@ -74,7 +74,7 @@ class Optimizer:
     @lr.setter
     def lr(self, value: float) -> None:
         value = float(value)
-        if not 0.0 <= value:
+        if not 0.0 <= value < float("inf"):
             raise ValueError(f"{type(self).__name__}: invalid learning rate: {value}")
         self._lr = value
 
@@ -126,7 +126,15 @@ class Optimizer:
             naming the key on a missing, unexpected or misshapen entry, or on an invalid
             hyper-parameter.
         """
+        self._stage_state(state)()
+
+    def _stage_state(self, state: Mapping[str, Any]) -> Any:
+        """Check and convert ``state`` for :meth:`load_state_dict` without changing anything;
+        returns the function that applies it."""
         cls = type(self).__name__
+        if not isinstance(state, Mapping):
+            raise ValueError(f"{cls}.load_state_dict: expected a dict of arrays, got "
+                             f"{type(state).__name__}")
         own = self.state_dict()
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
@@ -137,24 +145,43 @@ class Optimizer:
             if unexpected:
                 parts.append(f"unexpected keys {unexpected}")
             raise ValueError(f"{cls}.load_state_dict: " + "; ".join(parts))
-        for k, ref in own.items():
-            shape = np.shape(state[k])
-            if shape != ref.shape:
-                raise ValueError(f"{cls}.load_state_dict: entry {k!r} expected shape "
-                                 f"{_fmt_shape(ref.shape)}, got {_fmt_shape(shape)}")
+        owner = f"{cls}.load_state_dict"
+        step = convert_entry(owner, "step", state["step"], own["step"])
+        if int(step) < 0:
+            raise ValueError(f"{owner}: entry 'step' must be >= 0, got {int(step)}")
+        bufs = [(arr, convert_entry(owner, f"state.{name}.{b}", state[f"state.{name}.{b}"], arr))
+                for name, d in self.state.items() for b, arr in d.items()]
+        hyper = {}
+        for h in self._hyper:
+            ref = own[h]
+            kind = "b" if ref.dtype.kind == "b" else "f"
+            v = np.asarray(state[h])
+            if v.shape != () or (v.dtype.kind not in ("b" if kind == "b" else "fiu")):
+                raise ValueError(f"{owner}: entry {h!r} expected a {ref.dtype} scalar, got "
+                                 f"{v.dtype} {v.shape}")
+            hyper[h] = type(getattr(self, h))(v.item())
         saved = {h: getattr(self, h) for h in self._hyper}
-        try:
-            for h in self._hyper:
-                setattr(self, h, type(saved[h])(np.asarray(state[h]).item()))
+        try:  # validate the hyper-parameters with this class's own rules, then put back
+            for h, v in hyper.items():
+                try:
+                    setattr(self, h, v)
+                except ValueError as e:
+                    raise ValueError(f"entry {h!r}: {e}") from None
             self._validate()
-        except ValueError:
+        except ValueError as e:
+            raise ValueError(f"{owner}: {e}") from None
+        finally:
             for h, v in saved.items():
                 setattr(self, h, v)
-            raise
-        self.step_count = int(np.asarray(state["step"]))
-        for name, bufs in self.state.items():
-            for b, arr in bufs.items():
-                arr[...] = np.asarray(state[f"state.{name}.{b}"]).astype(arr.dtype, copy=False)
+
+        def commit() -> None:
+            for h, v in hyper.items():
+                setattr(self, h, v)
+            self.step_count = int(step)
+            for arr, src in bufs:
+                arr[...] = src
+
+        return commit
 
     def hyperparameters(self) -> dict[str, Any]:
         """The constructor's keyword arguments (all but ``model``) that rebuild this optimizer."""

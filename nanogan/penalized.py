@@ -95,9 +95,9 @@ class PenalizedGAN(GAN):
             "d_loss": float(value) + p,
             "critic_loss": float(value),
             "penalty": p,
-            "d_x": _mean_sigmoid(s_real),
-            "d_g_z": _mean_sigmoid(s_fake),
-            "d_acc": float(((s_real > 0).sum() + (s_fake < 0).sum()) / (s_real.size + s_fake.size)),
+            "D_x": _mean_sigmoid(s_real),
+            "D_G_z": _mean_sigmoid(s_fake),
+            "D_acc": float(((s_real > 0).sum() + (s_fake < 0).sum()) / (s_real.size + s_fake.size)),
         }
 
     def step(self, real_batches: Any, rng: np.random.Generator) -> dict[str, float]:

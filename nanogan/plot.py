@@ -49,9 +49,10 @@ def save_grid(images: np.ndarray, path: str | os.PathLike, nrow: int = 8, scale:
     grid = image_grid(images, nrow)
     if scale > 1:
         grid = np.kron(grid, np.ones((scale, scale)))
-    tmp = f"{path}.tmp.png"
-    matplotlib.image.imsave(tmp, grid, cmap="gray", vmin=0, vmax=1)
-    os.replace(tmp, path)
+    from .checkpoint import atomic_write
+
+    atomic_write(path, lambda f: matplotlib.image.imsave(f, grid, cmap="gray", vmin=0, vmax=1,
+                                                         format="png"))
 
 
 def save_loss_plot(history: Mapping[str, Sequence[float]], path: str | os.PathLike,
@@ -76,10 +77,12 @@ def save_loss_plot(history: Mapping[str, Sequence[float]], path: str | os.PathLi
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    from .checkpoint import atomic_write
+
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format="png"))
+    finally:
+        plt.close(fig)
 
 
 def save_wasserstein_plot(history: Mapping[str, Sequence[float]], path: str | os.PathLike,
@@ -110,7 +113,9 @@ def save_wasserstein_plot(history: Mapping[str, Sequence[float]], path: str | os
     ax.set_title("critic's Wasserstein estimate")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    from .checkpoint import atomic_write
+
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format="png"))
+    finally:
+        plt.close(fig)

@@ -1,7 +1,19 @@
-"""Shared fixtures: kernel sets, the PyTorch reference, Hypothesis profile."""
+"""Shared test helpers: kernel sets, the PyTorch reference, tolerances, ``check``, Hypothesis.
+
+Two things must be present for the suite to mean what it says, and their absence is an error,
+never a skip:
+
+* PyTorch (the ``test`` extra pins it): every layer, loss and optimizer is compared with it.
+* the compiled kernel sets (Cython and Numba): the tests run every layer under every set, and a
+  set that silently fell back to the NumPy reference would be tested as the reference twice.
+  On an installation without a C compiler or Numba, ``NANOGAN_ALLOW_FALLBACK=1`` runs the suite
+  on what is there (the pytest header says which sets ran). ``NANOGAN_REQUIRE_COMPILED=1`` (set
+  by ``.ci/run``) makes the fallback an error even when it is allowed.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 # The tests multiply small matrices: one BLAS thread is fastest, and a BLAS thread pool spinning
@@ -14,6 +26,7 @@ import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 from nanogan import _kernels  # noqa: E402
+from nanogan.gradcheck import rel_error  # noqa: E402
 
 settings.register_profile(
     "default", max_examples=int(os.environ.get("NANOGAN_HYPOTHESIS_EXAMPLES", "25")),
@@ -22,11 +35,71 @@ settings.register_profile(
 settings.load_profile("default")
 
 KERNEL_SETS = _kernels.available()
+COMPILED_SETS = ("cython", "numba")
+
+#: Relative-error tolerances of the comparisons with PyTorch, by dtype.
+TOL = {np.float64: 1e-8, np.float32: 1e-4}
+#: The largest relative error each ``check`` name has seen in this run (for inspection).
+MAX_ERR: dict[str, float] = {}
+
+__all__ = ["COMPILED_SETS", "KERNEL_SETS", "MAX_ERR", "TOL", "check", "rel_error"]
+
+
+def check(name: str, a, b, tol: float) -> None:
+    """Assert ``rel_error(a, b) < tol`` (same shapes; a NaN fails), naming ``name`` if not."""
+    err = rel_error(np.asarray(a), np.asarray(b))
+    key = f"{name} [{'float64' if tol < 1e-6 else 'float32'}]"
+    MAX_ERR[key] = max(MAX_ERR.get(key, 0.0), err)
+    assert err < tol, f"{name}: relative error {err:.3e} >= {tol:.0e}"
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+
+
+def missing_kernel_sets() -> dict[str, str]:
+    """The compiled kernel sets that did not load, with the reason."""
+    return {name: str(_kernels.why_unavailable(name)) for name in COMPILED_SETS
+            if name not in KERNEL_SETS}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    problems = []
+    if importlib.util.find_spec("torch") is None:
+        problems.append("PyTorch is not installed; the tests compare every layer, loss and "
+                        "optimizer with it. Install the test extra: pip install -e \".[test]\"")
+    missing = missing_kernel_sets()
+    if missing and (_flag("NANOGAN_REQUIRE_COMPILED") or not _flag("NANOGAN_ALLOW_FALLBACK")):
+        problems.append(
+            "compiled kernel sets unavailable: "
+            + "; ".join(f"{k}: {v}" for k, v in missing.items())
+            + ". Build them (pip install -e . with a C compiler; numba installed) or run on the "
+            "NumPy reference alone with NANOGAN_ALLOW_FALLBACK=1")
+    if problems:
+        raise pytest.UsageError("nanogan tests cannot run as configured:\n  "
+                                + "\n  ".join(problems))
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    missing = missing_kernel_sets()
+    line = f"nanogan kernel sets under test: {', '.join(KERNEL_SETS)}"
+    if missing:
+        line += f"  (FALLBACK: {', '.join(missing)} unavailable, allowed by NANOGAN_ALLOW_FALLBACK)"
+    return [line]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    missing = missing_kernel_sets()
+    if missing:
+        terminalreporter.write_sep(
+            "!", f"compiled kernels NOT tested ({', '.join(missing)} unavailable, "
+                 "NANOGAN_ALLOW_FALLBACK=1): the kernel tests ran on the NumPy reference only",
+            red=True)
 
 
 @pytest.fixture(params=KERNEL_SETS)
 def kernel_set(request):
-    """Run the test under each available kernel set (reference, numba, cython)."""
+    """Run the test under each available kernel set (cython, numba, reference)."""
     previous = _kernels.get_backend()
     _kernels.set_backend(request.param)
     yield request.param
@@ -35,8 +108,14 @@ def kernel_set(request):
 
 @pytest.fixture(scope="session")
 def torch():
-    """PyTorch in float64 on one thread: the reference implementation for the comparisons."""
-    t = pytest.importorskip("torch")
+    """PyTorch in float64 on one thread: the reference implementation for the comparisons.
+
+    A missing or broken PyTorch fails the tests that need it (it never skips them)."""
+    try:
+        import torch as t
+    except Exception as exc:  # pragma: no cover - pytest_configure catches the usual case
+        pytest.fail(f"PyTorch failed to import ({type(exc).__name__}: {exc}); it is a test "
+                    "dependency (pip install -e \".[test]\")", pytrace=False)
     t.set_num_threads(1)
     return t
 

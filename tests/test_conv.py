@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from conftest import TOL
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,8 +23,6 @@ from nanogan.layers.conv_naive import (
 # share between the examples of one test
 fixture_settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-
-TOL = {np.float64: 1e-8, np.float32: 1e-4}
 
 
 # ---------------------------------------------------------------------------- configurations
@@ -110,9 +109,11 @@ any_config = st.one_of(configs(False), configs(True))
 
 
 # ---------------------------------------------------------------------------- (a) gradcheck
-@fixture_settings
-@given(cfg=any_config)
-def test_gradcheck_float64(kernel_set, cfg):
+@settings(fixture_settings, max_examples=12)
+@pytest.mark.parametrize("transpose", [False, True], ids=["Conv2d", "ConvTranspose2d"])
+@given(data=st.data())
+def test_gradcheck_float64(kernel_set, transpose, data):
+    cfg = data.draw(configs(transpose), label="cfg")
     layer = cfg.ours(np.float64)
     x = cfg.x()
     y = layer(x)
@@ -136,10 +137,12 @@ def _torch_run(torch, cfg, ours, x, dy):
     return out
 
 
-@fixture_settings
-@given(cfg=any_config, dtype=st.sampled_from([np.float64, np.float32]),
-       scale=st.sampled_from([1e-20, 1.0, 1e20]), noncontiguous=st.booleans())
-def test_matches_torch(kernel_set, torch, cfg, dtype, scale, noncontiguous):
+@settings(fixture_settings, max_examples=8)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("transpose", [False, True], ids=["Conv2d", "ConvTranspose2d"])
+@given(data=st.data(), scale=st.sampled_from([1e-20, 1.0, 1e20]), noncontiguous=st.booleans())
+def test_matches_torch(kernel_set, torch, transpose, dtype, data, scale, noncontiguous):
+    cfg = data.draw(configs(transpose), label="cfg")
     ours = cfg.ours(dtype)
     x = cfg.x(dtype, scale)
     if noncontiguous:  # same values, seen through a strided view

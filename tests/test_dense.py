@@ -6,21 +6,11 @@ import math
 
 import numpy as np
 import pytest
+from conftest import TOL, check
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nanogan import Dense, gradcheck, rel_error
-
-TOL = {np.float64: 1e-8, np.float32: 1e-4}
-MAX_ERR: dict[str, float] = {}
-
-
-def check(name: str, a, b, tol: float) -> None:
-    err = rel_error(np.asarray(a), np.asarray(b))
-    key = f"{name} [{'float64' if tol < 1e-6 else 'float32'}]"
-    MAX_ERR[key] = max(MAX_ERR.get(key, 0.0), err)
-    assert err < tol, f"{name}: relative error {err:.3e} >= {tol:.0e}"
-
+from nanogan import Dense, gradcheck
 
 dims = st.integers(1, 7)
 

@@ -62,21 +62,24 @@ def make_opt(kind: str, model, weight_decay: float = 0.0):
 
 
 # ------------------------------------------------------------------------------- gradients
+@pytest.mark.parametrize("fast", [True, False])
 @pytest.mark.parametrize("loss_name", LOSSES)
 @pytest.mark.parametrize("arch", ["mlp", "dcgan"])
-def test_generator_gradient_end_to_end(loss_name, arch, kernel_set):
-    """dL_G/dtheta_G through D equals central differences; D's gradients stay zero."""
+def test_generator_gradient_end_to_end(loss_name, arch, fast, kernel_set):
+    """dL_G/dtheta_G through D equals central differences; D's gradients stay zero (on the fast
+    path and on the plain one)."""
     G, D = small_mlp() if arch == "mlp" else small_dcgan()
-    gan = GAN(G, D, loss=loss_name)
+    gan = GAN(G, D, loss=loss_name, fast=fast)
     z = gan.sample_noise(3, np.random.default_rng(1))
     loss = losses.get(loss_name)
 
     D.zero_grad()
     G.zero_grad()
-    fake, c_g = G.forward(z)
-    s, c_d = D.forward(fake)
+    run_g, run_d = gan._run(G), gan._run(D)
+    fake, c_g = run_g.forward(z)
+    s, c_d = run_d.forward(fake)
     _, ds = loss.g_loss(s)
-    G.backward(D.backward(ds, c_d, param_grads=False), c_g)
+    run_g.backward(run_d.backward(ds, c_d, param_grads=False), c_g)
 
     def g_loss() -> float:
         return loss.g_loss(D.forward(G.forward(z)[0])[0])[0]
@@ -90,11 +93,12 @@ def test_generator_gradient_end_to_end(loss_name, arch, kernel_set):
         assert not g.any(), f"the generator step wrote a gradient into D.{name}"
 
 
+@pytest.mark.parametrize("fast", [True, False])
 @pytest.mark.parametrize("loss_name", LOSSES)
-def test_discriminator_gradient_end_to_end(loss_name, kernel_set):
+def test_discriminator_gradient_end_to_end(loss_name, fast, kernel_set):
     """d_step's dL_D/dtheta_D equals central differences, and G receives no gradient."""
     G, D = small_dcgan(1)
-    gan = GAN(G, D, loss=loss_name, d_opt=optim.SGD(D, lr=0.0))
+    gan = GAN(G, D, loss=loss_name, d_opt=optim.SGD(D, lr=0.0), fast=fast)
     rng = np.random.default_rng(2)
     x = np.tanh(rng.standard_normal((3, 1, 8, 8)))
     z = gan.sample_noise(3, rng)
@@ -122,7 +126,10 @@ def test_generator_step_leaves_discriminator_unchanged():
     gan = GAN(G, D)
     before = D.state_dict()
     g_before = G.state_dict()
+    D.zero_grad()
     gan.g_step(gan.sample_noise(4, np.random.default_rng(0)))
+    for k, g in D.grads.items():  # D's gradients untouched too, not only its parameters
+        assert not g.any(), f"g_step wrote a gradient into D.{k}"
     after = D.state_dict()
     for k in before:
         if "running" in k or "num_batches" in k:
@@ -192,17 +199,18 @@ def _torch_opt(torch, kind, module, weight_decay=0.0):
     return torch.optim.RMSprop(module.parameters(), lr=1e-3, weight_decay=weight_decay)
 
 
+@pytest.mark.parametrize("fast", [True, False])
 @pytest.mark.parametrize("opt_kind", OPTIMIZERS)
 @pytest.mark.parametrize("loss_name", LOSSES)
-def test_algorithm1_matches_pytorch(torch, loss_name, opt_kind, kernel_set):
+def test_algorithm1_matches_pytorch(torch, loss_name, opt_kind, fast, kernel_set):
     """Two full iterations (k = 2, so 4 D steps and 2 G steps) equal PyTorch, every parameter
-    and every BatchNorm buffer, in float64."""
+    and every BatchNorm buffer, in float64, on the fast path and on the plain one."""
     G, D = small_dcgan(7)
     tG, tD = _torch_twin(torch, G), _torch_twin(torch, D)
     wd = 1e-3 if opt_kind == "adam" else 0.0
     clip = 0.5 if loss_name == "wasserstein" else None
     gan = GAN(G, D, loss=loss_name, g_opt=make_opt(opt_kind, G, wd),
-              d_opt=make_opt(opt_kind, D, wd), k=2, clip=clip)
+              d_opt=make_opt(opt_kind, D, wd), k=2, clip=clip, fast=fast)
     tg_opt, td_opt = _torch_opt(torch, opt_kind, tG, wd), _torch_opt(torch, opt_kind, tD, wd)
     t_dloss, t_gloss = _torch_losses(torch, loss_name)
 
@@ -318,37 +326,44 @@ class _Plain(Module):
         return self._children["inner"].backward(dy, cache, param_grads=param_grads)
 
 
+@pytest.mark.parametrize("fast", [True, False])
 @pytest.mark.parametrize("arch", ["mlp", "dcgan"])
-def test_steps_skip_input_grads_and_accept_modules_without_the_keyword(arch, monkeypatch):
+def test_steps_skip_input_grads_and_accept_modules_without_the_keyword(arch, fast, monkeypatch):
     """d_step backprops D and g_step backprops G with ``input_grad=False`` (the D step's and the
     noise's input gradients are never used); the result equals a run that computes them, and a
     module whose backward lacks the keyword is called without it."""
+    from nanogan.fast import Plan
+
     make = small_mlp if arch == "mlp" else small_dcgan
     real = np.random.default_rng(9).uniform(-1, 1, (4, 6) if arch == "mlp" else (4, 1, 8, 8))
     seen: list[tuple[int, bool]] = []
-    original = Sequential.backward
+    runner = Plan if fast else Sequential  # what runs a Sequential inside GAN
+    original = runner.backward
 
-    def spy(self, dy, cache, **kw):
-        seen.append((id(self), kw.get("input_grad", True)))
-        return original(self, dy, cache, **kw)
+    def spy(self, dy, cache, *, param_grads=True, input_grad=True):
+        seen.append((id(getattr(self, "model", self)), input_grad))
+        return original(self, dy, cache, param_grads=param_grads, input_grad=input_grad)
 
     runs = []
     for wrap in (False, True):
         G, D = make(seed=3)
         if wrap:
             G, D = _Plain(G), _Plain(D)
-        gan = GAN(G, D, z_shape=(4,) if arch == "mlp" else (6, 1, 1))
-        monkeypatch.setattr(Sequential, "backward", spy)
+        gan = GAN(G, D, z_shape=(4,) if arch == "mlp" else (6, 1, 1), fast=fast)
+        monkeypatch.setattr(runner, "backward", spy)
         seen.clear()
         gan.step([real], np.random.default_rng(1))
-        monkeypatch.setattr(Sequential, "backward", original)
+        monkeypatch.setattr(runner, "backward", original)
         if not wrap:
             ids = {"G": id(G), "D": id(D)}
             assert (ids["D"], False) in seen and (ids["G"], False) in seen
             assert (ids["D"], True) in seen  # g_step: dL/dG(z) through D
-        else:
+        elif not fast:
             assert all(v for _, v in seen)
             assert G.calls and D.calls
         runs.append({**G.state_dict(), **{"D." + k: v for k, v in D.state_dict().items()}})
     for (k, v), w in zip(runs[0].items(), runs[1].values()):
-        np.testing.assert_array_equal(v, w, err_msg=k)
+        if fast:  # the plan against the wrapped (plain) layers: equal up to the order of sums
+            np.testing.assert_allclose(v, w, rtol=1e-12, atol=1e-15, err_msg=k)
+        else:
+            np.testing.assert_array_equal(v, w, err_msg=k)

@@ -113,3 +113,13 @@ def test_sample_writes_minus_one_to_one_for_a_sigmoid_generator(tmp_path):
     assert y.min() >= 0 and y.max() <= 1
     np.testing.assert_allclose(x, 2 * y - 1, rtol=0, atol=1e-6)
     assert x.min() < -0.5  # near-black background pixels land near -1, not near 0
+
+
+def test_parzen_plot_from_csv(tmp_path):
+    csv_path = tmp_path / "parzen.csv"
+    csv_path.write_text("epoch,updates,seconds,parzen,se,sigma\n10,5000,800,69.2,1.8,0.2154\n"
+                        "20,10000,1074,107.7,1.6,0.2154\n")
+    png = tmp_path / "parzen.png"
+    example.save_parzen_plot(csv_path, png, others={"other run": csv_path})
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["parzen.csv", "parzen.png"]

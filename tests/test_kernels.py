@@ -1,4 +1,5 @@
-"""Every op of every available kernel set equals the reference kernels.
+"""Every op of every compiled kernel set equals the reference kernels (the reference itself is
+checked against PyTorch and the naive loops through the layer tests).
 
 Tolerances: relative 1e-5 in float32 and 1e-12 in float64. Where a result is a sum (col2im, the
 batch-norm statistics and gradients, optimizer states) the absolute part of the tolerance is the
@@ -86,7 +87,7 @@ GEOMETRIES = [
 ]
 
 
-@pytest.mark.parametrize("name", SETS)
+@pytest.mark.parametrize("name", COMPILED)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("shape", "geom"), GEOMETRIES)
 def test_im2col_col2im_named_geometries(name, dtype, shape, geom):
@@ -101,7 +102,7 @@ def test_im2col_col2im_named_geometries(name, dtype, shape, geom):
                    scale=ref.col2im(np.abs(c), shape, *geom))
 
 
-@pytest.mark.parametrize("name", SETS)
+@pytest.mark.parametrize("name", COMPILED)
 @given(geometry=conv_geometry(), data=st.data())
 def test_im2col_matches_reference(name, geometry, data):
     shape, geom = geometry
@@ -111,7 +112,7 @@ def test_im2col_matches_reference(name, geometry, data):
         assert_matches(cols, ref.im2col(x, *geom))
 
 
-@pytest.mark.parametrize("name", SETS)
+@pytest.mark.parametrize("name", COMPILED)
 @given(geometry=conv_geometry(), data=st.data())
 def test_col2im_matches_reference(name, geometry, data):
     shape, geom = geometry
@@ -137,7 +138,7 @@ def test_col2im_is_the_adjoint_of_im2col(name, geometry, data):
     assert abs(lhs - rhs) <= 1e-12 * float(np.sum(np.abs(cols * c)) + 1e-300)
 
 
-@pytest.mark.parametrize("name", SETS)
+@pytest.mark.parametrize("name", COMPILED)
 def test_im2col_of_a_non_contiguous_input(name):
     x = np.random.default_rng(1).standard_normal((5, 6, 3, 2)).transpose(3, 2, 1, 0)
     assert_matches(kernels(name).im2col(x, 3, 2, 2, 1, 1, 1), ref.im2col(x, 3, 2, 2, 1, 1, 1))
@@ -163,7 +164,7 @@ def activation_input(draw):
     return x
 
 
-@pytest.mark.parametrize("name", SETS)
+@pytest.mark.parametrize("name", COMPILED)
 @given(x=activation_input(), slope=st.sampled_from([0.0, 0.01, 0.2, 1.0, -0.5]))
 @example(x=np.array(EXTREMES, np.float32), slope=0.2)
 @example(x=np.array(EXTREMES, np.float64), slope=0.0)
@@ -176,7 +177,7 @@ def test_leaky_relu_and_backward(name, x, slope):
                        ref.leaky_relu_backward(dy, x, slope))
 
 
-@pytest.mark.parametrize("name", SETS)
+@pytest.mark.parametrize("name", COMPILED)
 @given(x=activation_input())
 @example(x=np.array(EXTREMES, np.float32))
 @example(x=np.array(EXTREMES, np.float64))
@@ -198,7 +199,7 @@ def test_sigmoid_softplus_finite_at_extremes(name, dtype):
     np.testing.assert_array_equal(sp[[0, -1]], [0.0, 1e4])
 
 
-@pytest.mark.parametrize("name", SETS)
+@pytest.mark.parametrize("name", COMPILED)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_elementwise_parallel_sizes_and_layouts(name, dtype):
     """Arrays above the parallel threshold, and non-contiguous views."""
@@ -213,7 +214,7 @@ def test_elementwise_parallel_sizes_and_layouts(name, dtype):
         assert_matches(k.softplus(arr), ref.softplus(arr))
 
 
-@pytest.mark.parametrize("name", SETS)
+@pytest.mark.parametrize("name", COMPILED)
 def test_non_float_inputs_follow_the_reference(name):
     k = kernels(name)
     xi = np.arange(-3, 4)
@@ -240,7 +241,7 @@ def batchnorm_input(draw):
     return x, gamma, beta, dy, draw(st.sampled_from([1e-5, 1e-3, 0.1]))
 
 
-@pytest.mark.parametrize("name", SETS)
+@pytest.mark.parametrize("name", COMPILED)
 @given(case=batchnorm_input())
 def test_batchnorm_forward(name, case):
     x, gamma, beta, _, eps = case
@@ -254,7 +255,7 @@ def test_batchnorm_forward(name, case):
         (x - rmean[None, :, None]) * rinv[None, :, None])) + np.abs(beta[None, :, None]))
 
 
-@pytest.mark.parametrize("name", SETS)
+@pytest.mark.parametrize("name", COMPILED)
 @given(case=batchnorm_input())
 def test_batchnorm_backward(name, case):
     x, gamma, beta, dy, eps = case
@@ -271,7 +272,7 @@ def test_batchnorm_backward(name, case):
     assert_matches(dx, rdx, scale=terms)
 
 
-@pytest.mark.parametrize("name", SETS)
+@pytest.mark.parametrize("name", COMPILED)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_batchnorm_dcgan_shape(name, dtype):
     """A DCGAN-28 shape (64 channels of 14x14), where each channel sums 1,568 values."""
@@ -292,7 +293,7 @@ def test_batchnorm_dcgan_shape(name, dtype):
         assert_matches(a, b, scale=s)
 
 
-@pytest.mark.parametrize("name", SETS)
+@pytest.mark.parametrize("name", COMPILED)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("slope", [1.0, 0.2])
 def test_batchnorm_backward_long_rows(name, dtype, slope):
@@ -338,7 +339,7 @@ def check_in_place(name, op, arrays, args) -> None:
         assert_matches(a, b, scale=np.abs(before).max() + np.abs(b).max())
 
 
-@pytest.mark.parametrize("name", SETS)
+@pytest.mark.parametrize("name", COMPILED)
 @given(case=optimizer_case(), momentum=st.sampled_from([0.0, 0.9]),
        dampening=st.sampled_from([0.0, 0.1]), nesterov=st.booleans(), first=st.booleans())
 def test_sgd_update(name, case, momentum, dampening, nesterov, first):
@@ -347,7 +348,7 @@ def test_sgd_update(name, case, momentum, dampening, nesterov, first):
                    (0.05, momentum, dampening, nesterov, wd, first))
 
 
-@pytest.mark.parametrize("name", SETS)
+@pytest.mark.parametrize("name", COMPILED)
 @given(case=optimizer_case(), step=st.sampled_from([1, 2, 10, 1000]),
        betas=st.sampled_from([(0.9, 0.999), (0.5, 0.999), (0.0, 0.9)]))
 def test_adam_update(name, case, step, betas):
@@ -355,14 +356,14 @@ def test_adam_update(name, case, step, betas):
     check_in_place(name, "adam_update", [p, g, m, v], (2e-4, *betas, 1e-8, wd, step))
 
 
-@pytest.mark.parametrize("name", SETS)
+@pytest.mark.parametrize("name", COMPILED)
 @given(case=optimizer_case(), alpha=st.sampled_from([0.99, 0.9]))
 def test_rmsprop_update(name, case, alpha):
     p, g, _, sq, wd = case
     check_in_place(name, "rmsprop_update", [p, g, sq], (1e-2, alpha, 1e-8, wd))
 
 
-@pytest.mark.parametrize("name", SETS)
+@pytest.mark.parametrize("name", COMPILED)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_optimizers_parallel_sizes_and_views(name, dtype):
     rng = np.random.default_rng(4)
@@ -511,7 +512,7 @@ def bias_act_input(draw):
     return z, b, dy, draw(st.sampled_from([0.0, 0.01, 0.2]))
 
 
-@pytest.mark.parametrize("name", SETS)
+@pytest.mark.parametrize("name", COMPILED)
 @given(case=bias_act_input())
 def test_bias_leaky_relu_and_backward(name, case):
     z, b, dy, slope = case
@@ -540,7 +541,7 @@ def test_bias_leaky_relu_backward_sums_like_numpy_for_dense(name):
         np.testing.assert_array_equal(db, ref.leaky_relu_backward(dy, y, 0.2)[..., 0].sum(axis=0))
 
 
-@pytest.mark.parametrize("name", SETS)
+@pytest.mark.parametrize("name", COMPILED)
 @given(case=batchnorm_input(), slope=st.sampled_from([0.0, 0.2]))
 def test_batchnorm_leaky_relu_and_backward(name, case, slope):
     x, gamma, beta, dy, eps = case
@@ -581,7 +582,7 @@ def test_batchnorm_one_pass_statistics_far_from_zero(name, dtype):
                                else 1e-9)
 
 
-@pytest.mark.parametrize("name", SETS)
+@pytest.mark.parametrize("name", COMPILED)
 @given(x=activation_input(), t=st.sampled_from([0.0, 1.0, 0.3]))
 @example(x=np.array(EXTREMES[:6], np.float32), t=1.0)
 @example(x=np.array(EXTREMES[:6], np.float64), t=0.0)

@@ -7,15 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_ruff_clean():
     ruff = shutil.which("ruff") or shutil.which("ruff", path=str(Path(sys.executable).parent))
-    if ruff is None:
-        pytest.skip("ruff is not installed (it comes with the test extra)")
+    assert ruff is not None, "ruff is missing; it is a test dependency: pip install -e \".[test]\""
     proc = subprocess.run([ruff, "check", "--no-cache", str(ROOT)], capture_output=True,
                           text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import TOL
 from hypothesis import given
 from hypothesis import strategies as st
 
 from nanogan import Maxout, Sequential, gradcheck, rel_error
 from nanogan.layers.serialize import module_from_config, module_to_config
 
-TOL = {np.float64: 1e-8, np.float32: 1e-4}
 dims = st.integers(1, 6)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TOL
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -40,8 +41,6 @@ from nanogan.metrics import (
 from nanogan.metrics import features as feat_mod
 from nanogan.metrics.classifier import mnist_classifier, train_classifier
 from nanogan.metrics.mmd import kernel_matrix
-
-TOL = {np.float64: 1e-8, np.float32: 1e-4}
 
 
 # ------------------------------------------------------------------ softmax cross-entropy
@@ -401,7 +400,9 @@ def test_evaluate_cli_table_and_json(tmp_path, capsys):
     assert main(["evaluate", str(path), "--reference", "200", "--no-parzen"]) == 0
     table = capsys.readouterr().out
     assert "FID-MNIST ↓" in table and "| samples.npy | - | 0.00 |" in table
-    assert main(["evaluate", str(tmp_path / "missing.npy")]) == 1
+    with pytest.raises(SystemExit) as exc:  # refused by the argument check
+        main(["evaluate", str(tmp_path / "missing.npy")])
+    assert exc.value.code == 2
 
 
 def test_load_samples_from_checkpoint_and_npy(tmp_path):

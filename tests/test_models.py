@@ -1,4 +1,5 @@
-"""The reference architectures against PyTorch: DCGAN-28 and the MLP GAN, weights both ways."""
+"""The reference architectures against PyTorch, under every kernel set: DCGAN-28 and the MLP GAN,
+weights both ways."""
 
 from __future__ import annotations
 
@@ -45,7 +46,15 @@ def _to_torch(torch, state):
 
 
 def _compare(torch, ours, theirs, x, dtype, tol, train=True):
-    """Same forward, same input gradient, same parameter gradients, same buffers."""
+    """Same forward, same input gradient, same parameter gradients, same buffers, for the
+    plain network and for its fused plan (``nanogan.fast``)."""
+    from nanogan.fast import Plan
+
+    _compare_one(torch, ours, theirs, x, dtype, tol, train)
+    _compare_one(torch, Plan(ours), theirs, x, dtype, tol, train)
+
+
+def _compare_one(torch, ours, theirs, x, dtype, tol, train):
     theirs.train(train)
     theirs.zero_grad()
     tx = torch.from_numpy(x.copy()).requires_grad_(True)
@@ -70,7 +79,7 @@ def _compare(torch, ours, theirs, x, dtype, tol, train=True):
 
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-8), (np.float32, 1e-4)])
 @pytest.mark.parametrize("direction", ["torch->nanogan", "nanogan->torch"])
-def test_dcgan28_round_trip_with_pytorch(torch, dtype, tol, direction):
+def test_dcgan28_round_trip_with_pytorch(kernel_set, torch, dtype, tol, direction):
     G, D = dcgan28_generator(rng=0, dtype=dtype), dcgan28_discriminator(rng=1, dtype=dtype)
     dcgan_init(G, 2)
     dcgan_init(D, 3)
@@ -94,7 +103,7 @@ def test_dcgan28_round_trip_with_pytorch(torch, dtype, tol, direction):
     _compare(torch, D, tD, x, dtype, tol, train=False)
 
 
-def test_mlp_round_trip_with_pytorch(torch):
+def test_mlp_round_trip_with_pytorch(kernel_set, torch):
     G, D = mlp_generator(rng=0, dtype=np.float64), mlp_discriminator(rng=1, dtype=np.float64)
     tG, tD = (m.double() for m in torch_mlp(torch))
     tG.load_state_dict(_to_torch(torch, G.state_dict()))

@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import TOL, check
 
-from nanogan import BatchNorm1d, BatchNorm2d, Dense, LeakyReLU, Sequential, rel_error
-
-TOL = {np.float64: 1e-8, np.float32: 1e-4}
-MAX_ERR: dict[str, float] = {}
-
-
-def check(name: str, a, b, tol: float) -> None:
-    err = rel_error(np.asarray(a), np.asarray(b))
-    key = f"{name} [{'float64' if tol < 1e-6 else 'float32'}]"
-    MAX_ERR[key] = max(MAX_ERR.get(key, 0.0), err)
-    assert err < tol, f"{name}: relative error {err:.3e} >= {tol:.0e}"
+from nanogan import BatchNorm1d, BatchNorm2d, Dense, LeakyReLU, Sequential
 
 
 def ours(dtype=np.float32, rng=0):

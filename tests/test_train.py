@@ -390,7 +390,7 @@ def test_outputs_of_a_short_run(tmp_path):
         got = np.array([float(r[j]) for r in rows[1:]])
         np.testing.assert_allclose(got, hist[key], rtol=1e-5)
         assert np.isfinite(got).all()
-    assert set(float(r[5]) for r in rows[1:]) <= {i / 16 for i in range(17)}  # d_acc of 16 scores
+    assert set(float(r[5]) for r in rows[1:]) <= {i / 16 for i in range(17)}  # D_acc of 16 scores
     assert int(load_checkpoint(tmp_path / "checkpoint.npz")[0]["gan.steps"]) == 7
 
 

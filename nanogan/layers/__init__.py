@@ -8,6 +8,7 @@ from .conv import Conv2d
 from .conv_transpose import ConvTranspose2d
 from .dense import Dense
 from .dropout import Dropout
+from .gradient_reversal import GradientReversal
 from .init import dcgan_init
 from .layernorm import LayerNorm
 from .maxout import Maxout
@@ -15,6 +16,6 @@ from .shape import Flatten, Reshape
 
 __all__ = [
     "BatchNorm1d", "BatchNorm2d", "Conv2d", "ConvTranspose2d", "Dense", "Dropout", "Flatten",
-    "LayerNorm", "LeakyReLU", "Maxout", "Module", "ReLU", "Reshape", "Sequential", "Sigmoid",
-    "Tanh", "dcgan_init",
+    "GradientReversal", "LayerNorm", "LeakyReLU", "Maxout", "Module", "ReLU", "Reshape",
+    "Sequential", "Sigmoid", "Tanh", "dcgan_init",
 ]

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._kernels import ops
-from .base import Module
+from .base import Module, check_dy, check_real
 
 _ANY_SHAPE = "(N, *)"
 
@@ -23,7 +22,7 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = check_real(self, "negative_slope", negative_slope)
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
@@ -31,13 +30,22 @@ class LeakyReLU(Module):
     def forward(self, x: np.ndarray, train: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """x : any shape (N, *) -> y : same shape; cache : x"""
         x = self._check_input(x, tuple(range(1, 33)), _ANY_SHAPE)
-        return ops.leaky_relu(x, self.negative_slope), x
+        slope = x.dtype.type(self.negative_slope)
+        return np.where(x > 0, x, slope * x), x
 
     def backward(self, dy: np.ndarray, cache: np.ndarray, *, param_grads: bool = True,
                  input_grad: bool = True) -> np.ndarray | None:
         """dy, cache (x) : same shape -> dx = dy * (1 if x > 0 else negative_slope)
         (None when ``input_grad`` is False: there are no parameters)"""
-        return ops.leaky_relu_backward(dy, cache, self.negative_slope) if input_grad else None
+        if not input_grad:
+            return None
+        x = cache
+        dy = check_dy(self, dy, x.shape)
+        return self._times_slope(dy, x)
+
+    def _times_slope(self, d: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """``d * f'(x)``: ``d`` where ``x > 0``, ``negative_slope * d`` elsewhere."""
+        return np.where(x > 0, d, d.dtype.type(self.negative_slope) * d)
 
     # ------------------------------------------------------------------ second order
     def jvp(self, x_dot: np.ndarray, cache: np.ndarray) -> tuple[np.ndarray, None]:
@@ -55,7 +63,7 @@ class LeakyReLU(Module):
         -------
         y_dot : shape of x; tcache : None (the layer is piecewise linear: ``f'' = 0``)
         """
-        return ops.leaky_relu_backward(x_dot, cache, self.negative_slope), None
+        return self._times_slope(x_dot, cache), None
 
     def backward_jvp(self, dy: np.ndarray, dy_dot: np.ndarray, cache: np.ndarray, tcache: None,
                      *, param_grads: bool = True, input_grad: bool = True
@@ -81,8 +89,7 @@ class LeakyReLU(Module):
         """
         if not input_grad:
             return None, None
-        s = self.negative_slope
-        return ops.leaky_relu_backward(dy, cache, s), ops.leaky_relu_backward(dy_dot, cache, s)
+        return self._times_slope(dy, cache), self._times_slope(dy_dot, cache)
 
 
 class ReLU(LeakyReLU):
@@ -111,6 +118,7 @@ class Tanh(Module):
     def backward(self, dy: np.ndarray, cache: np.ndarray, *, param_grads: bool = True,
                  input_grad: bool = True) -> np.ndarray | None:
         y = cache
+        dy = check_dy(self, dy, y.shape)
         return dy * (1 - y * y) if input_grad else None
 
     # ------------------------------------------------------------------ second order
@@ -157,7 +165,8 @@ class Tanh(Module):
 
 
 class Sigmoid(Module):
-    """``y = 1 / (1 + exp(-x))``, computed without overflow.
+    """``y = 1 / (1 + exp(-x))``, computed without overflow as ``1 / (1 + e)`` for ``x >= 0`` and
+    ``e / (1 + e)`` for ``x < 0``, with ``e = exp(-|x|) <= 1``.
 
     Equations
     ---------
@@ -167,12 +176,14 @@ class Sigmoid(Module):
 
     def forward(self, x: np.ndarray, train: bool = True) -> tuple[np.ndarray, np.ndarray]:
         x = self._check_input(x, tuple(range(1, 33)), _ANY_SHAPE)
-        y = ops.sigmoid(x)
+        e = np.exp(-np.abs(x))
+        y = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
         return y, y
 
     def backward(self, dy: np.ndarray, cache: np.ndarray, *, param_grads: bool = True,
                  input_grad: bool = True) -> np.ndarray | None:
         y = cache
+        dy = check_dy(self, dy, y.shape)
         return dy * y * (1 - y) if input_grad else None
 
     # ------------------------------------------------------------------ second order

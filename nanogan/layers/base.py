@@ -18,7 +18,7 @@ A module is a function ``y = f(x; theta)`` with a hand-written derivative:
 Second order (gradient penalties, :mod:`nanogan.penalties`): a layer that a critic can use also
 differentiates its own backward pass, in forward mode ("forward over reverse")::
 
-    y, cache = m.forward_unfused(x)                   # forward, each layer's own cache
+    y, cache = m.forward(x)                           # the forward pass, as for backward
     y_dot, tcache = m.jvp(x_dot, cache)               # how y moves when x moves along x_dot
     dx, dx_dot = m.backward_jvp(dy, dy_dot, cache, tcache)
                                                       # how dx moves (and ADDS how dL/dtheta moves)
@@ -39,9 +39,18 @@ from typing import Any
 
 import numpy as np
 
-
-def _fmt_shape(shape: tuple) -> str:
-    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+# Argument checks and conversions live beside the contract (checks.py); layers import them here.
+from .checks import (  # noqa: F401
+    _fmt_shape,
+    as_dtype,
+    as_rng,
+    check_dy,
+    check_real,
+    check_sizes,
+    convert_entry,
+    reserve,
+    size_limit,
+)
 
 
 class Module:
@@ -138,13 +147,26 @@ class Module:
         """Copy ``state`` into this module's arrays in place.
 
         Accepts a nanogan ``state_dict()`` or a PyTorch one converted with ``.numpy()``.
-        Raises ``ValueError`` naming the key on a missing, unexpected or misshapen entry.
+        Raises ``ValueError`` naming the key on a missing, unexpected or misshapen entry, or on
+        one of the wrong kind (floating-point parameters take floating-point values only: integer,
+        boolean or string arrays are refused, not cast). All or nothing: every entry is checked
+        and converted before the first one is copied, so on an error the module is unchanged.
         """
+        for dst, src in self._stage_state(state, strict):
+            dst[...] = src
+
+    def _stage_state(self, state: Mapping[str, Any], strict: bool = True
+                     ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Check and convert ``state`` for :meth:`load_state_dict` without changing anything;
+        returns the ``(destination, converted value)`` pairs to copy."""
         own: dict[str, np.ndarray] = {}
         for prefix, m in self.named_modules():
             own.update({prefix + k: v for k, v in m._params.items()})
             own.update({prefix + k: v for k, v in m._buffers.items()})
         name = type(self).__name__
+        if not isinstance(state, Mapping):
+            raise ValueError(f"{name}.load_state_dict: expected a dict of arrays, got "
+                             f"{type(state).__name__}")
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
         if strict and (missing or unexpected):
@@ -154,13 +176,8 @@ class Module:
             if unexpected:
                 parts.append(f"unexpected keys {unexpected}")
             raise ValueError(f"{name}.load_state_dict: " + "; ".join(parts))
-        pairs = [(dst, np.asarray(state[k]), k) for k, dst in own.items() if k in state]
-        for dst, src, k in pairs:  # check everything first: a bad entry changes nothing
-            if src.shape != dst.shape:
-                raise ValueError(f"{name}.load_state_dict: entry {k!r} expected shape "
-                                 f"{_fmt_shape(dst.shape)}, got {_fmt_shape(src.shape)}")
-        for dst, src, _ in pairs:
-            dst[...] = src.astype(dst.dtype, copy=False)
+        return [(dst, convert_entry(f"{name}.load_state_dict", k, state[k], dst))
+                for k, dst in own.items() if k in state]
 
     # ------------------------------------------------------------------ the contract
     def forward(self, x: np.ndarray, train: bool = True) -> tuple[np.ndarray, Any]:
@@ -173,16 +190,10 @@ class Module:
     # ------------------------------------------------------------------ second order
     # The gradient of a function of the input gradient (a gradient penalty) w.r.t. the parameters:
     # the first-order backward differentiated once more, in forward mode (see penalties.py).
-    def forward_unfused(self, x: np.ndarray, train: bool = True) -> tuple[np.ndarray, Any]:
-        """``forward`` with every layer run alone, so each cache is that layer's own: the cache
-        :meth:`jvp` and :meth:`backward_jvp` read. The same as :meth:`forward` for a single
-        layer; a container that fuses layers overrides it."""
-        return self.forward(x, train)
-
     def jvp(self, x_dot: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
         """Forward-mode derivative at the cached point: ``y_dot = (dy/dx) x_dot`` (parameters held
         fixed), and a tangent cache for :meth:`backward_jvp`. ``cache`` comes from
-        :meth:`forward_unfused`."""
+        :meth:`forward`."""
         raise NotImplementedError(f"{type(self).__name__} has no second-order backward (jvp)")
 
     def backward_jvp(self, dy: np.ndarray, dy_dot: np.ndarray, cache: Any, tcache: Any, *,
@@ -250,18 +261,3 @@ def accepts_input_grad(module: Module) -> bool:
 
 
 _INPUT_GRAD: dict[type, bool] = {}
-
-
-def as_dtype(dtype: Any) -> np.dtype:
-    """Validate a layer dtype: float32 or float64."""
-    dt = np.dtype(dtype)
-    if dt not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {dt}")
-    return dt
-
-
-def as_rng(rng: Any) -> np.random.Generator:
-    """``None`` -> a fresh generator; an int -> a seeded one; a Generator as it is."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    return np.random.default_rng(rng)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Module, _fmt_shape, as_dtype
+from .base import Module, _fmt_shape, as_dtype, check_dy, check_real, check_sizes
 
 
 class _BatchNorm(Module):
@@ -41,12 +41,10 @@ class _BatchNorm(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, *, dtype=np.float32) -> None:
         super().__init__()
-        self.num_features = int(num_features)
-        if self.num_features <= 0:
-            raise ValueError(f"{type(self).__name__}: num_features must be positive, "
-                             f"got {num_features}")
-        self.eps = float(eps)
-        self.momentum = None if momentum is None else float(momentum)
+        (self.num_features,) = check_sizes(self, num_features=num_features)
+        self.eps = check_real(self, "eps", eps, 0.0)
+        self.momentum = None if momentum is None else check_real(self, "momentum", momentum,
+                                                                 0.0, 1.0)
         self.affine = bool(affine)
         self.dtype = as_dtype(dtype)
         C = self.num_features
@@ -165,6 +163,7 @@ class _BatchNorm(Module):
         from .._kernels import ops
 
         train, x3, mean, inv_std, shape = cache
+        dy = check_dy(self, dy, shape)
         dy3 = np.ascontiguousarray(np.asarray(dy, dtype=x3.dtype).reshape(x3.shape))
         gamma, _ = self._gamma_beta()
         if train:
@@ -180,62 +179,6 @@ class _BatchNorm(Module):
         if not input_grad:
             return None
         return (dy3 * (gamma * inv_std)[None, :, None]).reshape(shape)
-
-    # ------------------------------------------------------------------ fused activation
-    def _fusable(self) -> bool:
-        return True
-
-    def _forward_act(self, x: np.ndarray, train: bool, slope: float
-                     ) -> tuple[np.ndarray, tuple[Any, ...]]:
-        """``y = leaky_relu(bn(x), slope)``; in training the normalisation, the affine map and the
-        activation are one kernel pass (``ops.batchnorm_leaky_relu``) that writes ``y`` once.
-        Used by :class:`~nanogan.layers.container.Sequential` for a BatchNorm followed by a
-        (Leaky)ReLU. The cache is ``(bn_cache, y)``."""
-        from .._kernels import ops
-
-        if not train:
-            u, cache = self.forward(x, train)
-            y = ops.leaky_relu(u, slope)
-            return y, (cache, y)
-        x = self._check_input(x, self._ranks, self._layout, {1: self.num_features})
-        shape = x.shape
-        x3 = np.ascontiguousarray(x.reshape(shape[0], shape[1], -1))
-        n = x3.shape[0] * x3.shape[2]
-        if n <= 1:
-            raise ValueError(f"{self!r}: argument 'x' expected more than 1 value per channel "
-                             f"when training, got {_fmt_shape(shape)}")
-        gamma, beta = self._gamma_beta()
-        y3, mean, var, inv_std = ops.batchnorm_leaky_relu(x3, gamma, beta, self.eps, slope)
-        self._update_running(mean, var, n)
-        return y3.reshape(shape), ((True, x3, mean, inv_std, shape), y3)
-
-    def _backward_act(self, dy: np.ndarray, cache: tuple[Any, ...], slope: float, *,
-                      param_grads: bool = True, input_grad: bool = True) -> np.ndarray | None:
-        """Backward of :meth:`_forward_act`.
-
-        Equations
-        ---------
-        ::
-
-            du = dy if y > 0 else slope * dy     (y > 0 exactly where u = bn(x) > 0, slope >= 0)
-            then :meth:`backward` with du in place of dy; in training du is never stored: the
-            kernel ``ops.batchnorm_leaky_relu_backward`` recomputes it in both of its passes
-        """
-        from .._kernels import ops
-
-        bn_cache, y = cache
-        train, x3, mean, inv_std, shape = bn_cache
-        if not train:
-            du = ops.leaky_relu_backward(np.asarray(dy, dtype=y.dtype), y, slope)
-            return self.backward(du, bn_cache, param_grads=param_grads, input_grad=input_grad)
-        dy3 = np.ascontiguousarray(np.asarray(dy, dtype=x3.dtype).reshape(x3.shape))
-        gamma, _ = self._gamma_beta()
-        dx3, dgamma, dbeta = ops.batchnorm_leaky_relu_backward(
-            dy3, y.reshape(x3.shape), x3, mean, inv_std, gamma, slope)
-        if param_grads and self.affine:
-            self._grads["weight"] += dgamma
-            self._grads["bias"] += dbeta
-        return dx3.reshape(shape) if input_grad else None
 
 
 class BatchNorm1d(_BatchNorm):

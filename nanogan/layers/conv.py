@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .._kernels import matmul, ops
+from .._kernels import ops
 from .base import Module, _fmt_shape, as_dtype, as_rng
 from .init import uniform_fan_in
 
@@ -44,22 +44,6 @@ def _check_grad(layer: Module, dy: Any, shape: tuple[int, ...]) -> np.ndarray:
         raise ValueError(f"{layer!r}: argument 'dy' expected shape {_fmt_shape(tuple(shape))} "
                          f"(the forward output), got {_fmt_shape(dy.shape)}")
     return dy.astype(layer.dtype, copy=False)
-
-
-def _matmul_nt(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b^T`` for ``a (m, k)`` and ``b (n, k)`` (a weight gradient: both read along the long
-    ``k``), computed as ``(b @ a^T)^T`` when ``b`` has more rows: BLAS runs such products about a
-    fifth faster with the operand of more rows first (measured with OpenBLAS for the DCGAN-28
-    layers; the other way round for few rows). Returns a view when transposed."""
-    if b.shape[0] > a.shape[0]:
-        return matmul(b, a.T).T
-    return matmul(a, b.T)
-
-
-def _whole_window(x_shape: tuple[int, ...], kernel_size: tuple[int, int],
-                  padding: tuple[int, int]) -> bool:
-    """True when one unpadded window covers each whole image (an output of size 1 x 1)."""
-    return tuple(x_shape[2:]) == tuple(kernel_size) and tuple(padding) == (0, 0)
 
 
 class Conv2d(Module):
@@ -137,32 +121,26 @@ class Conv2d(Module):
         y : (N, out_channels, OH, OW), C-contiguous
         cache : ``(cols, x_shape)``, ``cols`` of shape (in_channels*kh*kw, N*OH*OW)
         """
-        y, cache = self._forward_product(x)
+        x = self._checked_input(x)
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        N, O, OH, OW = self.output_shape(x.shape)
+        W2 = self.weight.reshape(O, -1)                           # (O, C*kh*kw)
+        cols = ops.im2col(x, kh, kw, sh, sw, ph, pw)              # (C*kh*kw, N*OH*OW)
+        y2 = W2 @ cols                                            # (O, N*OH*OW)
+        y = np.ascontiguousarray(y2.reshape(O, N, OH, OW).transpose(1, 0, 2, 3))
         if self.bias is not None:
             y += self.bias[None, :, None, None]
-        return y, cache
+        return y, (cols, x.shape)
 
-    def _forward_product(self, x: np.ndarray) -> tuple[np.ndarray, tuple]:
-        """:meth:`forward` without the bias: ``W2 @ im2col(x)`` as a new C-contiguous NCHW
-        array, and the cache."""
+    def _checked_input(self, x: np.ndarray) -> np.ndarray:
+        """``x`` checked (rank, channels, padded size at least the kernel), in the layer dtype."""
         x = self._check_input(x, 4, _NCHW, {1: self.in_channels})
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        N, _, H, W = x.shape
-        if H + 2 * ph < kh or W + 2 * pw < kw:
+        (kh, kw), (ph, pw) = self.kernel_size, self.padding
+        if x.shape[2] + 2 * ph < kh or x.shape[3] + 2 * pw < kw:
             raise ValueError(f"{self!r}: argument 'x' expected shape {_NCHW} with padded size "
                              f"(H + 2*{ph}, W + 2*{pw}) at least the kernel ({kh}, {kw}), "
                              f"got {_fmt_shape(x.shape)}")
-        _, O, OH, OW = self.output_shape(x.shape)
-        W2 = self.weight.reshape(O, -1)
-        if _whole_window(x.shape, self.kernel_size, self.padding):
-            # One window covers each whole image: im2col(x) is x.reshape(N, C*H*W).T, a view,
-            # and y (N, O, 1, 1) comes out of one product without a transpose copy.
-            cols = x.reshape(N, -1).T                             # (C*kh*kw, N)
-            return matmul(cols.T, W2.T).reshape(N, O, 1, 1), (cols, x.shape)
-        cols = ops.im2col(x, kh, kw, sh, sw, ph, pw)              # (C*kh*kw, N*OH*OW)
-        y2 = matmul(W2, cols)                                     # (O, N*OH*OW)
-        y = np.ascontiguousarray(y2.reshape(O, N, OH, OW).transpose(1, 0, 2, 3))
-        return y, (cols, x.shape)
+        return x
 
     def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool = True,
                  input_grad: bool = True) -> np.ndarray | None:
@@ -178,9 +156,7 @@ class Conv2d(Module):
             dL/dx  = col2im(W2^T @ dy2)                       (C*kh*kw, M) -> (N, C, H, W)
 
         with ``M = N*OH*OW``; ``col2im`` sums the gradient of every window back onto the input
-        pixels it read, and drops what fell on the padding. When one unpadded window covers each
-        whole image (``OH = OW = 1``), ``cols = x.reshape(N, C*H*W)^T`` and ``col2im`` is a
-        reshape: ``dL/dx = (dy2^T @ W2).reshape(N, C, H, W)``.
+        pixels it read, and drops what fell on the padding.
 
         Parameters
         ----------
@@ -193,10 +169,20 @@ class Conv2d(Module):
         -------
         dx : (N, in_channels, H, W), or None
         """
-        dy = _check_grad(self, dy, self.output_shape(cache[1]))
-        if param_grads and self.bias is not None:
-            self._grads["bias"] += dy.sum(axis=(0, 2, 3))
-        return self._backward_product(dy, cache, param_grads, input_grad)
+        cols, x_shape = cache
+        dy = _check_grad(self, dy, self.output_shape(x_shape))
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        O = self.out_channels
+        W2 = self.weight.reshape(O, -1)                           # (O, C*kh*kw)
+        dy2 = dy.transpose(1, 0, 2, 3).reshape(O, -1)             # (O, N*OH*OW)
+        if param_grads:
+            self._grads["weight"] += (dy2 @ cols.T).reshape(self.weight.shape)
+            if self.bias is not None:
+                self._grads["bias"] += dy.sum(axis=(0, 2, 3))
+        if not input_grad:
+            return None
+        dcols = W2.T @ dy2                                        # (C*kh*kw, N*OH*OW)
+        return ops.col2im(dcols, tuple(x_shape), kh, kw, sh, sw, ph, pw)
 
     # ------------------------------------------------------------------ second order
     def jvp(self, x_dot: np.ndarray, cache: tuple) -> tuple[np.ndarray, np.ndarray]:
@@ -228,7 +214,7 @@ class Conv2d(Module):
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         N, O, OH, OW = self.output_shape(x_shape)
         cols_dot = ops.im2col(x_dot, kh, kw, sh, sw, ph, pw)
-        y2 = matmul(self.weight.reshape(O, -1), cols_dot)
+        y2 = self.weight.reshape(O, -1) @ cols_dot
         return np.ascontiguousarray(y2.reshape(O, N, OH, OW).transpose(1, 0, 2, 3)), cols_dot
 
     def backward_jvp(self, dy: np.ndarray, dy_dot: np.ndarray, cache: tuple,
@@ -273,7 +259,7 @@ class Conv2d(Module):
         dy2 = dy.transpose(1, 0, 2, 3).reshape(O, -1)             # (O, M)
         dy2_dot = dy_dot.transpose(1, 0, 2, 3).reshape(O, -1)     # (O, M)
         if param_grads:
-            dW = _matmul_nt(dy2_dot, cols) + _matmul_nt(dy2, cols_dot)
+            dW = dy2_dot @ cols.T + dy2 @ cols_dot.T
             self._grads["weight"] += dW.reshape(self.weight.shape)
             if self.bias is not None:
                 self._grads["bias"] += dy_dot.sum(axis=(0, 2, 3))
@@ -282,58 +268,6 @@ class Conv2d(Module):
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         W2 = self.weight.reshape(O, -1)
         x_shape = tuple(x_shape)
-        dx = ops.col2im(matmul(W2.T, dy2), x_shape, kh, kw, sh, sw, ph, pw)
-        dx_dot = ops.col2im(matmul(W2.T, dy2_dot), x_shape, kh, kw, sh, sw, ph, pw)
+        dx = ops.col2im(W2.T @ dy2, x_shape, kh, kw, sh, sw, ph, pw)
+        dx_dot = ops.col2im(W2.T @ dy2_dot, x_shape, kh, kw, sh, sw, ph, pw)
         return dx, dx_dot
-
-    def _backward_product(self, dy: np.ndarray, cache: tuple, param_grads: bool,
-                          input_grad: bool) -> np.ndarray | None:
-        """The product's part of :meth:`backward` (everything but the bias gradient)."""
-        cols, x_shape = cache
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        O = self.out_channels
-        W2 = self.weight.reshape(O, -1)
-        dy2 = dy.transpose(1, 0, 2, 3).reshape(O, -1)             # (O, N*OH*OW)
-        if param_grads:
-            self._grads["weight"] += _matmul_nt(dy2, cols).reshape(self.weight.shape)
-        if not input_grad:
-            return None
-        if _whole_window(x_shape, self.kernel_size, self.padding):
-            # col2im of a single window per image is a transpose: dx = (dy2^T @ W2) reshaped
-            return matmul(dy2.T, W2).reshape(x_shape)
-        dcols = matmul(W2.T, dy2)                                 # (C*kh*kw, N*OH*OW)
-        return ops.col2im(dcols, tuple(x_shape), kh, kw, sh, sw, ph, pw)
-
-    # ------------------------------------------------------------------ fused activation
-    def _fusable(self) -> bool:
-        return self.bias is not None
-
-    def _forward_act(self, x: np.ndarray, train: bool, slope: float) -> tuple[np.ndarray, tuple]:
-        """``y = leaky_relu(W * x + b, slope)``, the bias and the activation in one pass over the
-        product (in place: the cache holds the columns and ``y``). Used by
-        :class:`~nanogan.layers.container.Sequential` for a Conv2d followed by a (Leaky)ReLU."""
-        y, (cols, x_shape) = self._forward_product(x)
-        N, O = y.shape[:2]
-        ops.bias_leaky_relu(y.reshape(N, O, -1), self.bias, slope)
-        return y, (cols, x_shape, y)
-
-    def _backward_act(self, dy: np.ndarray, cache: tuple, slope: float, *,
-                      param_grads: bool = True, input_grad: bool = True) -> np.ndarray | None:
-        """Backward of :meth:`_forward_act`.
-
-        Equations
-        ---------
-        ::
-
-            dz = dy if y > 0 else slope * dy      (y > 0 exactly where z > 0, for slope >= 0)
-            dL/db += sum over n, oh, ow of dz     (in the same pass as dz)
-            then the product's gradients of :meth:`backward` with dz in place of dy
-        """
-        cols, x_shape, y = cache
-        dy = _check_grad(self, dy, y.shape)
-        N, O = y.shape[:2]
-        dz, db = ops.bias_leaky_relu_backward(dy.reshape(N, O, -1), y.reshape(N, O, -1), slope)
-        if param_grads:
-            self._grads["bias"] += db
-        return self._backward_product(dz.reshape(y.shape), (cols, x_shape), param_grads,
-                                      input_grad)

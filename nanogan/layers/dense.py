@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._kernels import matmul, ops
-from .base import Module, as_dtype, as_rng
+from .base import Module, as_dtype, as_rng, check_dy, check_sizes
 from .init import uniform_fan_in
 
 
@@ -28,7 +27,8 @@ class Dense(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
                  rng: np.random.Generator | int | None = None, dtype=np.float32) -> None:
         super().__init__()
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.in_features, self.out_features = check_sizes(self, in_features=in_features,
+                                                          out_features=out_features)
         self.dtype = as_dtype(dtype)
         rng = as_rng(rng)
         self.weight = self.add_param("weight", uniform_fan_in(
@@ -52,7 +52,7 @@ class Dense(Module):
         y : (N, out_features); cache : ``x``
         """
         x = self._check_input(x, 2, "(N, in_features)", {1: self.in_features})
-        y = matmul(x, self.weight.T)
+        y = x @ self.weight.T
         if self.bias is not None:
             y += self.bias
         return y, x
@@ -80,9 +80,13 @@ class Dense(Module):
         -------
         dx : (N, in_features), or None
         """
-        if param_grads and self.bias is not None:
-            self._grads["bias"] += dy.sum(axis=0)
-        return self._backward_product(dy, cache, param_grads, input_grad)
+        x = cache
+        dy = check_dy(self, dy, (len(x), self.out_features))
+        if param_grads:
+            self._grads["weight"] += dy.T @ x
+            if self.bias is not None:
+                self._grads["bias"] += dy.sum(axis=0)
+        return dy @ self.weight if input_grad else None
 
     # ------------------------------------------------------------------ second order
     def jvp(self, x_dot: np.ndarray, cache: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -104,7 +108,7 @@ class Dense(Module):
         y_dot : (N, out_features); tcache : ``x_dot``
         """
         x_dot = self._check_input(x_dot, 2, "(N, in_features)", {1: self.in_features}, "x_dot")
-        return matmul(x_dot, self.weight.T), x_dot
+        return x_dot @ self.weight.T, x_dot
 
     def backward_jvp(self, dy: np.ndarray, dy_dot: np.ndarray, cache: np.ndarray,
                      tcache: np.ndarray, *, param_grads: bool = True, input_grad: bool = True
@@ -138,52 +142,12 @@ class Dense(Module):
         dx, dx_dot : (N, in_features) each, or None, None
         """
         x, x_dot = cache, tcache
+        dy = check_dy(self, dy, (len(x), self.out_features))
+        dy_dot = check_dy(self, dy_dot, (len(x), self.out_features))
         if param_grads:
-            self._grads["weight"] += matmul(dy_dot.T, x) + matmul(dy.T, x_dot)
+            self._grads["weight"] += dy_dot.T @ x + dy.T @ x_dot
             if self.bias is not None:
                 self._grads["bias"] += dy_dot.sum(axis=0)
         if not input_grad:
             return None, None
-        return matmul(dy, self.weight), matmul(dy_dot, self.weight)
-
-    def _backward_product(self, dy: np.ndarray, x: np.ndarray, param_grads: bool,
-                          input_grad: bool) -> np.ndarray | None:
-        """The product's part of :meth:`backward`: ``dL/dW += dy^T x``, ``dL/dx = dy W``."""
-        if param_grads:
-            self._grads["weight"] += matmul(dy.T, x)
-        return matmul(dy, self.weight) if input_grad else None
-
-    # ------------------------------------------------------------------ fused activation
-    def _fusable(self) -> bool:
-        return self.bias is not None
-
-    def _forward_act(self, x: np.ndarray, train: bool, slope: float
-                     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-        """``y = leaky_relu(x W^T + b, slope)`` with the bias and the activation in one pass over
-        ``x W^T`` (in place: the cache holds ``x`` and ``y``, never ``x W^T``). Used by
-        :class:`~nanogan.layers.container.Sequential` for a Dense followed by a (Leaky)ReLU."""
-        x = self._check_input(x, 2, "(N, in_features)", {1: self.in_features})
-        z = matmul(x, self.weight.T)
-        N, O = z.shape
-        y = ops.bias_leaky_relu(z.reshape(N, O, 1), self.bias, slope).reshape(N, O)
-        return y, (x, y)
-
-    def _backward_act(self, dy: np.ndarray, cache: tuple[np.ndarray, np.ndarray], slope: float,
-                      *, param_grads: bool = True, input_grad: bool = True) -> np.ndarray | None:
-        """Backward of :meth:`_forward_act`.
-
-        Equations
-        ---------
-        ::
-
-            dz = dy if y > 0 else slope * dy     (y > 0 exactly where z > 0, for slope >= 0)
-            dL/db += sum_n dz[n]                 (in the same pass as dz)
-            then the product's gradients of :meth:`backward` with dz in place of dy
-        """
-        x, y = cache
-        N, O = y.shape
-        dz, db = ops.bias_leaky_relu_backward(np.asarray(dy).reshape(N, O, 1),
-                                              y.reshape(N, O, 1), slope)
-        if param_grads:
-            self._grads["bias"] += db
-        return self._backward_product(dz.reshape(N, O), x, param_grads, input_grad)
+        return dy @ self.weight, dy_dot @ self.weight

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Module, as_rng
+from .base import Module, as_rng, check_dy, check_real
 
 
 class Dropout(Module):
@@ -23,10 +23,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, *, rng: np.random.Generator | int | None = None) -> None:
         super().__init__()
-        p = float(p)
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p}")
-        self.p = p
+        self.p = check_real(self, "p", p, 0.0, 1.0)
         self.rng = as_rng(rng)
 
     def extra_repr(self) -> str:
@@ -77,5 +74,52 @@ class Dropout(Module):
         dx : shape of ``dy``
         """
         if cache is None:
-            return dy
-        return dy * cache
+            return np.asarray(dy)
+        return check_dy(self, dy, cache.shape) * cache
+
+    # ------------------------------------------------------------------ second order
+    def jvp(self, x_dot: np.ndarray, cache: np.ndarray | None) -> tuple[np.ndarray, None]:
+        """Forward-mode derivative along ``x_dot``: with its mask fixed by the forward pass the
+        layer is linear.
+
+        Equations
+        ---------
+        ``y_dot = x_dot * mask`` (``x_dot`` itself when nothing was dropped)
+
+        Parameters
+        ----------
+        x_dot : shape of x; cache : the mask from :meth:`forward`, or None
+
+        Returns
+        -------
+        y_dot : shape of x; tcache : None
+        """
+        return (x_dot if cache is None else x_dot * cache), None
+
+    def backward_jvp(self, dy: np.ndarray, dy_dot: np.ndarray, cache: np.ndarray | None,
+                     tcache: None, *, param_grads: bool = True, input_grad: bool = True
+                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """:meth:`backward` differentiated along ``x_dot``, ``dy_dot``.
+
+        Equations
+        ---------
+        ::
+
+            dx     = dy * mask
+            dx_dot = dy_dot * mask        (the backward does not depend on x)
+
+        Parameters
+        ----------
+        dy, dy_dot : shape of x; cache : the mask, or None; tcache : None, from :meth:`jvp`
+        param_grads : unused (no parameters)
+        input_grad : if False, None, None is returned
+
+        Returns
+        -------
+        dx, dx_dot : shape of x each, or None, None
+        """
+        if not input_grad:
+            return None, None
+        if cache is None:
+            return dy, dy_dot
+        return dy * cache, dy_dot * cache

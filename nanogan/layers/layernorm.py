@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Module, _fmt_shape, as_dtype
+from .base import Module, _fmt_shape, as_dtype, check_real
 
 
 def _mean(a: np.ndarray) -> np.ndarray:
@@ -48,14 +48,14 @@ class LayerNorm(Module):
                  elementwise_affine: bool = True, bias: bool = True, *,
                  dtype=np.float32) -> None:
         super().__init__()
-        shape = ((normalized_shape,) if isinstance(normalized_shape, int | np.integer)
-                 else tuple(normalized_shape))
+        shape = (tuple(normalized_shape) if isinstance(normalized_shape, tuple | list)
+                 else (normalized_shape,))
         if not shape or not all(isinstance(s, int | np.integer) and not isinstance(s, bool)
                                 and s > 0 for s in shape):
             raise ValueError(f"LayerNorm: normalized_shape must be a positive int or a non-empty "
                              f"tuple of positive ints, got {normalized_shape!r}")
         self.normalized_shape = tuple(int(s) for s in shape)
-        self.eps = float(eps)
+        self.eps = check_real(self, "eps", eps, 0.0)
         self.elementwise_affine = bool(elementwise_affine)
         self.dtype = as_dtype(dtype)
         self.weight = self.bias = None

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Module, as_dtype, as_rng
+from .base import Module, as_dtype, as_rng, check_dy, check_sizes
 from .init import uniform_fan_in
 
 
@@ -40,11 +40,8 @@ class Maxout(Module):
     def __init__(self, in_features: int, out_features: int, pieces: int, bias: bool = True, *,
                  rng: np.random.Generator | int | None = None, dtype=np.float32) -> None:
         super().__init__()
-        self.in_features, self.out_features = int(in_features), int(out_features)
-        self.pieces = int(pieces)
-        if self.pieces < 1 or self.out_features < 1 or self.in_features < 1:
-            raise ValueError(f"Maxout: in_features, out_features and pieces must be >= 1, got "
-                             f"{in_features}, {out_features}, {pieces}")
+        self.in_features, self.out_features, self.pieces = check_sizes(
+            self, in_features=in_features, out_features=out_features, pieces=pieces)
         self.dtype = as_dtype(dtype)
         rng = as_rng(rng)
         rows = self.out_features * self.pieces
@@ -106,6 +103,7 @@ class Maxout(Module):
         dx : (N, in_features), or None when ``input_grad`` is False
         """
         x, arg = cache
+        dy = check_dy(self, dy, arg.shape[:2])
         n = len(x)
         dz = np.zeros((n, self.out_features, self.pieces), dtype=dy.dtype)
         np.put_along_axis(dz, arg, dy[:, :, None], axis=2)
@@ -115,3 +113,75 @@ class Maxout(Module):
             if self.bias is not None:
                 self._grads["bias"] += dz.sum(axis=0)
         return dz @ self.weight if input_grad else None
+
+    # ------------------------------------------------------------------ second order
+    def _scatter(self, d: np.ndarray, arg: np.ndarray) -> np.ndarray:
+        """``d`` (N, out) put at each unit's winning piece: (N, out * pieces), zeros elsewhere."""
+        n = len(d)
+        dz = np.zeros((n, self.out_features, self.pieces), dtype=d.dtype)
+        np.put_along_axis(dz, arg, d[:, :, None], axis=2)
+        return dz.reshape(n, self.out_features * self.pieces)
+
+    def jvp(self, x_dot: np.ndarray, cache: tuple[np.ndarray, np.ndarray]
+            ) -> tuple[np.ndarray, np.ndarray]:
+        """Forward-mode derivative along ``x_dot`` (``W``, ``b`` fixed): the winning piece's.
+
+        Equations
+        ---------
+        ::
+
+            z_dot = x_dot W^T                              (N, out * pieces)
+            y_dot[n, j] = z_dot[n, j, argmax_i z[n, j, i]] (N, out)
+
+        Parameters
+        ----------
+        x_dot : (N, in_features); cache : (x, argmax) from :meth:`forward`
+
+        Returns
+        -------
+        y_dot : (N, out_features); tcache : ``x_dot``
+        """
+        x_dot = self._check_input(x_dot, 2, "(N, in_features)", {1: self.in_features}, "x_dot")
+        _, arg = cache
+        z_dot = (x_dot @ self.weight.T).reshape(len(x_dot), self.out_features, self.pieces)
+        return np.take_along_axis(z_dot, arg, axis=2)[:, :, 0], x_dot
+
+    def backward_jvp(self, dy: np.ndarray, dy_dot: np.ndarray,
+                     cache: tuple[np.ndarray, np.ndarray], tcache: np.ndarray, *,
+                     param_grads: bool = True, input_grad: bool = True
+                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """:meth:`backward` differentiated along ``x -> x + e x_dot``, ``dy -> dy + e dy_dot``.
+
+        The winners do not change for a small step (the max is piecewise linear), so ``dz`` is
+        linear in ``dy`` and the backward is bilinear in ``(dz, x)``: the product rule.
+
+        Equations
+        ---------
+        ::
+
+            dz, dz_dot = dy, dy_dot at the winning pieces, 0 elsewhere   (N, out * pieces)
+            dx      = dz W,   dx_dot = dz_dot W                          (N, in)
+            dW_dot += dz_dot^T x + dz^T x_dot                            (out * pieces, in)
+            db_dot += sum_n dz_dot[n]                                    (out * pieces,)
+
+        Parameters
+        ----------
+        dy, dy_dot : (N, out_features)
+        cache : (x, argmax) from :meth:`forward`; tcache : x_dot from :meth:`jvp`
+        param_grads : if False, nothing is added into :attr:`grads`
+        input_grad : if False, ``dx`` and ``dx_dot`` are not computed (None is returned)
+
+        Returns
+        -------
+        dx, dx_dot : (N, in_features) each, or None, None
+        """
+        x, arg = cache
+        x_dot = tcache
+        dz, dz_dot = self._scatter(dy, arg), self._scatter(dy_dot, arg)
+        if param_grads:
+            self._grads["weight"] += dz_dot.T @ x + dz.T @ x_dot
+            if self.bias is not None:
+                self._grads["bias"] += dz_dot.sum(axis=0)
+        if not input_grad:
+            return None, None
+        return dz @ self.weight, dz_dot @ self.weight

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Module, _fmt_shape
+from .base import Module, _fmt_shape, check_dy, check_sizes
 
 
 class _Reshaping(Module):
@@ -12,7 +12,21 @@ class _Reshaping(Module):
     :class:`Reshape`): a linear map, whose backward does not depend on ``x``."""
 
     def jvp(self, x_dot: np.ndarray, cache: tuple) -> tuple[np.ndarray, None]:
-        """The layer is linear: ``y_dot = x_dot`` reshaped as ``y``; tcache : None."""
+        """Forward-mode derivative along ``x_dot``: the layer is linear, so it maps ``x_dot``
+        as it maps ``x``.
+
+        Equations
+        ---------
+        ``y_dot = x_dot.reshape(y.shape)``
+
+        Parameters
+        ----------
+        x_dot : shape of x; cache : x's shape, from :meth:`forward`
+
+        Returns
+        -------
+        y_dot : shape of y; tcache : None
+        """
         x_dot = np.asarray(x_dot)
         if x_dot.shape != tuple(cache):
             raise ValueError(f"{self!r}: argument 'x_dot' expected shape "
@@ -23,8 +37,25 @@ class _Reshaping(Module):
     def backward_jvp(self, dy: np.ndarray, dy_dot: np.ndarray, cache: tuple, tcache: None, *,
                      param_grads: bool = True, input_grad: bool = True
                      ) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """``dx = dy.reshape(x.shape)``, ``dx_dot = dy_dot.reshape(x.shape)`` (a linear map's
-        backward does not depend on ``x``)."""
+        """:meth:`backward` differentiated along ``x_dot``, ``dy_dot``.
+
+        Equations
+        ---------
+        ::
+
+            dx     = dy.reshape(x.shape)
+            dx_dot = dy_dot.reshape(x.shape)      (the backward does not depend on x)
+
+        Parameters
+        ----------
+        dy, dy_dot : shape of y; cache : x's shape; tcache : None, from :meth:`jvp`
+        param_grads : unused (no parameters)
+        input_grad : if False, None, None is returned
+
+        Returns
+        -------
+        dx, dx_dot : shape of x each, or None, None
+        """
         if not input_grad:
             return None, None
         return dy.reshape(cache), dy_dot.reshape(cache)
@@ -42,6 +73,7 @@ class Flatten(_Reshaping):
 
     def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool = True,
                  input_grad: bool = True) -> np.ndarray | None:
+        dy = check_dy(self, dy, (cache[0], int(np.prod(cache[1:]))))
         return dy.reshape(cache) if input_grad else None
 
 
@@ -55,7 +87,7 @@ class Reshape(_Reshaping):
         super().__init__()
         if len(shape) == 1 and isinstance(shape[0], tuple | list):
             shape = tuple(shape[0])
-        self.shape = tuple(int(s) for s in shape)
+        self.shape = check_sizes(self, **{f"shape[{i}]": s for i, s in enumerate(shape)})
 
     def extra_repr(self) -> str:
         return ", ".join(map(str, self.shape))
@@ -72,4 +104,5 @@ class Reshape(_Reshaping):
 
     def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool = True,
                  input_grad: bool = True) -> np.ndarray | None:
+        dy = check_dy(self, dy, (cache[0], *self.shape))
         return dy.reshape(cache) if input_grad else None

@@ -41,8 +41,17 @@ from .mmd import median_bandwidth, subset_mmd2
 from .parzen import mnist_parzen
 from .precision_recall import precision_recall
 
-__all__ = ["COLUMNS", "evaluate", "format_table", "load_samples", "real_samples",
-           "reference_features"]
+__all__ = ["COLUMNS", "MIN_REFERENCE", "MIN_SAMPLES", "N_REFERENCE", "check_samples", "evaluate",
+           "format_table", "load_samples", "real_samples", "reference_features"]
+
+#: Test images available as the reference set.
+N_REFERENCE = 10000
+#: Fewest samples and reference images the metrics are defined for (precision/recall's k-NN
+#: radii with k = 3 need 4 points; FID's covariances and MMD's unbiased estimate need 2).
+MIN_SAMPLES = 4
+MIN_REFERENCE = 4
+#: Slack allowed past the declared pixel range (float rounding), as a fraction of its width.
+RANGE_TOLERANCE = 1e-4
 
 #: (key, header, format, better) of the table's columns.
 COLUMNS = (
@@ -99,38 +108,104 @@ def generator_range(gan: Any) -> tuple[float, float]:
                      f"{type(last).__name__}; sample it to .npy and pass the range")
 
 
-def load_samples(path: str | os.PathLike, n: int = 10000, seed: int = 0
+def check_samples(x: np.ndarray, pixel_range: tuple[float, float] | None, source: str = "samples"
+                  ) -> tuple[float, float]:
+    """Check samples for :func:`evaluate`; return the pixel range they are in.
+
+    ValueError (one line: what was found, what is expected) on NaN or infinity, fewer than
+    :data:`MIN_SAMPLES` images, or values outside ``pixel_range`` (None: [0, 1] if every value
+    is in it, else [-1, 1] if every value is in that). Nothing is clipped.
+    """
+    if len(x) < MIN_SAMPLES:
+        raise ValueError(f"{source}: {len(x)} images, the metrics need at least {MIN_SAMPLES}")
+    finite = np.isfinite(x)
+    if not finite.all():
+        bad = x[~finite]
+        what = "NaN" if np.isnan(bad).any() else "infinity"
+        raise ValueError(f"{source}: {bad.size} values are {what} (not finite), expected pixel "
+                         "values; the generator or the file is broken")
+    lo, hi = float(x.min()), float(x.max())
+
+    def inside(r: tuple[float, float]) -> bool:
+        slack = RANGE_TOLERANCE * (r[1] - r[0])
+        return lo >= r[0] - slack and hi <= r[1] + slack
+
+    if pixel_range is not None:
+        r = (float(pixel_range[0]), float(pixel_range[1]))
+        if not inside(r):
+            raise ValueError(f"{source}: values span [{lo:.4g}, {hi:.4g}], outside the declared "
+                             f"pixel range [{r[0]:g}, {r[1]:g}]; pass the right --range or rescale "
+                             "the samples (they are not clipped)")
+        return r
+    for r in ((0.0, 1.0), (-1.0, 1.0)):
+        if inside(r):
+            return r
+    raise ValueError(f"{source}: values span [{lo:.4g}, {hi:.4g}], outside both [0, 1] and "
+                     "[-1, 1]; rescale the samples to one of them (they are not clipped)")
+
+
+def load_samples(path: str | os.PathLike, n: int = 10000, seed: int = 0,
+                 pixel_range: tuple[float, float] | None = None
                  ) -> tuple[np.ndarray, tuple[float, float]]:
     """Samples from a training checkpoint (``.npz``, ``n`` drawn with ``seed``) or a ``.npy``.
 
+    Parameters
+    ----------
+    path : training checkpoint or samples ``.npy`` (uint8 in [0, 255] or floats)
+    n, seed : samples drawn from a checkpoint
+    pixel_range : the declared range of the values; None: the generator's output range (from
+        its last layer), or for a float ``.npy`` [0, 1] if every value is in it, else [-1, 1]
+
     Returns
     -------
-    samples : float32 (N, 1, 28, 28)
-    pixel_range : (0, 1) or (-1, 1): the generator's output range (from its last layer), or for
-        a ``.npy`` file (-1, 1) if any value is below -0.01, else (0, 1); uint8 arrays are
-        returned scaled to [0, 1]
+    samples : float32 (N, 1, 28, 28), checked by :func:`check_samples`
+    pixel_range : (0, 1) or (-1, 1); uint8 arrays are returned scaled to [0, 1]
+
+    Raises
+    ------
+    ValueError : one line naming the file, what was found and what is expected (not MNIST-sized,
+        empty, too few, NaN or infinite, outside the pixel range, a generator with non-finite
+        weights)
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file (expected a training checkpoint .npz or "
                                 "samples .npy)")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: the file is empty (0 bytes), expected a training checkpoint "
+                         ".npz or samples .npy")
     if path.suffix == ".npy":
-        x = np.load(path, allow_pickle=False)
+        try:
+            x = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise ValueError(f"{path}: not a readable .npy file ({e})") from None
+        if not isinstance(x, np.ndarray):
+            raise ValueError(f"{path}: expected one array (.npy), got an archive")
+        if x.size == 0:
+            raise ValueError(f"{path}: the array is empty ({x.dtype} {x.shape}), expected "
+                             "MNIST images (N, 784) or (N, 1, 28, 28)")
+        if x.dtype.kind not in "fu" or x.size % 784 or x.ndim < 2 or x.shape[0] * 784 != x.size:
+            raise ValueError(f"{path}: expected MNIST images (N, 784) or (N, 1, 28, 28) of floats "
+                             f"or uint8, got {x.dtype} {x.shape}")
         if x.dtype == np.uint8:
-            return x.reshape(len(x), 1, 28, 28).astype(np.float32) / np.float32(255), (0.0, 1.0)
-        if x.dtype.kind != "f" or x.size % 784 or x.ndim < 2:
-            raise ValueError(f"{path}: expected MNIST-sized images (N, 784) or (N, 1, 28, 28), "
-                             f"got {x.dtype} {x.shape}")
+            if pixel_range is not None:
+                raise ValueError(f"{path}: uint8 images are in [0, 255]; --range applies to "
+                                 "float samples only")
+            x = x.reshape(len(x), 1, 28, 28).astype(np.float32) / np.float32(255)
+            return x, check_samples(x, (0.0, 1.0), str(path))
+        if x.dtype.kind != "f":
+            raise ValueError(f"{path}: expected float or uint8 images, got {x.dtype}")
         x = x.reshape(len(x), 1, 28, 28).astype(np.float32)
-        return x, ((-1.0, 1.0) if x.min() < -0.01 else (0.0, 1.0))
-    from ..train import load_training_checkpoint
+        return x, check_samples(x, pixel_range, str(path))
+    from ..train import load_generator_checkpoint
 
-    gan = load_training_checkpoint(path)["gan"]
+    gan = load_generator_checkpoint(path)
     rng = np.random.default_rng(seed)
     chunks = [gan.G(gan.sample_noise(min(1000, n - s), rng), train=False)
               for s in range(0, n, 1000)]
     x = np.concatenate(chunks).astype(np.float32).reshape(n, 1, 28, 28)
-    return x, generator_range(gan)
+    declared = pixel_range if pixel_range is not None else generator_range(gan)
+    return x, check_samples(x, declared, f"{path}: samples of its generator")
 
 
 def evaluate(samples: np.ndarray, pixel_range: tuple[float, float] = (-1.0, 1.0), *,
@@ -159,9 +234,13 @@ def evaluate(samples: np.ndarray, pixel_range: tuple[float, float] = (-1.0, 1.0)
     t0 = time.perf_counter()
     lo, hi = map(float, pixel_range)
     x = np.asarray(samples)
-    if x.ndim < 2 or x.size % 784 or x.dtype.kind != "f":
+    if x.ndim < 2 or x.size % 784 or x.dtype.kind != "f" or x.shape[0] * 784 != x.size:
         raise ValueError(f"evaluate: expected float MNIST images (N, 784) or (N, 1, 28, 28), "
                          f"got {x.dtype} {x.shape}")
+    if not MIN_REFERENCE <= int(n_reference) <= N_REFERENCE:
+        raise ValueError(f"evaluate: n_reference must be in [{MIN_REFERENCE}, {N_REFERENCE}] (the "
+                         f"MNIST test images), got {n_reference}")
+    check_samples(x, pixel_range, "evaluate: samples")
     x = x.reshape(len(x), 784)
     features = features if features is not None else load_classifier()
     ref_feats, _ = reference_features(features, n_reference)

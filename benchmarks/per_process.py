@@ -1,0 +1,222 @@
+"""nanogan, PyTorch and JAX as their users run them: each framework alone in its own process.
+
+::
+
+    python benchmarks/per_process.py [--configs mlp64,mlp256,dcgan64,dcgan256] [--threads 1,2]
+                                     [--rounds 3] [--iters 10] [--frameworks nanogan,torch,jax]
+                                     [--out benchmarks/per_process_results.json]
+
+This is the headline comparison (BENCHMARKS.md, "How to time"). For every thread count, round
+and config, one fresh process per framework runs the iteration of BENCHMARKS.md (Algorithm 1,
+k = 1, non-saturating loss, Adam(2e-4, (0.5, 0.999)), float32, fresh noise for the D and the G
+step) ``--warmup`` times untimed and ``--iters`` times timed, and reports the median. The
+processes alternate (A B C, then B C A, ...). Published: the median over rounds of each round's
+median, and the spread (smallest and largest round median).
+
+Each process sets only what a user sets to choose a thread count: the thread-count variables
+(``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``, ``NUMBA_NUM_THREADS``) and, for
+PyTorch, ``torch.set_num_threads``. Nothing else: no OpenMP wait policy, no allocator setting; each
+framework runs with whatever it does by default. Also reported per process: peak resident memory
+(``VmHWM``) and the part above the framework's import.
+
+The in-process, interleaved view (``vs_pytorch.py``) is a second table: it makes process-wide
+settings (``OMP_WAIT_POLICY=PASSIVE`` and nanogan's own) that apply to every framework there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+FRAMEWORKS = ("nanogan", "torch", "jax")
+USER_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "NUMBA_NUM_THREADS")
+
+
+# ---------------------------------------------------------------------------- one process
+def _vmhwm_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def worker(framework: str, config: str, threads: int, iters: int, warmup: int) -> dict[str, Any]:
+    """Time one framework on one config in this process (the thread variables are already set
+    by the parent's environment for this process)."""
+    sys.path[:0] = [HERE, ROOT]
+    from _common import real_batch
+    from specs import CONFIGS, X_SHAPE
+
+    arch, batch = CONFIGS[config]
+    x = real_batch(X_SHAPE[arch], batch)
+    if framework == "nanogan":
+        import nano_side
+        base = _vmhwm_mb()
+        step = nano_side.make_step(nano_side.build_gan(arch), x)
+    elif framework == "torch":
+        import torch
+        import torch_side
+        torch.set_num_threads(threads)
+        base = _vmhwm_mb()
+        step = torch_side.TorchGAN(arch).make_step(x)
+    elif framework == "jax":
+        import jax_side
+        import nano_side
+        base = _vmhwm_mb()
+        gan = nano_side.build_gan(arch)  # JAX starts from the same kind of initial weights
+        step = jax_side.JaxGAN(arch, gan.G.state_dict(), gan.D.state_dict(), gan.G.params,
+                               gan.D.params).make_step(x)
+        del gan
+    else:
+        raise ValueError(f"unknown framework {framework!r}")
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    peak = _vmhwm_mb()
+    return {"framework": framework, "config": config, "threads": threads,
+            "median_ms": 1e3 * statistics.median(times), "times_ms": [1e3 * t for t in times],
+            "peak_mb": peak, "above_import_mb": peak - base}
+
+
+def run_process(framework: str, config: str, threads: int, iters: int, warmup: int
+                ) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if k not in USER_THREAD_VARS}
+    env.update({k: str(threads) for k in USER_THREAD_VARS})
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--configs", config,
+           "--threads", str(threads), "--iters", str(iters), "--warmup", str(warmup)]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise RuntimeError(f"{framework} {config} threads={threads} failed:\n{res.stderr[-2000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def available(framework: str) -> bool:
+    mod = {"nanogan": "nanogan", "torch": "torch", "jax": "jax"}[framework]
+    code = f"import sys; sys.path.insert(0, {ROOT!r}); import {mod}"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True,
+                          check=False).returncode == 0
+
+
+# ---------------------------------------------------------------------------- the driver
+def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Median over rounds of the per-round medians, the spread, ratios to the fastest peer."""
+    keys = sorted({(r["threads"], r["config"], r["framework"]) for r in runs})
+    rows: dict[tuple[int, str], dict[str, Any]] = {}
+    for threads, config, fw in keys:
+        meds = [r["median_ms"] for r in runs
+                if (r["threads"], r["config"], r["framework"]) == (threads, config, fw)]
+        peaks = [r["peak_mb"] for r in runs
+                 if (r["threads"], r["config"], r["framework"]) == (threads, config, fw)]
+        row = rows.setdefault((threads, config), {"threads": threads, "config": config})
+        row[fw] = {"ms": statistics.median(meds), "min_ms": min(meds), "max_ms": max(meds),
+                   "rounds": len(meds), "peak_mb": max(peaks)}
+    out = []
+    for row in rows.values():
+        peers = [fw for fw in FRAMEWORKS if fw != "nanogan" and fw in row]
+        if "nanogan" in row and peers:
+            fastest = min(peers, key=lambda fw: row[fw]["ms"])
+            row["fastest_peer"] = fastest
+            row["ratio_to_fastest_peer"] = row["nanogan"]["ms"] / row[fastest]["ms"]
+            if "torch" in row:
+                row["ratio_to_torch"] = row["nanogan"]["ms"] / row["torch"]["ms"]
+        out.append(row)
+    return out
+
+
+def format_rows(rows: list[dict[str, Any]]) -> str:
+    head = ("| threads | config | nanogan ms (spread) | PyTorch ms (spread) | JAX ms (spread) | "
+            "nanogan / fastest peer | nanogan / PyTorch |")
+    lines = [head, "|" + "---|" * 7]
+
+    def cell(row: dict, fw: str) -> str:
+        if fw not in row:
+            return "-"
+        r = row[fw]
+        return f"{r['ms']:.1f} ({r['min_ms']:.1f}-{r['max_ms']:.1f})"
+
+    for row in rows:
+        ratio = row.get("ratio_to_fastest_peer")
+        rt = row.get("ratio_to_torch")
+        lines.append(f"| {row['threads']} | {row['config']} | {cell(row, 'nanogan')} | "
+                     f"{cell(row, 'torch')} | {cell(row, 'jax')} | "
+                     + (f"{ratio:.2f} ({row['fastest_peer']})" if ratio else "-") + " | "
+                     + (f"{rt:.2f}" if rt else "-") + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--configs", default="mlp64,mlp256,dcgan64,dcgan256")
+    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--frameworks", default=",".join(FRAMEWORKS))
+    ap.add_argument("--out", default=os.path.join(HERE, "per_process_results.json"))
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    for name, lo in (("--rounds", 1), ("--iters", 1), ("--warmup", 0)):
+        if getattr(args, name[2:]) < lo:
+            ap.error(f"{name} must be >= {lo}, got {getattr(args, name[2:])}")
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.configs, int(args.threads), args.iters,
+                                args.warmup)))
+        return 0
+    sys.path[:0] = [HERE, ROOT]
+    from specs import CONFIGS
+
+    configs = [c for c in args.configs.split(",") if c]
+    bad = [c for c in configs if c not in CONFIGS]
+    if bad:
+        ap.error(f"--configs: unknown {bad}; choose from {list(CONFIGS)}")
+    threads = [int(t) for t in args.threads.split(",") if t]
+    frameworks = [f for f in args.frameworks.split(",") if f]
+    missing = [f for f in frameworks if f not in FRAMEWORKS or not available(f)]
+    for f in missing:
+        print(f"note: {f} is not available here; skipped", file=sys.stderr)
+    frameworks = [f for f in frameworks if f not in missing]
+    runs = []
+    started = time.time()
+    load0 = os.getloadavg()[0]
+    for t in threads:
+        for r in range(args.rounds):
+            for config in configs:
+                order = frameworks[r % len(frameworks):] + frameworks[:r % len(frameworks)]
+                for fw in order:
+                    res = run_process(fw, config, t, args.iters, args.warmup)
+                    res["round"] = r
+                    runs.append(res)
+                    print(f"threads {t} round {r + 1} {config:9s} {fw:8s} "
+                          f"{res['median_ms']:9.1f} ms  peak {res['peak_mb']:.0f} MB",
+                          flush=True)
+    rows = summarise(runs)
+    print(format_rows(rows))
+    result = {"how": "each framework in its own process, its own defaults; thread-count "
+                     "variables only; alternating order; median over rounds of round medians",
+              "rounds": args.rounds, "iters": args.iters, "warmup": args.warmup,
+              "loadavg_1min_at_start": load0, "loadavg_1min_at_end": os.getloadavg()[0],
+              "seconds": time.time() - started, "rows": rows, "runs": runs}
+    tmp = args.out + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(result, f, indent=1)
+    os.replace(tmp, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Checks of the per-process harness: the summary statistics and one real worker process."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import per_process  # noqa: E402
+
+
+def _run(fw: str, ms: float, rnd: int, config: str = "mlp64", threads: int = 1) -> dict:
+    return {"framework": fw, "config": config, "threads": threads, "median_ms": ms,
+            "peak_mb": 100.0 + ms, "round": rnd}
+
+
+def test_summary_is_median_of_round_medians_and_ratio_to_fastest_peer():
+    runs = [_run("nanogan", 10, 0), _run("nanogan", 30, 1), _run("nanogan", 12, 2),
+            _run("torch", 20, 0), _run("torch", 22, 1), _run("torch", 21, 2),
+            _run("jax", 8, 0), _run("jax", 9, 1), _run("jax", 50, 2)]
+    (row,) = per_process.summarise(runs)
+    assert row["nanogan"] == {"ms": 12, "min_ms": 10, "max_ms": 30, "rounds": 3,
+                              "peak_mb": 130.0}
+    assert row["fastest_peer"] == "jax" and row["jax"]["ms"] == 9
+    assert row["ratio_to_fastest_peer"] == pytest.approx(12 / 9)
+    assert row["ratio_to_torch"] == pytest.approx(12 / 21)
+    table = per_process.format_rows([row])
+    assert "1.33 (jax)" in table and "12.0 (10.0-30.0)" in table
+
+
+def test_worker_process_reports_a_timing_with_only_thread_variables_set():
+    res = per_process.run_process("nanogan", "mlp64", 1, iters=2, warmup=1)
+    assert res["framework"] == "nanogan" and len(res["times_ms"]) == 2
+    assert res["median_ms"] > 0 and res["peak_mb"] >= res["above_import_mb"] > 0
+
+
+def test_bad_flags_are_argparse_errors(capsys):
+    with pytest.raises(SystemExit) as exc:
+        per_process.main(["--rounds", "0"])
+    assert exc.value.code == 2 and "--rounds must be >= 1" in capsys.readouterr().err

@@ -1,0 +1,32 @@
+"""The fast path: a ``Sequential`` compiled into a plan of fused steps.
+
+The layer files hold the plain math (``x @ W.T``, ``np.where``, one kernel op per layer). Speed
+lives here, beside them: :func:`compile` turns a :class:`~nanogan.layers.Sequential` into a
+:class:`Plan` with the same ``forward -> (out, cache)`` / ``backward(dout, cache)`` contract and
+the same parameters (the plan shares the network's arrays, so ``params``, ``grads``,
+``state_dict`` and the optimizers see one network), that
+
+* runs a Dense, a Conv2d with a bias or a BatchNorm followed by a ``LeakyReLU``/``ReLU`` as one
+  step: the activation is applied in place in the producer's last pass over its output, and its
+  gradient is taken in the same pass as the bias (or BatchNorm) sums (see :mod:`.steps`);
+* sends matrix products through :func:`nanogan._kernels.matmul` (one BLAS thread for small ones);
+* takes the shortcuts of special shapes: a convolution whose window covers the whole image, a
+  transposed convolution of a 1 x 1 input, the operand order BLAS prefers for weight gradients.
+
+Its results equal the plain layers' (up to the order of floating-point sums; the tests hold the
+two paths together layer by layer and over whole training iterations). :class:`nanogan.GAN`
+trains with plans by default; ``GAN(..., fast=False)`` runs the plain layers.
+"""
+
+from __future__ import annotations
+
+from ..layers import Module, Sequential
+from .plan import Plan
+
+__all__ = ["Plan", "compile"]
+
+
+def compile(model: Module) -> Module:
+    """The fast runner of ``model``: a :class:`Plan` for a ``Sequential``; any other module is
+    returned as it is (it has nothing to fuse)."""
+    return Plan(model) if isinstance(model, Sequential) else model

@@ -1,0 +1,123 @@
+"""``Plan``: a ``Sequential`` run as a list of fused steps (see :mod:`nanogan.fast`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..layers import (
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
+    ConvTranspose2d,
+    Dense,
+    LeakyReLU,
+    Module,
+    ReLU,
+    Sequential,
+)
+from . import steps as S
+
+
+def _activation_slope(layer: Module | None) -> float | None:
+    """The slope of a ``LeakyReLU``/``ReLU`` that a producer can apply in its own pass, else
+    None (a negative slope flips the sign of the output, so its mask cannot be read from it)."""
+    if type(layer) in (LeakyReLU, ReLU) and layer.negative_slope >= 0:
+        return layer.negative_slope
+    return None
+
+
+def plan_steps(layers: list[Module]) -> list[S.Step]:
+    """The steps that run ``layers`` in order, each fusable producer merged with the activation
+    after it."""
+    steps: list[S.Step] = []
+    i = 0
+    while i < len(layers):
+        layer = layers[i]
+        slope = _activation_slope(layers[i + 1] if i + 1 < len(layers) else None)
+        kind = type(layer)
+        if kind is Dense:
+            step: S.Step = S.DenseStep(layer, slope if layer.bias is not None else None)
+        elif kind is Conv2d:
+            step = S.ConvStep(layer, slope if layer.bias is not None else None)
+        elif kind is ConvTranspose2d:
+            step = S.ConvTransposeStep(layer)
+        elif kind in (BatchNorm1d, BatchNorm2d) and slope is not None:
+            step = S.BatchNormActStep(layer, slope)
+        elif kind in (LeakyReLU, ReLU):
+            step = S.ActivationStep(layer)
+        elif isinstance(layer, Sequential):
+            step = S.LayerStep(Plan(layer))
+        else:
+            step = S.LayerStep(layer)
+        steps.append(step)
+        i += step.size
+    return steps
+
+
+class Plan(Module):
+    """A :class:`~nanogan.layers.Sequential` compiled into fused steps, with its contract.
+
+    ``plan.forward(x, train) -> (y, cache)`` and ``plan.backward(dy, cache, param_grads=...,
+    input_grad=...)`` behave as the network's own (gradients are added into the network's
+    ``grads``); a plan's cache is its own (one entry per step) and goes back to the same plan.
+    The plan holds the network's layers, not copies: ``plan.params``, ``plan.grads`` and
+    ``plan.state_dict()`` are the network's, under the same keys.
+
+    Parameters
+    ----------
+    model : Sequential
+    """
+
+    def __init__(self, model: Sequential) -> None:
+        super().__init__()
+        if not isinstance(model, Sequential):
+            raise TypeError(f"Plan: argument 'model' expected a Sequential, got "
+                            f"{type(model).__name__}")
+        self.model = model
+        self._children = model._children  # the same layers: same params, grads, keys
+        self.dtype = None
+        self.steps = plan_steps(model.layers)
+
+    def __repr__(self) -> str:
+        return "Plan(\n" + "\n".join(f"  {s!r}" for s in self.steps) + "\n)"
+
+    def forward(self, x: np.ndarray, train: bool = True) -> tuple[np.ndarray, list[Any]]:
+        """Run each step; the cache is the list of the steps' caches."""
+        caches: list[Any] = []
+        for step in self.steps:
+            x, c = step.forward(x, train)
+            caches.append(c)
+        return x, caches
+
+    # second order (gradient penalties) runs on the plain layers, with their own caches
+    def jvp(self, x_dot: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
+        """The network's :meth:`~nanogan.layers.Sequential.jvp` (``cache`` from the network's own
+        ``plan.model.forward``, one entry per layer; a fused cache is refused)."""
+        return self.model.jvp(x_dot, cache)
+
+    def backward_jvp(self, dy: np.ndarray, dy_dot: np.ndarray, cache: Any, tcache: Any, *,
+                     param_grads: bool = True, input_grad: bool = True
+                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The network's :meth:`~nanogan.layers.Sequential.backward_jvp`."""
+        return self.model.backward_jvp(dy, dy_dot, cache, tcache, param_grads=param_grads,
+                                       input_grad=input_grad)
+
+    def backward(self, dy: np.ndarray, cache: list[Any], *, param_grads: bool = True,
+                 input_grad: bool = True) -> np.ndarray | None:
+        """The steps' backward passes in reverse order, as ``Sequential.backward``: with
+        ``input_grad=False`` the steps before the first one with parameters are skipped and that
+        one computes no input gradient (None is returned)."""
+        steps = self.steps
+        if not isinstance(cache, list) or len(cache) != len(steps):
+            raise ValueError(f"Plan.backward: argument 'cache' expected the {len(steps)}-entry "
+                             "list of this plan's forward pass")
+        if not input_grad and not param_grads:
+            return None
+        first = 0 if input_grad or not param_grads else next(
+            (i for i, s in enumerate(steps) if s.has_params), len(steps))
+        for i in range(len(steps) - 1, first - 1, -1):
+            dy = steps[i].backward(dy, cache[i], param_grads=param_grads,
+                                   input_grad=input_grad or i > first)
+        return dy if input_grad else None

@@ -1,0 +1,295 @@
+"""The steps a :class:`~nanogan.fast.Plan` runs: each layer's forward and backward as in its own
+file, rewritten for speed. Every step has the layer contract (``forward -> (y, cache)``,
+``backward(dy, cache, param_grads=, input_grad=)``, gradients added into the layer's ``grads``).
+
+Fusing a producer with the (Leaky)ReLU after it is exact, not an approximation::
+
+    forward    y = leaky_relu(z + b, slope)                     (one pass over z, in place)
+    backward   dz = dy if y > 0 else slope * dy;  db = sum dz   (one pass over dy)
+
+for ``slope >= 0``, ``y > 0`` exactly where ``z > 0``, so the activation's backward reads its mask
+from the output ``y``; and writing ``y`` over ``z`` is safe because no cache holds ``z``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._kernels import matmul, ops
+from ..layers import BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2d, Dense, Module
+from ..layers.base import _fmt_shape, accepts_input_grad
+from ..layers.conv import _check_grad
+
+
+def _has_params(layer: Module) -> bool:
+    return any(m._params for _, m in layer.named_modules())
+
+
+def matmul_nt(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b^T`` for ``a (m, k)`` and ``b (n, k)`` (a weight gradient: both read along the long
+    ``k``), computed as ``(b @ a^T)^T`` when ``b`` has more rows: BLAS runs such products about a
+    fifth faster with the operand of more rows first (measured with OpenBLAS for the DCGAN-28
+    layers; the other way round for few rows). Returns a view when transposed."""
+    if b.shape[0] > a.shape[0]:
+        return matmul(b, a.T).T
+    return matmul(a, b.T)
+
+
+class Step:
+    """One or two consecutive layers of a ``Sequential`` run as a unit."""
+
+    size = 1  # how many of the network's layers the step runs
+
+    def __init__(self, layer: Module) -> None:
+        self.layer = layer
+        self.has_params = _has_params(layer)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.layer!r})"
+
+    def forward(self, x: np.ndarray, train: bool) -> tuple[np.ndarray, Any]:
+        raise NotImplementedError
+
+    def backward(self, dy: np.ndarray, cache: Any, *, param_grads: bool,
+                 input_grad: bool) -> np.ndarray | None:
+        raise NotImplementedError
+
+
+class LayerStep(Step):
+    """A layer run by its own ``forward`` and ``backward``."""
+
+    def __init__(self, layer: Module) -> None:
+        super().__init__(layer)
+        self.takes_input_grad = accepts_input_grad(layer)
+
+    def forward(self, x: np.ndarray, train: bool) -> tuple[np.ndarray, Any]:
+        return self.layer.forward(x, train)
+
+    def backward(self, dy: np.ndarray, cache: Any, *, param_grads: bool,
+                 input_grad: bool) -> np.ndarray | None:
+        if self.takes_input_grad:
+            return self.layer.backward(dy, cache, param_grads=param_grads,
+                                       input_grad=input_grad)
+        dx = self.layer.backward(dy, cache, param_grads=param_grads)
+        return dx if input_grad else None
+
+
+class _Fusing(Step):
+    """A producer, and the slope of the (Leaky)ReLU fused into it (None: no activation)."""
+
+    def __init__(self, layer: Module, slope: float | None = None) -> None:
+        super().__init__(layer)
+        self.slope = slope
+        self.size = 1 if slope is None else 2
+
+    def __repr__(self) -> str:
+        act = "" if self.slope is None else f" + LeakyReLU({self.slope})"
+        return f"{type(self).__name__}({self.layer!r}{act})"
+
+
+class ActivationStep(Step):
+    """``LeakyReLU``/``ReLU`` by the compiled kernel ops."""
+
+    def forward(self, x: np.ndarray, train: bool) -> tuple[np.ndarray, np.ndarray]:
+        x = self.layer._check_input(x, tuple(range(1, 33)), "(N, *)")
+        return ops.leaky_relu(x, self.layer.negative_slope), x
+
+    def backward(self, dy: np.ndarray, cache: np.ndarray, *, param_grads: bool,
+                 input_grad: bool) -> np.ndarray | None:
+        return ops.leaky_relu_backward(dy, cache, self.layer.negative_slope) if input_grad \
+            else None
+
+
+class DenseStep(_Fusing):
+    """``Dense`` (+ ``LeakyReLU``): ``y = leaky_relu(x W^T + b)``, bias and activation in one pass
+    over ``x W^T``; the cache holds ``x`` and ``y``, never ``x W^T``."""
+
+    layer: Dense
+
+    def forward(self, x: np.ndarray, train: bool) -> tuple[np.ndarray, tuple]:
+        d = self.layer
+        x = d._check_input(x, 2, "(N, in_features)", {1: d.in_features})
+        z = matmul(x, d.weight.T)
+        if self.slope is None:
+            if d.bias is not None:
+                z += d.bias
+            return z, (x, None)
+        N, O = z.shape
+        y = ops.bias_leaky_relu(z.reshape(N, O, 1), d.bias, self.slope).reshape(N, O)
+        return y, (x, y)
+
+    def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool,
+                 input_grad: bool) -> np.ndarray | None:
+        d = self.layer
+        x, y = cache
+        if self.slope is None:
+            dz = dy
+            if param_grads and d.bias is not None:
+                d._grads["bias"] += dy.sum(axis=0)
+        else:
+            N, O = y.shape
+            dz, db = ops.bias_leaky_relu_backward(np.asarray(dy).reshape(N, O, 1),
+                                                  y.reshape(N, O, 1), self.slope)
+            dz = dz.reshape(N, O)
+            if param_grads:
+                d._grads["bias"] += db
+        if param_grads:
+            d._grads["weight"] += matmul(dz.T, x)
+        return matmul(dz, d.weight) if input_grad else None
+
+
+def _whole_window(conv: Conv2d, x_shape: tuple[int, ...]) -> bool:
+    """True when one unpadded window covers each whole image (an output of size 1 x 1): then
+    ``im2col(x)`` is ``x.reshape(N, C*H*W)^T``, a view, and ``col2im`` a reshape."""
+    return tuple(x_shape[2:]) == tuple(conv.kernel_size) and tuple(conv.padding) == (0, 0)
+
+
+class ConvStep(_Fusing):
+    """``Conv2d`` (+ ``LeakyReLU`` when it has a bias), with the whole-window shortcut."""
+
+    layer: Conv2d
+
+    def forward(self, x: np.ndarray, train: bool) -> tuple[np.ndarray, tuple]:
+        c = self.layer
+        x = c._checked_input(x)
+        (kh, kw), (sh, sw), (ph, pw) = c.kernel_size, c.stride, c.padding
+        N, O, OH, OW = c.output_shape(x.shape)
+        W2 = c.weight.reshape(O, -1)
+        if _whole_window(c, x.shape):
+            cols = x.reshape(N, -1).T                             # (C*kh*kw, N), a view
+            y = matmul(cols.T, W2.T).reshape(N, O, 1, 1)          # no transpose copy
+        else:
+            cols = ops.im2col(x, kh, kw, sh, sw, ph, pw)          # (C*kh*kw, N*OH*OW)
+            y = np.ascontiguousarray(matmul(W2, cols).reshape(O, N, OH, OW).transpose(1, 0, 2, 3))
+        if self.slope is not None:
+            ops.bias_leaky_relu(y.reshape(N, O, -1), c.bias, self.slope)
+            return y, (cols, x.shape, y)
+        if c.bias is not None:
+            y += c.bias[None, :, None, None]
+        return y, (cols, x.shape, None)
+
+    def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool,
+                 input_grad: bool) -> np.ndarray | None:
+        c = self.layer
+        cols, x_shape, y = cache
+        out_shape = c.output_shape(x_shape)
+        dy = _check_grad(c, dy, out_shape)
+        N, O = out_shape[:2]
+        if self.slope is None:
+            dz = dy
+            if param_grads and c.bias is not None:
+                c._grads["bias"] += dy.sum(axis=(0, 2, 3))
+        else:
+            dz, db = ops.bias_leaky_relu_backward(dy.reshape(N, O, -1), y.reshape(N, O, -1),
+                                                  self.slope)
+            if param_grads:
+                c._grads["bias"] += db
+        (kh, kw), (sh, sw), (ph, pw) = c.kernel_size, c.stride, c.padding
+        W2 = c.weight.reshape(O, -1)
+        dy2 = dz.reshape(out_shape).transpose(1, 0, 2, 3).reshape(O, -1)  # (O, N*OH*OW)
+        if param_grads:
+            c._grads["weight"] += matmul_nt(dy2, cols).reshape(c.weight.shape)
+        if not input_grad:
+            return None
+        if _whole_window(c, x_shape):
+            return matmul(dy2.T, W2).reshape(x_shape)
+        return ops.col2im(matmul(W2.T, dy2), tuple(x_shape), kh, kw, sh, sw, ph, pw)
+
+
+class ConvTransposeStep(Step):
+    """``ConvTranspose2d`` with the 1 x 1-input shortcut: each input pixel scatters one whole
+    kernel, ``col2im`` is a transpose, and ``y = x2^T @ W2`` is already in NCHW order."""
+
+    layer: ConvTranspose2d
+
+    def _single_pixel(self, x_shape: tuple[int, ...]) -> bool:
+        t = self.layer
+        return (tuple(x_shape[2:]) == (1, 1) and t.padding == (0, 0)
+                and t.output_padding == (0, 0))
+
+    def forward(self, x: np.ndarray, train: bool) -> tuple[np.ndarray, tuple]:
+        t = self.layer
+        x = t._checked_input(x)
+        out_shape = t.output_shape(x.shape)
+        (kh, kw), (sh, sw), (ph, pw) = t.kernel_size, t.stride, t.padding
+        Cin = t.in_channels
+        W2 = t.weight.reshape(Cin, -1)
+        x2 = x.transpose(1, 0, 2, 3).reshape(Cin, -1)             # (Cin, N*H*W)
+        if self._single_pixel(x.shape):
+            y = matmul(x2.T, W2).reshape(out_shape)
+        else:
+            y = np.ascontiguousarray(ops.col2im(matmul(W2.T, x2), out_shape, kh, kw, sh, sw,
+                                                ph, pw))
+        if t.bias is not None:
+            y += t.bias[None, :, None, None]
+        return y, (x2, x.shape)
+
+    def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool,
+                 input_grad: bool) -> np.ndarray | None:
+        t = self.layer
+        x2, x_shape = cache
+        dy = _check_grad(t, dy, t.output_shape(x_shape))
+        (kh, kw), (sh, sw), (ph, pw) = t.kernel_size, t.stride, t.padding
+        N, Cin, H, W = x_shape
+        W2 = t.weight.reshape(Cin, -1)
+        single = self._single_pixel(x_shape)
+        dcols = dy.reshape(N, -1).T if single else ops.im2col(dy, kh, kw, sh, sw, ph, pw)
+        if param_grads:
+            t._grads["weight"] += matmul_nt(x2, dcols).reshape(t.weight.shape)
+            if t.bias is not None:
+                t._grads["bias"] += dy.sum(axis=(0, 2, 3))
+        if not input_grad:
+            return None
+        if single:
+            return matmul(dcols.T, W2.T).reshape(x_shape)         # (N, Cin) = dx2^T
+        dx2 = matmul(W2, dcols)                                   # (Cin, N*H*W)
+        return np.ascontiguousarray(dx2.reshape(Cin, N, H, W).transpose(1, 0, 2, 3))
+
+
+class BatchNormActStep(_Fusing):
+    """``BatchNorm`` + ``LeakyReLU``: in training, normalisation, affine map and activation are
+    one kernel pass (``ops.batchnorm_leaky_relu``) that writes ``y`` once, and the backward
+    kernel recomputes the activation's gradient in both of its passes instead of storing it."""
+
+    layer: BatchNorm1d | BatchNorm2d
+
+    def forward(self, x: np.ndarray, train: bool) -> tuple[np.ndarray, tuple]:
+        bn = self.layer
+        if not train:
+            u, cache = bn.forward(x, train)
+            y = ops.leaky_relu(u, self.slope)
+            return y, (cache, y)
+        x = bn._check_input(x, bn._ranks, bn._layout, {1: bn.num_features})
+        shape = x.shape
+        x3 = np.ascontiguousarray(x.reshape(shape[0], shape[1], -1))
+        n = x3.shape[0] * x3.shape[2]
+        if n <= 1:
+            raise ValueError(f"{bn!r}: argument 'x' expected more than 1 value per channel "
+                             f"when training, got {_fmt_shape(shape)}")
+        gamma, beta = bn._gamma_beta()
+        y3, mean, var, inv_std = ops.batchnorm_leaky_relu(x3, gamma, beta, bn.eps, self.slope)
+        bn._update_running(mean, var, n)
+        return y3.reshape(shape), ((True, x3, mean, inv_std, shape), y3)
+
+    def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool,
+                 input_grad: bool) -> np.ndarray | None:
+        bn = self.layer
+        bn_cache, y = cache
+        train, x3, mean, inv_std, shape = bn_cache
+        if not train:
+            du = ops.leaky_relu_backward(np.asarray(dy, dtype=y.dtype), y, self.slope)
+            return bn.backward(du, bn_cache, param_grads=param_grads, input_grad=input_grad)
+        dy3 = np.ascontiguousarray(np.asarray(dy, dtype=x3.dtype).reshape(x3.shape))
+        gamma, _ = bn._gamma_beta()
+        dx3, dgamma, dbeta = ops.batchnorm_leaky_relu_backward(
+            dy3, y.reshape(x3.shape), x3, mean, inv_std, gamma, self.slope)
+        if param_grads and bn.affine:
+            bn._grads["weight"] += dgamma
+            bn._grads["bias"] += dbeta
+        return dx3.reshape(shape) if input_grad else None
+
+
+__all__ = ["ActivationStep", "BatchNormActStep", "ConvStep", "ConvTransposeStep", "DenseStep",
+           "LayerStep", "Step", "matmul_nt"]

@@ -1,0 +1,283 @@
+"""The fast path (``nanogan.fast``) against the plain layers: same outputs, same gradients, same
+running statistics, layer by layer, on random architectures, and over whole training iterations.
+
+Tolerances: the plan and the plain layers sum in different orders (a kernel's bias sum against
+NumPy's pairwise sum, ``b @ a^T`` transposed against ``a @ b^T``), so float64 results agree to
+1e-12 and float32 ones to 1e-6 (absolute for values of order one, relative to the largest value
+above that; most float64 results are bit-identical).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nanogan import (
+    GAN,
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
+    ConvTranspose2d,
+    Dense,
+    Flatten,
+    LeakyReLU,
+    ReLU,
+    Reshape,
+    Sequential,
+    Sigmoid,
+    Tanh,
+)
+from nanogan.fast import Plan, compile
+from nanogan.optim import SGD, Adam
+
+FIXTURE_OK = settings(suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                             HealthCheck.too_slow], max_examples=15)
+TOL = {np.float64: 1e-12, np.float32: 1e-6}
+
+
+def close(a, b, dtype, what=""):
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape, what
+    scale = max(float(np.abs(b).max(initial=0.0)), 1.0)
+    np.testing.assert_allclose(a, b, rtol=0, atol=TOL[dtype] * scale, err_msg=what)
+
+
+def twins(make):
+    """Two identical networks (same seeds), one to run plain and one compiled."""
+    return make(), make()
+
+
+def run_both(make, x, dy, dtype, train=True, param_grads=True, input_grad=True):
+    """Forward and backward on the plain network and on its plan; compare everything."""
+    plain, other = twins(make)
+    plan = Plan(other)
+    y1, c1 = plain.forward(x, train)
+    y2, c2 = plan.forward(x, train)
+    close(y2, y1, dtype, "output")
+    dx1 = plain.backward(dy, c1, param_grads=param_grads, input_grad=input_grad)
+    dx2 = plan.backward(dy, c2, param_grads=param_grads, input_grad=input_grad)
+    if input_grad:
+        close(dx2, dx1, dtype, "dL/dx")
+    else:
+        assert dx1 is None and dx2 is None
+    assert list(plan.grads) == list(plain.grads)
+    for k, g in plain.grads.items():
+        close(plan.grads[k], g, dtype, f"grad {k}")
+    for k, b in plain.buffers.items():
+        close(plan.buffers[k], b, dtype, f"buffer {k}")
+    return plan
+
+
+# ---------------------------------------------------------------------------- layer by layer
+ACTS = st.sampled_from(["none", "relu", "leaky0.2", "leaky1.5", "tanh", "sigmoid"])
+
+
+def act(name):
+    return {"none": [], "relu": [ReLU()], "leaky0.2": [LeakyReLU(0.2)],
+            "leaky1.5": [LeakyReLU(1.5)], "tanh": [Tanh()], "sigmoid": [Sigmoid()]}[name]
+
+
+@FIXTURE_OK
+@given(dtype=st.sampled_from([np.float32, np.float64]), a=ACTS, bias=st.booleans(),
+       n=st.integers(1, 5), fi=st.integers(1, 7), fo=st.integers(1, 7),
+       flags=st.sampled_from([(True, True), (True, False), (False, True)]),
+       seed=st.integers(0, 2**16))
+def test_dense_step(kernel_set, dtype, a, bias, n, fi, fo, flags, seed):
+    g = np.random.default_rng(seed)
+    x, dy = g.standard_normal((n, fi)).astype(dtype), g.standard_normal((n, fo)).astype(dtype)
+    run_both(lambda: Sequential(Dense(fi, fo, bias, rng=seed, dtype=dtype), *act(a)), x, dy,
+             dtype, param_grads=flags[0], input_grad=flags[1])
+
+
+@FIXTURE_OK
+@given(dtype=st.sampled_from([np.float32, np.float64]), a=ACTS, bias=st.booleans(),
+       k=st.integers(1, 4), s=st.integers(1, 3), p=st.integers(0, 2), hw=st.integers(1, 6),
+       whole=st.booleans(), train=st.booleans(), seed=st.integers(0, 2**16))
+def test_conv_step(kernel_set, dtype, a, bias, k, s, p, hw, whole, train, seed):
+    if whole:  # one window covers the image: the fast path's shortcut
+        p, hw = 0, k
+    if hw + 2 * p < k:
+        hw = k
+    conv = lambda: Sequential(Conv2d(2, 3, k, s, p, bias, rng=seed, dtype=dtype), *act(a))  # noqa: E731
+    g = np.random.default_rng(seed)
+    x = g.standard_normal((2, 2, hw, hw)).astype(dtype)
+    out = conv()(x).shape
+    run_both(conv, x, g.standard_normal(out).astype(dtype), dtype, train)
+
+
+@FIXTURE_OK
+@given(dtype=st.sampled_from([np.float32, np.float64]), a=ACTS, bias=st.booleans(),
+       k=st.integers(1, 4), s=st.integers(1, 3), p=st.integers(0, 1), hw=st.integers(1, 4),
+       seed=st.integers(0, 2**16))
+def test_conv_transpose_step(kernel_set, dtype, a, bias, k, s, p, hw, seed):
+    if (hw - 1) * s - 2 * p + k < 1:
+        p = 0
+    net = lambda: Sequential(ConvTranspose2d(2, 3, k, s, p, bias=bias, rng=seed, dtype=dtype),  # noqa: E731
+                             *act(a))
+    g = np.random.default_rng(seed)
+    x = g.standard_normal((2, 2, hw, hw)).astype(dtype)
+    out = net()(x).shape
+    run_both(net, x, g.standard_normal(out).astype(dtype), dtype)
+
+
+@FIXTURE_OK
+@given(dtype=st.sampled_from([np.float32, np.float64]), a=ACTS, affine=st.booleans(),
+       two_d=st.booleans(), train=st.booleans(), seed=st.integers(0, 2**16),
+       flags=st.sampled_from([(True, True), (True, False), (False, True)]))
+def test_batchnorm_step(kernel_set, dtype, a, affine, two_d, train, seed, flags):
+    g = np.random.default_rng(seed)
+    shape = (4, 3, 2, 2) if two_d else (4, 3)
+    bn = BatchNorm2d if two_d else BatchNorm1d
+
+    def make():
+        m = bn(3, affine=affine, dtype=dtype)
+        m.running_mean[...] = np.arange(3) * 0.1  # eval mode: non-trivial running statistics
+        m.running_var[...] = 1 + np.arange(3) * 0.5
+        if affine:
+            m.weight[...] = [1.5, -0.5, 0.7]
+            m.bias[...] = [0.1, -0.2, 0.3]
+        return Sequential(m, *act(a))
+
+    x = (g.standard_normal(shape) * 2 + 0.5).astype(dtype)
+    run_both(make, x, g.standard_normal(shape).astype(dtype), dtype, train, *flags)
+
+
+def test_steps_fuse_what_they_should():
+    net = Sequential(Dense(3, 4, rng=0), LeakyReLU(0.2), Dense(4, 4, bias=False, rng=1),
+                     LeakyReLU(0.2), BatchNorm1d(4), ReLU(), Dense(4, 2, rng=2), LeakyReLU(-1.0),
+                     Sequential(Dense(2, 2, rng=3), ReLU()), Tanh())
+    kinds = [(type(s).__name__, s.size) for s in Plan(net).steps]
+    assert kinds == [("DenseStep", 2), ("DenseStep", 1), ("ActivationStep", 1),
+                     ("BatchNormActStep", 2), ("DenseStep", 1), ("ActivationStep", 1),
+                     ("LayerStep", 1), ("LayerStep", 1)]
+    assert compile(net).model is net and compile(Dense(2, 2)).__class__ is Dense
+
+
+def test_plan_shares_the_network_arrays_and_keys():
+    net = Sequential(Dense(3, 4, rng=0), LeakyReLU(0.2), Dense(4, 1, rng=1))
+    plan = Plan(net)
+    assert list(plan.state_dict()) == list(net.state_dict())
+    assert all(plan.params[k] is v for k, v in net.params.items())
+    assert all(plan.grads[k] is v for k, v in net.grads.items())
+    with pytest.raises(ValueError, match=r"Plan\.backward"):
+        plan.backward(np.ones((2, 1), np.float32), [None])
+    with pytest.raises(TypeError, match="Sequential"):
+        Plan(Dense(2, 2))
+
+
+# ---------------------------------------------------------------------------- architectures
+@st.composite
+def mlp_arch(draw):
+    """Dense layers of random widths, each with or without bias, BatchNorm and activation."""
+    widths = draw(st.lists(st.integers(1, 6), min_size=2, max_size=5))
+    spec = [(draw(st.booleans()), draw(st.booleans()), draw(ACTS)) for _ in widths[1:]]
+    return widths, spec
+
+
+def build_mlp(widths, spec, dtype, seed):
+    layers = []
+    for i, (bias, bn, a) in enumerate(spec):
+        layers.append(Dense(widths[i], widths[i + 1], bias, rng=seed + i, dtype=dtype))
+        if bn:
+            layers.append(BatchNorm1d(widths[i + 1], dtype=dtype))
+        layers += act(a)
+    return Sequential(*layers)
+
+
+@FIXTURE_OK
+@given(arch=mlp_arch(), dtype=st.sampled_from([np.float32, np.float64]), train=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_random_mlps(kernel_set, arch, dtype, train, seed):
+    widths, spec = arch
+    g = np.random.default_rng(seed)
+    x = g.standard_normal((5, widths[0])).astype(dtype)
+    dy = g.standard_normal((5, widths[-1])).astype(dtype)
+    for flags in ((True, True), (True, False), (False, True)):
+        run_both(lambda: build_mlp(widths, spec, dtype, seed), x, dy, dtype, train, *flags)
+
+
+@FIXTURE_OK
+@given(dtype=st.sampled_from([np.float32, np.float64]), a1=ACTS, a2=ACTS, bias=st.booleans(),
+       bn=st.booleans(), train=st.booleans(), seed=st.integers(0, 2**16))
+def test_random_conv_nets(kernel_set, dtype, a1, a2, bias, bn, train, seed):
+    """A DCGAN-like generator and discriminator pair, chained."""
+    def make():
+        return Sequential(
+            Reshape(3, 1, 1), ConvTranspose2d(3, 4, 3, 1, 0, bias=bias, rng=seed, dtype=dtype),
+            *([BatchNorm2d(4, dtype=dtype)] if bn else []), *act(a1),
+            ConvTranspose2d(4, 2, 4, 2, 1, rng=seed + 1, dtype=dtype), *act(a2),
+            Conv2d(2, 4, 4, 2, 1, bias, rng=seed + 2, dtype=dtype),
+            *([BatchNorm2d(4, dtype=dtype)] if bn else []), *act(a2),
+            Conv2d(4, 1, 3, 1, 0, bias, rng=seed + 3, dtype=dtype), Flatten())
+    g = np.random.default_rng(seed)
+    x = g.standard_normal((3, 3)).astype(dtype)
+    dy = g.standard_normal((3, 1)).astype(dtype)
+    run_both(make, x, dy, dtype, train)
+
+
+# ---------------------------------------------------------------------------- Algorithm 1
+def small_pair(arch, dtype, seed):
+    r = np.random.default_rng(seed)
+    if arch == "mlp":
+        G = Sequential(Dense(4, 8, rng=r, dtype=dtype), LeakyReLU(0.2),
+                       Dense(8, 8, rng=r, dtype=dtype), BatchNorm1d(8, dtype=dtype), ReLU(),
+                       Dense(8, 6, rng=r, dtype=dtype), Tanh())
+        D = Sequential(Dense(6, 8, rng=r, dtype=dtype), LeakyReLU(0.2),
+                       Dense(8, 1, rng=r, dtype=dtype))
+        return G, D, (4,), (6,)
+    G = Sequential(ConvTranspose2d(4, 4, 4, 1, 0, bias=False, rng=r, dtype=dtype),
+                   BatchNorm2d(4, dtype=dtype), ReLU(),
+                   ConvTranspose2d(4, 1, 4, 2, 1, rng=r, dtype=dtype), Tanh())
+    D = Sequential(Conv2d(1, 4, 4, 2, 1, rng=r, dtype=dtype), LeakyReLU(0.2),
+                   Conv2d(4, 4, 3, 1, 1, bias=False, rng=r, dtype=dtype),
+                   BatchNorm2d(4, dtype=dtype), LeakyReLU(0.2),
+                   Conv2d(4, 1, 4, 1, 0, rng=r, dtype=dtype), Flatten())
+    return G, D, (4, 1, 1), (1, 8, 8)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+@pytest.mark.parametrize("loss,k", [("nonsaturating", 1), ("wasserstein", 2), ("lsgan", 1)])
+def test_whole_iterations_fast_equals_plain(arch, dtype, loss, k):
+    """Three iterations of Algorithm 1 (and one simultaneous step) with ``fast=True`` and
+    ``fast=False`` from the same weights, batches and noise: the same statistics, parameters,
+    buffers and optimizer state."""
+    gans, stats = [], []
+    for fast in (True, False):
+        G, D, zs, xs = small_pair(arch, dtype, 7)
+        opt = (lambda m: Adam(m, lr=1e-3)) if dtype == np.float64 else \
+            (lambda m: SGD(m, lr=0.05, momentum=0.5))  # Adam's sign-like first step would
+        #   magnify float32 rounding in near-zero gradients; SGD keeps it proportional
+        gan = GAN(G, D, loss=loss, k=k, g_opt=opt(G), d_opt=opt(D), z_shape=zs, fast=fast)
+        data = np.random.default_rng(3).uniform(-1, 1, (8, 6, *xs)).astype(dtype)
+        rng = np.random.default_rng(4)
+        it = iter(data)
+        run = [gan.step(it, rng) for _ in range(3)]
+        run.append(gan.simultaneous_step(next(it), gan.sample_noise(6, rng)))
+        gans.append(gan)
+        stats.append(run)
+    fast_gan, plain_gan = gans
+    assert isinstance(fast_gan._run(fast_gan.G), Plan) and plain_gan._run(plain_gan.G) is \
+        plain_gan.G
+    for s1, s2 in zip(*stats):
+        assert s1.keys() == s2.keys()
+        for key in s1:
+            close(s1[key], s2[key], dtype, key)
+    sd1, sd2 = fast_gan.state_dict(), plain_gan.state_dict()
+    assert list(sd1) == list(sd2)
+    for key in sd2:
+        close(sd1[key], sd2[key], dtype if sd2[key].dtype.kind == "f" else np.float64, key)
+
+
+def test_fast_can_be_switched_and_follows_a_new_network():
+    G, D, zs, _ = small_pair("mlp", np.float64, 0)
+    gan = GAN(G, D, z_shape=zs)
+    assert gan.fast and gan._run(G).model is G
+    gan.fast = False
+    assert gan._run(G) is G
+    gan.fast = True
+    G2 = Sequential(Dense(4, 6, rng=1, dtype=np.float64), Tanh())
+    gan.G = G2
+    assert gan._run(gan.G).model is G2
