@@ -178,7 +178,8 @@ def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         inferred = infer_z_shape(gan.G)
     except ValueError:  # a first layer the noise shape cannot be read from: trust the config
         inferred = gan.z_shape
-    if tuple(inferred) != tuple(gan.z_shape):
+    expected = tuple(getattr(gan, "g_input_shape", gan.z_shape))  # conditional: z and label
+    if tuple(inferred) != expected:
         raise CheckpointError(f"checkpoint {path}: config.z_shape {list(gan.z_shape)} does not "
                               f"match the generator's input {list(inferred)}")
     with _checkpoint_error(path, "weights"):
