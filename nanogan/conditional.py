@@ -137,8 +137,8 @@ class ConditionalGAN(GAN):
 
     # ------------------------------------------------------------------ inputs
     @property
-    def g_input_shape(self) -> tuple[int, ...]:
-        """The generator's input without the batch axis: ``(z_dim + C,)``."""
+    def generator_input_shape(self) -> tuple[int, ...]:
+        """What G reads per sample: ``(z_dim + C,)``, the noise and the one-hot label."""
         return (self.z_shape[0] + self.num_classes,)
 
     def generator_input(self, z: np.ndarray, labels: np.ndarray) -> np.ndarray:
