@@ -29,7 +29,7 @@ from .checkpoint import (
     set_rng_state,
 )
 from .gan import GAN, NonFiniteError, infer_z_shape
-from .layers.base import size_limit
+from .layers.checks import size_limit
 from .layers.serialize import module_from_config, module_to_config
 from .stats import rename_history
 

@@ -12,7 +12,8 @@ import math
 
 import numpy as np
 
-from .base import Module, reserve
+from .base import Module
+from .checks import reserve
 
 
 def uniform_fan_in(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Module, _fmt_shape, check_dy, check_sizes
+from .base import Module, _fmt_shape
+from .checks import check_dy, check_sizes
 
 
 class _Reshaping(Module):
