@@ -25,6 +25,7 @@ from typing import Any
 __all__ = [
     "existing_file",
     "explicit_flags",
+    "float_range",
     "int_range",
     "nonnegative_int",
     "output_dir",

@@ -264,6 +264,20 @@ def test_cli_flags(argv, flag, expect, good_checkpoint, tmp_path, capsys):
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.parametrize("name", ["dann_mnist", "ebgan_mnist", "gmn_mnist"])
+@pytest.mark.parametrize("argv,flag,expect", [
+    (["--steps", "0"], "--steps", "'0'"), (["--lr", "nan"], "--lr", "'nan'"),
+    (["--batch-size", "-8"], "--batch-size", "'-8'"), (["--seed", "-1"], "--seed", "'-1'"),
+])
+def test_other_examples_share_the_validators(name, argv, flag, expect, tmp_path, capsys,
+                                            monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))  # they import examples/_run_utils.py
+    example = load_example(name)
+    out = tmp_path / "run"
+    check_exit_2(capsys, lambda: example.main([*argv, "--out", str(out)]), flag, expect)
+    assert not out.exists()
+
+
 def test_output_folder_that_is_a_file_subprocess(tmp_path):
     """Both examples and ``sample``, as a user runs them: status 2, one line, file untouched."""
     target = tmp_path / "taken"
