@@ -67,8 +67,8 @@ def gan_config(gan: GAN) -> dict[str, Any]:
 
 def gan_from_config(config: dict[str, Any]) -> GAN:
     """A freshly initialised :class:`GAN` with the architecture and optimizers of ``config``."""
-    G = module_from_config(config["generator"])
-    D = module_from_config(config["discriminator"])
+    G = module_from_config(config["generator"], where="config.generator")
+    D = module_from_config(config["discriminator"], where="config.discriminator")
     return GAN(G, D, loss=config["loss"], g_opt=optimizer_from_config(config["g_opt"], G),
                d_opt=optimizer_from_config(config["d_opt"], D), k=config["k"],
                clip=config["clip"], z_shape=tuple(config["z_shape"]), noise=config["noise"])

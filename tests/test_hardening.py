@@ -382,11 +382,13 @@ CHECKPOINT_BAD = {
     "z_shape huge": ({}, {"config": ("z_shape", [10**12])}, (), "config.z_shape expected"),
     "noise": ({}, {"config": ("noise", 3)}, (), "config.noise expected"),
     "absurd Dense": ({}, {"config": ("generator__args__0", _dense_cfg(10**6, 10**6))}, (),
-                     "larger than the"),
+                     "config.generator.args[0] (Dense): Dense: in_features=1000000 is larger "
+                     "than the"),
     "absurd width as text": ({}, {"config": ("generator__args__0", _dense_cfg("4", 8))}, (),
-                             "in_features must be a positive integer"),
+                             "config.generator.args[0] (Dense): Dense: in_features must be a "
+                             "positive integer, got '4'"),
     "layer type Module": ({}, {"config": ("discriminator__type", "Module")}, (),
-                          "unknown layer type 'Module'"),
+                          "config.discriminator: unknown layer type 'Module'"),
     "optimizer type": ({}, {"config": ("g_opt__type", "Optimizer")}, (),
                        "unknown optimizer type"),
     "optimizer kwargs": ({}, {"config": ("g_opt__kwargs", {"lr": "fast"})}, (), "'config'"),
