@@ -30,6 +30,7 @@ from nanogan.gan import GAN, NonFiniteError
 from nanogan.layers import Sequential
 from nanogan.models import mlp_discriminator, mlp_generator
 from nanogan.optim import Adam
+from nanogan.penalized import PenalizedGAN
 from nanogan.train import TrainingInterrupted, load_training_checkpoint, train
 
 MNIST_TRAIN = 60000
@@ -49,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="discriminator steps per generator step")
     p.add_argument("--loss", default="nonsaturating",
                    choices=["minimax", "nonsaturating", "wasserstein", "lsgan", "hinge"])
+    p.add_argument("--penalty", choices=["gp", "r1"], default=None,
+                   help="gradient penalty in every D step: WGAN-GP's on interpolates (gp) or R1 "
+                   "on real data (r1); none by default")
+    p.add_argument("--penalty-weight", type=positive_float, default=10.0,
+                   help="WGAN-GP's lambda or R1's gamma")
     p.add_argument("--hidden", type=int_range(1, 8192), default=256,
                    help="width of the hidden layers")
     p.add_argument("--seed", type=nonnegative_int, default=0)
@@ -116,16 +122,22 @@ def main(argv: list[str] | None = None) -> int:
         rng = np.random.default_rng(args.seed)
         G = mlp_generator(100, args.hidden, 784, rng=rng)
         D = mlp_discriminator(784, args.hidden, rng=rng)
-        gan = GAN(G, D, loss=args.loss, k=args.k,
-                  g_opt=Adam(G, lr=args.lr, betas=(0.5, 0.999)),
-                  d_opt=Adam(D, lr=args.lr, betas=(0.5, 0.999)))
+        opts = {"g_opt": Adam(G, lr=args.lr, betas=(0.5, 0.999)),
+                "d_opt": Adam(D, lr=args.lr, betas=(0.5, 0.999))}
+        if args.penalty is None:
+            gan = GAN(G, D, loss=args.loss, k=args.k, **opts)
+        else:
+            gan = PenalizedGAN(G, D, loss=args.loss, k=args.k, penalty=args.penalty,
+                               penalty_weight=args.penalty_weight, **opts)
         batches = Minibatches(x, args.batch_size, np.random.default_rng(args.seed + 1))
         fixed_z = gan.sample_noise(64, np.random.default_rng(args.seed + 2))
         history = None
 
     print(f"nanogan {nanogan.__version__}, kernels: {nanogan.kernel_backend()}, "
           f"G {gan.G.num_params():,} params, D {gan.D.num_params():,} params, "
-          f"loss {gan.loss_name}, k={gan.k}")
+          f"loss {gan.loss_name}, k={gan.k}"
+          + (f", penalty {gan.penalty} x {gan.penalty_weight:g}" if hasattr(gan, "penalty")
+             else ""))
     t0 = time.perf_counter()
     try:
         train(gan, batches, args.steps, rng, out=out, fixed_z=fixed_z, history=history,

@@ -26,8 +26,7 @@ from typing import Any
 import numpy as np
 
 from ._kernels import ops
-from .layers.base import Module, _fmt_shape
-from .layers.checks import convert_entry
+from .layers.base import Module, _fmt_shape, convert_entry
 
 __all__ = ["SGD", "Adam", "Optimizer", "RMSprop"]
 

@@ -44,10 +44,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .layers.base import as_rng
+from .layers.base import Module, as_dtype, as_rng
 
 __all__ = [
-    "RING_MODES", "RING_RADIUS", "RING_STD", "RingMetrics", "normal_batches", "normal_pdf",
+    "RING_MODES", "RING_RADIUS", "RING_STD", "RingMetrics", "Shift", "normal_batches", "normal_pdf",
     "ring_batches", "ring_centers", "ring_metrics", "sample_normal_1d", "sample_ring",
 ]
 
@@ -99,6 +99,48 @@ def normal_batches(batch_size: int, mu: float = 0.0, sigma: float = 1.0,
     rng = as_rng(rng)
     while True:
         yield sample_normal_1d(batch_size, mu, sigma, rng, dtype)
+
+
+class Shift(Module):
+    """The simplest generator: ``G(z) = z + shift``, one learnable offset per feature.
+
+    With ``z ~ N(0, 1)`` it generates ``p_g = N(shift, 1)``, so ``p_g = p_data = N(mu, 1)`` exactly
+    when ``shift = mu``: the 1-D game in which every quantity of the theory has a closed form.
+
+    Parameters
+    ----------
+    features : number of features of ``z`` (1 for the 1-D game)
+    shift : initial offset ``m``
+    dtype : float32 or float64
+
+    Equations
+    ---------
+    ::
+
+        forward    y = z + m                   z, y: (N, features), m: (features,)
+        backward   dL/dz = dL/dy,  dL/dm = sum_n dL/dy_n
+    """
+
+    def __init__(self, features: int = 1, shift: float = 0.0, *, dtype=np.float32) -> None:
+        super().__init__()
+        self.features = int(features)
+        self.dtype = as_dtype(dtype)
+        self.add_param("shift", np.full((self.features,), shift, dtype=self.dtype))
+
+    def extra_repr(self) -> str:
+        return f"features={self.features}"
+
+    def forward(self, x: np.ndarray, train: bool = True) -> tuple[np.ndarray, None]:
+        """``z (N, features) -> z + m``; nothing to cache."""
+        x = self._check_input(x, 2, "(N, features)", {1: self.features}, arg="z")
+        return x + self._params["shift"], None
+
+    def backward(self, dy: np.ndarray, cache: None, *, param_grads: bool = True,
+                 input_grad: bool = True) -> np.ndarray | None:
+        """``dL/dm += sum_n dL/dy_n``; returns ``dL/dz = dL/dy`` (None if not ``input_grad``)."""
+        if param_grads:
+            self._grads["shift"] += dy.sum(axis=0).astype(self.dtype, copy=False)
+        return dy if input_grad else None
 
 
 # ---------------------------------------------------------------------------------- 2-D ring

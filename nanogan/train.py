@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import importlib
 import io
 import os
 import signal
@@ -29,11 +30,19 @@ from .checkpoint import (
     set_rng_state,
 )
 from .gan import GAN, NonFiniteError, infer_z_shape
-from .layers.checks import size_limit
+from .layers.base import size_limit
 from .layers.serialize import module_from_config, module_to_config
 from .stats import rename_history
 
 HISTORY_KEYS = ("d_loss", "g_loss", "D_x", "D_G_z", "D_acc")
+
+#: the GAN classes a checkpoint may name (its config's ``type``; ``type_kwargs`` are their own
+#: constructor arguments)
+GAN_TYPES = {
+    "GAN": "nanogan.gan.GAN",
+    "ConditionalGAN": "nanogan.conditional.ConditionalGAN",
+    "PenalizedGAN": "nanogan.penalized.PenalizedGAN",
+}
 
 
 # ---------------------------------------------------------------------------- configs
@@ -51,8 +60,11 @@ def optimizer_from_config(config: dict[str, Any], model: Any) -> Any:
 
 
 def gan_config(gan: GAN) -> dict[str, Any]:
-    """JSON-safe description of the GAN's architecture, loss and optimizers."""
+    """JSON-safe description of the GAN's architecture, loss and optimizers (plus the
+    class and its settings for a GAN subclass with a ``config()`` method)."""
+    extra = gan.config() if hasattr(gan, "config") else {}
     return {
+        **extra,
         "generator": module_to_config(gan.G),
         "discriminator": module_to_config(gan.D),
         "loss": gan.loss_name,
@@ -69,9 +81,16 @@ def gan_from_config(config: dict[str, Any]) -> GAN:
     """A freshly initialised :class:`GAN` with the architecture and optimizers of ``config``."""
     G = module_from_config(config["generator"], where="config.generator")
     D = module_from_config(config["discriminator"], where="config.discriminator")
-    return GAN(G, D, loss=config["loss"], g_opt=optimizer_from_config(config["g_opt"], G),
+    kind = config.get("type", "GAN")
+    if kind not in GAN_TYPES:
+        raise ValueError(f"unknown GAN type {kind!r} in checkpoint (known: {sorted(GAN_TYPES)})")
+    module, _, name = GAN_TYPES[kind].rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    kwargs = config.get("type_kwargs", {})
+    return cls(G, D, loss=config["loss"], g_opt=optimizer_from_config(config["g_opt"], G),
                d_opt=optimizer_from_config(config["d_opt"], D), k=config["k"],
-               clip=config["clip"], z_shape=tuple(config["z_shape"]), noise=config["noise"])
+               clip=config["clip"], z_shape=tuple(config["z_shape"]), noise=config["noise"],
+               **kwargs)
 
 
 # ---------------------------------------------------------------------------- checkpoints
@@ -155,13 +174,16 @@ def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     # the file's own arrays bound what a sound architecture allocates (no 700 GiB surprises)
     with _checkpoint_error(path, "config"), size_limit(sum(a.size for a in arrays.values())):
         gan = gan_from_config(meta["config"])
+    # what G reads per sample: the noise, or for a conditional GAN the noise and the label
+    expected = tuple(getattr(gan, "generator_input_shape", gan.z_shape))
     try:
         inferred = infer_z_shape(gan.G)
     except ValueError:  # a first layer the noise shape cannot be read from: trust the config
-        inferred = gan.z_shape
-    if tuple(inferred) != tuple(gan.z_shape):
-        raise CheckpointError(f"checkpoint {path}: config.z_shape {list(gan.z_shape)} does not "
-                              f"match the generator's input {list(inferred)}")
+        inferred = expected
+    if tuple(inferred) != expected:
+        raise CheckpointError(f"checkpoint {path}: config.z_shape {list(gan.z_shape)} (G input "
+                              f"{list(expected)}) does not match the generator's input "
+                              f"{list(inferred)}")
     with _checkpoint_error(path, "weights"):
         gan.load_state_dict({k: v for k, v in arrays.items()
                              if k.split(".", 1)[0] in ("G", "D", "g_opt", "d_opt", "gan")})
@@ -341,24 +363,27 @@ def train(gan: GAN, batches: Any, steps: int, rng: np.random.Generator, *,
           out: str | os.PathLike | None = None, fixed_z: np.ndarray | None = None,
           history: dict[str, list[float]] | None = None, sample_every: int = 500,
           checkpoint_every: int = 1000, progress: bool = True,
-          extra: dict[str, Any] | None = None) -> dict[str, list[float]]:
+          extra: dict[str, Any] | None = None, nrow: int = 8) -> dict[str, list[float]]:
     """Run Algorithm 1 until ``gan.steps == steps``.
 
-    Every ``sample_every`` steps ``out/samples.png`` (an 8x8 grid from ``fixed_z``) is refreshed;
+    Every ``sample_every`` steps ``out/samples.png`` (a grid from ``fixed_z``, ``nrow`` images
+    per row) is refreshed;
     every ``checkpoint_every`` steps and at the end ``out/checkpoint.npz``, ``out/metrics.csv`` and
     ``out/losses.png`` are written. A NaN or infinity stops training with
     :class:`nanogan.gan.NonFiniteError` (the message names the last good checkpoint, which is left
     as it was). Ctrl-C stops it after the current step, writes the checkpoint and raises
     :class:`TrainingInterrupted` (a ``KeyboardInterrupt``).
 
-    Returns the history: ``step`` and each of ``HISTORY_KEYS`` per step.
+    Returns the history: ``step`` and each of ``HISTORY_KEYS`` (and of the GAN's own
+    ``history_keys``, if it has any) per step.
     """
     from tqdm.auto import tqdm
 
     from .plot import save_grid, save_loss_plot
 
     history = history if history is not None else {}
-    for k in ("step", *HISTORY_KEYS):
+    keys = (*HISTORY_KEYS, *getattr(gan, "history_keys", ()))  # a GAN subclass's own entries
+    for k in ("step", *keys):
         history.setdefault(k, [])
     outdir = Path(out) if out is not None else None
     if outdir is not None:
@@ -368,7 +393,7 @@ def train(gan: GAN, batches: Any, steps: int, rng: np.random.Generator, *,
 
     def snapshot_samples() -> None:
         if outdir is not None:
-            save_grid(gan.G(fixed_z, train=False), outdir / "samples.png")
+            save_grid(gan.G(fixed_z, train=False), outdir / "samples.png", nrow=nrow)
 
     saved: list[int] = []  # steps of the checkpoints written by this call
 
@@ -389,7 +414,7 @@ def train(gan: GAN, batches: Any, steps: int, rng: np.random.Generator, *,
             while gan.steps < steps and not interrupted[0]:
                 stats = gan.step(batches, rng)
                 history["step"].append(gan.steps)
-                for k in HISTORY_KEYS:
+                for k in keys:
                     history[k].append(stats.get(k, float("nan")))
                 bar.update(1)
                 if gan.steps % 10 == 0 or gan.steps == steps:

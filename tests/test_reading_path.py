@@ -21,7 +21,7 @@ READING_PATH = [
     "nanogan/layers/container.py", "nanogan/losses.py", "nanogan/gan.py",
 ]
 
-#: Code lines allowed on the whole path (660 after the hardening merge moved its checks out).
+#: Code lines allowed on the whole path (670 after the hardening merge, its checks in checks.py).
 BUDGET = 700
 
 #: Names that belong to the fast path, not to the reading path.

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Module
-from .checks import check_dy, check_real
+from .base import Module, check_dy, check_real
 
 _ANY_SHAPE = "(N, *)"
 

@@ -39,7 +39,18 @@ from typing import Any
 
 import numpy as np
 
-from .checks import _fmt_shape, convert_entry
+# Argument checks and conversions live beside the contract (checks.py); layers import them here.
+from .checks import (  # noqa: F401
+    _fmt_shape,
+    as_dtype,
+    as_rng,
+    check_dy,
+    check_real,
+    check_sizes,
+    convert_entry,
+    reserve,
+    size_limit,
+)
 
 
 class Module:
@@ -250,21 +261,3 @@ def accepts_input_grad(module: Module) -> bool:
 
 
 _INPUT_GRAD: dict[type, bool] = {}
-
-
-def as_dtype(dtype: Any) -> np.dtype:
-    """Validate a layer dtype: float32 or float64."""
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from None
-    if dt not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {dt}")
-    return dt
-
-
-def as_rng(rng: Any) -> np.random.Generator:
-    """``None`` -> a fresh generator; an int -> a seeded one; a Generator as it is."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    return np.random.default_rng(rng)

@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Module, _fmt_shape, as_dtype
-from .checks import check_dy, check_real, check_sizes
+from .base import Module, _fmt_shape, as_dtype, check_dy, check_real, check_sizes
 
 
 class _BatchNorm(Module):

@@ -1,15 +1,18 @@
-"""Argument checks shared by the layers: sizes, real numbers, ``dy`` shapes, state-dict entries,
-and the size limit a checkpoint puts on the architecture it rebuilds.
+"""Argument checks and conversions shared by the layers: sizes, reals, dtypes, seeds, ``dy``
+shapes, state-dict entries, and the size limit a checkpoint's config is rebuilt under.
 
-Every check raises one ``ValueError`` naming the layer (or the state-dict entry), the argument,
-what is allowed and what was given; a constructor or ``backward`` calls one in a single line.
+They make bad input fail early with a message naming the layer, the argument, the expected and
+the actual value; none of them is part of the math (see ``base.py`` for the layer contract).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .base import Module
 
 
 def _fmt_shape(shape: tuple) -> str:
@@ -86,7 +89,7 @@ def check_real(owner: Any, arg: str, value: Any, low: float | None = None,
     return v
 
 
-def check_dy(layer: Any, dy: Any, shape: tuple[int, ...]) -> np.ndarray:
+def check_dy(layer: Module, dy: Any, shape: tuple[int, ...]) -> np.ndarray:
     """``dy`` as an array, or ValueError naming the layer unless it has the forward output's
     ``shape`` (cheap: one tuple comparison). Each layer's ``backward`` calls it first."""
     dy = np.asarray(dy)
@@ -133,3 +136,21 @@ def reserve(shape: tuple[int, ...]) -> None:
         raise ValueError(f"a parameter of shape {_fmt_shape(tuple(shape))} ({n:,} values) is "
                          f"more than the {_SIZE_LIMIT[-1]:,} values the checkpoint holds")
     _SIZE_BUDGET[-1] -= n
+
+
+def as_dtype(dtype: Any) -> np.dtype:
+    """Validate a layer dtype: float32 or float64."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def as_rng(rng: Any) -> np.random.Generator:
+    """``None`` -> a fresh generator; an int -> a seeded one; a Generator as it is."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(rng)

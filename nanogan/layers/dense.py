@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Module, as_dtype, as_rng
-from .checks import check_dy, check_sizes
+from .base import Module, as_dtype, as_rng, check_dy, check_sizes
 from .init import uniform_fan_in
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Module, as_rng
-from .checks import check_dy, check_real
+from .base import Module, as_rng, check_dy, check_real
 
 
 class Dropout(Module):

@@ -12,8 +12,7 @@ import math
 
 import numpy as np
 
-from .base import Module
-from .checks import reserve
+from .base import Module, reserve
 
 
 def uniform_fan_in(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int,

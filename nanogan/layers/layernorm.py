@@ -19,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Module, _fmt_shape, as_dtype
-from .checks import check_real
+from .base import Module, _fmt_shape, as_dtype, check_real
 
 
 def _mean(a: np.ndarray) -> np.ndarray:

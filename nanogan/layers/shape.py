@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Module, _fmt_shape
-from .checks import check_dy, check_sizes
+from .base import Module, _fmt_shape, check_dy, check_sizes
 
 
 class _Reshaping(Module):
