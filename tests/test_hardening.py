@@ -551,8 +551,8 @@ EVAL_BAD = [
      "outside both [0, 1] and [-1, 1]"),
     ("outside declared", lambda: np.full((8, 784), -0.5, np.float32), ["--range", "0,1"],
      "outside the declared pixel range [0, 1]"),
-    ("wrong size", lambda: np.zeros((8, 783), np.float32), [], "expected MNIST images"),
-    ("strings", lambda: np.array([["a"] * 784] * 8), [], "expected MNIST images"),
+    ("wrong size", lambda: np.zeros((8, 783), np.float32), [], "expected (N, C, H, W)"),
+    ("strings", lambda: np.array([["a"] * 784] * 8), [], "expected float or uint8 images"),
     ("uint8 with range", lambda: np.zeros((8, 784), np.uint8), ["--range=-1,1"],
      "uint8 images are in [0, 255]"),
 ]
