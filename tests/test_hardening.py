@@ -223,6 +223,8 @@ CLI_BAD = [
     (["evaluate", "{ckpt}", "--range", "0,255"], "--range", "'0,255'"),
     (["evaluate", "{ckpt}", "--seed", "one"], "--seed", "'one'"),
     (["frobnicate"], "command", "'frobnicate'"),
+    (["bench", "--steps", "0"], "--steps", "'0'"),
+    (["bench", "--batch-size", "-1"], "--batch-size", "'-1'"),
 ]
 
 
