@@ -34,6 +34,7 @@ import numpy as np
 from _run_utils import save_json_atomic, save_state
 
 import nanogan
+from nanogan.cli_args import float_range, nonnegative_int, output_dir, positive_float, positive_int
 from nanogan.data import Minibatches, load_mnist
 from nanogan.layers import Dense, GradientReversal, ReLU, Sequential
 from nanogan.losses import bce_with_logits
@@ -46,19 +47,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--target", choices=["texture", "invert"], default="texture",
                    help="how the unlabelled target domain is made from MNIST")
-    p.add_argument("--steps", type=int, default=6000)
-    p.add_argument("--batch-size", type=int, default=128, help="source and target, each")
+    p.add_argument("--steps", type=positive_int, default=6000)
+    p.add_argument("--batch-size", type=positive_int, default=128, help="source and target, each")
     p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
                    help="sgd: Ganin et al.'s SGD, momentum 0.9, learning rate "
                    "lr / (1 + 10 p)^0.75; adam: Adam(lr), which rescales the reversed gradient "
                    "per parameter, so lambda loses its meaning")
-    p.add_argument("--lr", type=float, default=None,
+    p.add_argument("--lr", type=positive_float, default=None,
                    help="learning rate (default 1e-3 for adam, 1e-2 for sgd)")
-    p.add_argument("--lambda-max", type=float, default=1.0,
+    p.add_argument("--lambda-max", type=float_range(0.0, low_open=False), default=1.0,
                    help="final weight of the reversed domain gradient")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval-every", type=int, default=500)
-    p.add_argument("--out", default=None, help="output folder (default runs/dann)")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--eval-every", type=positive_int, default=500)
+    p.add_argument("--out", type=output_dir, default=None, help="output folder (default runs/dann)")
     p.add_argument("--quick", action="store_true",
                    help="a smoke run: 30 steps on 2,000 images, evaluated on 500")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

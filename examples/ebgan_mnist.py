@@ -28,6 +28,7 @@ from _run_utils import load_state, plot_curves, save_json_atomic, save_npy_atomi
 
 import nanogan
 from nanogan.checkpoint import rng_state, set_rng_state
+from nanogan.cli_args import float_range, nonnegative_int, output_dir, positive_float, positive_int
 from nanogan.data import Minibatches, load_mnist, scale_images
 from nanogan.ebgan import AutoencoderEnergy, ebgan_g_loss, margin_d_loss, pull_away
 from nanogan.layers import Dense, LeakyReLU, Sequential
@@ -42,23 +43,26 @@ HISTORY = ("d_loss", "g_loss", "e_real", "e_fake", "pt")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--steps", type=int, default=None,
+    p.add_argument("--steps", type=positive_int, default=None,
                    help="iterations (one D and one G step); default 20,000 (--quick: 30)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate (G and D)")
-    p.add_argument("--margin", type=float, default=0.3,
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--lr", type=positive_float, default=2e-4, help="Adam learning rate (G and D)")
+    p.add_argument("--margin", type=positive_float, default=0.3,
                    help="m: D pushes fakes' energy (per-pixel MSE, pixels in [-1, 1]) up to m")
-    p.add_argument("--pt-weight", type=float, default=0.1,
+    p.add_argument("--pt-weight", type=float_range(0.0, low_open=False), default=0.1,
                    help="weight of the pull-away term in G's loss (0: plain EBGAN)")
-    p.add_argument("--hidden", type=int, default=256, help="width of G's and D's hidden layers")
-    p.add_argument("--code", type=int, default=64, help="size of the autoencoder's code")
-    p.add_argument("--z-dim", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="output folder (default runs/ebgan)")
+    p.add_argument("--hidden", type=positive_int, default=256,
+                   help="width of G's and D's hidden layers")
+    p.add_argument("--code", type=positive_int, default=64, help="size of the autoencoder's code")
+    p.add_argument("--z-dim", type=positive_int, default=100)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--out", type=output_dir, default=None,
+                   help="output folder (default runs/ebgan)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
-    p.add_argument("--sample-every", type=int, default=500)
-    p.add_argument("--checkpoint-every", type=int, default=1000)
-    p.add_argument("--n-samples", type=int, default=10000, help="samples written to samples.npy")
+    p.add_argument("--sample-every", type=positive_int, default=500)
+    p.add_argument("--checkpoint-every", type=positive_int, default=1000)
+    p.add_argument("--n-samples", type=positive_int, default=10000,
+                   help="samples written to samples.npy")
     p.add_argument("--quick", action="store_true",
                    help="a smoke run: 30 steps (unless --steps), batch 32, 200 samples")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -30,6 +30,7 @@ from _run_utils import load_state, save_json_atomic, save_npy_atomic, save_state
 import nanogan
 from nanogan import toy
 from nanogan.checkpoint import rng_state, set_rng_state
+from nanogan.cli_args import nonnegative_int, output_dir, positive_float, positive_int
 from nanogan.data import Minibatches, load_mnist, scale_images
 from nanogan.layers import Dense, LeakyReLU, Sequential
 from nanogan.layers.serialize import module_to_config
@@ -49,22 +50,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", choices=["mnist", "ring"], default="mnist")
-    p.add_argument("--steps", type=int, default=None,
+    p.add_argument("--steps", type=positive_int, default=None,
                    help="generator updates (default 20,000 for MNIST, 5,000 for the ring)")
-    p.add_argument("--batch-size", type=int, default=None,
+    p.add_argument("--batch-size", type=positive_int, default=None,
                    help="m generated and m data samples per step (default 256 / 512)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    p.add_argument("--hidden", type=int, default=None, help="width of G's hidden layers")
-    p.add_argument("--z-dim", type=int, default=None, help="noise dimension (default 32 / 8)")
-    p.add_argument("--sigmas", type=float, nargs="+", default=None,
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--hidden", type=positive_int, default=None, help="width of G's hidden layers")
+    p.add_argument("--z-dim", type=positive_int, default=None,
+                   help="noise dimension (default 32 / 8)")
+    p.add_argument("--sigmas", type=positive_float, nargs="+", default=None,
                    help="Gaussian kernel bandwidths (default: see SIGMAS in the source)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="output folder")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--out", type=output_dir, default=None, help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
-    p.add_argument("--eval-every", type=int, default=None,
+    p.add_argument("--eval-every", type=positive_int, default=None,
                    help="refresh the sample grid / ring metrics every this many steps")
-    p.add_argument("--checkpoint-every", type=int, default=1000)
-    p.add_argument("--n-samples", type=int, default=10000, help="samples written to samples.npy")
+    p.add_argument("--checkpoint-every", type=positive_int, default=1000)
+    p.add_argument("--n-samples", type=positive_int, default=10000,
+                   help="samples written to samples.npy")
     p.add_argument("--quick", action="store_true",
                    help="a smoke run: 30 steps (unless --steps), batch 32, 200 samples")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

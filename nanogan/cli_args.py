@@ -25,6 +25,7 @@ from typing import Any
 __all__ = [
     "existing_file",
     "explicit_flags",
+    "float_range",
     "int_range",
     "nonnegative_int",
     "output_dir",
@@ -97,8 +98,9 @@ def _writable_ancestor(path: Path) -> str | None:
     return None
 
 
-def output_dir(text: str) -> Path:
-    """An output folder: an existing writable folder, or one that can be created."""
+def output_dir(text: str) -> str:
+    """An output folder: an existing writable folder, or one that can be created (returned as
+    given, a string, as argparse gives any other value)."""
     if not text:
         raise argparse.ArgumentTypeError("must name a folder, got ''")
     path = Path(text)
@@ -108,15 +110,15 @@ def output_dir(text: str) -> Path:
         if not os.access(path, os.W_OK | os.X_OK):
             raise argparse.ArgumentTypeError(f"must be a writable folder, got {text!r} "
                                              "(no write permission)")
-        return path
+        return text
     why = _writable_ancestor(path)
     if why:
         raise argparse.ArgumentTypeError(f"must be a folder that can be created, got {text!r} "
                                          f"({why})")
-    return path
+    return text
 
 
-def output_file(text: str) -> Path:
+def output_file(text: str) -> str:
     """An output file: not a folder, in a folder that exists or can be created, writable."""
     if not text:
         raise argparse.ArgumentTypeError("must name a file, got ''")
@@ -127,10 +129,10 @@ def output_file(text: str) -> Path:
     if why:
         raise argparse.ArgumentTypeError(f"must be a file that can be written, got {text!r} "
                                          f"({why})")
-    return path
+    return text
 
 
-def existing_file(text: str) -> Path:
+def existing_file(text: str) -> str:
     """An input file that exists, is a regular file and is not empty."""
     path = Path(text)
     if not path.exists():
@@ -142,7 +144,7 @@ def existing_file(text: str) -> Path:
                                          "permission)")
     if path.stat().st_size == 0:
         raise argparse.ArgumentTypeError(f"must be a non-empty file, got {text!r} (0 bytes)")
-    return path
+    return text
 
 
 def explicit_flags(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> set[str]:

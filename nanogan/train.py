@@ -79,8 +79,8 @@ def gan_config(gan: GAN) -> dict[str, Any]:
 
 def gan_from_config(config: dict[str, Any]) -> GAN:
     """A freshly initialised :class:`GAN` with the architecture and optimizers of ``config``."""
-    G = module_from_config(config["generator"])
-    D = module_from_config(config["discriminator"])
+    G = module_from_config(config["generator"], where="config.generator")
+    D = module_from_config(config["discriminator"], where="config.discriminator")
     kind = config.get("type", "GAN")
     if kind not in GAN_TYPES:
         raise ValueError(f"unknown GAN type {kind!r} in checkpoint (known: {sorted(GAN_TYPES)})")

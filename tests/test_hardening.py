@@ -223,6 +223,8 @@ CLI_BAD = [
     (["evaluate", "{ckpt}", "--range", "0,255"], "--range", "'0,255'"),
     (["evaluate", "{ckpt}", "--seed", "one"], "--seed", "'one'"),
     (["frobnicate"], "command", "'frobnicate'"),
+    (["bench", "--steps", "0"], "--steps", "'0'"),
+    (["bench", "--batch-size", "-1"], "--batch-size", "'-1'"),
 ]
 
 
@@ -262,6 +264,20 @@ def test_cli_flags(argv, flag, expect, good_checkpoint, tmp_path, capsys):
     before = snapshot(tmp_path)
     check_exit_2(capsys, lambda: cli_main(argv), flag, expect)
     assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("name", ["dann_mnist", "ebgan_mnist", "gmn_mnist"])
+@pytest.mark.parametrize("argv,flag,expect", [
+    (["--steps", "0"], "--steps", "'0'"), (["--lr", "nan"], "--lr", "'nan'"),
+    (["--batch-size", "-8"], "--batch-size", "'-8'"), (["--seed", "-1"], "--seed", "'-1'"),
+])
+def test_other_examples_share_the_validators(name, argv, flag, expect, tmp_path, capsys,
+                                            monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))  # they import examples/_run_utils.py
+    example = load_example(name)
+    out = tmp_path / "run"
+    check_exit_2(capsys, lambda: example.main([*argv, "--out", str(out)]), flag, expect)
+    assert not out.exists()
 
 
 def test_output_folder_that_is_a_file_subprocess(tmp_path):
@@ -368,11 +384,13 @@ CHECKPOINT_BAD = {
     "z_shape huge": ({}, {"config": ("z_shape", [10**12])}, (), "config.z_shape expected"),
     "noise": ({}, {"config": ("noise", 3)}, (), "config.noise expected"),
     "absurd Dense": ({}, {"config": ("generator__args__0", _dense_cfg(10**6, 10**6))}, (),
-                     "larger than the"),
+                     "config.generator.args[0] (Dense): Dense: in_features=1000000 is larger "
+                     "than the"),
     "absurd width as text": ({}, {"config": ("generator__args__0", _dense_cfg("4", 8))}, (),
-                             "in_features must be a positive integer"),
+                             "config.generator.args[0] (Dense): Dense: in_features must be a "
+                             "positive integer, got '4'"),
     "layer type Module": ({}, {"config": ("discriminator__type", "Module")}, (),
-                          "unknown layer type 'Module'"),
+                          "config.discriminator: unknown layer type 'Module'"),
     "optimizer type": ({}, {"config": ("g_opt__type", "Optimizer")}, (),
                        "unknown optimizer type"),
     "optimizer kwargs": ({}, {"config": ("g_opt__kwargs", {"lr": "fast"})}, (), "'config'"),
@@ -535,8 +553,8 @@ EVAL_BAD = [
      "outside both [0, 1] and [-1, 1]"),
     ("outside declared", lambda: np.full((8, 784), -0.5, np.float32), ["--range", "0,1"],
      "outside the declared pixel range [0, 1]"),
-    ("wrong size", lambda: np.zeros((8, 783), np.float32), [], "expected MNIST images"),
-    ("strings", lambda: np.array([["a"] * 784] * 8), [], "expected MNIST images"),
+    ("wrong size", lambda: np.zeros((8, 783), np.float32), [], "expected (N, C, H, W)"),
+    ("strings", lambda: np.array([["a"] * 784] * 8), [], "expected float or uint8 images"),
     ("uint8 with range", lambda: np.zeros((8, 784), np.uint8), ["--range=-1,1"],
      "uint8 images are in [0, 255]"),
 ]

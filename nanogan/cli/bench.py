@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from ..cli_args import nonnegative_int, positive_int
 from ..recipes import RECIPES, get_recipe
 
 
@@ -23,14 +24,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("model", nargs="?", default="dcgan", choices=list(RECIPES),
                    help="the model to time")
-    p.add_argument("--image-size", type=int, default=28, help="side of the random images")
+    p.add_argument("--image-size", type=positive_int, default=28, help="side of the random images")
     p.add_argument("--channels", type=int, default=1, choices=[1, 3], help="image channels")
-    p.add_argument("--batch-size", type=int, default=64, help="images per minibatch")
-    p.add_argument("--width", type=int, default=None,
+    p.add_argument("--batch-size", type=positive_int, default=64, help="images per minibatch")
+    p.add_argument("--width", type=positive_int, default=None,
                    help="network width (default: the model's)")
-    p.add_argument("--steps", type=int, default=20, help="timed iterations")
-    p.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=positive_int, default=20, help="timed iterations")
+    p.add_argument("--warmup", type=nonnegative_int, default=2, help="untimed iterations first")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.set_defaults(func=cmd_bench)
     return p
 

@@ -54,10 +54,27 @@ def load_features(spec: str) -> Callable[[np.ndarray], np.ndarray]:
     return fn
 
 
-def _samples(path: Path, n: int, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
-    """Samples in [-1, 1] as (N, C, H, W) and the run's settings (empty for a .npy)."""
+def _samples(path: Path, n: int, seed: int, declared: tuple[float, float] | None = None
+             ) -> tuple[np.ndarray, dict[str, Any]]:
+    """Samples in [-1, 1] as (N, C, H, W) and the run's settings (empty for a .npy).
+
+    A float ``.npy`` must hold finite values inside ``declared`` (None: [0, 1] if every value is
+    in it, else [-1, 1]); anything else is a one-line ValueError, never clipped
+    (:func:`nanogan.metrics.evaluate.check_samples`)."""
+    from ..metrics.evaluate import check_samples
+
     if path.suffix == ".npy":
-        x = np.load(path, allow_pickle=False)
+        try:
+            x = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise ValueError(f"{path}: not a readable .npy file ({e})") from None
+        if not isinstance(x, np.ndarray):
+            raise ValueError(f"{path}: expected one array (.npy), got an archive")
+        if x.size == 0:
+            raise ValueError(f"{path}: the array is empty ({x.dtype} {x.shape}), expected "
+                             "images (N, C, H, W)")
+        if x.dtype.kind not in "fu":
+            raise ValueError(f"{path}: expected float or uint8 images, got {x.dtype} {x.shape}")
         if x.ndim == 2 and round(np.sqrt(x.shape[1])) ** 2 == x.shape[1]:
             s = round(np.sqrt(x.shape[1]))
             x = x.reshape(len(x), 1, s, s)
@@ -67,11 +84,13 @@ def _samples(path: Path, n: int, seed: int) -> tuple[np.ndarray, dict[str, Any]]
             raise ValueError(f"{path}: samples of shape {x.shape}; expected (N, C, H, W) with C "
                              "= 1 or 3, (N, H, W) or (N, H*W) for square images")
         if x.dtype == np.uint8:
+            if declared is not None:
+                raise ValueError(f"{path}: uint8 images are in [0, 255]; --range applies to "
+                                 "float samples only")
             return x.astype(np.float32) / np.float32(127.5) - np.float32(1.0), {}
         x = x.astype(np.float32)
-        if x.min() >= -0.01:  # [0, 1] samples
-            x = x * np.float32(2.0) - np.float32(1.0)
-        return x, {}
+        lo, hi = check_samples(x, declared, str(path))
+        return (x - np.float32(lo)) * np.float32(2.0 / (hi - lo)) - np.float32(1.0), {}
     from ..__main__ import generate
     from ..train import load_training_checkpoint
 
@@ -88,7 +107,9 @@ def evaluate_any(args: argparse.Namespace) -> int | None:
     path = Path(args.path)
     if not path.is_file():
         return None  # the MNIST path reports the missing file
-    x, run = _samples(path, args.n, args.seed)
+    declared = (None if getattr(args, "range", None) is None else
+                (-1.0, 1.0) if args.range == "-1,1" else (0.0, 1.0))
+    x, run = _samples(path, args.n, args.seed, declared)
     data = args.data or run.get("data_source")
     mnist_like = x.shape[1:] == (1, 28, 28) and (data is None or str(data).lower() in _MNIST)
     if mnist_like and args.features is None:

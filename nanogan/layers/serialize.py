@@ -30,13 +30,17 @@ def _encode(v: Any) -> Any:
     raise TypeError(f"cannot serialise constructor argument {v!r} of type {type(v).__name__}")
 
 
-def _decode(v: Any) -> Any:
+class ConfigError(ValueError):
+    """A model config that cannot be rebuilt; the message starts with where in the config."""
+
+
+def _decode(v: Any, where: str) -> Any:
     if isinstance(v, dict) and "type" in v:
-        return module_from_config(v)
+        return module_from_config(v, where=where)
     if isinstance(v, dict) and set(v) == {"dtype"}:
         return np.dtype(v["dtype"])
     if isinstance(v, list):
-        return tuple(_decode(x) for x in v)
+        return tuple(_decode(x, f"{where}[{i}]") for i, x in enumerate(v))
     return v
 
 
@@ -50,14 +54,23 @@ def module_to_config(module: Module) -> dict[str, Any]:
     }
 
 
-def module_from_config(config: dict[str, Any]) -> Module:
-    """Rebuild a module (freshly initialised) from :func:`module_to_config`'s output."""
+def module_from_config(config: dict[str, Any], *, where: str = "model config") -> Module:
+    """Rebuild a module (freshly initialised) from :func:`module_to_config`'s output.
+
+    Raises :class:`ConfigError` (a ValueError) naming the place in the config (``where``, e.g.
+    ``config.generator.args[0]``) of an unknown layer type or arguments its constructor refuses.
+    """
     from .. import layers
 
     name = config.get("type")
     cls = getattr(layers, str(name), None)
     if not (isinstance(cls, type) and issubclass(cls, Module)) or cls is Module:
-        raise ValueError(f"unknown layer type {name!r} in model config")
-    args = [_decode(a) for a in config.get("args", [])]
-    kwargs = {k: _decode(v) for k, v in config.get("kwargs", {}).items()}
-    return cls(*args, **kwargs)
+        raise ConfigError(f"{where}: unknown layer type {name!r}")
+    args = [_decode(a, f"{where}.args[{i}]") for i, a in enumerate(config.get("args", []))]
+    kwargs = {k: _decode(v, f"{where}.kwargs.{k}") for k, v in config.get("kwargs", {}).items()}
+    try:
+        return cls(*args, **kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError, OverflowError) as e:
+        raise ConfigError(f"{where} ({name}): {e}") from None
