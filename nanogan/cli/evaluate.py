@@ -54,18 +54,23 @@ def load_features(spec: str) -> Callable[[np.ndarray], np.ndarray]:
     return fn
 
 
-def _samples(path: Path, n: int, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
-    """Samples in [-1, 1] as (N, C, H, W) and the run's settings (empty for a .npy)."""
+def _samples(path: Path, n: int, seed: int) -> tuple[np.ndarray, dict[str, Any]] | None:
+    """Samples in [-1, 1] as (N, C, H, W) and the run's settings (empty for a .npy); None when
+    the file is not a readable image array or checkpoint (the MNIST path then says why)."""
     if path.suffix == ".npy":
-        x = np.load(path, allow_pickle=False)
+        try:
+            x = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            return None
+        if x.dtype.kind not in "fiu" or x.size == 0 or not np.isfinite(x).all():
+            return None
         if x.ndim == 2 and round(np.sqrt(x.shape[1])) ** 2 == x.shape[1]:
             s = round(np.sqrt(x.shape[1]))
             x = x.reshape(len(x), 1, s, s)
         if x.ndim == 3:
             x = x[:, None]
         if x.ndim != 4 or x.shape[1] not in (1, 3):
-            raise ValueError(f"{path}: samples of shape {x.shape}; expected (N, C, H, W) with C "
-                             "= 1 or 3, (N, H, W) or (N, H*W) for square images")
+            return None
         if x.dtype == np.uint8:
             return x.astype(np.float32) / np.float32(127.5) - np.float32(1.0), {}
         x = x.astype(np.float32)
@@ -75,12 +80,26 @@ def _samples(path: Path, n: int, seed: int) -> tuple[np.ndarray, dict[str, Any]]
     from ..__main__ import generate
     from ..train import load_training_checkpoint
 
-    state = load_training_checkpoint(path)
-    x = generate(state["gan"], n, seed)
+    try:
+        state = load_training_checkpoint(path)
+    except (OSError, ValueError):
+        return None
     run = state["extra"].get("run", {})
+    if not run and _mnist_generator(state):
+        return None
+    x = generate(state["gan"], n, seed)
     if run.get("image_shape"):
         x = x.reshape(len(x), *run["image_shape"])
     return x, run
+
+
+def _mnist_generator(state: dict[str, Any]) -> bool:
+    """A checkpoint not written by ``nanogan train``: the MNIST examples' (784 outputs)."""
+    try:
+        return int(np.prod(state["gan"].G(state["gan"].sample_noise(
+            1, np.random.default_rng(0)), train=False).shape[1:])) == 784
+    except (ValueError, TypeError):
+        return False
 
 
 def evaluate_any(args: argparse.Namespace) -> int | None:
@@ -88,7 +107,10 @@ def evaluate_any(args: argparse.Namespace) -> int | None:
     path = Path(args.path)
     if not path.is_file():
         return None  # the MNIST path reports the missing file
-    x, run = _samples(path, args.n, args.seed)
+    got = _samples(path, args.n, args.seed)
+    if got is None:
+        return None  # not an image array or checkpoint: the MNIST path reports what is wrong
+    x, run = got
     data = args.data or run.get("data_source")
     mnist_like = x.shape[1:] == (1, 28, 28) and (data is None or str(data).lower() in _MNIST)
     if mnist_like and args.features is None:
