@@ -52,7 +52,7 @@ __all__ = ["RunError", "checkpoints", "latest_checkpoint", "resume_run", "start_
 BASE_KEYS = ("d_loss", "g_loss", "d_x", "d_g_z", "d_acc")
 _STEP_FILE = re.compile(r"^step-(\d+)\.npz$")
 _MAX_GIF_FRAMES = 100
-_GIF_SIDE = 640
+_GIF_SIDE = 480
 
 
 class RunError(ValueError):
@@ -110,7 +110,7 @@ def _metrics_csv(history: dict[str, list[float]]) -> str:
 
 
 def _save_gif(frames: list[Path], path: Path) -> bool:
-    """An animated GIF of the PNG ``frames`` (at most 100, evenly spaced, at most 640 pixels
+    """An animated GIF of the PNG ``frames`` (at most 100, evenly spaced, at most 480 pixels
     wide); False without Pillow."""
     try:
         from PIL import Image
