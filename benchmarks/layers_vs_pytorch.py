@@ -5,7 +5,8 @@
     python benchmarks/layers_vs_pytorch.py [--batches 64,256] [--iters N] [--threads T]
                                            [--out benchmarks/layers.json]
 
-For each layer of DCGAN-28 and of the MLP GAN (float32, training mode), batch 64 and 256: the
+For each layer of DCGAN-28 and of the MLP GAN (float32, training mode, run as ``GAN`` runs it:
+its step of the fused plan, ``nanogan.fast``), batch 64 and 256: the
 forward pass, and the backward pass (input and parameter gradients). PyTorch's forward runs with
 autograd recording (input requiring grad, as in training); its backward is ``y.backward(dy)`` on
 a fresh graph. The two frameworks alternate call by call; medians of ``N`` calls after warm-up.
@@ -63,7 +64,11 @@ def bench_layer(label: str, kind: str, cargs: tuple, shape: tuple, batch: int,
     import numpy as np
     import torch
 
-    mine, theirs = build(kind, cargs, seed=0)
+    from nanogan import Sequential
+    from nanogan.fast import Plan
+
+    layer, theirs = build(kind, cargs, seed=0)
+    mine = Plan(Sequential(layer))  # the layer as GAN runs it (nanogan.fast); same parameters
     rng = np.random.default_rng(1)
     x = rng.standard_normal((batch, *shape), dtype=np.float32)
     y, cache = mine.forward(x, train=True)

@@ -6,9 +6,10 @@
                                          [--cprofile]
 
 Re-enacts ``GAN.d_step`` and ``GAN.g_step`` with a clock around each phase (noise, G forward,
-D forward, loss, D backward, G backward, optimizer, zero_grad) and around every layer's forward
-and backward; prints medians over ``N`` iterations after warm-up. ``--cprofile`` adds the top
-functions by cumulative time under cProfile.
+D forward, loss, D backward, G backward, optimizer, zero_grad) and around every step's forward
+and backward (the steps of the fused plan ``GAN`` runs: a layer, or a layer and its activation);
+prints medians over ``N`` iterations after warm-up. ``--cprofile`` adds the top functions by
+cumulative time under cProfile.
 """
 
 from __future__ import annotations
@@ -46,25 +47,41 @@ def timed(clock: Clock, key: str, fn, *a, **kw) -> Any:
     return out
 
 
+_PLANS: dict[int, Any] = {}
+
+
+def steps(seq) -> list:
+    """What ``GAN`` runs: the steps of the network's fused plan (:mod:`nanogan.fast`)."""
+    from nanogan.fast import Plan
+
+    if id(seq) not in _PLANS:
+        _PLANS[id(seq)] = Plan(seq).steps
+    return _PLANS[id(seq)]
+
+
+def step_name(step) -> str:
+    return type(step.layer).__name__ + ("+act" if step.size == 2 else "")
+
+
 def seq_forward(clock: Clock, net: str, seq, x, phase: str):
     caches = []
-    for i, layer in enumerate(seq.layers):
+    for i, step in enumerate(steps(seq)):
         t0 = time.perf_counter()
-        x, c = layer.forward(x, True)
+        x, c = step.forward(x, True)
         dt = time.perf_counter() - t0
-        clock.add(f"layer {net}.{i} {type(layer).__name__} fwd", dt)
+        clock.add(f"layer {net}.{i} {step_name(step)} fwd", dt)
         clock.add(phase, dt)
         caches.append(c)
     return x, caches
 
 
 def seq_backward(clock: Clock, net: str, seq, dy, caches, phase: str, param_grads: bool = True):
-    for i in reversed(range(len(seq.layers))):
-        layer = seq.layers[i]
+    plan = steps(seq)
+    for i in reversed(range(len(plan))):
         t0 = time.perf_counter()
-        dy = layer.backward(dy, caches[i], param_grads=param_grads)
+        dy = plan[i].backward(dy, caches[i], param_grads=param_grads, input_grad=True)
         dt = time.perf_counter() - t0
-        clock.add(f"layer {net}.{i} {type(layer).__name__} bwd", dt)
+        clock.add(f"layer {net}.{i} {step_name(plan[i])} bwd", dt)
         clock.add(phase, dt)
     return dy
 

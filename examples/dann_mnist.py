@@ -1,9 +1,9 @@
 """Domain-adversarial training (Ganin et al. 2016): ``python examples/dann_mnist.py``.
 
 Labelled MNIST digits are the *source* domain; the *target* domain is the same digits transformed
-(``--target texture``: each digit drawn as ``|t - x|`` over a random texture ``t``, the recipe of
-MNIST-M with synthetic textures instead of photographs; ``--target invert``: white background,
-black strokes), seen in training WITHOUT labels. Three networks::
+(``--target texture``: each digit's strokes drawn over a random texture, ``max(x, t)``, a
+grey-level cousin of MNIST-M; ``--target invert``: white background, black strokes), seen in
+training WITHOUT labels. Three networks::
 
     features  f = F(x)            784 -> 256 -> 128 (ReLU)
     labels    C(f)                128 -> 10 logits (softmax cross-entropy, source only)
@@ -66,22 +66,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # ---------------------------------------------------------------------------- the target domain
-def texture(n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` random 28x28 textures in [0, 1]: a coarse random field (4x4, bilinear upsampling)
-    plus fine noise."""
+def texture(n: int, rng: np.random.Generator, peak: float = 0.8) -> np.ndarray:
+    """``n`` random 28x28 textures in ``[0, peak]``: a smooth random field (5x5 values,
+    bilinear upsampling) plus fine noise."""
     coarse = rng.uniform(0.0, 1.0, (n, 5, 5))
     t = np.linspace(0, 4, 28)
     i0 = np.minimum(t.astype(int), 3)
     w = (t - i0)[None, :]
     rows = coarse[:, i0, :] * (1 - w[..., None]) + coarse[:, i0 + 1, :] * w[..., None]
     field = rows[:, :, i0] * (1 - w[:, None, :]) + rows[:, :, i0 + 1] * w[:, None, :]
-    return np.clip(field + 0.25 * rng.uniform(-1.0, 1.0, (n, 28, 28)), 0.0, 1.0)
+    return peak * np.clip(field + 0.2 * rng.uniform(-1.0, 1.0, (n, 28, 28)), 0.0, 1.0)
 
 
 def to_target(images: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
-    """MNIST ``uint8 (N, 28, 28)`` -> the target domain's images, flat, float32 in [-1, 1]."""
+    """MNIST ``uint8 (N, 28, 28)`` -> the target domain's images, flat, float32 in [-1, 1].
+
+    ``texture``: ``max(x, t)``, the digit's strokes over a random texture ``t`` (in [0, 0.8],
+    pixels in [0, 1]: the strokes stay the brightest pixels, the background is no longer black);
+    ``invert``: ``1 - x``.
+    """
     x = images.astype(np.float64) / 255.0
-    out = 1.0 - x if kind == "invert" else np.abs(texture(len(x), rng) - x)
+    out = 1.0 - x if kind == "invert" else np.maximum(x, texture(len(x), rng))
     return (out.reshape(len(x), 784) * 2.0 - 1.0).astype(np.float32)
 
 

@@ -221,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
                 checkpoint()
     finally:
         bar.close()
-    evaluate()
+    if not (ring and history["eval_step"] and history["eval_step"][-1] == step):
+        evaluate()  # (unless the loop's last step just did)
     checkpoint()
     summary = {"data": args.data, "steps": step, "batch_size": args.batch_size,
                "sigmas": list(loss.sigmas), "final_mmd2_mean_last_100":

@@ -41,6 +41,14 @@ from pathlib import Path
 import numpy as np
 
 import nanogan
+from nanogan.cli_args import (
+    explicit_flags,
+    int_range,
+    nonnegative_int,
+    output_dir,
+    positive_float,
+    positive_int,
+)
 from nanogan.data import Minibatches, load_mnist
 from nanogan.gan import GAN, NonFiniteError
 from nanogan.layers import Dense, Dropout, Maxout, ReLU, Sequential, Sigmoid
@@ -50,28 +58,38 @@ from nanogan.train import load_training_checkpoint, save_training_checkpoint
 STEPS_PER_EPOCH = 500  # 50,000 images, batch 100
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--epochs", type=int, default=250,
+    p.add_argument("--epochs", type=positive_int, default=250,
                    help="epochs of --steps-per-epoch updates (mnist.yaml's momentum schedule "
                         "saturates at 250)")
-    p.add_argument("--minutes", type=float, default=None,
+    p.add_argument("--minutes", type=positive_float, default=None,
                    help="stop after the epoch in which this much wall time has passed")
     p.add_argument("--update", choices=["simultaneous", "alternating"], default="simultaneous")
     p.add_argument("--init", choices=["yaml", "default"], default="yaml",
                    help="mnist.yaml's initialisation or nanogan's (PyTorch's) default")
     p.add_argument("--noise", choices=["normal", "uniform"], default="normal")
-    p.add_argument("--parzen-every", type=int, default=10, help="epochs between Parzen scores")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps-per-epoch", type=int, default=STEPS_PER_EPOCH,
+    p.add_argument("--parzen-every", type=nonnegative_int, default=10,
+                   help="epochs between Parzen scores (0: only at the end)")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--steps-per-epoch", type=positive_int, default=STEPS_PER_EPOCH,
                    help="updates per epoch (500 = 50,000 images at batch 100); smaller for tests")
-    p.add_argument("--g-hidden", type=int, default=1200, help="width of G's two ReLU layers")
-    p.add_argument("--d-units", type=int, default=240, help="maxout units per layer of D")
-    p.add_argument("--d-pieces", type=int, default=5, help="pieces per maxout unit of D")
-    p.add_argument("--out", default="runs/goodfellow2014", help="output folder")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
-    return p.parse_args(argv)
+    p.add_argument("--g-hidden", type=int_range(1, 8192), default=1200,
+                   help="width of G's two ReLU layers")
+    p.add_argument("--d-units", type=int_range(1, 4096), default=240,
+                   help="maxout units per layer of D")
+    p.add_argument("--d-pieces", type=int_range(1, 64), default=5,
+                   help="pieces per maxout unit of D")
+    p.add_argument("--out", type=output_dir, default="runs/goodfellow2014", help="output folder")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoint.npz; the checkpoint's --update, --init, "
+                   "--noise, --steps-per-epoch and sizes win over the flags (with a note)")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def build(x_train: np.ndarray, init: str, rng: np.random.Generator, *, g_hidden: int = 1200,
@@ -154,19 +172,38 @@ def main(argv: list[str] | None = None) -> int:
     from nanogan.metrics import mnist_parzen
     from nanogan.plot import save_grid
 
-    args = parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     spe = args.steps_per_epoch
     out = Path(args.out)
+    if args.resume:
+        try:  # a missing or corrupt checkpoint: one line, no traceback
+            state = load_training_checkpoint(out / "checkpoint.npz")
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"error: cannot resume from {out / 'checkpoint.npz'}: {exc}", file=sys.stderr)
+            return 2
+        saved_spe = state["extra"].get("steps_per_epoch", spe)
+        if isinstance(saved_spe, bool) or not isinstance(saved_spe, int) or saved_spe < 1:
+            print(f"error: cannot resume from {out / 'checkpoint.npz'}: its steps_per_epoch "
+                  f"{saved_spe!r} is not a positive integer", file=sys.stderr)
+            return 2
+        done = state["gan"].steps // saved_spe
+        if args.epochs <= done:
+            parser.error(f"argument --epochs: must be more than the checkpoint's {done} epochs "
+                         f"to continue its run, got {args.epochs}")
     out.mkdir(parents=True, exist_ok=True)
     images, _ = load_mnist("train")
     x = images[:50000].reshape(50000, 784).astype(np.float32) / np.float32(255.0)
 
     elapsed0 = 0.0
     if args.resume:
-        state = load_training_checkpoint(out / "checkpoint.npz")
         gan, rng, fixed_z = state["gan"], state["rng"], state["fixed_z"]
         batches = Minibatches(x, 100, np.random.default_rng(args.seed + 1))
-        batches.set_state(state["batches_state"])
+        try:
+            batches.set_state(state["batches_state"])
+        except (TypeError, ValueError) as exc:
+            print(f"error: cannot resume from {out / 'checkpoint.npz'}: {exc}", file=sys.stderr)
+            return 2
         elapsed0 = float(state["extra"].get("seconds", 0.0))
         # the run's own settings win over the flags: say so where they differ
         for flag, key in (("update", "update"), ("init", "init"),
@@ -176,6 +213,17 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"note: --{flag.replace('_', '-')} {getattr(args, flag)} ignored: the "
                       f"checkpoint's run uses {saved}", flush=True)
                 setattr(args, flag, saved)
+        given = explicit_flags(parser, argv)
+        arch = {"noise": gan.noise, "g_hidden": getattr(gan.G[0], "out_features", None),
+                "d_units": getattr(gan.D[1], "out_features", None),
+                "d_pieces": getattr(gan.D[1], "pieces", None)}
+        for flag, saved in arch.items():
+            if flag in given and saved != getattr(args, flag):
+                print(f"note: --{flag.replace('_', '-')} {getattr(args, flag)} ignored: the "
+                      f"checkpoint's run uses {saved}", flush=True)
+        if "seed" in given:
+            print("note: --seed is not used when resuming: the checkpoint holds the random "
+                  "states", flush=True)
         spe = args.steps_per_epoch
         print(f"resuming from update {gan.steps} (epoch {gan.steps // spe})")
     else:
@@ -197,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
           f"update {args.update}, init {args.init}, noise {args.noise}", flush=True)
     t0 = time.perf_counter()
     epoch = gan.steps // spe
+    saved_epoch = epoch if args.resume else None  # the epoch of the checkpoint on disk
     try:
         while epoch < args.epochs:
             sums: dict[str, float] = {}
@@ -220,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             last = epoch >= args.epochs or out_of_time
             save_training_checkpoint(out / "checkpoint.npz", gan, rng, batches, fixed_z,
                                      None, {**extra, "epoch": epoch, "seconds": seconds})
+            saved_epoch = epoch
             if args.parzen_every and (epoch % args.parzen_every == 0 or last):
                 res = mnist_parzen(sample01(gan, 10000))
                 print(f"epoch {epoch}: Parzen log-likelihood {res}", flush=True)
@@ -234,6 +284,13 @@ def main(argv: list[str] | None = None) -> int:
     except NonFiniteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        kept = (f"the checkpoint of epoch {saved_epoch} (update {saved_epoch * spe}) in "
+                f"{out / 'checkpoint.npz'} is kept; continue with --resume"
+                if saved_epoch is not None else "no checkpoint was written yet (the first comes "
+                "after epoch 1)")
+        print(f"\ninterrupted at update {gan.steps}; {kept}", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -1,12 +1,14 @@
 """The ``nanogan`` command line (``python -m nanogan ...``).
 
-``nanogan sample CHECKPOINT --n 10000 --out samples.npy [--png grid.png] [--seed 0]``
+``nanogan sample CHECKPOINT --n 10000 --out samples.npy [--png grid.png] [--seed 0] [--label 7]``
     draws samples from a training checkpoint's generator: float32, (N, 1, 28, 28), in [-1, 1]
-    for every generator (a sigmoid generator's [0, 1] output is rescaled).
+    for every generator (a sigmoid generator's [0, 1] output is rescaled); ``--label`` asks a
+    conditional GAN for that class.
 ``nanogan info``
     prints the version and the kernel sets.
 ``nanogan evaluate CHECKPOINT_OR_SAMPLES_NPY [--n 10000] [--json]``
-    prints the quality metrics of ``nanogan.metrics`` (Parzen, FID-MNIST, IS, precision/recall).
+    prints the quality metrics of ``nanogan.metrics`` (Parzen, FID-MNIST, IS, precision/recall),
+    and for a conditional GAN's checkpoint its conditional accuracy.
 """
 
 from __future__ import annotations
@@ -21,17 +23,26 @@ import numpy as np
 MAX_SAMPLES = 1_000_000
 
 
-def generate(gan, n: int, seed: int, batch: int = 1000) -> np.ndarray:
+def generate(gan, n: int, seed: int, batch: int = 1000, label: int | None = None) -> np.ndarray:
     """``n`` samples of ``gan.G`` in eval mode from seeded noise, as (n, C, H, W) float32 in
     [-1, 1] whatever the generator's own range (a Sigmoid generator's ``[0, 1]`` output ``y`` is
-    written as ``2 y - 1``), so a samples file never needs a guess about its range."""
+    written as ``2 y - 1``), so a samples file never needs a guess about its range.
+
+    For a conditional GAN, ``label`` asks for that class (None: classes drawn uniformly)."""
     from .metrics.evaluate import generator_range
 
     lo, hi = generator_range(gan)
     rng = np.random.default_rng(seed)
+    if label is not None:
+        if not hasattr(gan, "num_classes"):
+            raise ValueError("--label needs a conditional GAN's checkpoint; this one's "
+                             f"{type(gan).__name__} takes no label")
+        if not 0 <= label < gan.num_classes:
+            raise ValueError(f"--label must be in [0, {gan.num_classes}), got {label}")
     chunks = []
     for start in range(0, n, batch):
-        z = gan.sample_noise(min(batch, n - start), rng)
+        m = min(batch, n - start)
+        z = gan.sample_noise(m, rng) if label is None else gan.sample_noise(m, rng, labels=label)
         chunks.append(gan.G(z, train=False))
     x = np.concatenate(chunks).astype(np.float32, copy=False)
     if (lo, hi) != (-1.0, 1.0):
@@ -54,7 +65,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from .train import load_generator_checkpoint
 
     gan = load_generator_checkpoint(args.checkpoint)
-    x = generate(gan, args.n, args.seed)
+    x = generate(gan, args.n, args.seed, label=args.label)
     if args.out:
         _save_npy_atomic(args.out, x)
         print(f"wrote {args.out}: {x.shape} {x.dtype}, range [{x.min():.3f}, {x.max():.3f}]")
@@ -89,12 +100,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                       seed=args.seed)
     result["pixel_range"] = list(pixel_range)
     result["source"] = str(args.path)
+    if str(args.path).endswith(".npz"):
+        from .train import load_training_checkpoint
+
+        gan = load_training_checkpoint(args.path)["gan"]
+        if hasattr(gan, "num_classes"):  # a conditional GAN: does it draw the digit asked for?
+            from .conditional import conditional_accuracy
+
+            per_class = max(1, args.n // gan.num_classes)
+            result["conditional_accuracy"] = conditional_accuracy(gan, per_class, args.seed)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(format_table({os.path.basename(str(args.path)): result}))
         print(f"{result['n']} samples in {pixel_range}, against {args.reference} MNIST test "
               f"images; classes {' '.join(f'{f:.2f}' for f in result['class_fractions'])}")
+        if "conditional_accuracy" in result:
+            acc = result["conditional_accuracy"]
+            print(f"conditional accuracy: {acc['accuracy']:.4f} of {acc['n']} samples "
+                  "classified as the label asked for; per label "
+                  + " ".join(f"{a:.2f}" for a in acc["per_class"]))
     return 0
 
 
@@ -113,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--png", type=output_file, default=None,
                    help="write an 8x8 grid of the first samples here")
     s.add_argument("--seed", type=nonnegative_int, default=0)
+    s.add_argument("--label", type=nonnegative_int, default=None,
+                   help="conditional GAN: draw this class (default: classes at random)")
     s.set_defaults(func=cmd_sample)
     i = sub.add_parser("info", help="version and kernel sets")
     i.set_defaults(func=cmd_info)
@@ -125,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--reference", type=int_range(MIN_REFERENCE, N_REFERENCE), default=N_REFERENCE,
                    help="MNIST test images compared")
     e.add_argument("--range", choices=["-1,1", "0,1"], default=None,
-                   help="pixel range of the samples (default: from the generator, or for a .npy "
+                   help="pixel range of the samples, written --range=-1,1 or --range 0,1 "
+                   "(default: from the generator, or for a .npy "
                    "[0, 1] if every value is in it, else [-1, 1] if every value is in that); "
                    "values outside it are an error, never clipped")
     e.add_argument("--no-parzen", action="store_true", help="skip the Parzen log-likelihood")
@@ -149,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:  # a corrupt checkpoint, bad samples, a full disk
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: outputs are written atomically, so nothing is half done
+        print(f"\ninterrupted: nanogan {args.command} stopped (files are written whole or not "
+              "at all)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -239,6 +239,31 @@ def save_checkpoint(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
     return atomic_write(path, lambda f: np.savez(f, **entries))
 
 
+def _check_entry_sizes(path: Path, corrupt: Callable[[str], CheckpointError]) -> None:
+    """Read every ``.npy`` header of the archive and refuse an entry whose declared shape needs
+    more bytes than the entry holds (a corrupt header would otherwise make ``np.load`` allocate
+    the declared size, e.g. hundreds of GiB, before finding the data missing)."""
+    from numpy.lib import format as npformat
+
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            name = info.filename.removesuffix(".npy")
+            with zf.open(info) as f:
+                try:
+                    major, _ = npformat.read_magic(f)
+                    read = (npformat.read_array_header_1_0 if major == 1
+                            else npformat.read_array_header_2_0)
+                    shape, _, dtype = read(f)
+                except (ValueError, OSError, EOFError, SyntaxError, TypeError) as e:
+                    raise corrupt(f"entry {name!r}: bad .npy header ({e})") from e
+            need = dtype.itemsize
+            for s in shape:
+                need *= int(s)
+            if need > info.file_size:
+                raise corrupt(f"entry {name!r} declares {dtype} {tuple(shape)} ({need:,} bytes) "
+                              f"but holds {info.file_size:,} bytes")
+
+
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read a checkpoint written by :func:`save_checkpoint` (``allow_pickle=False``).
 
@@ -268,6 +293,13 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
             "resume from it, or start afresh.")
 
     try:
+        if not zipfile.is_zipfile(path):
+            with open(path, "rb") as f:
+                head = f.read(6)
+            raise corrupt("a single .npy array, not an .npz archive" if head == b"\x93NUMPY"
+                          else "not an .npz (zip) archive" +
+                          (": the file is empty" if not head else ""))
+        _check_entry_sizes(path, corrupt)
         npz = np.load(path, allow_pickle=False)
         if not isinstance(npz, np.lib.npyio.NpzFile):
             raise corrupt("a single .npy array, not an .npz archive")
@@ -275,7 +307,8 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
             arrays = {k: npz[k] for k in npz.files}
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, ValueError, EOFError, OSError, KeyError, zlib.error) as e:
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError, KeyError, zlib.error,
+            NotImplementedError, MemoryError, OverflowError, SyntaxError, TypeError) as e:
         raise corrupt(f"{type(e).__name__}: {e}") from e
     raw = arrays.pop(META_KEY, None)
     if raw is None:
@@ -284,7 +317,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
         raise corrupt(f"{META_KEY!r} is {raw.dtype} {raw.shape}, expected 1-D uint8")
     try:
         meta = json.loads(raw.tobytes().decode("utf-8"))
-    except ValueError as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError, JSONDecodeError, nesting
         raise corrupt(f"bad metadata: {type(e).__name__}: {e}") from e
     if not isinstance(meta, dict):
         raise corrupt(f"metadata is a {type(meta).__name__}, expected a JSON object")

@@ -27,6 +27,7 @@ layers) unless ``fast=False``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -40,6 +41,19 @@ from .layers import ConvTranspose2d, Dense, Module, Sequential
 from .layers.base import accepts_input_grad
 from .optim import Adam
 from .stats import Stats
+
+
+def _quiet_overflow(method: Any) -> Any:
+    """Run a training iteration without NumPy's overflow / invalid-value warnings: a diverging
+    run would print pages of them, and the non-finite guard reports the same thing once, with the
+    step, the quantity and the fix (see :meth:`GAN.check_finite`). Used on :meth:`GAN.step` and
+    :meth:`GAN.simultaneous_step` only (one ``np.errstate`` per iteration, about a microsecond)."""
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return method(*args, **kwargs)
+
+    return wrapper
 
 
 class NonFiniteError(FloatingPointError):
@@ -195,6 +209,7 @@ class GAN:
         self.g_opt.step()
         return Stats({"g_loss": float(value), "D_G_z_after": _mean_sigmoid(s_fake)})
 
+    @_quiet_overflow
     def simultaneous_step(self, x_real: np.ndarray, z: np.ndarray, *,
                           d_scale: float = 0.5) -> dict[str, float]:
         """One update of G and D at once, from one minibatch: the 2014 reference code's update.
@@ -244,6 +259,7 @@ class GAN:
         self.check_finite(stats, params=self.steps % self.finite_check_every == 0)
         return stats
 
+    @_quiet_overflow
     def step(self, real_batches: Iterable[np.ndarray] | Iterator[np.ndarray],
              rng: np.random.Generator) -> dict[str, float]:
         """One iteration of Algorithm 1: ``k`` D steps, each on the next real minibatch and fresh
@@ -299,12 +315,13 @@ class GAN:
             for pname, bufs in getattr(opt, "state", {}).items():
                 groups.append((f"{label} state {pname}.", bufs))
         bad = []
-        for label, arrays in groups:
-            for name, a in arrays.items():
-                if a.dtype.kind != "f" or np.isfinite(a.sum()):
-                    continue
-                if not np.isfinite(a).all():
-                    bad.append((label + name, "NaN" if np.isnan(a).any() else "infinity"))
+        with np.errstate(over="ignore", invalid="ignore"):  # a sum may overflow: checked below
+            for label, arrays in groups:
+                for name, a in arrays.items():
+                    if a.dtype.kind != "f" or np.isfinite(a.sum()):
+                        continue
+                    if not np.isfinite(a).all():
+                        bad.append((label + name, "NaN" if np.isnan(a).any() else "infinity"))
         return bad
 
     def _diverged(self, quantity: str, what: str, scan: bool = False) -> None:

@@ -163,7 +163,10 @@ class Optimizer:
         saved = {h: getattr(self, h) for h in self._hyper}
         try:  # validate the hyper-parameters with this class's own rules, then put back
             for h, v in hyper.items():
-                setattr(self, h, v)
+                try:
+                    setattr(self, h, v)
+                except ValueError as e:
+                    raise ValueError(f"entry {h!r}: {e}") from None
             self._validate()
         except ValueError as e:
             raise ValueError(f"{owner}: {e}") from None

@@ -18,7 +18,7 @@ derivatives::
 so ``dP/dtheta`` is the rate at which the ordinary parameter gradient of ``S`` changes when the
 input moves along ``v``. Four passes compute it::
 
-    1. y, cache   = D.forward_unfused(x)                    forward, every layer's cache
+    1. y, cache   = D.forward(x)                            forward, every layer's cache
     2. g          = D.backward(1, cache)                    first order: dS/dx (per sample)
        P, v       = penalty(g), dP/dg                       (v: as in the formulas below)
     3. _, tcache  = D.jvp(v, cache)                         how each layer's input moves: x_dot_l
@@ -26,12 +26,15 @@ input moves along ``v``. Four passes compute it::
                                                             D.grads (dy = 1 is fixed: dy_dot = 0)
 
 The same numbers as PyTorch's ``torch.autograd.grad(D(x).sum(), x, create_graph=True)`` followed by
-a backward of the penalty (reverse over reverse): both are ``v^T (d^2 S / dx dtheta)``.
+a backward of the penalty (reverse over reverse): both are ``v^T (d^2 S / dx dtheta)``. (The
+swap of derivatives needs each layer's backward to be the exact gradient of its forward; a layer
+whose backward is deliberately not, like ``GradientReversal``, has no second-order backward.)
 
-The critic runs in training mode (``train=True``), as in its own step. A critic containing
-BatchNorm is refused: through batch statistics ``D(x_n)`` depends on every
-sample, so the per-sample gradient the penalties are defined by does not exist (the WGAN-GP paper
-uses LayerNorm instead).
+The critic runs in training mode (``train=True``), as in its own step, through its plain layers (a
+fused plan of :mod:`nanogan.fast` is run as the network it was compiled from: same parameters,
+same gradients). A critic containing BatchNorm is refused: through batch statistics ``D(x_n)``
+depends on every sample, so the per-sample gradient the penalties are defined by does not exist
+(the WGAN-GP paper uses LayerNorm instead).
 """
 
 from __future__ import annotations
@@ -76,11 +79,20 @@ def interpolate(x_real: np.ndarray, x_fake: np.ndarray,
     return (x_fake + eps * (x_real - x_fake)).astype(x_real.dtype, copy=False)
 
 
+def _plain(D: Module) -> Module:
+    """The network of a fused :class:`nanogan.fast.Plan` (its caches are the fused steps'),
+    anything else as it is."""
+    from .fast import Plan
+
+    return D.model if isinstance(D, Plan) else D
+
+
 def _check_critic(D: Module, caller: str) -> None:
     """ValueError for BatchNorm anywhere in ``D``; NotImplementedError for a layer without a
     second-order backward."""
     if not isinstance(D, Module):
         raise TypeError(f"{caller}: D must be a nanogan Module, got {type(D).__name__}")
+    D = _plain(D)
     for name, m in D.named_modules():
         where = f"layer {name.rstrip('.')!r} " if name else ""
         if isinstance(m, _BatchNorm):
@@ -116,15 +128,20 @@ def input_gradient(D: Module, x: np.ndarray) -> np.ndarray:
     -------
     g : shape of x
     """
-    y, cache = D.forward_unfused(x, True)
+    D = _plain(D)
+    y, cache = D.forward(x, True)
     return D.backward(np.ones_like(y), cache, param_grads=False)
 
 
 def _penalize(D: Module, x: np.ndarray,
-              penalty: Callable[[np.ndarray], tuple[float, np.ndarray]]) -> float:
+              penalty: Callable[[np.ndarray], tuple[float, np.ndarray]], caller: str) -> float:
     """The four passes of the module docstring: ``penalty(g) -> (P, dP/dg)``; ADDS dP/dtheta
     into ``D.grads``; returns ``P``."""
-    y, cache = D.forward_unfused(x, True)
+    if np.ndim(x) < 1 or np.shape(x)[0] == 0:
+        raise ValueError(f"{caller}: argument 'x' expected a batch (N, *) with N >= 1, got shape "
+                         f"{_fmt_shape(np.shape(x))}")
+    D = _plain(D)
+    y, cache = D.forward(x, True)
     ones = np.ones_like(y)
     g = D.backward(ones, cache, param_grads=False)
     value, v = penalty(g)
@@ -172,7 +189,7 @@ def gradient_penalty(D: Module, x: np.ndarray, weight: float = 10.0,
         coef = np.divide(coef, n, out=np.zeros_like(coef), where=n > 0)
         return weight * float(np.mean((n - target) ** 2)), (coef * g2).reshape(g.shape)
 
-    return _penalize(D, x, penalty)
+    return _penalize(D, x, penalty, "gradient_penalty")
 
 
 def r1_penalty(D: Module, x: np.ndarray, gamma: float = 10.0) -> float:
@@ -204,4 +221,4 @@ def r1_penalty(D: Module, x: np.ndarray, gamma: float = 10.0) -> float:
         _, n = _norms(g)
         return gamma / 2 * float(np.mean(n * n)), gamma / g.shape[0] * g
 
-    return _penalize(D, x, penalty)
+    return _penalize(D, x, penalty, "r1_penalty")

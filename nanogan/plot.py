@@ -83,3 +83,39 @@ def save_loss_plot(history: Mapping[str, Sequence[float]], path: str | os.PathLi
         atomic_write(path, lambda f: fig.savefig(f, format="png"))
     finally:
         plt.close(fig)
+
+
+def save_wasserstein_plot(history: Mapping[str, Sequence[float]], path: str | os.PathLike,
+                          smooth: int = 50) -> None:
+    """Plot the critic's estimate of the Wasserstein distance along training.
+
+    ``W_hat = mean D(x_real) - mean D(G(z))`` is minus the critic's loss (``critic_loss`` when
+    the history has it, i.e. without a gradient penalty, else ``d_loss``), at the last critic
+    step of each iteration, with its moving average over ``smooth`` steps.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    key = "critic_loss" if len(history.get("critic_loss", ())) else "d_loss"
+    steps = np.asarray(history["step"])
+    w = -np.asarray(history[key], dtype=np.float64)
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    if len(w):
+        ax.plot(steps, w, alpha=0.25, lw=0.6, color="C0")
+        k = max(1, min(smooth, len(w)))
+        ax.plot(steps[k - 1:], np.convolve(w, np.ones(k) / k, mode="valid"), color="C0",
+                label=f"moving average ({k} steps)")
+        ax.legend()
+    ax.set_xlabel("generator step")
+    ax.set_ylabel("mean D(x) - mean D(G(z))")
+    ax.set_title("critic's Wasserstein estimate")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    from .checkpoint import atomic_write
+
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format="png"))
+    finally:
+        plt.close(fig)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import importlib
 import io
 import os
 import signal
@@ -20,12 +21,28 @@ from typing import Any
 import numpy as np
 
 from . import optim
-from .checkpoint import atomic_write, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .gan import GAN, NonFiniteError
+from .checkpoint import (
+    CheckpointError,
+    atomic_write,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from .gan import GAN, NonFiniteError, infer_z_shape
+from .layers.base import size_limit
 from .layers.serialize import module_from_config, module_to_config
 from .stats import rename_history
 
 HISTORY_KEYS = ("d_loss", "g_loss", "D_x", "D_G_z", "D_acc")
+
+#: the GAN classes a checkpoint may name (its config's ``type``; ``type_kwargs`` are their own
+#: constructor arguments)
+GAN_TYPES = {
+    "GAN": "nanogan.gan.GAN",
+    "ConditionalGAN": "nanogan.conditional.ConditionalGAN",
+    "PenalizedGAN": "nanogan.penalized.PenalizedGAN",
+}
 
 
 # ---------------------------------------------------------------------------- configs
@@ -36,15 +53,18 @@ def optimizer_config(opt: Any) -> dict[str, Any]:
 
 def optimizer_from_config(config: dict[str, Any], model: Any) -> Any:
     cls = getattr(optim, str(config.get("type")), None)
-    if cls is None:
+    if not (isinstance(cls, type) and issubclass(cls, optim.Optimizer)) or cls is optim.Optimizer:
         raise ValueError(f"unknown optimizer type {config.get('type')!r} in checkpoint")
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in config["kwargs"].items()}
     return cls(model, **kwargs)
 
 
 def gan_config(gan: GAN) -> dict[str, Any]:
-    """JSON-safe description of the GAN's architecture, loss and optimizers."""
+    """JSON-safe description of the GAN's architecture, loss and optimizers (plus the
+    class and its settings for a GAN subclass with a ``config()`` method)."""
+    extra = gan.config() if hasattr(gan, "config") else {}
     return {
+        **extra,
         "generator": module_to_config(gan.G),
         "discriminator": module_to_config(gan.D),
         "loss": gan.loss_name,
@@ -61,9 +81,16 @@ def gan_from_config(config: dict[str, Any]) -> GAN:
     """A freshly initialised :class:`GAN` with the architecture and optimizers of ``config``."""
     G = module_from_config(config["generator"])
     D = module_from_config(config["discriminator"])
-    return GAN(G, D, loss=config["loss"], g_opt=optimizer_from_config(config["g_opt"], G),
+    kind = config.get("type", "GAN")
+    if kind not in GAN_TYPES:
+        raise ValueError(f"unknown GAN type {kind!r} in checkpoint (known: {sorted(GAN_TYPES)})")
+    module, _, name = GAN_TYPES[kind].rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    kwargs = config.get("type_kwargs", {})
+    return cls(G, D, loss=config["loss"], g_opt=optimizer_from_config(config["g_opt"], G),
                d_opt=optimizer_from_config(config["d_opt"], D), k=config["k"],
-               clip=config["clip"], z_shape=tuple(config["z_shape"]), noise=config["noise"])
+               clip=config["clip"], z_shape=tuple(config["z_shape"]), noise=config["noise"],
+               **kwargs)
 
 
 # ---------------------------------------------------------------------------- checkpoints
@@ -143,15 +170,25 @@ def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     ``Minibatches.set_state``), ``fixed_z``, ``history``, ``extra`` and ``config``.
     """
     arrays, meta = load_checkpoint(path)
-    if meta.get("format") != "nanogan-training-checkpoint-1":
-        raise ValueError(f"{path}: not a nanogan training checkpoint (format "
-                         f"{meta.get('format')!r})")
-    gan = gan_from_config(meta["config"])
-    gan.load_state_dict({k: v for k, v in arrays.items()
-                         if k.split(".", 1)[0] in ("G", "D", "g_opt", "d_opt", "gan")})
+    check_training_checkpoint(path, arrays, meta)
+    # the file's own arrays bound what a sound architecture allocates (no 700 GiB surprises)
+    with _checkpoint_error(path, "config"), size_limit(sum(a.size for a in arrays.values())):
+        gan = gan_from_config(meta["config"])
+    try:
+        inferred = infer_z_shape(gan.G)
+    except ValueError:  # a first layer the noise shape cannot be read from: trust the config
+        inferred = gan.z_shape
+    if tuple(inferred) != tuple(gan.z_shape):
+        raise CheckpointError(f"checkpoint {path}: config.z_shape {list(gan.z_shape)} does not "
+                              f"match the generator's input {list(inferred)}")
+    with _checkpoint_error(path, "weights"):
+        gan.load_state_dict({k: v for k, v in arrays.items()
+                             if k.split(".", 1)[0] in ("G", "D", "g_opt", "d_opt", "gan")})
     rng = np.random.default_rng()
-    set_rng_state(rng, meta["rng"])
-    set_module_rngs(gan, rng, meta.get("module_rngs", []))
+    with _checkpoint_error(path, "rng"):
+        set_rng_state(rng, meta["rng"])
+    with _checkpoint_error(path, "module_rngs"):
+        set_module_rngs(gan, rng, meta.get("module_rngs", []))
     bstate = dict(meta.get("batches", {}))
     bstate.update({k[len("batches."):]: v for k, v in arrays.items() if k.startswith("batches.")})
     history = rename_history({k[len("history."):]: list(map(int if k == "history.step" else
@@ -160,6 +197,116 @@ def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return {"gan": gan, "rng": rng, "batches_state": bstate or None,
             "fixed_z": arrays.get("fixed_z"), "history": history,
             "extra": meta.get("extra", {}), "config": meta["config"]}
+
+
+@contextlib.contextmanager
+def _checkpoint_error(path: str | os.PathLike, key: str) -> Iterator[None]:
+    """Turn whatever rebuilding the training state from ``meta[key]`` raises into one
+    :class:`CheckpointError` naming the file and the key."""
+    try:
+        yield
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError,
+            MemoryError, RecursionError, ZeroDivisionError) as e:
+        why = f"missing key {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
+        raise CheckpointError(f"checkpoint {path}: bad {key!r} ({why})") from None
+
+
+def _bad(path: str | os.PathLike, key: str, expected: str, got: Any) -> CheckpointError:
+    shown = repr(got)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return CheckpointError(f"checkpoint {path}: {key} expected {expected}, got {shown}")
+
+
+def check_training_checkpoint(path: str | os.PathLike, arrays: dict[str, np.ndarray],
+                              meta: dict[str, Any]) -> None:
+    """Check the structure of a training checkpoint before anything is built from it.
+
+    Raises :class:`CheckpointError` naming the first missing or mistyped key: the format tag;
+    ``config`` and its ``generator``, ``discriminator`` (layer configs), ``loss``, ``k``,
+    ``clip``, ``z_shape``, ``noise``, ``g_opt``, ``d_opt``; ``rng``; the optional ``batches``,
+    ``extra`` and ``module_rngs``; and the arrays: floating-point weights, optimizer state and
+    ``fixed_z`` (integer or boolean weights are refused, not cast), an integer ``gan.steps``, 1-D
+    real ``history.*``.
+    """
+    fmt = meta.get("format")
+    if fmt != "nanogan-training-checkpoint-1":
+        raise CheckpointError(f"checkpoint {path}: not a nanogan training checkpoint (format "
+                              f"{fmt!r}, expected 'nanogan-training-checkpoint-1')")
+    for key in ("config", "rng"):
+        if key not in meta:
+            raise CheckpointError(f"checkpoint {path}: metadata is missing the key {key!r}")
+    config = meta["config"]
+    if not isinstance(config, dict):
+        raise _bad(path, "config", "a dict", config)
+    for key in ("generator", "discriminator", "loss", "k", "clip", "z_shape", "noise", "g_opt",
+                "d_opt"):
+        if key not in config:
+            raise CheckpointError(f"checkpoint {path}: config is missing the key {key!r}")
+    for key in ("generator", "discriminator"):
+        _check_layer_config(path, f"config.{key}", config[key], 0)
+    if not isinstance(config["loss"], str):
+        raise _bad(path, "config.loss", "a loss name", config["loss"])
+    k = config["k"]
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 10**6:
+        raise _bad(path, "config.k", "an integer in [1, 1000000]", k)
+    clip = config["clip"]
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, int | float)
+                             or not 0 < clip < float("inf")):
+        raise _bad(path, "config.clip", "null or a positive number", clip)
+    z = config["z_shape"]
+    total = sum(a.size for a in arrays.values())
+    if (not isinstance(z, list) or not 1 <= len(z) <= 8
+            or not all(isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= total
+                       for s in z)
+            or int(np.prod(z, dtype=np.float64)) > total):
+        raise _bad(path, "config.z_shape", "a list of 1 to 8 positive sizes", z)
+    if config["noise"] not in ("normal", "uniform"):
+        raise _bad(path, "config.noise", "'normal' or 'uniform'", config["noise"])
+    for key in ("g_opt", "d_opt"):
+        opt = config[key]
+        if not (isinstance(opt, dict) and isinstance(opt.get("type"), str)
+                and isinstance(opt.get("kwargs"), dict)):
+            raise _bad(path, f"config.{key}", "{'type': name, 'kwargs': {...}}", opt)
+    if not isinstance(meta["rng"], dict):
+        raise _bad(path, "rng", "a generator state dict", meta["rng"])
+    for key, kind in (("batches", dict), ("extra", dict), ("module_rngs", list)):
+        if key in meta and not isinstance(meta[key], kind):
+            raise _bad(path, key, f"a {kind.__name__}", meta[key])
+    if "gan.steps" not in arrays:
+        raise CheckpointError(f"checkpoint {path}: arrays are missing the key 'gan.steps'")
+    for key, a in arrays.items():
+        head = key.split(".", 1)[0]
+        if key == "gan.steps":
+            if a.shape != () or a.dtype.kind not in "iu" or int(a) < 0:
+                raise _bad(path, "array 'gan.steps'", "a non-negative integer scalar",
+                           f"{a.dtype} {a.shape}")
+        elif key.startswith(("g_opt.state.", "d_opt.state.")) or head in ("G", "D") \
+                or key == "fixed_z":
+            if a.dtype.kind != "f" and not key.endswith("num_batches_tracked"):
+                raise _bad(path, f"array {key!r}", "floating-point values (not cast)",
+                           f"dtype {a.dtype}")
+        elif head == "history":
+            if a.ndim != 1 or a.dtype.kind not in "fiu":
+                raise _bad(path, f"array {key!r}", "a 1-D array of numbers",
+                           f"{a.dtype} {a.shape}")
+
+
+def _check_layer_config(path: str | os.PathLike, where: str, cfg: Any, depth: int) -> None:
+    if depth > 64:
+        raise CheckpointError(f"checkpoint {path}: {where} is nested more than 64 levels deep")
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("type"), str):
+        raise _bad(path, where, "a layer config {'type': name, 'args': [...], 'kwargs': {...}}",
+                   cfg)
+    args, kwargs = cfg.get("args", []), cfg.get("kwargs", {})
+    if not isinstance(args, list):
+        raise _bad(path, f"{where}.args", "a list", args)
+    if not isinstance(kwargs, dict):
+        raise _bad(path, f"{where}.kwargs", "a dict", kwargs)
+    for i, a in enumerate(args):
+        if isinstance(a, dict) and "type" in a:
+            _check_layer_config(path, f"{where}.args[{i}]", a, depth + 1)
 
 
 # ---------------------------------------------------------------------------- the loop
@@ -213,24 +360,27 @@ def train(gan: GAN, batches: Any, steps: int, rng: np.random.Generator, *,
           out: str | os.PathLike | None = None, fixed_z: np.ndarray | None = None,
           history: dict[str, list[float]] | None = None, sample_every: int = 500,
           checkpoint_every: int = 1000, progress: bool = True,
-          extra: dict[str, Any] | None = None) -> dict[str, list[float]]:
+          extra: dict[str, Any] | None = None, nrow: int = 8) -> dict[str, list[float]]:
     """Run Algorithm 1 until ``gan.steps == steps``.
 
-    Every ``sample_every`` steps ``out/samples.png`` (an 8x8 grid from ``fixed_z``) is refreshed;
+    Every ``sample_every`` steps ``out/samples.png`` (a grid from ``fixed_z``, ``nrow`` images
+    per row) is refreshed;
     every ``checkpoint_every`` steps and at the end ``out/checkpoint.npz``, ``out/metrics.csv`` and
     ``out/losses.png`` are written. A NaN or infinity stops training with
     :class:`nanogan.gan.NonFiniteError` (the message names the last good checkpoint, which is left
     as it was). Ctrl-C stops it after the current step, writes the checkpoint and raises
     :class:`TrainingInterrupted` (a ``KeyboardInterrupt``).
 
-    Returns the history: ``step`` and each of ``HISTORY_KEYS`` per step.
+    Returns the history: ``step`` and each of ``HISTORY_KEYS`` (and of the GAN's own
+    ``history_keys``, if it has any) per step.
     """
     from tqdm.auto import tqdm
 
     from .plot import save_grid, save_loss_plot
 
     history = history if history is not None else {}
-    for k in ("step", *HISTORY_KEYS):
+    keys = (*HISTORY_KEYS, *getattr(gan, "history_keys", ()))  # a GAN subclass's own entries
+    for k in ("step", *keys):
         history.setdefault(k, [])
     outdir = Path(out) if out is not None else None
     if outdir is not None:
@@ -240,7 +390,7 @@ def train(gan: GAN, batches: Any, steps: int, rng: np.random.Generator, *,
 
     def snapshot_samples() -> None:
         if outdir is not None:
-            save_grid(gan.G(fixed_z, train=False), outdir / "samples.png")
+            save_grid(gan.G(fixed_z, train=False), outdir / "samples.png", nrow=nrow)
 
     saved: list[int] = []  # steps of the checkpoints written by this call
 
@@ -261,7 +411,7 @@ def train(gan: GAN, batches: Any, steps: int, rng: np.random.Generator, *,
             while gan.steps < steps and not interrupted[0]:
                 stats = gan.step(batches, rng)
                 history["step"].append(gan.steps)
-                for k in HISTORY_KEYS:
+                for k in keys:
                     history[k].append(stats.get(k, float("nan")))
                 bar.update(1)
                 if gan.steps % 10 == 0 or gan.steps == steps:
@@ -294,8 +444,6 @@ def train(gan: GAN, batches: Any, steps: int, rng: np.random.Generator, *,
 def load_generator_checkpoint(path: str | os.PathLike) -> Any:
     """The GAN of a training checkpoint, refusing one whose generator holds NaN or infinity
     (a diverged run): ``CheckpointError`` naming the first such array."""
-    from .checkpoint import CheckpointError
-
     gan = load_training_checkpoint(path)["gan"]
     bad = [(name, what) for name, what in gan.nonfinite_arrays() if name.startswith("G.")]
     if bad:

@@ -84,6 +84,30 @@ MUTATIONS: list[Mutation] = [
     M("state-dict-key", "BatchNorm's running_var saved under another name",
       "nanogan/layers/batchnorm.py", 'self.add_buffer("running_var",',
       'self.add_buffer("running_variance",', ("tests/test_state_dict.py",)),
+    # ------------------------------------------------------------------ second order, penalties
+    M("dense-jvp-drops-x-dot", "Dense's second order forgets dy^T x_dot in dW_dot",
+      "nanogan/layers/dense.py", 'self._grads["weight"] += dy_dot.T @ x + dy.T @ x_dot',
+      'self._grads["weight"] += dy_dot.T @ x',
+      ("tests/test_double_backward.py", "tests/test_penalties.py")),
+    M("conv-jvp-drops-cols-dot", "Conv2d's second order forgets dy2 @ cols_dot^T in dW_dot",
+      "nanogan/layers/conv.py", "dW = dy2_dot @ cols.T + dy2 @ cols_dot.T",
+      "dW = dy2_dot @ cols.T", ("tests/test_double_backward.py", "tests/test_penalties.py")),
+    M("tanh-no-second-derivative", "Tanh's second order drops the f''(x) term",
+      "nanogan/layers/activations.py", "return dy * d, dy_dot * d - 2 * dy * y * y_dot",
+      "return dy * d, dy_dot * d", ("tests/test_double_backward.py",)),
+    M("layernorm-jvp-r-dot", "LayerNorm's second order forgets how r = 1/sqrt(var + eps) moves",
+      "nanogan/layers/layernorm.py", "dx_dot = (r_dot / r) * dx + r * (",
+      "dx_dot = 0 * dx + r * (", ("tests/test_double_backward.py",)),
+    M("layernorm-unbiased-var", "LayerNorm normalises with the unbiased variance",
+      "nanogan/layers/layernorm.py", "r = 1.0 / np.sqrt(_mean(xc * xc) + ",
+      "r = 1.0 / np.sqrt((xc * xc).sum(axis=1, keepdims=True) / max(xc.shape[1] - 1, 1) + ",
+      ("tests/test_layernorm.py",)),
+    M("gp-ignores-target", "the gradient penalty's derivative pulls the norms to 0, not target",
+      "nanogan/penalties.py", "coef = weight * 2.0 * (n - target) / N",
+      "coef = weight * 2.0 * n / N", ("tests/test_penalties.py",)),
+    M("penalty-accepts-batchnorm", "a critic with BatchNorm is penalised without complaint",
+      "nanogan/penalties.py", "        if isinstance(m, _BatchNorm):\n",
+      "        if False:\n", ("tests/test_penalties.py",)),
     # ------------------------------------------------------------------ kernels and optimizers
     M("adam-no-bias-correction", "reference Adam without bias correction",
       "nanogan/_kernels/reference.py",
@@ -110,26 +134,25 @@ MUTATIONS: list[Mutation] = [
       "mr, mf = 1 - sr, 1 + sf", "mr, mf = 1 - sr, 1 - sf", ("tests/test_losses.py",)),
     M("g-step-writes-d-grads", "the generator step accumulates D's parameter gradients",
       "nanogan/gan.py",
-      "        d_x_fake = self.D.backward(d_fake, c_d, param_grads=False)\n"
-      "        self.G.backward(d_x_fake, c_g,",
-      "        d_x_fake = self.D.backward(d_fake, c_d, param_grads=True)\n"
-      "        self.G.backward(d_x_fake, c_g,", ("tests/test_gan.py",)),
+      "        d_x_fake = D.backward(d_fake, c_d, param_grads=False)\n"
+      "        G.backward(d_x_fake, c_g,",
+      "        d_x_fake = D.backward(d_fake, c_d, param_grads=True)\n"
+      "        G.backward(d_x_fake, c_g,", ("tests/test_gan.py",)),
     M("nan-guard-off", "a NaN loss does not stop training", "nanogan/gan.py",
       "            if not np.isfinite(v):\n", "            if False:\n",
       ("tests/test_gan.py", "tests/test_train.py", "-k", "nan or NaN or finite")),
     M("g-never-updated", "the generator step never updates G (a stalled generator)",
       "nanogan/gan.py",
-      "        self.G.backward(d_x_fake, c_g, **_no_input_grad(self.G))"
-      "  # no gradient for the noise\n        self.g_opt.step()\n",
-      "        self.G.backward(d_x_fake, c_g, **_no_input_grad(self.G))"
-      "  # no gradient for the noise\n",
+      "        G.backward(d_x_fake, c_g, **_no_input_grad(G))  # no gradient for the noise\n"
+      "        self.g_opt.step()\n",
+      "        G.backward(d_x_fake, c_g, **_no_input_grad(G))  # no gradient for the noise\n",
       ("tests/test_mnist_learning.py",)),
     # ------------------------------------------------------------------ files
     M("checkpoint-not-atomic", "checkpoints written straight onto the target file",
       "nanogan/checkpoint.py",
-      '    tmp = tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}.", suffix=".tmp",\n'
-      "                                      delete=False)\n",
-      '    tmp = open(path, "wb")  # noqa: SIM115\n', ("tests/test_checkpoint.py",)),
+      "    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)\n",
+      "    tmp = path\n    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)\n",
+      ("tests/test_checkpoint.py",)),
     M("mnist-checksum-off", "MNIST's SHA-256 is not checked", "nanogan/data.py",
       "    if digest != _SHA256[name]:\n", "    if False:\n", ("tests/test_data.py",)),
     # ------------------------------------------------------------------ the checkers themselves

@@ -104,15 +104,24 @@ def test_sample_missing_checkpoint(tmp_path):
 def test_sample_corrupt_checkpoint(tmp_path, capsys, content):
     bad = tmp_path / "checkpoint.npz"
     bad.write_bytes(content)
-    assert main(["sample", str(bad), "--n", "5", "--out", str(tmp_path / "s.npy")]) != 0
-    err = capsys.readouterr().err
-    assert str(bad) in err and "corrupt" in err
+    if not content:  # refused by the argument check: exit status 2, argparse style
+        with pytest.raises(SystemExit) as exc:
+            main(["sample", str(bad), "--n", "5", "--out", str(tmp_path / "s.npy")])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert str(bad) in err and "(0 bytes)" in err
+    else:
+        assert main(["sample", str(bad), "--n", "5", "--out", str(tmp_path / "s.npy")]) == 1
+        err = capsys.readouterr().err
+        assert str(bad) in err and "corrupt" in err
     assert not (tmp_path / "s.npy").exists()
 
 
 def test_sample_bad_n(checkpoint, tmp_path, capsys):
-    assert main(["sample", str(checkpoint), "--n", "0", "--out", str(tmp_path / "s.npy")]) != 0
-    assert "--n" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["sample", str(checkpoint), "--n", "0", "--out", str(tmp_path / "s.npy")])
+    assert exc.value.code == 2
+    assert "argument --n: must be an integer in [1, 1000000], got '0'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main(["sample"])
     assert exc.value.code != 0

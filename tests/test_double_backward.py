@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from nanogan import (
     Conv2d,
+    ConvTranspose2d,
     Dense,
     Dropout,
     Flatten,
@@ -43,7 +44,7 @@ TORCH_TOL = 1e-10   # the same formulas evaluated in another order
 # ---------------------------------------------------------------------------- our side
 def second_order(m, x, dy, x_dot, dy_dot, **kw):
     """``(y_dot, dx, dx_dot, grads_dot)`` from the second-order methods."""
-    _, cache = m.forward_unfused(x)
+    _, cache = m.forward(x)
     y_dot, tcache = m.jvp(x_dot, cache)
     m.zero_grad()
     dx, dx_dot = m.backward_jvp(dy, dy_dot, cache, tcache, **kw)
@@ -84,6 +85,9 @@ def torch_module(torch, m):
     elif isinstance(m, Conv2d):
         t = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
                       bias=m.bias is not None)
+    elif isinstance(m, ConvTranspose2d):
+        t = nn.ConvTranspose2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
+                               m.output_padding, bias=m.bias is not None)
     elif isinstance(m, LayerNorm):
         t = nn.LayerNorm(m.normalized_shape, m.eps, m.elementwise_affine, bias=m.bias is not None)
     elif isinstance(m, LeakyReLU):  # ReLU included: slope 0
@@ -219,6 +223,19 @@ def test_conv2d_every_kernel_set(torch, kernel_set):
     check_both(torch, Conv2d(2, 3, 4, dtype=F64, rng=1), (3, 2, 4, 4), 1)
 
 
+@given(st.integers(1, 2), st.integers(1, 3), st.integers(1, 3), st.integers(1, 3),
+       st.integers(1, 2), st.integers(0, 1), st.integers(0, 1), st.integers(1, 4),
+       st.integers(1, 4), st.booleans(), st.integers(0, 2**16))
+@FIXTURE_OK
+def test_conv_transpose2d(torch, N, C, O, k, s, p, op, H, W, bias, seed):
+    op = min(op, s - 1)
+    m = ConvTranspose2d(C, O, k, stride=s, padding=p, output_padding=op, bias=bias, dtype=F64,
+                        rng=seed)
+    if min(m.output_shape((N, C, H, W))[2:]) < 1:
+        return
+    check_both(torch, m, (N, C, H, W), seed)
+
+
 def elementwise_shape():
     return st.lists(st.integers(1, 4), min_size=2, max_size=4).map(tuple)
 
@@ -272,8 +289,7 @@ def test_maxout(torch, N, fin, fout, pieces, bias, seed):
 def test_dropout(torch, shape, p, train, seed):
     m = SameMaskDropout(p)
     if not train:
-        m.forward_unfused = lambda x, train=True: Dropout.forward(m, x, False)
-        m.forward = m.forward_unfused
+        m.forward = lambda x, train=True: Dropout.forward(m, x, False)
     check_both(torch, m, shape, seed)
 
 
@@ -320,7 +336,7 @@ def test_input_grad_false_and_param_grads_false():
     full2, skipped2 = second_order(m2, *a2)[3], second_order(m2, *a2, input_grad=False)[3]
     np.testing.assert_allclose(skipped2["1.weight"], full2["1.weight"], rtol=1e-13)
     # param_grads=False adds nothing
-    _, cache = m.forward_unfused(args[0])
+    _, cache = m.forward(args[0])
     _, tcache = m.jvp(args[2], cache)
     m.zero_grad()
     dx2, dx_dot2 = m.backward_jvp(args[1], args[3], cache, tcache, param_grads=False)
@@ -333,37 +349,22 @@ def test_backward_jvp_accumulates():
     m = conv_critic(5)
     args = random_inputs(m, (2, 2, 5, 5), 5)
     once = second_order(m, *args)[3]
-    _, cache = m.forward_unfused(args[0])
+    _, cache = m.forward(args[0])
     _, tcache = m.jvp(args[2], cache)
     m.backward_jvp(args[1], args[3], cache, tcache)  # on top of the first call's grads
     for k, g in m.grads.items():
         np.testing.assert_allclose(g, 2 * once[k], rtol=1e-13)
 
 
-def test_forward_unfused_matches_forward_and_backward_accepts_its_cache():
-    m = Sequential(Dense(4, 5, dtype=F64, rng=0), LeakyReLU(0.2), Dense(5, 1, dtype=F64, rng=1))
-    x = np.random.default_rng(0).standard_normal((3, 4))
-    y, cache = m.forward(x)
-    yu, cache_u = m.forward_unfused(x)
-    np.testing.assert_allclose(yu, y, rtol=1e-14)
-    m.zero_grad()
-    dx = m.backward(np.ones_like(y), cache)
-    g = {k: v.copy() for k, v in m.grads.items()}
-    m.zero_grad()
-    np.testing.assert_allclose(m.backward(np.ones_like(y), cache_u), dx, rtol=1e-14)
-    for k, v in m.grads.items():
-        np.testing.assert_allclose(v, g[k], rtol=1e-14)
-
-
-def test_fused_cache_is_refused():
+def test_cache_must_have_one_entry_per_layer():
     m = Sequential(Dense(4, 5, dtype=F64, rng=0), LeakyReLU(0.2))
     x = np.zeros((2, 4))
     _, cache = m.forward(x)
-    if Sequential.fuse:
-        with pytest.raises(ValueError, match="forward_unfused"):
-            m.jvp(x, cache)
-    with pytest.raises(ValueError, match="one entry per layer"):
-        m.jvp(x, m.forward_unfused(x)[1][:1])
+    with pytest.raises(ValueError, match=r"Sequential.jvp: argument 'cache'.*\(2\), got 1"):
+        m.jvp(x, cache[:1])
+    _, tcache = m.jvp(x, cache)
+    with pytest.raises(ValueError, match=r"Sequential.backward_jvp: argument 'tcache'"):
+        m.backward_jvp(np.zeros((2, 5)), np.zeros((2, 5)), cache, tcache[:1])
 
 
 def test_jvp_checks_shapes():
@@ -383,8 +384,24 @@ def test_float32_runs():
     m = Sequential(Conv2d(1, 2, 3, rng=0), LeakyReLU(0.2), LayerNorm((2, 3, 3)), Flatten(),
                    Dense(18, 1, rng=1))
     x = np.random.default_rng(0).standard_normal((2, 1, 5, 5)).astype(np.float32)
-    y, cache = m.forward_unfused(x)
+    y, cache = m.forward(x)
     y_dot, tcache = m.jvp(x, cache)
     dx, dx_dot = m.backward_jvp(np.ones_like(y), np.zeros_like(y), cache, tcache)
     assert y_dot.dtype == dx.dtype == dx_dot.dtype == np.float32
     assert all(g.dtype == np.float32 and np.isfinite(g).all() for g in m.grads.values())
+
+
+def test_plan_refuses_fused_caches_and_delegates_second_order():
+    from nanogan.fast import Plan
+
+    m = Sequential(Dense(4, 5, dtype=F64, rng=0), LeakyReLU(0.2))
+    x = np.zeros((2, 4))
+    plan = Plan(m)
+    _, fused = plan.forward(x)  # one entry for the fused pair
+    with pytest.raises(ValueError, match="one entry per layer"):
+        plan.jvp(x, fused)
+    _, cache = m.forward(x)  # the plan runs the second order on the plain layers
+    y_dot, tcache = plan.jvp(np.ones((2, 4)), cache)
+    np.testing.assert_array_equal(y_dot, m.jvp(np.ones((2, 4)), cache)[0])
+    dx, dx_dot = plan.backward_jvp(np.ones((2, 5)), np.zeros((2, 5)), cache, tcache)
+    assert dx.shape == dx_dot.shape == (2, 4)

@@ -126,7 +126,10 @@ def test_generator_step_leaves_discriminator_unchanged():
     gan = GAN(G, D)
     before = D.state_dict()
     g_before = G.state_dict()
+    D.zero_grad()
     gan.g_step(gan.sample_noise(4, np.random.default_rng(0)))
+    for k, g in D.grads.items():  # D's gradients untouched too, not only its parameters
+        assert not g.any(), f"g_step wrote a gradient into D.{k}"
     after = D.state_dict()
     for k in before:
         if "running" in k or "num_batches" in k:

@@ -237,7 +237,7 @@ def test_shapes_n_and_n1_agree(kernel_set, rng):
 # ---------------------------------------------------------------------------- PyTorch
 #: Every (loss, side) pair is its own test case: none can go untested by the luck of the draw.
 CASES = [(name, method) for name in NAMES for method in "dg"]
-few = settings(max_examples=10, suppress_health_check=[HealthCheck.function_scoped_fixture])
+few = settings(max_examples=6, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @few

@@ -400,7 +400,9 @@ def test_evaluate_cli_table_and_json(tmp_path, capsys):
     assert main(["evaluate", str(path), "--reference", "200", "--no-parzen"]) == 0
     table = capsys.readouterr().out
     assert "FID-MNIST ↓" in table and "| samples.npy | - | 0.00 |" in table
-    assert main(["evaluate", str(tmp_path / "missing.npy")]) == 1
+    with pytest.raises(SystemExit) as exc:  # refused by the argument check
+        main(["evaluate", str(tmp_path / "missing.npy")])
+    assert exc.value.code == 2
 
 
 def test_load_samples_from_checkpoint_and_npy(tmp_path):

@@ -11,13 +11,12 @@ from nanogan import (
     BatchNorm1d,
     BatchNorm2d,
     Conv2d,
-    ConvTranspose2d,
     Dense,
     Flatten,
     LayerNorm,
     LeakyReLU,
+    Module,
     ReLU,
-    Reshape,
     Sequential,
     Tanh,
     numerical_gradient,
@@ -146,6 +145,23 @@ def test_adds_into_grads():
         np.testing.assert_allclose(g, once[k] + 1.0, rtol=1e-13)
 
 
+def test_fused_plan_is_penalised_as_its_network():
+    """A critic compiled by nanogan.fast (as GAN trains it) gives the plain network's numbers."""
+    from nanogan import fast
+
+    m = conv_critic(6)
+    x = np.random.default_rng(6).standard_normal((3, 1, 8, 8))
+    for kind in ("gp", "r1"):
+        value, grads = ours(m, x, kind, 10.0)
+        plan = fast.compile(m)
+        plan.zero_grad()
+        pv = gradient_penalty(plan, x) if kind == "gp" else r1_penalty(plan, x)
+        assert pv == value
+        for k, g in plan.grads.items():
+            np.testing.assert_array_equal(g, grads[k])
+        np.testing.assert_array_equal(input_gradient(plan, x), input_gradient(m, x))
+
+
 def test_input_gradient_matches_torch(torch):
     m = conv_critic(2)
     x = np.random.default_rng(2).standard_normal((3, 1, 8, 8))
@@ -190,11 +206,24 @@ def test_batchnorm_is_refused():
             np.testing.assert_array_equal(v, before[k])
 
 
+def test_empty_batch_is_refused():
+    with pytest.raises(ValueError, match=r"r1_penalty: argument 'x' expected.*N >= 1.*\(0, 6\)"):
+        r1_penalty(dense_critic(), np.zeros((0, 6)))
+
+
 def test_layer_without_second_order_is_refused():
-    m = Sequential(Dense(4, 4, dtype=F64), Reshape(1, 2, 2),
-                   ConvTranspose2d(1, 1, 2, dtype=F64), Flatten(), Dense(9, 1, dtype=F64))
+    class Square(Module):
+        """A user's layer with a first-order backward only."""
+
+        def forward(self, x, train=True):
+            return x * x, x
+
+        def backward(self, dy, cache, *, param_grads=True, input_grad=True):
+            return 2 * cache * dy
+
+    m = Sequential(Dense(4, 4, dtype=F64), Square(), Dense(4, 1, dtype=F64))
     with pytest.raises(NotImplementedError,
-                       match=r"layer '2' \(ConvTranspose2d\).*second-order.*Conv2d, Dense"):
+                       match=r"layer '1' \(Square\).*second-order.*Conv2d, ConvTranspose2d"):
         gradient_penalty(m, np.zeros((2, 4)))
 
 

@@ -21,8 +21,8 @@ READING_PATH = [
     "nanogan/layers/container.py", "nanogan/losses.py", "nanogan/gan.py",
 ]
 
-#: Code lines allowed on the whole path (it stood at 528 when the budget was set).
-BUDGET = 650
+#: Code lines allowed on the whole path (670 after the hardening merge, its checks in checks.py).
+BUDGET = 700
 
 #: Names that belong to the fast path, not to the reading path.
 FAST_PATH_NAMES = ("matmul", "_forward_act", "_backward_act", "_fusable", "_threads",
@@ -74,3 +74,13 @@ def test_reading_path_has_no_fast_path_machinery():
                   if isinstance(n, ast.ImportFrom) for a in n.names}
         found = sorted(names & set(FAST_PATH_NAMES))
         assert not found, f"{p} uses the fast path's {found}; it belongs in nanogan/fast"
+
+
+def test_readme_gives_the_reading_order_on_its_first_screen():
+    first_screen = "\n".join((ROOT / "README.md").read_text().splitlines()[:40])
+    order = ["examples/minimal_gan.py", "docs/backprop-through-gans.md", *READING_PATH]
+    positions = [first_screen.find(f"]({name})") for name in order]  # the links, in order
+    assert all(p >= 0 for p in positions), dict(zip(order, positions))
+    assert positions == sorted(positions), "the README lists the reading path out of order"
+    for path in ("examples/minimal_gan.py", "docs/backprop-through-gans.md", *READING_PATH):
+        assert (ROOT / path).exists(), path

@@ -91,6 +91,19 @@ class Plan(Module):
             caches.append(c)
         return x, caches
 
+    # second order (gradient penalties) runs on the plain layers, with their own caches
+    def jvp(self, x_dot: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
+        """The network's :meth:`~nanogan.layers.Sequential.jvp` (``cache`` from the network's own
+        ``plan.model.forward``, one entry per layer; a fused cache is refused)."""
+        return self.model.jvp(x_dot, cache)
+
+    def backward_jvp(self, dy: np.ndarray, dy_dot: np.ndarray, cache: Any, tcache: Any, *,
+                     param_grads: bool = True, input_grad: bool = True
+                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The network's :meth:`~nanogan.layers.Sequential.backward_jvp`."""
+        return self.model.backward_jvp(dy, dy_dot, cache, tcache, param_grads=param_grads,
+                                       input_grad=input_grad)
+
     def backward(self, dy: np.ndarray, cache: list[Any], *, param_grads: bool = True,
                  input_grad: bool = True) -> np.ndarray | None:
         """The steps' backward passes in reverse order, as ``Sequential.backward``: with

@@ -42,7 +42,7 @@ class _BatchNorm(Module):
                  affine: bool = True, *, dtype=np.float32) -> None:
         super().__init__()
         (self.num_features,) = check_sizes(self, num_features=num_features)
-        self.eps = check_real(self, "eps", eps, 0.0, low_open=True)
+        self.eps = check_real(self, "eps", eps, 0.0)
         self.momentum = None if momentum is None else check_real(self, "momentum", momentum,
                                                                  0.0, 1.0)
         self.affine = bool(affine)

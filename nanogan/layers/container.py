@@ -85,7 +85,7 @@ class Sequential(Module):
 
         Parameters
         ----------
-        x_dot : shape of x; cache : from :meth:`forward_unfused`
+        x_dot : shape of x; cache : from :meth:`forward`
 
         Returns
         -------
@@ -116,7 +116,7 @@ class Sequential(Module):
         Parameters
         ----------
         dy, dy_dot : shape of y
-        cache : from :meth:`forward_unfused`; tcache : from :meth:`jvp`
+        cache : from :meth:`forward`; tcache : from :meth:`jvp`
 
         Returns
         -------

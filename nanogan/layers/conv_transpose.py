@@ -167,3 +167,91 @@ class ConvTranspose2d(Module):
             return None
         dx2 = W2 @ dcols                                          # (Cin, N*H*W)
         return np.ascontiguousarray(dx2.reshape(Cin, N, H, W).transpose(1, 0, 2, 3))
+
+    # ------------------------------------------------------------------ second order
+    def _nchw(self, a2: np.ndarray, x_shape: tuple[int, ...]) -> np.ndarray:
+        """(Cin, N*H*W) back to (N, Cin, H, W), C-contiguous."""
+        N, Cin, H, W = x_shape
+        return np.ascontiguousarray(a2.reshape(Cin, N, H, W).transpose(1, 0, 2, 3))
+
+    def jvp(self, x_dot: np.ndarray, cache: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """Forward-mode derivative along ``x_dot`` (``W``, ``b`` fixed).
+
+        Equations
+        ---------
+        ::
+
+            y_dot = col2im(W2^T @ x2_dot)        (N, Cout, OH, OW)
+
+        The layer is linear in ``x``: ``y_dot`` is the transposed convolution of ``x_dot``
+        without the bias.
+
+        Parameters
+        ----------
+        x_dot : (N, in_channels, H, W), the direction ``x`` moves in
+        cache : ``(x2, x_shape)`` from :meth:`forward`
+
+        Returns
+        -------
+        y_dot : (N, out_channels, OH, OW); tcache : ``x2_dot``, (in_channels, N*H*W)
+        """
+        x_shape = tuple(cache[1])
+        x_dot = self._check_input(x_dot, 4, _NCHW, {1: self.in_channels}, "x_dot")
+        if x_dot.shape != x_shape:
+            raise ValueError(f"{self!r}: argument 'x_dot' expected shape {_fmt_shape(x_shape)} "
+                             f"(the forward input), got {_fmt_shape(x_dot.shape)}")
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        Cin = self.in_channels
+        x2_dot = x_dot.transpose(1, 0, 2, 3).reshape(Cin, -1)     # (Cin, N*H*W)
+        cols_dot = self.weight.reshape(Cin, -1).T @ x2_dot             # (Cout*kh*kw, N*H*W)
+        y_dot = ops.col2im(cols_dot, self.output_shape(x_shape), kh, kw, sh, sw, ph, pw)
+        return np.ascontiguousarray(y_dot), x2_dot
+
+    def backward_jvp(self, dy: np.ndarray, dy_dot: np.ndarray, cache: tuple,
+                     tcache: np.ndarray, *, param_grads: bool = True, input_grad: bool = True
+                     ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """:meth:`backward` differentiated along ``x -> x + e x_dot``, ``dy -> dy + e dy_dot``.
+
+        The backward pass is bilinear in ``(dcols, x2)``, with ``dcols = im2col(dy)`` linear in
+        ``dy``: the product rule.
+
+        Equations
+        ---------
+        ::
+
+            dcols, dcols_dot = im2col(dy), im2col(dy_dot)              (Cout*kh*kw, N*H*W)
+            dx      = W2 @ dcols,   dx_dot = W2 @ dcols_dot            (Cin, N*H*W) as NCHW
+            dW_dot += (x2_dot @ dcols^T + x2 @ dcols_dot^T).reshape(W.shape)
+            db_dot += sum over n, oh, ow of dy_dot                     (Cout,)
+
+        ``dW_dot`` and ``db_dot`` (the second-order parameter gradients) are ADDED into
+        :attr:`grads`.
+
+        Parameters
+        ----------
+        dy, dy_dot : (N, out_channels, OH, OW)
+        cache : ``(x2, x_shape)`` from :meth:`forward`; tcache : ``x2_dot`` from :meth:`jvp`
+        param_grads : if False, nothing is added into :attr:`grads`
+        input_grad : if False, ``dx`` and ``dx_dot`` are not computed (None is returned)
+
+        Returns
+        -------
+        dx, dx_dot : (N, in_channels, H, W) each, or None, None
+        """
+        x2, x_shape = cache
+        x2_dot = tcache
+        out_shape = self.output_shape(x_shape)
+        dy = _check_grad(self, dy, out_shape)
+        dy_dot = _check_grad(self, dy_dot, out_shape)
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        dcols = ops.im2col(dy, kh, kw, sh, sw, ph, pw)             # (Cout*kh*kw, N*H*W)
+        dcols_dot = ops.im2col(dy_dot, kh, kw, sh, sw, ph, pw)
+        if param_grads:
+            dW = x2_dot @ dcols.T + x2 @ dcols_dot.T
+            self._grads["weight"] += dW.reshape(self.weight.shape)
+            if self.bias is not None:
+                self._grads["bias"] += dy_dot.sum(axis=(0, 2, 3))
+        if not input_grad:
+            return None, None
+        W2 = self.weight.reshape(self.in_channels, -1)
+        return self._nchw(W2 @ dcols, x_shape), self._nchw(W2 @ dcols_dot, x_shape)

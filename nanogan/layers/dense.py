@@ -142,6 +142,8 @@ class Dense(Module):
         dx, dx_dot : (N, in_features) each, or None, None
         """
         x, x_dot = cache, tcache
+        dy = check_dy(self, dy, (len(x), self.out_features))
+        dy_dot = check_dy(self, dy_dot, (len(x), self.out_features))
         if param_grads:
             self._grads["weight"] += dy_dot.T @ x + dy.T @ x_dot
             if self.bias is not None:

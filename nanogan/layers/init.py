@@ -18,7 +18,7 @@ from .base import Module, reserve
 def uniform_fan_in(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int,
                    dtype: np.dtype) -> np.ndarray:
     """``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``: PyTorch's default for weights and biases."""
-    reserve(shape)  # within a checkpoint's size limit (see nanogan.layers.base.size_limit)
+    reserve(shape)  # within a checkpoint's size limit (see nanogan.layers.checks.size_limit)
     bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
     return rng.uniform(-bound, bound, size=shape).astype(dtype)
 

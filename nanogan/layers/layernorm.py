@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Module, _fmt_shape, as_dtype
+from .base import Module, _fmt_shape, as_dtype, check_real
 
 
 def _mean(a: np.ndarray) -> np.ndarray:
@@ -55,7 +55,7 @@ class LayerNorm(Module):
             raise ValueError(f"LayerNorm: normalized_shape must be a positive int or a non-empty "
                              f"tuple of positive ints, got {normalized_shape!r}")
         self.normalized_shape = tuple(int(s) for s in shape)
-        self.eps = float(eps)
+        self.eps = check_real(self, "eps", eps, 0.0)
         self.elementwise_affine = bool(elementwise_affine)
         self.dtype = as_dtype(dtype)
         self.weight = self.bias = None

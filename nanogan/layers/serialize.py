@@ -56,7 +56,7 @@ def module_from_config(config: dict[str, Any]) -> Module:
 
     name = config.get("type")
     cls = getattr(layers, str(name), None)
-    if not (isinstance(cls, type) and issubclass(cls, Module)):
+    if not (isinstance(cls, type) and issubclass(cls, Module)) or cls is Module:
         raise ValueError(f"unknown layer type {name!r} in model config")
     args = [_decode(a) for a in config.get("args", [])]
     kwargs = {k: _decode(v) for k, v in config.get("kwargs", {}).items()}
