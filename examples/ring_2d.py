@@ -52,7 +52,7 @@ Z_DIM, HIDDEN, BATCH, EVAL_N = 16, 128, 256, 2500
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--steps", type=int, default=5000, help="iterations of Algorithm 1 per run")
+    p.add_argument("--steps", type=int, default=3000, help="iterations of Algorithm 1 per run")
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate of both networks")
     p.add_argument("--seeds", type=int, default=2, help="runs per setting (seeds 0, 1, ...)")
