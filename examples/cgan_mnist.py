@@ -25,15 +25,15 @@ from nanogan.models import mlp_discriminator, mlp_generator
 from nanogan.optim import Adam
 
 try:
-    from . import _common
+    from . import _gan_example
 except ImportError:  # run as a script: examples/ is on sys.path
-    import _common
+    import _gan_example
 
 NUM_CLASSES = 10
 
 
 def parse_args(argv: list[str] | None = None):
-    p = _common.parser(__doc__, steps=30000, out="runs/cgan")
+    p = _gan_example.parser(__doc__, steps=30000, out="runs/cgan")
     p.add_argument("--hidden", type=int, default=256, help="width of the hidden layers")
     p.add_argument("--z-dim", type=int, default=100, help="noise dimension")
     p.add_argument("--eval-per-class", type=int, default=1000,
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                   + " ".join(f"{a:.2f}" for a in acc["per_class"]))
         return []
 
-    return _common.run(
+    return _gan_example.run(
         args, name="cgan_mnist", build=lambda rng: build(args, rng),
         make_batches=lambda rng: LabeledMinibatches(x, y, args.batch_size, rng),
         make_fixed_z=fixed_grid_input, after=closing_note, nrow=NUM_CLASSES)

@@ -38,7 +38,7 @@ from nanogan.data import Minibatches, load_mnist
 from nanogan.layers import Dense, GradientReversal, ReLU, Sequential
 from nanogan.losses import bce_with_logits
 from nanogan.metrics.classifier import softmax_cross_entropy
-from nanogan.optim import Adam
+from nanogan.optim import SGD, Adam
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,7 +48,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="how the unlabelled target domain is made from MNIST")
     p.add_argument("--steps", type=int, default=6000)
     p.add_argument("--batch-size", type=int, default=128, help="source and target, each")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
+                   help="sgd: Ganin et al.'s SGD, momentum 0.9, learning rate "
+                   "lr / (1 + 10 p)^0.75; adam: Adam(lr), which rescales the reversed gradient "
+                   "per parameter, so lambda loses its meaning")
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default 1e-3 for adam, 1e-2 for sgd)")
     p.add_argument("--lambda-max", type=float, default=1.0,
                    help="final weight of the reversed domain gradient")
     p.add_argument("--seed", type=int, default=0)
@@ -58,6 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="a smoke run: 30 steps on 2,000 images, evaluated on 500")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
+    if a.lr is None:
+        a.lr = 1e-3 if a.optimizer == "adam" else 1e-2
     if a.out is None:
         a.out = "runs/dann" + ("_quick" if a.quick else "")
     if a.quick:
@@ -99,12 +106,14 @@ def to_source(images: np.ndarray) -> np.ndarray:
 class DANN:
     """Feature extractor, label classifier and domain classifier (behind a gradient reversal)."""
 
-    def __init__(self, rng: np.random.Generator, lr: float) -> None:
+    def __init__(self, rng: np.random.Generator, lr: float, optimizer: str = "adam") -> None:
         self.F = Sequential(Dense(784, 256, rng=rng), ReLU(), Dense(256, 128, rng=rng), ReLU())
         self.C = Sequential(Dense(128, 10, rng=rng))
         self.grl = GradientReversal(0.0)
         self.Dom = Sequential(self.grl, Dense(128, 128, rng=rng), ReLU(), Dense(128, 1, rng=rng))
-        self.opts = [Adam(m, lr=lr) for m in (self.F, self.C, self.Dom)]
+        self.opts = [Adam(m, lr=lr) if optimizer == "adam" else SGD(m, lr=lr, momentum=0.9)
+                     for m in (self.F, self.C, self.Dom)]
+        self.lr0 = lr
 
     def parts(self) -> dict:
         return {"F": self.F, "C": self.C, "Dom": self.Dom, "opt_F": self.opts[0],
@@ -196,8 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     xs_test, y_test = to_source(test_images), test_labels.astype(np.int64)
     xt_test = to_target(test_images, args.target, np.random.default_rng(args.seed + 11))
 
-    models = {"source_only": DANN(np.random.default_rng(args.seed), args.lr),
-              "dann": DANN(np.random.default_rng(args.seed), args.lr)}
+    models = {"source_only": DANN(np.random.default_rng(args.seed), args.lr, args.optimizer),
+              "dann": DANN(np.random.default_rng(args.seed), args.lr, args.optimizer)}
     idx = np.arange(half)
     streams = {name: (Minibatches(idx, args.batch_size, np.random.default_rng(args.seed + 1)),
                       Minibatches(idx[:len(xt)], args.batch_size,
@@ -224,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     for step in tqdm(range(1, args.steps + 1), disable=args.no_progress, desc="DANN"):
         p = (step - 1) / max(1, args.steps - 1)
         lam = args.lambda_max * (2.0 / (1.0 + np.exp(-10.0 * p)) - 1.0)
+        if args.optimizer == "sgd":  # Ganin et al.'s annealing
+            for m in models.values():
+                for opt in m.opts:
+                    opt.lr = args.lr / (1.0 + 10.0 * p) ** 0.75
         for name, m in models.items():
             bs, bt = streams[name]
             i, j = next(bs), next(bt)
@@ -250,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
            f"MNIST -> {args.target} MNIST")
     summary = {
         "target": args.target, "steps": args.steps, "batch_size": args.batch_size,
-        "lambda_max": args.lambda_max,
+        "lambda_max": args.lambda_max, "optimizer": args.optimizer, "lr": args.lr,
         "target_accuracy": {"source_only": hist["source_only_target"][-1],
                             "dann": hist["dann_target"][-1]},
         "source_accuracy": {"source_only": hist["source_only_source"][-1],

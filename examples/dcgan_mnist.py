@@ -24,13 +24,13 @@ from nanogan.models import dcgan28_discriminator, dcgan28_generator
 from nanogan.optim import Adam
 
 try:
-    from . import _common
+    from . import _gan_example
 except ImportError:  # run as a script: examples/ is on sys.path
-    import _common
+    import _gan_example
 
 
 def parse_args(argv: list[str] | None = None):
-    p = _common.parser(__doc__, steps=3000, out="runs/dcgan", sample_every=250,
+    p = _gan_example.parser(__doc__, steps=3000, out="runs/dcgan", sample_every=250,
                        checkpoint_every=500)
     p.add_argument("--z-dim", type=int, default=100, help="noise dimension")
     return p.parse_args(argv)
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     images, _ = load_mnist("train")
     x = scale_images(images, shape="nchw")  # (60000, 1, 28, 28) float32 in [-1, 1]
-    return _common.run(
+    return _gan_example.run(
         args, name="dcgan_mnist", build=lambda rng: build(args, rng),
         make_batches=lambda rng: Minibatches(x, args.batch_size, rng),
         make_fixed_z=lambda gan, rng: gan.sample_noise(64, rng))

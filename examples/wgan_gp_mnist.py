@@ -34,13 +34,13 @@ from nanogan.penalized import PenalizedGAN
 from nanogan.plot import save_wasserstein_plot
 
 try:
-    from . import _common
+    from . import _gan_example
 except ImportError:  # run as a script: examples/ is on sys.path
-    import _common
+    import _gan_example
 
 
 def parse_args(argv: list[str] | None = None):
-    p = _common.parser(__doc__, steps=5000, out="runs/wgan_gp", lr=1e-4, k=5,
+    p = _gan_example.parser(__doc__, steps=5000, out="runs/wgan_gp", lr=1e-4, k=5,
                        loss="wasserstein", penalty="gp")
     p.add_argument("--arch", choices=["mlp", "dcgan"], default="mlp")
     p.add_argument("--hidden", type=int, default=256, help="width of the MLPs' hidden layers")
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     images, _ = load_mnist("train")
     x = scale_images(images, shape="flat" if args.arch == "mlp" else "nchw")
-    return _common.run(
+    return _gan_example.run(
         args, name="wgan_gp_mnist", build=lambda rng: build(args, rng),
         make_batches=lambda rng: Minibatches(x, args.batch_size, rng),
         make_fixed_z=lambda gan, rng: gan.sample_noise(64, rng), after=write_wasserstein)

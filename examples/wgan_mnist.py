@@ -32,13 +32,13 @@ from nanogan.optim import RMSprop
 from nanogan.plot import save_wasserstein_plot
 
 try:
-    from . import _common
+    from . import _gan_example
 except ImportError:  # run as a script: examples/ is on sys.path
-    import _common
+    import _gan_example
 
 
 def parse_args(argv: list[str] | None = None):
-    p = _common.parser(__doc__, steps=10000, out="runs/wgan", lr=5e-5, k=5, loss=None)
+    p = _gan_example.parser(__doc__, steps=10000, out="runs/wgan", lr=5e-5, k=5, loss=None)
     p.add_argument("--arch", choices=["mlp", "dcgan"], default="mlp")
     p.add_argument("--clip", type=float, default=0.01, help="critic weight clipping bound")
     p.add_argument("--hidden", type=int, default=256, help="width of the MLPs' hidden layers")
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     images, _ = load_mnist("train")
     x = scale_images(images, shape="flat" if args.arch == "mlp" else "nchw")
-    return _common.run(
+    return _gan_example.run(
         args, name="wgan_mnist", build=lambda rng: build(args, rng),
         make_batches=lambda rng: Minibatches(x, args.batch_size, rng),
         make_fixed_z=lambda gan, rng: gan.sample_noise(64, rng), after=write_wasserstein)

@@ -9,6 +9,8 @@
 ``nanogan evaluate CHECKPOINT_OR_SAMPLES_NPY [--n 10000] [--json]``
     prints the quality metrics of ``nanogan.metrics`` (Parzen, FID-MNIST, IS, precision/recall),
     and for a conditional GAN's checkpoint its conditional accuracy.
+``nanogan train MODEL ...``, ``nanogan resume RUN_DIR``, ``nanogan bench``
+    train into a run folder, continue it, time iterations (see :mod:`nanogan.cli`).
 """
 
 from __future__ import annotations
@@ -92,7 +94,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Quality metrics of a checkpoint's samples or of a .npy of samples (see nanogan.metrics)."""
     import json
 
+    from .cli.evaluate import evaluate_any
     from .metrics.evaluate import evaluate, format_table, load_samples
+
+    status = evaluate_any(args)  # other shapes or data: MMD^2 and KID
+    if status is not None:
+        return status
 
     declared = None if args.range is None else (-1.0, 1.0) if args.range == "-1,1" else (0.0, 1.0)
     x, pixel_range = load_samples(args.path, n=args.n, seed=args.seed, pixel_range=declared)
@@ -158,7 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "values outside it are an error, never clipped")
     e.add_argument("--no-parzen", action="store_true", help="skip the Parzen log-likelihood")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    from .cli.evaluate import add_arguments
+
+    add_arguments(e)  # --data, --features: images of any shape
     e.set_defaults(func=cmd_evaluate)
+    from .cli import register
+
+    register(sub)  # train, resume, bench
     return parser
 
 

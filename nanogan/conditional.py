@@ -136,6 +136,11 @@ class ConditionalGAN(GAN):
                          z_shape=z_shape, noise=noise)
 
     # ------------------------------------------------------------------ inputs
+    @property
+    def generator_input_shape(self) -> tuple[int, ...]:
+        """What G reads per sample: ``(z_dim + C,)``, the noise and the one-hot label."""
+        return (self.z_shape[0] + self.num_classes,)
+
     def generator_input(self, z: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """``[z, onehot(labels)]``, (N, z_dim + C) in the generator's dtype."""
         if len(z) != len(labels):

@@ -13,17 +13,22 @@ def image_grid(images: np.ndarray, nrow: int = 8, pad: int = 2) -> np.ndarray:
 
     Parameters
     ----------
-    images : (N, H, W), (N, 1, H, W) or (N, H*W) for square images, values in [-1, 1]
+    images : (N, H, W), (N, 1, H, W), (N, 3, H, W) (colour) or (N, H*W) for square images,
+        values in [-1, 1]
     nrow : images per row
 
     Returns
     -------
-    grid : (rows*(H+pad)+pad, nrow*(W+pad)+pad) float in [0, 1]
+    grid : (rows*(H+pad)+pad, nrow*(W+pad)+pad) float in [0, 1], with a trailing axis of 3
+        for colour images
     """
     x = np.asarray(images, dtype=np.float64)
+    if x.ndim == 4 and x.shape[1] == 3:
+        return np.stack([image_grid(x[:, c], nrow, pad) for c in range(3)], axis=-1)
     if x.ndim == 4:
         if x.shape[1] != 1:
-            raise ValueError(f"image_grid: expected one channel (N, 1, H, W), got {x.shape}")
+            raise ValueError(f"image_grid: expected one or three channels (N, 1 or 3, H, W), "
+                             f"got {x.shape}")
         x = x[:, 0]
     elif x.ndim == 2:
         side = round(float(np.sqrt(x.shape[1])))
@@ -43,16 +48,19 @@ def image_grid(images: np.ndarray, nrow: int = 8, pad: int = 2) -> np.ndarray:
 
 
 def save_grid(images: np.ndarray, path: str | os.PathLike, nrow: int = 8, scale: int = 3) -> None:
-    """Write :func:`image_grid` of ``images`` as a greyscale PNG (atomically)."""
+    """Write :func:`image_grid` of ``images`` as a PNG, greyscale or colour (atomically)."""
     import matplotlib.image
 
     grid = image_grid(images, nrow)
     if scale > 1:
-        grid = np.kron(grid, np.ones((scale, scale)))
+        grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
     from .checkpoint import atomic_write
 
-    atomic_write(path, lambda f: matplotlib.image.imsave(f, grid, cmap="gray", vmin=0, vmax=1,
-                                                         format="png"))
+    if grid.ndim == 3:  # colour
+        atomic_write(path, lambda f: matplotlib.image.imsave(f, grid, format="png"))
+    else:
+        atomic_write(path, lambda f: matplotlib.image.imsave(f, grid, cmap="gray", vmin=0,
+                                                             vmax=1, format="png"))
 
 
 def save_loss_plot(history: Mapping[str, Sequence[float]], path: str | os.PathLike,

@@ -174,13 +174,16 @@ def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     # the file's own arrays bound what a sound architecture allocates (no 700 GiB surprises)
     with _checkpoint_error(path, "config"), size_limit(sum(a.size for a in arrays.values())):
         gan = gan_from_config(meta["config"])
+    # what G reads per sample: the noise, or for a conditional GAN the noise and the label
+    expected = tuple(getattr(gan, "generator_input_shape", gan.z_shape))
     try:
         inferred = infer_z_shape(gan.G)
     except ValueError:  # a first layer the noise shape cannot be read from: trust the config
-        inferred = gan.z_shape
-    if tuple(inferred) != tuple(gan.z_shape):
-        raise CheckpointError(f"checkpoint {path}: config.z_shape {list(gan.z_shape)} does not "
-                              f"match the generator's input {list(inferred)}")
+        inferred = expected
+    if tuple(inferred) != expected:
+        raise CheckpointError(f"checkpoint {path}: config.z_shape {list(gan.z_shape)} (G input "
+                              f"{list(expected)}) does not match the generator's input "
+                              f"{list(inferred)}")
     with _checkpoint_error(path, "weights"):
         gan.load_state_dict({k: v for k, v in arrays.items()
                              if k.split(".", 1)[0] in ("G", "D", "g_opt", "d_opt", "gan")})

@@ -564,6 +564,19 @@ def _():
         s = np.log(D_star / (1 - D_star))  # the same value from the code's softplus
         close(-(np.sum(p * ops.softplus(-s)) + np.sum(q * ops.softplus(s))), ns["C"])
         assert 0 < ns["JSD"] <= np.log(2)
+    # on a grid: the sums with trapezoid weights are nanogan.theory's integrals
+    from nanogan import theory
+    from nanogan.toy import normal_pdf
+
+    x = np.linspace(-8, 10, 2001)
+    w = np.full_like(x, x[1] - x[0])
+    w[[0, -1]] /= 2
+    pd, pg = normal_pdf(x, 1.0, 1.0), normal_pdf(x, -0.5, 1.0)
+    D_star = run("theory.optimal_d", p_data=pd, p_g=pg)["D_star"]
+    close(D_star, theory.optimal_discriminator(pd, pg))
+    ns = run("theory.jsd", p_data=pd * w, p_g=pg * w, D_star=D_star)
+    close(ns["JSD"], theory.jsd(pd, pg, x), 1e-10)
+    close(ns["V_star"], theory.virtual_criterion(pd, pg, x), 1e-10)
     ns = run("theory.jsd", p_data=p, p_g=p, D_star=np.full_like(p, 0.5))
     close(ns["JSD"], 0.0)
     close(ns["C"], -np.log(4))

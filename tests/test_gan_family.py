@@ -34,7 +34,7 @@ Z, C, F, H = 5, 10, 16, 8  # noise, classes, features, hidden width of the tiny 
 
 
 def load(name: str):
-    """Import ``examples/<name>.py`` as a module (examples/ on sys.path for ``_common``)."""
+    """Import ``examples/<name>.py`` as a module (examples/ on sys.path for ``_gan_example``)."""
     if str(EXAMPLES) not in sys.path:
         sys.path.insert(0, str(EXAMPLES))
     spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")

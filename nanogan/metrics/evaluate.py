@@ -93,13 +93,16 @@ def real_samples(n: int = 10000) -> tuple[np.ndarray, tuple[float, float]]:
 
 
 def generator_range(gan: Any) -> tuple[float, float]:
-    """The pixel range of ``gan.G``'s output, from its last layer: (0, 1) for a Sigmoid, (-1, 1)
-    for a Tanh; ValueError for any other last layer."""
-    from ..layers import Sequential, Sigmoid, Tanh
+    """The pixel range of ``gan.G``'s output, from its last layer (before any Reshape or
+    Flatten): (0, 1) for a Sigmoid, (-1, 1) for a Tanh; ValueError for any other last layer."""
+    from ..layers import Flatten, Reshape, Sequential, Sigmoid, Tanh
 
     last = gan.G
     while isinstance(last, Sequential) and len(last):
-        last = last[len(last) - 1]
+        i = len(last) - 1
+        while i > 0 and isinstance(last[i], Reshape | Flatten):  # shapes keep the range
+            i -= 1
+        last = last[i]
     if isinstance(last, Sigmoid):
         return (0.0, 1.0)
     if isinstance(last, Tanh):
