@@ -52,10 +52,13 @@ Z_DIM, HIDDEN, BATCH, EVAL_N = 16, 128, 256, 2500
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--steps", type=int, default=5000, help="iterations of Algorithm 1 per run")
+    p.add_argument("--steps", type=int, default=3000, help="iterations of Algorithm 1 per run")
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate of both networks")
     p.add_argument("--seeds", type=int, default=2, help="runs per setting (seeds 0, 1, ...)")
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="seeds are first-seed, first-seed + 1, ... (each run depends on its seed "
+                        "only, so runs of different seeds can be done separately)")
     p.add_argument("--losses", nargs="+", choices=LOSSES, default=list(LOSSES))
     p.add_argument("--remedies", nargs="+", choices=REMEDIES, default=list(REMEDIES))
     p.add_argument("--jobs", type=int, default=1,
@@ -115,7 +118,7 @@ def run(loss: str, remedy: str, steps: int, eval_every: int, seed: int, lr: floa
         if t % eval_every == 0 or t == steps:
             x = measure()
     final = toy.ring_metrics(x)
-    return {"history": hist, "samples": x, "modes_covered": final.modes_covered,
+    return {"seed": seed, "history": hist, "samples": x, "modes_covered": final.modes_covered,
             "high_quality": final.high_quality, "counts": final.counts.tolist()}
 
 
@@ -155,18 +158,18 @@ def plot_setting(out: Path, loss: str, remedy: str, runs: list[dict]) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
     r0 = runs[0]
     scatter(axes[0], r0["samples"], f"{loss}, {remedy}: {r0['modes_covered']}/8 modes, "
-            f"{100 * r0['high_quality']:.0f}% HQ (seed 0)")
+            f"{100 * r0['high_quality']:.0f}% HQ (seed {r0['seed']})")
     ax = axes[1]
     for i, r in enumerate(runs):
         h = r["history"]
-        ax.plot(h["step"], h["modes_covered"], f"C{i}-", label=f"modes covered, seed {i}")
+        ax.plot(h["step"], h["modes_covered"], f"C{i}-", label=f"modes covered, seed {r['seed']}")
     ax.set_ylim(-0.3, 8.3)
     ax.set_xlabel("iteration")
     ax.set_ylabel("modes covered (of 8)")
     ax2 = ax.twinx()
     for i, r in enumerate(runs):
         h = r["history"]
-        ax2.plot(h["step"], h["high_quality"], f"C{i}:", label=f"HQ share, seed {i}")
+        ax2.plot(h["step"], h["high_quality"], f"C{i}:", label=f"HQ share, seed {r['seed']}")
     ax2.set_ylim(0, 1)
     ax2.set_ylabel("share of high-quality samples (dotted)")
     ax.legend(fontsize=7, loc="lower right")
@@ -211,7 +214,7 @@ def table_md(results: dict, losses: list[str], remedies: list[str], steps: int,
     """Markdown: one row per loss, one column per remedy; 'modes (HQ %)' per seed."""
     head = "| loss | " + " | ".join(remedies) + " |"
     lines = [f"Modes covered of 8 and share of high-quality samples after {steps} iterations, "
-             f"{seeds} seed(s) (seed 0 / seed 1 / ...):", "", head,
+             f"{seeds} seed(s) (one entry per seed, in order):", "", head,
              "|---|" + "---|" * len(remedies)]
     for loss in losses:
         cells = []
@@ -237,8 +240,9 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     jobs = [(loss, rem, args.steps, args.eval_every, seed, args.lr)
-            for rem in args.remedies for loss in args.losses for seed in range(args.seeds)]
+            for rem in args.remedies for loss in args.losses for seed in seeds]
     done: dict[tuple, dict] = {}
     if args.jobs > 1:
         from multiprocessing import get_context
@@ -258,7 +262,7 @@ def main(argv: list[str] | None = None) -> dict:
     for rem in args.remedies:
         for loss in args.losses:
             runs = [done[(loss, rem, args.steps, args.eval_every, seed, args.lr)]
-                    for seed in range(args.seeds)]
+                    for seed in seeds]
             results[f"{loss}/{rem}"] = runs
             plot_setting(out, loss, rem, runs)
     plot_overview(out, results, args.losses, args.remedies)
