@@ -17,10 +17,18 @@ from typing import Any
 import numpy as np
 
 import nanogan
+from nanogan.cli_args import (
+    int_range,
+    nonnegative_int,
+    output_dir,
+    positive_float,
+    positive_int,
+)
 from nanogan.gan import GAN, NonFiniteError
 from nanogan.train import load_training_checkpoint, train
 
 LOSSES = ["minimax", "nonsaturating", "wasserstein", "lsgan", "hinge"]
+MNIST_TRAIN = 60000
 
 
 def parser(doc: str, *, steps: int, out: str, batch_size: int = 64, lr: float = 2e-4,
@@ -31,10 +39,12 @@ def parser(doc: str, *, steps: int, out: str, batch_size: int = 64, lr: float = 
     and ``--penalty-weight`` where ``penalty`` is not False, ``penalty`` their default)."""
     p = argparse.ArgumentParser(description=doc.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--steps", type=int, default=steps, help="generator steps (iterations)")
-    p.add_argument("--batch-size", type=int, default=batch_size)
-    p.add_argument("--lr", type=float, default=lr, help="learning rate (G and D)")
-    p.add_argument("--k", type=int, default=k, help="discriminator steps per generator step")
+    p.add_argument("--steps", type=positive_int, default=steps,
+                   help="generator steps (iterations; in total, when resuming)")
+    p.add_argument("--batch-size", type=int_range(1, MNIST_TRAIN), default=batch_size)
+    p.add_argument("--lr", type=positive_float, default=lr, help="learning rate (G and D)")
+    p.add_argument("--k", type=int_range(1, 1000), default=k,
+                   help="discriminator steps per generator step")
     if loss is not None:
         p.add_argument("--loss", default=loss, choices=LOSSES)
     if penalty is not False:
@@ -43,14 +53,16 @@ def parser(doc: str, *, steps: int, out: str, batch_size: int = 64, lr: float = 
                        "(gp) or R1 on real data (r1); none by default" if penalty is None else
                        "gradient penalty in every critic step: WGAN-GP's on interpolates (gp) "
                        "or R1 on real data (r1)")
-        p.add_argument("--penalty-weight", type=float, default=penalty_weight,
+        p.add_argument("--penalty-weight", type=positive_float, default=penalty_weight,
                        help="WGAN-GP's lambda or R1's gamma")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=out, help="output folder")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--out", type=output_dir, default=out, help="output folder")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoint.npz (to --steps in total)")
-    p.add_argument("--sample-every", type=int, default=sample_every)
-    p.add_argument("--checkpoint-every", type=int, default=checkpoint_every)
+    p.add_argument("--sample-every", type=nonnegative_int, default=sample_every,
+                   help="steps between sample grids (0: only at the end)")
+    p.add_argument("--checkpoint-every", type=nonnegative_int, default=checkpoint_every,
+                   help="steps between checkpoints (0: only at the end)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 

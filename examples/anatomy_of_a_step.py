@@ -33,6 +33,7 @@ from nanogan import (
     Sequential,
     Tanh,
 )
+from nanogan.cli_args import int_range, nonnegative_int
 from nanogan.data import load_mnist
 
 
@@ -101,8 +102,8 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> float:
     """Run and print one iteration; return the largest difference from ``GAN.step``'s result."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", choices=("mlp", "dcgan"), default="mlp")
-    ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch-size", type=int_range(2, 4096), default=8)
+    ap.add_argument("--seed", type=nonnegative_int, default=0)
     args = ap.parse_args(argv)
     p = Printer(out)
 

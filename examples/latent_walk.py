@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nanogan.cli_args import existing_file, int_range, nonnegative_int, output_dir
 from nanogan.metrics.evaluate import generator_range
 from nanogan.metrics.features import load_classifier
 from nanogan.plot import save_grid
@@ -42,16 +43,18 @@ CONFIDENCE = 0.9  # class probability a sample needs to join an arithmetic group
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("checkpoint", help="a training checkpoint (.npz) of an example")
-    p.add_argument("--out", default="runs/latent", help="output folder")
-    p.add_argument("--rows", type=int, default=8, help="interpolation strips")
-    p.add_argument("--steps", type=int, default=10, help="images per strip")
-    p.add_argument("--pool", type=int, default=2000,
+    p.add_argument("checkpoint",
+                   type=existing_file, help="a training checkpoint (.npz) of an example")
+    p.add_argument("--out", type=output_dir, default="runs/latent", help="output folder")
+    p.add_argument("--rows", type=int_range(1, 1000), default=8, help="interpolation strips")
+    p.add_argument("--steps", type=int_range(2, 1000), default=10, help="images per strip")
+    p.add_argument("--pool", type=int_range(10, 1_000_000), default=2000,
                    help="samples searched for the arithmetic's groups")
     p.add_argument("--arith", default="1:1,1:7,0:6,3:8",
                    help="comma-separated a:c pairs: thick a - thin a + thin c")
-    p.add_argument("--results", type=int, default=5, help="decoded results per arithmetic row")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--results",
+                   type=int_range(1, 1000), default=5, help="decoded results per arithmetic row")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     return p.parse_args(argv)
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nanogan.cli_args import int_range, nonnegative_int, output_dir
+
 SHAPES = ("circle", "square", "triangle")
 
 
@@ -48,9 +50,9 @@ def shape_image(kind: str, rng: np.random.Generator, height: int = 72,
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("out", help="folder to write (one subfolder per shape)")
-    p.add_argument("--n", type=int, default=3000, help="images in total")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("out", type=output_dir, help="folder to write (one subfolder per shape)")
+    p.add_argument("--n", type=int_range(1, 10_000_000), default=3000, help="images in total")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     args = p.parse_args(argv)
     from PIL import Image
 

@@ -177,4 +177,8 @@ if __name__ == "__main__":
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="minimal_gan_samples.pgm")
     a = ap.parse_args()
+    for flag, value, low in (("--steps", a.steps, 1), ("--batch-size", a.batch_size, 1),
+                             ("--seed", a.seed, 0)):
+        if value < low:
+            ap.error(f"argument {flag}: must be an integer >= {low}, got {value}")
     main(a.steps, a.batch_size, seed=a.seed, out=a.out)

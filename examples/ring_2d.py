@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from nanogan import toy
+from nanogan.cli_args import int_range, nonnegative_int, output_dir, positive_float, positive_int
 from nanogan.gan import GAN
 from nanogan.layers import Dense, LeakyReLU, Module, Sequential
 from nanogan.optim import Adam, RMSprop
@@ -52,18 +53,20 @@ Z_DIM, HIDDEN, BATCH, EVAL_N = 16, 128, 256, 2500
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--steps", type=int, default=3000, help="iterations of Algorithm 1 per run")
-    p.add_argument("--eval-every", type=int, default=250)
-    p.add_argument("--lr", type=float, default=1e-3, help="learning rate of both networks")
-    p.add_argument("--seeds", type=int, default=2, help="runs per setting (seeds 0, 1, ...)")
-    p.add_argument("--first-seed", type=int, default=0,
+    p.add_argument("--steps",
+                   type=positive_int, default=3000, help="iterations of Algorithm 1 per run")
+    p.add_argument("--eval-every", type=positive_int, default=250)
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate of both networks")
+    p.add_argument("--seeds",
+                   type=int_range(1, 1000), default=2, help="runs per setting (seeds 0, 1, ...)")
+    p.add_argument("--first-seed", type=nonnegative_int, default=0,
                    help="seeds are first-seed, first-seed + 1, ... (each run depends on its seed "
                         "only, so runs of different seeds can be done separately)")
     p.add_argument("--losses", nargs="+", choices=LOSSES, default=list(LOSSES))
     p.add_argument("--remedies", nargs="+", choices=REMEDIES, default=list(REMEDIES))
-    p.add_argument("--jobs", type=int, default=1,
+    p.add_argument("--jobs", type=int_range(1, 64), default=1,
                    help="settings trained in parallel processes (results do not depend on it)")
-    p.add_argument("--out", default="runs/ring_2d")
+    p.add_argument("--out", type=output_dir, default="runs/ring_2d")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 60 iterations, one seed, same outputs")
     args = p.parse_args(argv)

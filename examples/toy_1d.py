@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from nanogan import losses, theory, toy
+from nanogan.cli_args import float_range, nonnegative_int, output_dir
 from nanogan.gan import GAN
 from nanogan.layers import Dense, LeakyReLU, Module, Sequential
 from nanogan.optim import SGD, Adam
@@ -57,9 +58,10 @@ COARSE = GRID[::20]  # h = 0.05: the bins of histogram densities of a generator'
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--mu", type=float, default=2.0, help="mean of p_data = N(mu, 1)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/toy_1d")
+    p.add_argument("--mu",
+                   type=float_range(-100.0, 100.0), default=2.0, help="mean of p_data = N(mu, 1)")
+    p.add_argument("--seed", type=nonnegative_int, default=0)
+    p.add_argument("--out", type=output_dir, default="runs/toy_1d")
     p.add_argument("--quick", action="store_true", help="a few seconds: tiny runs, same outputs")
     return p.parse_args(argv)
 

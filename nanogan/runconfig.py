@@ -68,6 +68,58 @@ KEYS: dict[str, tuple[type, Any, str]] = {
     "progress": (bool, True, "show the progress bar (flag: --no-progress)"),
 }
 
+#: Allowed ranges of the numeric keys, ``(low, high, low_open)``: ``low < v`` when ``low_open``,
+#: else ``low <= v``; ``v <= high`` (None: no upper bound). Flags and TOML values alike.
+BOUNDS: dict[str, tuple[float, float | None, bool]] = {
+    "image_size": (0, 8192, False), "max_images": (0, None, False), "steps": (1, None, False),
+    "batch_size": (1, None, False), "z_dim": (1, 1_000_000, False), "width": (1, 1_000_000, False),
+    "lr": (0.0, None, True), "beta1": (0.0, 1.0, False), "beta2": (0.0, 1.0, False),
+    "k": (1, 1000, False), "clip": (0.0, None, False), "gp_weight": (0.0, None, False),
+    "seed": (0, None, False), "sample_every": (0, None, False),
+    "checkpoint_every": (0, None, False), "keep": (1, None, False),
+    "eval_samples": (2, None, False),
+}
+
+
+def check_range(key: str, value: Any) -> str | None:
+    """Why ``value`` is outside :data:`BOUNDS` for ``key`` (None when it is allowed)."""
+    if key not in BOUNDS or value is None:
+        return None
+    low, high, low_open = BOUNDS[key]
+    ok = (value > low if low_open else value >= low) and (high is None or value <= high)
+    if ok:
+        return None
+    kind = "an integer" if KEYS[key][0] is int else "a number"
+    allowed = f"{kind} {'>' if low_open else '>='} {low}"
+    if high is not None:
+        allowed += f" and <= {high}"
+    return f"must be {allowed}, got {value!r}"
+
+
+def flag_type(key: str) -> Any:
+    """The argparse ``type=`` of ``key``'s flag: its type, then :func:`check_range` (a bad value
+    is argparse's one-line error, exit status 2)."""
+    import argparse
+
+    kind = KEYS[key][0]
+
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"must be {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+        why = check_range(key, value)
+        if why:
+            raise argparse.ArgumentTypeError(why)
+        return value
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
 #: Keys a resumed run may change (the others would make it another run).
 RESUME_KEYS = ("steps", "data", "labels", "sample_every", "checkpoint_every", "keep", "progress")
 
@@ -90,8 +142,14 @@ def check_value(key: str, value: Any, where: str) -> Any:
     if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
         if not math.isfinite(value):
             raise ConfigError(f"{where}: '{key}' must be a finite number, got {value!r}")
+        why = check_range(key, float(value))
+        if why:
+            raise ConfigError(f"{where}: '{key}' {why}")
         return float(value)
     if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        why = check_range(key, value)
+        if why:
+            raise ConfigError(f"{where}: '{key}' {why}")
         return value
     if kind is str and isinstance(value, str):
         return value

@@ -42,8 +42,14 @@ def _default_text(key: str) -> str:
     return repr(default) if kind is str else str(default)
 
 
+def _type(key: str) -> Any:
+    """The flag's converter: numbers are range-checked (:func:`nanogan.runconfig.flag_type`)."""
+    kind = runconfig.KEYS[key][0]
+    return runconfig.flag_type(key) if kind in (int, float) else kind
+
+
 def _add_key(p: argparse.ArgumentParser, key: str, resume: bool = False) -> None:
-    kind, _, help_ = runconfig.KEYS[key]
+    _, _, help_ = runconfig.KEYS[key]
     if key == "progress":
         p.add_argument("--no-progress", dest="progress", action="store_const", const=False,
                        default=None, help="no progress bar (default: show it, with ETA)")
@@ -51,8 +57,8 @@ def _add_key(p: argparse.ArgumentParser, key: str, resume: bool = False) -> None
     if resume:
         help_ = help_.replace(" (generator steps)", "").split(" (")[0] + \
             " (default: the run's, from RUN_DIR/config.toml)"
-        p.add_argument(_flag(key), dest=key, type=kind, default=None, metavar=key.upper(),
-                       help=help_)
+        p.add_argument(_flag(key), dest=key, type=_type(key), default=None,
+                       metavar=key.upper(), help=help_)
         return
     extra: dict[str, Any] = {}
     if key == "best_metric":
@@ -63,7 +69,7 @@ def _add_key(p: argparse.ArgumentParser, key: str, resume: bool = False) -> None
         extra["choices"] = [0, 1, 3]
     if runconfig.KEYS[key][1] is not None and key != "out":
         help_ = f"{help_} (default: {_default_text(key)})"
-    p.add_argument(_flag(key), dest=key, type=kind, default=None, metavar=key.upper(),
+    p.add_argument(_flag(key), dest=key, type=_type(key), default=None, metavar=key.upper(),
                    help=help_, **extra)
 
 
