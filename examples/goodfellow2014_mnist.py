@@ -135,9 +135,9 @@ REAL_PARZEN = 241.2  # MNIST train[0:10000] under the same protocol (benchmarks/
 
 
 def save_parzen_plot(csv_path: Path, png_path: Path,
-                     others: dict[str, Path] | None = None) -> None:
-    """Epoch against Parzen log-likelihood from ``parzen.csv`` files (this run's and ``others``),
-    with the paper's 225 +- 2 and the real-data ceiling as horizontal lines."""
+                     others: dict[str, Path] | None = None, label: str = "this run") -> None:
+    """Epoch against Parzen log-likelihood from ``parzen.csv`` files (this run's, named ``label``,
+    and ``others``, by name), with the paper's 225 +- 2 and the real-data ceiling as lines."""
     import os
 
     import matplotlib
@@ -146,13 +146,13 @@ def save_parzen_plot(csv_path: Path, png_path: Path,
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    for label, path in {"nanogan": csv_path, **(others or {})}.items():
+    for name, path in {label: csv_path, **(others or {})}.items():
         with open(path, newline="") as f:
             rows = list(csv.DictReader(f))
         if rows:
             ep = [int(r["epoch"]) for r in rows]
             ll, se = (np.array([float(r[k]) for r in rows]) for k in ("parzen", "se"))
-            ax.errorbar(ep, ll, yerr=se, marker="o", ms=3, capsize=2, label=label)
+            ax.errorbar(ep, ll, yerr=se, marker="o", ms=3, capsize=2, label=name)
     mean, se = PAPER_PARZEN
     ax.axhspan(mean - se, mean + se, color="C3", alpha=0.2)
     ax.axhline(mean, color="C3", ls="--", label=f"paper: {mean:.0f} +- {se:.0f}")
