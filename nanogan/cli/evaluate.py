@@ -61,18 +61,10 @@ def _samples(path: Path, n: int, seed: int, declared: tuple[float, float] | None
     A float ``.npy`` must hold finite values inside ``declared`` (None: [0, 1] if every value is
     in it, else [-1, 1]); anything else is a one-line ValueError, never clipped
     (:func:`nanogan.metrics.evaluate.check_samples`)."""
-    from ..metrics.evaluate import check_samples
+    from ..metrics.evaluate import check_samples, read_npy
 
     if path.suffix == ".npy":
-        try:
-            x = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as e:
-            raise ValueError(f"{path}: not a readable .npy file ({e})") from None
-        if not isinstance(x, np.ndarray):
-            raise ValueError(f"{path}: expected one array (.npy), got an archive")
-        if x.size == 0:
-            raise ValueError(f"{path}: the array is empty ({x.dtype} {x.shape}), expected "
-                             "images (N, C, H, W)")
+        x = read_npy(path, "images (N, C, H, W)")
         if x.dtype.kind not in "fu":
             raise ValueError(f"{path}: expected float or uint8 images, got {x.dtype} {x.shape}")
         if x.ndim == 2 and round(np.sqrt(x.shape[1])) ** 2 == x.shape[1]:

@@ -147,6 +147,20 @@ def check_samples(x: np.ndarray, pixel_range: tuple[float, float] | None, source
                      "[-1, 1]; rescale the samples to one of them (they are not clipped)")
 
 
+def read_npy(path: str | os.PathLike, expected: str) -> np.ndarray:
+    """The one array of a ``.npy`` file; a one-line ValueError naming ``path`` and ``expected``
+    (e.g. ``"images (N, C, H, W)"``) for an unreadable file, an archive or an empty array."""
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise ValueError(f"{path}: not a readable .npy file ({e})") from None
+    if not isinstance(x, np.ndarray):
+        raise ValueError(f"{path}: expected one array (.npy), got an archive")
+    if x.size == 0:
+        raise ValueError(f"{path}: the array is empty ({x.dtype} {x.shape}), expected {expected}")
+    return x
+
+
 def load_samples(path: str | os.PathLike, n: int = 10000, seed: int = 0,
                  pixel_range: tuple[float, float] | None = None
                  ) -> tuple[np.ndarray, tuple[float, float]]:
@@ -178,15 +192,7 @@ def load_samples(path: str | os.PathLike, n: int = 10000, seed: int = 0,
         raise ValueError(f"{path}: the file is empty (0 bytes), expected a training checkpoint "
                          ".npz or samples .npy")
     if path.suffix == ".npy":
-        try:
-            x = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as e:
-            raise ValueError(f"{path}: not a readable .npy file ({e})") from None
-        if not isinstance(x, np.ndarray):
-            raise ValueError(f"{path}: expected one array (.npy), got an archive")
-        if x.size == 0:
-            raise ValueError(f"{path}: the array is empty ({x.dtype} {x.shape}), expected "
-                             "MNIST images (N, 784) or (N, 1, 28, 28)")
+        x = read_npy(path, "MNIST images (N, 784) or (N, 1, 28, 28)")
         if x.dtype.kind not in "fu" or x.size % 784 or x.ndim < 2 or x.shape[0] * 784 != x.size:
             raise ValueError(f"{path}: expected MNIST images (N, 784) or (N, 1, 28, 28) of floats "
                              f"or uint8, got {x.dtype} {x.shape}")
