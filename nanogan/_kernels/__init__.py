@@ -6,6 +6,11 @@ cython`` forces one, and :func:`set_backend` switches at run time (the tests use
 ``ops.<name>(...)`` so that a switch takes effect immediately. Matrix products are not kernel ops:
 every set shares :func:`matmul` (NumPy's BLAS, on one thread for small products; see
 :mod:`nanogan._kernels._threads`).
+
+Those three sets serve the ``numpy`` array backend. The other array backends
+(:mod:`nanogan.backend`) bring their own set under the same op names (:mod:`.device`): ``cupy``
+and ``strict``, activated by :func:`nanogan.backend.set_backend`, with ``ops.matmul`` their
+namespace's product.
 """
 
 from __future__ import annotations
@@ -21,8 +26,7 @@ import warnings
 # Passive waiting (set before the OpenMP runtime loads; an explicit setting is kept) fixes that.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import reference
-from ._threads import matmul
+from . import _threads, reference
 
 __all__ = [
     "OP_NAMES", "PREFERENCE", "available", "get_backend", "load", "matmul", "ops", "reference",
@@ -50,8 +54,15 @@ _MODULES = {
 }
 
 #: The active table; layers call ``ops.im2col(...)`` and so on.
-ops = types.SimpleNamespace()
+ops = types.SimpleNamespace(matmul=_threads.matmul)
 _active: list[str] = ["reference"]
+_array_backend: list[str] = ["numpy"]  # nanogan.backend's active backend
+
+
+def matmul(a, b, out=None):
+    """``a @ b`` on the active backend: NumPy's BLAS (one thread for small products, see
+    :mod:`._threads`) or the device library's (cuBLAS on CuPy)."""
+    return ops.matmul(a, b, out)
 _errors: dict[str, str] = {}
 
 
@@ -85,13 +96,41 @@ def load(name: str) -> types.ModuleType:
 
 
 def set_backend(name: str) -> None:
-    """Make ``name`` the active kernel set; raises ``RuntimeError`` if it cannot be loaded."""
+    """Make ``name`` the active kernel set; raises ``RuntimeError`` if it cannot be loaded (or if
+    the active array backend is not NumPy: the compiled sets take NumPy arrays only)."""
+    if _array_backend[0] != "numpy":
+        raise RuntimeError(f"kernel set {name!r} needs the numpy array backend; the active one "
+                           f"is {_array_backend[0]!r} (nanogan.backend.set_backend)")
     mod = _load(name)
     if mod is None:
         raise RuntimeError(f"kernel set {name!r} is not available: {_errors.get(name)}")
     for op in OP_NAMES:
         setattr(ops, op, getattr(mod, op))
+    ops.matmul = _threads.matmul
     _active[0] = name
+    _numpy_set[0] = name
+
+
+_numpy_set: list[str] = ["reference"]  # the kernel set the numpy array backend uses
+_device_sets: dict[str, types.ModuleType] = {}
+
+
+def _use_array_backend(backend: str) -> None:
+    """Activate the kernel set of array backend ``backend`` (called by
+    :func:`nanogan.backend.set_backend`): the chosen NumPy set, or the device set."""
+    if backend == "numpy":
+        _array_backend[0] = "numpy"
+        set_backend(_numpy_set[0])
+        return
+    if backend not in _device_sets:
+        from . import device
+
+        _device_sets[backend] = device.cupy_set() if backend == "cupy" else device.strict_set()
+    mod = _device_sets[backend]
+    for op in (*OP_NAMES, "matmul"):
+        setattr(ops, op, getattr(mod, op))
+    _array_backend[0] = backend
+    _active[0] = backend
 
 
 def get_backend() -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import xp
 from .base import Module, check_dy, check_real
 
 _ANY_SHAPE = "(N, *)"
@@ -31,7 +32,7 @@ class LeakyReLU(Module):
         """x : any shape (N, *) -> y : same shape; cache : x"""
         x = self._check_input(x, tuple(range(1, 33)), _ANY_SHAPE)
         slope = x.dtype.type(self.negative_slope)
-        return np.where(x > 0, x, slope * x), x
+        return xp.where(x > 0, x, slope * x), x
 
     def backward(self, dy: np.ndarray, cache: np.ndarray, *, param_grads: bool = True,
                  input_grad: bool = True) -> np.ndarray | None:
@@ -45,7 +46,7 @@ class LeakyReLU(Module):
 
     def _times_slope(self, d: np.ndarray, x: np.ndarray) -> np.ndarray:
         """``d * f'(x)``: ``d`` where ``x > 0``, ``negative_slope * d`` elsewhere."""
-        return np.where(x > 0, d, d.dtype.type(self.negative_slope) * d)
+        return xp.where(x > 0, d, d.dtype.type(self.negative_slope) * d)
 
     # ------------------------------------------------------------------ second order
     def jvp(self, x_dot: np.ndarray, cache: np.ndarray) -> tuple[np.ndarray, None]:
@@ -112,7 +113,7 @@ class Tanh(Module):
 
     def forward(self, x: np.ndarray, train: bool = True) -> tuple[np.ndarray, np.ndarray]:
         x = self._check_input(x, tuple(range(1, 33)), _ANY_SHAPE)
-        y = np.tanh(x)
+        y = xp.tanh(x)
         return y, y
 
     def backward(self, dy: np.ndarray, cache: np.ndarray, *, param_grads: bool = True,
@@ -176,8 +177,8 @@ class Sigmoid(Module):
 
     def forward(self, x: np.ndarray, train: bool = True) -> tuple[np.ndarray, np.ndarray]:
         x = self._check_input(x, tuple(range(1, 33)), _ANY_SHAPE)
-        e = np.exp(-np.abs(x))
-        y = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        e = xp.exp(-xp.abs(x))
+        y = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
         return y, y
 
     def backward(self, dy: np.ndarray, cache: np.ndarray, *, param_grads: bool = True,

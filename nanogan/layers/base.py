@@ -27,8 +27,11 @@ differentiates its own backward pass, in forward mode ("forward over reverse")::
 along the same path. With ``dy = 1`` and ``dy_dot = 0`` this is ``d/dtheta (x_dot . dD/dx)``,
 the parameter gradient of any penalty ``P(dD/dx)`` for ``x_dot = dP/d(dD/dx)``.
 
-Parameters, their gradients and buffers live in plain dicts of NumPy arrays. The arrays are never
-rebound, only updated in place, so an optimizer may hold on to them.
+Parameters, their gradients and buffers live in plain dicts of arrays of the active backend
+(NumPy's by default; see :mod:`nanogan.backend`: layers compute with ``xp``, the backend's
+namespace, which is NumPy unless set otherwise). The arrays are never rebound, only updated in
+place, so an optimizer may hold on to them. ``state_dict()`` returns NumPy copies whatever the
+backend.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
+
+from ..backend import asarray, to_numpy, xp
 
 # Argument checks and conversions live beside the contract (checks.py); layers import them here.
 from .checks import (  # noqa: F401
@@ -78,13 +83,14 @@ class Module:
     # ------------------------------------------------------------------ registration
     def add_param(self, name: str, value: np.ndarray) -> np.ndarray:
         """Register a trainable parameter and a zero gradient of the same shape and dtype."""
-        value = np.ascontiguousarray(value)
+        value = xp.ascontiguousarray(asarray(value))  # on the active backend (nanogan.backend)
         self._params[name] = value
-        self._grads[name] = np.zeros_like(value)
+        self._grads[name] = xp.zeros_like(value)
         return value
 
     def add_buffer(self, name: str, value: np.ndarray) -> np.ndarray:
         """Register a persistent, non-trainable array (kept in ``state_dict``)."""
+        value = asarray(value)
         self._buffers[name] = value
         return value
 
@@ -138,9 +144,9 @@ class Module:
         out: dict[str, np.ndarray] = {}
         for prefix, m in self.named_modules():
             for k, v in m._params.items():
-                out[prefix + k] = v.copy()
+                out[prefix + k] = to_numpy(v).copy()
             for k, v in m._buffers.items():
-                out[prefix + k] = v.copy()
+                out[prefix + k] = to_numpy(v).copy()
         return out
 
     def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> None:
@@ -153,7 +159,7 @@ class Module:
         and converted before the first one is copied, so on an error the module is unchanged.
         """
         for dst, src in self._stage_state(state, strict):
-            dst[...] = src
+            dst[...] = asarray(src)
 
     def _stage_state(self, state: Mapping[str, Any], strict: bool = True
                      ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -218,7 +224,7 @@ class Module:
         axis -> required size. Floating inputs of another precision are converted; anything else
         (integers, booleans, complex, objects) is rejected.
         """
-        x = np.asarray(x)
+        x = asarray(x)
         if x.dtype.kind != "f":
             raise ValueError(f"{self!r}: argument {arg!r} expected a floating-point array of "
                              f"shape {layout}, got dtype {x.dtype} with shape "

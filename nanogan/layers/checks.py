@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..backend import asarray, to_numpy
+
 if TYPE_CHECKING:
     from .base import Module
 
@@ -26,7 +28,7 @@ def convert_entry(owner: str, key: str, value: Any, like: np.ndarray) -> np.ndar
     integer destinations integer values only (no bool, string, object or complex casts).
     """
     try:
-        src = np.asarray(value)
+        src = to_numpy(value) if not isinstance(value, list | tuple) else np.asarray(value)
     except Exception as e:  # a ragged list, an object that refuses conversion
         raise ValueError(f"{owner}: entry {key!r} is not an array ({type(e).__name__}: {e})") \
             from e
@@ -92,7 +94,7 @@ def check_real(owner: Any, arg: str, value: Any, low: float | None = None,
 def check_dy(layer: Module, dy: Any, shape: tuple[int, ...]) -> np.ndarray:
     """``dy`` as an array, or ValueError naming the layer unless it has the forward output's
     ``shape`` (cheap: one tuple comparison). Each layer's ``backward`` calls it first."""
-    dy = np.asarray(dy)
+    dy = asarray(dy)
     if dy.shape != tuple(shape):
         raise ValueError(f"{layer!r}.backward: argument 'dy' expected shape "
                          f"{_fmt_shape(tuple(shape))} (the forward output's), got "
