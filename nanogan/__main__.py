@@ -5,7 +5,8 @@
     for every generator (a sigmoid generator's [0, 1] output is rescaled); ``--label`` asks a
     conditional GAN for that class.
 ``nanogan info``
-    prints the version and the kernel sets.
+    prints the version, the array backend and its device (:mod:`nanogan.backend`), and the
+    kernel sets.
 ``nanogan evaluate CHECKPOINT_OR_SAMPLES_NPY [--n 10000] [--json]``
     prints the quality metrics of ``nanogan.metrics`` (Parzen, FID-MNIST, IS, precision/recall),
     and for a conditional GAN's checkpoint its conditional accuracy.
@@ -78,10 +79,18 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    import importlib.util
+
     import nanogan
-    from nanogan import _kernels
+    from nanogan import _kernels, backend
 
     print(f"nanogan {nanogan.__version__}")
+    print(f"array backend: {backend.describe()}")
+    if backend.get_backend() != "cupy":  # say whether a GPU backend could be had, without
+        found = importlib.util.find_spec("cupy") is not None  # importing CuPy
+        print("  cupy: " + ("installed (NANOGAN_BACKEND=cupy or nanogan.set_backend('cupy'))"
+                            if found else "not installed (pip install -e \".[gpu]\" on a machine "
+                            "with an NVIDIA GPU)"))
     print(f"kernels: active {nanogan.kernel_backend()}, available {nanogan.available_kernels()}")
     for name in ("numba", "cython"):
         why = _kernels.why_unavailable(name)
@@ -148,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--label", type=nonnegative_int, default=None,
                    help="conditional GAN: draw this class (default: classes at random)")
     s.set_defaults(func=cmd_sample)
-    i = sub.add_parser("info", help="version and kernel sets")
+    i = sub.add_parser("info", help="version, array backend and device, kernel sets")
     i.set_defaults(func=cmd_info)
     e = sub.add_parser("evaluate", help="quality metrics (Parzen, FID-MNIST, IS, precision/"
                        "recall, KID) of a checkpoint or of samples .npy")
