@@ -31,7 +31,9 @@ def generate(gan, n: int, seed: int, batch: int = 1000, label: int | None = None
     [-1, 1] whatever the generator's own range (a Sigmoid generator's ``[0, 1]`` output ``y`` is
     written as ``2 y - 1``), so a samples file never needs a guess about its range.
 
-    For a conditional GAN, ``label`` asks for that class (None: classes drawn uniformly)."""
+    For a conditional GAN, ``label`` asks for that class (None: classes drawn uniformly). The
+    generator runs on the active array backend; the samples are returned on the host (NumPy)."""
+    from .backend import to_numpy
     from .metrics.evaluate import generator_range
 
     lo, hi = generator_range(gan)
@@ -46,7 +48,7 @@ def generate(gan, n: int, seed: int, batch: int = 1000, label: int | None = None
     for start in range(0, n, batch):
         m = min(batch, n - start)
         z = gan.sample_noise(m, rng) if label is None else gan.sample_noise(m, rng, labels=label)
-        chunks.append(gan.G(z, train=False))
+        chunks.append(to_numpy(gan.G(z, train=False)))  # to the host, whatever the backend
     x = np.concatenate(chunks).astype(np.float32, copy=False)
     if (lo, hi) != (-1.0, 1.0):
         x = (x - np.float32(lo)) * np.float32(2.0 / (hi - lo)) - np.float32(1.0)

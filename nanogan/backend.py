@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BACKENDS", "asarray", "describe", "get_backend", "is_array", "set_backend",
-           "to_numpy", "xp"]
+__all__ = ["BACKENDS", "array_namespace", "asarray", "describe", "get_backend", "is_array",
+           "set_backend", "to_numpy", "xp"]
 
 #: The backend names :func:`set_backend` accepts.
 BACKENDS: tuple[str, ...] = ("numpy", "cupy", "strict")
@@ -95,6 +95,12 @@ def get_backend() -> str:
 def is_array(x: Any) -> bool:
     """Whether ``x`` is an array of the active backend."""
     return isinstance(x, _state["array_types"])
+
+
+def array_namespace(x: Any) -> types.ModuleType:
+    """The namespace that computes on ``x``: NumPy for a NumPy array (host-side code), else the
+    active backend's :data:`xp` (so one function serves host and device arrays)."""
+    return np if isinstance(x, np.ndarray) else xp
 
 
 def asarray(x: Any, dtype: Any = None) -> Any:

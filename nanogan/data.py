@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from .backend import asarray, is_array, to_numpy
 from .checkpoint import json_safe, set_rng_state
 
 __all__ = [
@@ -256,7 +257,7 @@ def scale_images(images: np.ndarray, shape: str = "nchw", dtype: Any = np.float3
 
     Parameters
     ----------
-    images : uint8, (N, H, W) or (N, 1, H, W)
+    images : uint8, (N, H, W) or (N, 1, H, W) (a host array; any backend's is copied to the host)
     shape : "nchw" -> (N, 1, H, W) for convolutional nets; "flat" -> (N, H*W) for MLPs
     dtype : float32 (default) or float64
 
@@ -264,7 +265,7 @@ def scale_images(images: np.ndarray, shape: str = "nchw", dtype: Any = np.float3
     -------
     x : new array of ``dtype``, (N, 1, H, W) or (N, H*W); 0 -> -1.0, 255 -> 1.0 exactly
     """
-    images = np.asarray(images)
+    images = np.asarray(to_numpy(images))
     if images.dtype != np.uint8:
         raise ValueError(f"scale_images: argument 'images' must be uint8 pixels 0..255, "
                          f"got dtype {images.dtype}")
@@ -294,14 +295,15 @@ def unscale_images(x: np.ndarray, size: tuple[int, int] = (28, 28)) -> np.ndarra
 
     Parameters
     ----------
-    x : float, (N, 1, H, W), (N, H, W) or (N, H*W) (then reshaped to ``size``)
+    x : float, (N, 1, H, W), (N, H, W) or (N, H*W) (then reshaped to ``size``); NumPy or any
+        array backend's (copied to the host)
     size : (H, W) used for flat input
 
     Returns
     -------
     images : uint8, (N, H, W)
     """
-    x = np.asarray(x)
+    x = np.asarray(to_numpy(x))
     if x.ndim == 2:
         x = x.reshape(x.shape[0], *size)
     elif x.ndim == 4 and x.shape[1] == 1:
@@ -334,7 +336,9 @@ class Minibatches(Iterator[np.ndarray]):
 
     Parameters
     ----------
-    x : array, (N, ...): the data, indexed along axis 0
+    x : array, (N, ...): the data, indexed along axis 0: a NumPy array (batches are host copies,
+        moved to the device by the training loop) or an array of the active backend (the whole
+        data set on the device; batches are gathered there)
     batch_size : int, 1 <= batch_size (<= N when drop_last)
     rng : numpy Generator, int seed or None. A Generator is used as it is (shared with the caller)
     drop_last : bool, default True
@@ -397,7 +401,10 @@ class Minibatches(Iterator[np.ndarray]):
         return idx
 
     def __next__(self) -> np.ndarray:
-        return self.x[self.next_indices()]
+        idx = self.next_indices()
+        if type(self.x) is not np.ndarray and is_array(self.x):
+            idx = asarray(idx)  # data on the device: gather the batch there
+        return self.x[idx]
 
     def state(self) -> dict[str, Any]:
         """Plain, JSON-safe state: ``n``, ``batch_size``, ``drop_last``, ``epoch``, ``position``,

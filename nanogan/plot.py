@@ -1,4 +1,8 @@
-"""Pictures of training: a grid of samples and the loss curves (matplotlib, no display needed)."""
+"""Pictures of training: a grid of samples and the loss curves (matplotlib, no display needed).
+
+Drawn on the host: images may be arrays of any array backend (:mod:`nanogan.backend`; CuPy's on a
+GPU), copied to NumPy first.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from .backend import to_numpy
+
 
 def image_grid(images: np.ndarray, nrow: int = 8, pad: int = 2) -> np.ndarray:
     """Tile images into one picture.
@@ -14,7 +20,7 @@ def image_grid(images: np.ndarray, nrow: int = 8, pad: int = 2) -> np.ndarray:
     Parameters
     ----------
     images : (N, H, W), (N, 1, H, W), (N, 3, H, W) (colour) or (N, H*W) for square images,
-        values in [-1, 1]
+        values in [-1, 1]; NumPy or any backend's array (copied to the host)
     nrow : images per row
 
     Returns
@@ -22,7 +28,7 @@ def image_grid(images: np.ndarray, nrow: int = 8, pad: int = 2) -> np.ndarray:
     grid : (rows*(H+pad)+pad, nrow*(W+pad)+pad) float in [0, 1], with a trailing axis of 3
         for colour images
     """
-    x = np.asarray(images, dtype=np.float64)
+    x = np.asarray(to_numpy(images), dtype=np.float64)
     if x.ndim == 4 and x.shape[1] == 3:
         return np.stack([image_grid(x[:, c], nrow, pad) for c in range(3)], axis=-1)
     if x.ndim == 4:

@@ -24,6 +24,10 @@ Typical use::
     from nanogan.metrics.evaluate import evaluate, load_samples
     x, pixel_range = load_samples("runs/vanilla/checkpoint.npz", n=10000)
     print(evaluate(x, pixel_range))
+
+Whatever the array backend (:mod:`nanogan.backend`), the generator and the classifier run on it
+and the metrics compute on the host in NumPy: samples of any backend are copied to the host
+first, and the results are NumPy arrays and Python floats.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import to_numpy
 from .fid import fid
 from .inception import class_histogram, inception_score
 from .mmd import median_bandwidth, subset_mmd2
@@ -117,8 +122,10 @@ def check_samples(x: np.ndarray, pixel_range: tuple[float, float] | None, source
 
     ValueError (one line: what was found, what is expected) on NaN or infinity, fewer than
     :data:`MIN_SAMPLES` images, or values outside ``pixel_range`` (None: [0, 1] if every value
-    is in it, else [-1, 1] if every value is in that). Nothing is clipped.
+    is in it, else [-1, 1] if every value is in that). Nothing is clipped. ``x`` may be an
+    array of any backend (it is checked on the host).
     """
+    x = np.asarray(to_numpy(x))
     if len(x) < MIN_SAMPLES:
         raise ValueError(f"{source}: {len(x)} images, the metrics need at least {MIN_SAMPLES}")
     finite = np.isfinite(x)
@@ -210,7 +217,7 @@ def load_samples(path: str | os.PathLike, n: int = 10000, seed: int = 0,
 
     gan = load_generator_checkpoint(path)
     rng = np.random.default_rng(seed)
-    chunks = [gan.G(gan.sample_noise(min(1000, n - s), rng), train=False)
+    chunks = [to_numpy(gan.G(gan.sample_noise(min(1000, n - s), rng), train=False))
               for s in range(0, n, 1000)]
     x = np.concatenate(chunks).astype(np.float32).reshape(n, 1, 28, 28)
     declared = pixel_range if pixel_range is not None else generator_range(gan)
@@ -225,7 +232,7 @@ def evaluate(samples: np.ndarray, pixel_range: tuple[float, float] = (-1.0, 1.0)
     Parameters
     ----------
     samples : (N, 1, 28, 28) or (N, 784) floats in ``pixel_range`` (the paper's protocol uses
-        N = 10,000)
+        N = 10,000), an array of any backend (copied to the host)
     pixel_range : (-1, 1) for Tanh generators, (0, 1) for sigmoid ones
     features : a :class:`~nanogan.metrics.features.MnistFeatures`; the default classifier if None
     parzen : also compute the Parzen log-likelihood (about 10 s for 10,000 samples)
@@ -242,7 +249,7 @@ def evaluate(samples: np.ndarray, pixel_range: tuple[float, float] = (-1.0, 1.0)
 
     t0 = time.perf_counter()
     lo, hi = map(float, pixel_range)
-    x = np.asarray(samples)
+    x = np.asarray(to_numpy(samples))
     if x.ndim < 2 or x.size % 784 or x.dtype.kind != "f" or x.shape[0] * 784 != x.size:
         raise ValueError(f"evaluate: expected float MNIST images (N, 784) or (N, 1, 28, 28), "
                          f"got {x.dtype} {x.shape}")

@@ -13,6 +13,10 @@ If none is there (or ``retrain=True``) it trains the classifier on the MNIST tra
 on a laptop CPU) and writes the weights atomically into the user cache, so the next call finds
 them. :class:`MnistFeatures` then maps images to the classifier's 128 penultimate features and its
 class probabilities.
+
+The classifier runs on the active array backend (:mod:`nanogan.backend`), moved there if it was
+loaded under another one; images may be arrays of any backend, and features and probabilities
+are returned as NumPy arrays on the host, where the metrics compute.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import is_array, to_numpy
 from ..checkpoint import flatten_state, load_checkpoint, save_checkpoint, unflatten_state
 from .classifier import accuracy, mnist_classifier, run_classifier, train_classifier
 
@@ -68,10 +73,11 @@ def to_classifier_input(x: np.ndarray, pixel_range: tuple[float, float] = (-1.0,
     Parameters
     ----------
     x : (N, 784), (N, 28, 28) or (N, 1, 28, 28) floats in ``pixel_range``, or uint8 pixels 0..255
+        (an array of any backend; the result is on the host)
     pixel_range : (low, high) of ``x`` when it is float: (-1, 1) (Tanh generators) or (0, 1)
         (sigmoid generators)
     """
-    x = np.asarray(x)
+    x = np.asarray(to_numpy(x))
     if x.size and x.size % 784 == 0 and x.shape[-1] in (28, 784):
         n = x.size // 784
     else:
@@ -187,10 +193,15 @@ class MnistFeatures:
 
         Returns
         -------
-        features : float64 (N, 128); probs : float64 (N, 10), rows sum to 1
+        features : float64 (N, 128); probs : float64 (N, 10), rows sum to 1 (host arrays)
         """
         from .classifier import log_softmax
 
+        weight = next(iter(self.model.params.values()))
+        if not is_array(weight):  # loaded under another array backend: move it to this one
+            model = mnist_classifier(dtype=weight.dtype)
+            model.load_state_dict(self.model.state_dict())
+            self.model = model
         feats, logits = run_classifier(self.model, to_classifier_input(x, pixel_range),
                                        batch_size)
         return feats, np.exp(log_softmax(logits))

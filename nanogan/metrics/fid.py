@@ -10,18 +10,23 @@ float64 with ``numpy.linalg.eigh``: no complex square roots, no SciPy. "FID-MNIS
 this distance in the 128 penultimate features of the MNIST classifier
 (:mod:`nanogan.metrics.classifier`), not in Inception-v3's features: its values are not
 comparable with ImageNet FIDs.
+
+Computed on the host in NumPy float64 whatever the array backend (:mod:`nanogan.backend`): inputs
+may be arrays of any backend (CuPy's, the strict test arrays); they are copied to the host first.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..backend import to_numpy
+
 __all__ = ["fid", "frechet_distance", "gaussian_stats"]
 
 
 def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean (D,) and covariance (D, D) of ``features`` (N, D), float64, ``ddof=1``."""
-    f = np.asarray(features, dtype=np.float64)
+    f = np.asarray(to_numpy(features), dtype=np.float64)
     if f.ndim != 2 or len(f) < 2:
         raise ValueError(f"gaussian_stats: expected features of shape (N >= 2, D), got {f.shape}")
     return f.mean(axis=0), np.cov(f, rowvar=False).reshape(f.shape[1], f.shape[1])
@@ -45,8 +50,8 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
     -------
     d : float >= 0 (clipped at 0 against rounding)
     """
-    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
-    s1, s2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
+    mu1, mu2 = np.asarray(to_numpy(mu1), np.float64), np.asarray(to_numpy(mu2), np.float64)
+    s1, s2 = np.asarray(to_numpy(sigma1), np.float64), np.asarray(to_numpy(sigma2), np.float64)
     d = mu1.shape[0]
     if mu2.shape != (d,) or s1.shape != (d, d) or s2.shape != (d, d):
         raise ValueError(f"frechet_distance: shapes mu1 {mu1.shape}, sigma1 {s1.shape}, "

@@ -13,6 +13,9 @@ classifier is nanogan's MNIST CNN, so the numbers are comparable only with MNIST
 The class histogram counts each sample's most likely class; ``modes`` is the number of digits
 that receive at least ``min_fraction`` of the samples, and ``kl_to_uniform`` measures how far
 the histogram is from the balanced one (0 when balanced; ``log 10`` ~ 2.30 when one class only).
+
+Computed on the host in NumPy float64 whatever the array backend (:mod:`nanogan.backend`): inputs
+may be arrays of any backend (CuPy's, the strict test arrays); they are copied to the host first.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import to_numpy
+
 __all__ = ["class_histogram", "inception_score"]
 
 
 def _check_probs(probs: np.ndarray) -> np.ndarray:
-    p = np.asarray(probs, np.float64)
+    p = np.asarray(to_numpy(probs), np.float64)
     if p.ndim != 2 or len(p) == 0 or np.any(p < 0) or not np.allclose(p.sum(axis=1), 1.0,
                                                                          atol=1e-6):
         raise ValueError(f"inception: expected class probabilities (N, K), rows summing to 1, "

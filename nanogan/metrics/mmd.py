@@ -15,11 +15,16 @@ can be negative). Kernels:
 
 :func:`subset_mmd2` averages the estimate over random subsets (KID's protocol: 100 subsets of
 1,000), which bounds the memory and gives a standard deviation.
+
+Computed on the host in NumPy float64 whatever the array backend (:mod:`nanogan.backend`): inputs
+may be arrays of any backend (CuPy's, the strict test arrays); they are copied to the host first.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from ..backend import to_numpy
 
 __all__ = ["kernel_matrix", "median_bandwidth", "mmd2_unbiased", "subset_mmd2"]
 
@@ -33,8 +38,8 @@ def _sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def median_bandwidth(x: np.ndarray, y: np.ndarray, max_points: int = 1000) -> float:
     """Median pairwise distance of the pooled samples (the first ``max_points`` of each)."""
-    z = np.concatenate([np.asarray(x, np.float64)[:max_points],
-                        np.asarray(y, np.float64)[:max_points]])
+    z = np.concatenate([np.asarray(to_numpy(x), np.float64)[:max_points],
+                        np.asarray(to_numpy(y), np.float64)[:max_points]])
     d = np.sqrt(_sq_dist(z, z)[np.triu_indices(len(z), 1)])
     med = float(np.median(d)) if d.size else 1.0
     return med if med > 0 else 1.0
@@ -50,7 +55,7 @@ def kernel_matrix(a: np.ndarray, b: np.ndarray, kernel: str = "poly",
     kernel : "poly" or "rbf"
     sigma : rbf bandwidth (required for "rbf")
     """
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    a, b = np.asarray(to_numpy(a), np.float64), np.asarray(to_numpy(b), np.float64)
     if kernel == "poly":
         return (a @ b.T / a.shape[1] + 1.0) ** 3
     if kernel == "rbf":
@@ -66,7 +71,7 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray, kernel: str = "poly",
 
     ``sigma`` (rbf only) defaults to :func:`median_bandwidth` of ``x`` and ``y``.
     """
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    x, y = np.asarray(to_numpy(x), np.float64), np.asarray(to_numpy(y), np.float64)
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1] or len(x) < 2 or len(y) < 2:
         raise ValueError(f"mmd2_unbiased: expected x (M >= 2, D) and y (N >= 2, D), got "
                          f"{x.shape} and {y.shape}")
@@ -89,7 +94,7 @@ def subset_mmd2(x: np.ndarray, y: np.ndarray, kernel: str = "poly", n_subsets: i
     Each subset draws ``min(subset_size, len(x), len(y))`` rows of ``x`` and of ``y`` without
     replacement. Returns ``(mean, std)``.
     """
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    x, y = np.asarray(to_numpy(x), np.float64), np.asarray(to_numpy(y), np.float64)
     gen = np.random.default_rng(rng)
     size = min(subset_size, len(x), len(y))
     if kernel == "rbf" and sigma is None:

@@ -13,6 +13,9 @@ uses 10,000 samples, validation images ``train[50000:51000]`` and the 10,000 tes
 Everything is computed in float64: squared distances by one matrix product per batch
 (``||x||^2 + ||mu||^2 - 2 x . mu``, clipped at 0) and the log-mean-exp shifted by its maximum, so
 nothing overflows or underflows whatever sigma is.
+
+Computed on the host in NumPy float64 whatever the array backend (:mod:`nanogan.backend`): inputs
+may be arrays of any backend (CuPy's, the strict test arrays); they are copied to the host first.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+
+from ..backend import to_numpy
 
 __all__ = [
     "ParzenResult", "mnist_parzen", "parzen_evaluate", "parzen_log_likelihood", "select_sigma",
@@ -31,7 +36,7 @@ SIGMAS = np.logspace(-1.0, 0.0, 10)
 
 
 def _as_2d(a: Any, name: str) -> np.ndarray:
-    a = np.asarray(a)
+    a = np.asarray(to_numpy(a))
     if a.dtype.kind not in "fiu":
         raise ValueError(f"parzen: argument {name!r} must be numeric, got dtype {a.dtype}")
     if a.ndim < 2:

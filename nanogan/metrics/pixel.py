@@ -10,6 +10,9 @@ The MNIST metrics (:mod:`nanogan.metrics.evaluate`) need the MNIST classifier, s
 
 Both are computed on flattened images in [-1, 1], or on ``features(images)`` when a feature map
 is given (e.g. a pretrained network the user trusts for their data).
+
+Computed on the host in NumPy float64 whatever the array backend (:mod:`nanogan.backend`): inputs
+may be arrays of any backend (CuPy's, the strict test arrays); they are copied to the host first.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import to_numpy
 from .mmd import median_bandwidth, mmd2_unbiased, subset_mmd2
 
 __all__ = ["pixel_metrics", "reference_bandwidth"]
@@ -26,7 +30,7 @@ __all__ = ["pixel_metrics", "reference_bandwidth"]
 
 def reference_bandwidth(real: np.ndarray) -> float:
     """Median pairwise distance between the two halves of (at most 2,000 rows of) ``real``."""
-    real = np.asarray(real, np.float64).reshape(len(real), -1)
+    real = np.asarray(to_numpy(real), np.float64).reshape(len(real), -1)
     half = min(len(real) // 2, 1000)
     return median_bandwidth(real[:half], real[half:2 * half])
 
@@ -50,8 +54,8 @@ def pixel_metrics(samples: np.ndarray, real: np.ndarray, *,
     """
     a = features(samples) if features is not None else samples
     b = features(real) if features is not None else real
-    a = np.asarray(a, np.float64).reshape(len(a), -1)
-    b = np.asarray(b, np.float64).reshape(len(b), -1)
+    a = np.asarray(to_numpy(a), np.float64).reshape(len(a), -1)
+    b = np.asarray(to_numpy(b), np.float64).reshape(len(b), -1)
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"pixel_metrics: samples have {a.shape[1]} values each, the reference "
                          f"{b.shape[1]}; sample at the data's image size and channels")

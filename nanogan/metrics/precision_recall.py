@@ -9,11 +9,16 @@ radius of the distance to its k-th nearest neighbour in ``Phi`` (itself excluded
 
 Distances are Euclidean in the classifier's features, computed in float64 by blocks, so memory
 stays ``O(block * N)``. The paper uses k = 3.
+
+Computed on the host in NumPy float64 whatever the array backend (:mod:`nanogan.backend`): inputs
+may be arrays of any backend (CuPy's, the strict test arrays); they are copied to the host first.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from ..backend import to_numpy
 
 __all__ = ["knn_radii", "manifold_coverage", "precision_recall"]
 
@@ -27,7 +32,7 @@ def _sq_dist(a: np.ndarray, b: np.ndarray, b_sq: np.ndarray) -> np.ndarray:
 
 
 def _as_features(x: np.ndarray, name: str) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(to_numpy(x), dtype=np.float64)
     if x.ndim != 2 or len(x) == 0:
         raise ValueError(f"precision_recall: argument {name!r} expected shape (N, D), "
                          f"got {x.shape}")
@@ -66,7 +71,7 @@ def manifold_coverage(x: np.ndarray, manifold: np.ndarray, radii: np.ndarray,
     if x.shape[1] != m.shape[1]:
         raise ValueError(f"manifold_coverage: x has {x.shape[1]} features, manifold "
                          f"{m.shape[1]}")
-    r2 = np.asarray(radii, np.float64) ** 2
+    r2 = np.asarray(to_numpy(radii), np.float64) ** 2
     sq = np.einsum("ij,ij->i", m, m)
     out = np.empty(len(x), dtype=bool)
     for start in range(0, len(x), block):
