@@ -1,11 +1,15 @@
 """The ``strict`` test backend: NumPy arrays that behave like a GPU library's.
 
 A :class:`StrictArray` holds a NumPy array and supports what CuPy's ``ndarray`` supports
-(operators, indexing, the usual methods, ``float()`` and ``.get()`` to copy to the host), but,
-like a CuPy array, it refuses
+(operators, indexing, the usual methods, ``float()`` and ``.get()`` to copy to the host; full
+reductions such as ``a.sum()`` give 0-d arrays, not NumPy scalars), but, like a CuPy array, it
+refuses
 
 * NumPy's own functions: ``np.where(a, ...)``, ``np.exp(a)``, ``np.asarray(a)`` raise
-  ``TypeError`` (no ``__array__``, ``__array_function__`` or ``__array_ufunc__``);
+  ``TypeError`` (no ``__array__``, ``__array_function__`` or ``__array_ufunc__``). This is
+  stricter than CuPy, which refuses ``np.asarray`` but dispatches some ``np.`` calls to itself;
+  the rule of the code base is ``xp`` everywhere, since ``np.zeros(...)`` and the like would
+  silently make host arrays;
 * NumPy arrays as operands: ``a + np.ones(3)`` and ``namespace.exp(np.ones(3))`` raise
   ``TypeError``, as CuPy does; only :func:`asarray` / :func:`array` take host data in.
 
@@ -75,6 +79,11 @@ class StrictArray:
     def __float__(self) -> float:
         return float(self._a)
 
+    def __format__(self, spec: str) -> str:
+        if self._a.ndim == 0:  # f"{loss:.3f}" on a 0-d array, as with CuPy
+            return format(self._a.item(), spec)
+        return format(repr(self), spec)
+
     def __int__(self) -> int:
         return int(self._a)
 
@@ -123,9 +132,13 @@ def _unwrap(obj: Any) -> Any:
 
 
 def _wrap(obj: Any) -> Any:
-    """NumPy arrays (inside tuples and lists) to StrictArrays; anything else as it is."""
+    """NumPy arrays (inside tuples and lists) to StrictArrays, and NumPy scalars (a full
+    reduction's result, an element) to 0-d StrictArrays, as CuPy returns them; anything else as
+    it is."""
     if isinstance(obj, np.ndarray):
         return StrictArray(obj)
+    if isinstance(obj, np.generic):
+        return StrictArray(np.asarray(obj))
     if isinstance(obj, tuple):
         return tuple(_wrap(v) for v in obj)
     if isinstance(obj, list):

@@ -141,3 +141,121 @@ def cupy_set() -> types.ModuleType:
     mod.leaky_relu, mod.leaky_relu_backward = leaky_relu, leaky_relu_backward
     mod.sigmoid, mod.softplus = sigmoid_k, softplus_k
     return mod
+
+
+# --------------------------------------------------------------------------- self-check
+#: im2col / col2im geometries of :func:`compare_with_reference`: (N, C, H, W), (kh, kw),
+#: (sh, sw), (ph, pw); the DCGAN-28 layers, odd sizes, a non-square window, padding >= stride.
+CHECK_GEOMETRIES: tuple[tuple[tuple[int, int, int, int], tuple[int, int], tuple[int, int],
+                              tuple[int, int]], ...] = (
+    ((3, 1, 28, 28), (4, 4), (2, 2), (1, 1)),
+    ((3, 64, 14, 14), (4, 4), (2, 2), (1, 1)),
+    ((2, 128, 7, 7), (7, 7), (1, 1), (0, 0)),
+    ((2, 3, 9, 7), (3, 2), (1, 3), (2, 1)),
+    ((1, 2, 5, 6), (5, 3), (3, 2), (0, 2)),
+)
+
+
+def compare_with_reference(mod: Any, dtype: Any = "float64", seed: int = 0
+                           ) -> dict[str, float]:
+    """Run every op of :data:`nanogan._kernels.OP_NAMES` of the kernel set ``mod`` (a module of
+    :func:`rebind`, :func:`strict_set` or :func:`cupy_set`) and of the reference on the same
+    random inputs; return, per op, the largest error relative to the reference's largest value
+    (over every output, in-place updates included).
+
+    The inputs are drawn on the host, moved with ``mod.np.asarray``; the outputs are brought back
+    with :func:`nanogan.backend.to_numpy`. A ``TypeError`` is raised if an op of ``mod`` returns a
+    NumPy array (it must compute on its own backend) or if the outputs' shapes differ.
+    """
+    import numpy as np
+
+    from ..backend import to_numpy
+    from . import OP_NAMES
+
+    dt = np.dtype(dtype)
+    rng = np.random.default_rng(seed)
+    dev = mod.np.asarray
+
+    def rand(*shape: int, lo: float = -3.0, hi: float = 3.0) -> np.ndarray:
+        return rng.uniform(lo, hi, size=shape).astype(dt)
+
+    def host(v: Any) -> Any:
+        if isinstance(v, tuple):
+            return tuple(host(u) for u in v)
+        if isinstance(v, np.ndarray):
+            raise TypeError(f"kernel set {getattr(mod, 'NAME', mod)!r} returned a NumPy array")
+        return to_numpy(v) if hasattr(v, "shape") else v
+
+    errors: dict[str, float] = {}
+
+    def record(op: str, got: Any, want: Any) -> None:
+        got, want = (got, want) if isinstance(want, tuple) else ((got,), (want,))
+        err = 0.0
+        for g, w in zip(got, want, strict=True):
+            g, w = np.asarray(g, np.float64), np.asarray(w, np.float64)
+            if g.shape != w.shape:
+                raise TypeError(f"{op}: shape {g.shape} against the reference's {w.shape}")
+            scale = max(float(np.abs(w).max(initial=0.0)), 1e-30)
+            err = max(err, float(np.abs(g - w).max(initial=0.0)) / scale)
+        errors[op] = max(errors.get(op, 0.0), err)
+
+    def run(op: str, *args: Any, inplace: tuple[int, ...] = ()) -> None:
+        """``op(*args)`` on both sides; array arguments are NumPy arrays, copied per side."""
+        ref_args = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+        dev_args = [dev(a.copy()) if isinstance(a, np.ndarray) else a for a in args]
+        want = getattr(reference, op)(*ref_args)
+        got = host(getattr(mod, op)(*dev_args))
+        if want is not None:
+            record(op, got, want)
+        for i in inplace:
+            record(op, host(dev_args[i]), ref_args[i])
+
+    for shape, (kh, kw), (sh, sw), (ph, pw) in CHECK_GEOMETRIES:
+        n, c, h, w = shape
+        x = rand(*shape)
+        run("im2col", x, kh, kw, sh, sw, ph, pw)
+        oh = reference.conv_output_size(h, kh, sh, ph)
+        ow = reference.conv_output_size(w, kw, sw, pw)
+        run("col2im", rand(c * kh * kw, n * oh * ow), shape, kh, kw, sh, sw, ph, pw)
+    xt = rand(2, 3, 8, 9).transpose(0, 1, 3, 2)  # a non-contiguous input
+    run("im2col", np.ascontiguousarray(xt), 3, 3, 2, 1, 1, 0)
+    got = host(mod.im2col(dev(xt.copy())[:, :, ::2], 2, 2, 1, 1, 0, 0))
+    record("im2col", got, reference.im2col(xt[:, :, ::2], 2, 2, 1, 1, 0, 0))
+
+    x, dy = rand(4, 6, 5), rand(4, 6, 5)
+    big = np.concatenate([x.ravel(), np.array([-60.0, 60.0, 0.0], dtype=dt)])
+    for slope in (0.0, 0.2):
+        run("leaky_relu", x, slope)
+        run("leaky_relu_backward", dy, x, slope)
+    run("sigmoid", big)
+    run("softplus", big)
+    b = rand(6)
+    for slope in (0.0, 0.2):
+        run("bias_leaky_relu", x, b, slope, inplace=(0,))
+        y = reference.bias_leaky_relu(x.copy(), b, slope)
+        run("bias_leaky_relu_backward", dy, y, slope)
+    gamma, beta = rand(6, lo=0.5, hi=2.0), rand(6)
+    run("batchnorm_forward", x, gamma, beta, 1e-5)
+    _, mean, _, inv_std = reference.batchnorm_forward(x, gamma, beta, 1e-5)
+    run("batchnorm_backward", dy, x, mean, inv_std, gamma)
+    for slope in (0.0, 0.2):
+        run("batchnorm_leaky_relu", x, gamma, beta, 1e-5, slope)
+        y = reference.batchnorm_leaky_relu(x, gamma, beta, 1e-5, slope)[0]
+        run("batchnorm_leaky_relu_backward", dy, y, x, mean, inv_std, gamma, slope)
+    for t in (0.0, 1.0, 0.9):
+        run("bce_with_logits", rand(8, 1, lo=-20.0, hi=20.0), t)
+    p, g = rand(5, 7), rand(5, 7)
+    for first, nesterov, wd in ((True, False, 0.0), (False, True, 0.01), (False, False, 0.0)):
+        run("sgd_update", p, g, rand(5, 7), 0.1, 0.9, 0.1, nesterov, wd, first,
+            inplace=(0, 2))
+    run("sgd_update", p, g, rand(5, 7), 0.1, 0.0, 0.0, False, 0.0, True, inplace=(0,))
+    for step, wd in ((1, 0.0), (7, 0.01)):
+        run("adam_update", p, g, rand(5, 7), rand(5, 7, lo=0.0, hi=2.0), 2e-4, 0.5, 0.999,
+            1e-8, wd, step, inplace=(0, 2, 3))
+    for wd in (0.0, 0.01):
+        run("rmsprop_update", p, g, rand(5, 7, lo=0.0, hi=2.0), 1e-2, 0.99, 1e-8, wd,
+            inplace=(0, 2))
+    missing = [op for op in OP_NAMES if op not in errors]
+    if missing:
+        raise RuntimeError(f"compare_with_reference does not exercise {missing}")
+    return errors
