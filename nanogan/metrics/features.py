@@ -168,6 +168,15 @@ def load_classifier(path: str | os.PathLike | None = None, *, train: bool = True
     return MnistFeatures(model, meta, cached)
 
 
+def _on_active_backend(model: Any) -> Any:
+    """A copy of ``model`` built on the active backend (from its config), with its weights."""
+    from ..layers.serialize import module_from_config, module_to_config
+
+    moved = module_from_config(module_to_config(model))
+    moved.load_state_dict(model.state_dict())
+    return moved
+
+
 class MnistFeatures:
     """Penultimate features (128) and class probabilities (10) of the MNIST classifier.
 
@@ -197,11 +206,8 @@ class MnistFeatures:
         """
         from .classifier import log_softmax
 
-        weight = next(iter(self.model.params.values()))
-        if not is_array(weight):  # loaded under another array backend: move it to this one
-            model = mnist_classifier(dtype=weight.dtype)
-            model.load_state_dict(self.model.state_dict())
-            self.model = model
+        if not all(is_array(p) for p in self.model.params.values()):
+            self.model = _on_active_backend(self.model)  # loaded under another array backend
         feats, logits = run_classifier(self.model, to_classifier_input(x, pixel_range),
                                        batch_size)
         return feats, np.exp(log_softmax(logits))
