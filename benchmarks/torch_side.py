@@ -43,7 +43,7 @@ class TorchGAN:
     """G, D, two Adam optimizers and the loss; :meth:`iteration` is Algorithm 1 with k = 1."""
 
     def __init__(self, arch: str, dtype: torch.dtype = torch.float32,
-                 state: tuple[Mapping, Mapping] | None = None) -> None:
+                 state: tuple[Mapping, Mapping] | None = None, device: str = "cpu") -> None:
         self.arch = arch
         self.G, self.D = build_models(arch)
         self.G.to(dtype)
@@ -51,7 +51,9 @@ class TorchGAN:
         if state is not None:
             load_numpy_state(self.G, state[0])
             load_numpy_state(self.D, state[1])
-        self.dtype = dtype
+        self.G.to(device)
+        self.D.to(device)
+        self.dtype, self.device = dtype, torch.device(device)
         self.bce = nn.BCEWithLogitsLoss()
         self.g_opt = torch.optim.Adam(self.G.parameters(), lr=2e-4, betas=(0.5, 0.999))
         self.d_opt = torch.optim.Adam(self.D.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -60,8 +62,8 @@ class TorchGAN:
                   z2: torch.Tensor) -> tuple[float, float]:
         """One D update on ``x`` and ``G(z1).detach()``, one G update on ``z2``."""
         n = x.shape[0]
-        ones = torch.ones(n, 1, dtype=self.dtype)
-        zeros = torch.zeros(n, 1, dtype=self.dtype)
+        ones = torch.ones(n, 1, dtype=self.dtype, device=self.device)
+        zeros = torch.zeros(n, 1, dtype=self.dtype, device=self.device)
         self.d_opt.zero_grad()
         fake = self.G(z1)
         d_loss = (self.bce(self.D(x), ones) + self.bce(self.D(fake.detach()), zeros))
@@ -74,14 +76,15 @@ class TorchGAN:
         return d_loss.item(), g_loss.item()
 
     def make_step(self, x_real: np.ndarray, seed: int = 1) -> Callable[[], tuple[float, float]]:
-        """``step()`` runs one iteration with noise drawn inside (``torch.randn``)."""
-        x = torch.from_numpy(x_real).to(self.dtype)
-        gen = torch.Generator().manual_seed(seed)
+        """``step()`` runs one iteration with noise drawn inside (``torch.randn``, on the
+        module's device)."""
+        x = torch.from_numpy(x_real).to(self.dtype).to(self.device)
+        gen = torch.Generator(device=self.device).manual_seed(seed)
         zshape = (x.shape[0], *Z_SHAPE[self.arch])
 
         def step() -> tuple[float, float]:
-            z1 = torch.randn(zshape, generator=gen, dtype=self.dtype)
-            z2 = torch.randn(zshape, generator=gen, dtype=self.dtype)
+            z1 = torch.randn(zshape, generator=gen, dtype=self.dtype, device=self.device)
+            z2 = torch.randn(zshape, generator=gen, dtype=self.dtype, device=self.device)
             return self.iteration(x, z1, z2)
 
         return step

@@ -4,6 +4,8 @@
 
     python benchmarks/vs_pytorch.py [--configs mlp64,mlp256,dcgan64,dcgan256] [--iters N]
                                     [--threads T] [--no-jax] [--out benchmarks/results.json]
+    python benchmarks/vs_pytorch.py --device cuda [--configs ...] [--iters N]
+                                    [--out benchmarks/results_cuda.json]
 
 For every config: one training iteration of Algorithm 1 (k = 1, non-saturating loss, Adam(2e-4,
 (0.5, 0.999)), float32, training mode) per framework, the frameworks interleaved iteration by
@@ -13,6 +15,10 @@ float64 (and JAX against PyTorch in float32) must give the same losses over two 
 Also measured in this run: the sgemm peak of the machine (NumPy float32 1024^3 matmul, T
 threads, best of 10), and the peak resident memory of each framework on DCGAN-28 batch 256, each
 in a separate process. Writes a JSON file and a bar chart beside it (``.png``).
+
+``--device cuda`` runs nanogan on the CuPy backend against PyTorch on CUDA instead, same configs
+and table (:mod:`cuda_bench`; needs ``pip install -e ".[gpu]"`` and a CUDA build of torch, else it
+stops with a one-line message).
 """
 
 from __future__ import annotations
@@ -52,7 +58,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=None, help="default: os.cpu_count()")
     ap.add_argument("--no-jax", action="store_true", help="skip JAX even if it imports")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
-    ap.add_argument("--out", default=os.path.join(HERE, "results.json"))
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="cuda: nanogan on CuPy against PyTorch on CUDA (cuda_bench.py)")
+    ap.add_argument("--out", default=None,
+                    help="default benchmarks/results.json (cpu), results_cuda.json (cuda)")
     args = ap.parse_args(argv)
     args.configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     bad = [c for c in args.configs if c not in CONFIGS]
@@ -202,6 +211,12 @@ def plot(results: list[dict[str, Any]], path: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.device == "cuda":
+        import cuda_bench
+
+        return cuda_bench.main(args)
+    if args.out is None:
+        args.out = os.path.join(HERE, "results.json")
     threads = set_threads(args.threads)
     use_checkout()
     import torch

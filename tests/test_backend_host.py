@@ -158,8 +158,8 @@ def test_run_classifier_moves_batches_and_returns_host_arrays(device):
     for inp in (x, device(x)):
         feats, logits = run_classifier(model, inp, batch_size=4)
         assert type(feats) is np.ndarray and type(logits) is np.ndarray
-        np.testing.assert_allclose(feats, want[0], rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(logits, want[1], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(feats, want[0], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(logits, want[1], rtol=1e-4, atol=1e-5)
 
 
 def test_mnist_features_move_a_host_model_to_the_device():
@@ -179,7 +179,7 @@ def test_mnist_features_move_a_host_model_to_the_device():
         assert all(type(p) is np.ndarray for p in model.params.values())
         for g, w in zip(got, want):
             assert type(g) is np.ndarray
-            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
         assert features(x)[0].tolist() == got[0].tolist()  # moved once, then used as it is
     finally:
         backend.set_backend(previous)
