@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["BACKENDS", "array_namespace", "asarray", "describe", "get_backend", "is_array",
-           "set_backend", "to_numpy", "xp"]
+           "set_backend", "synchronize", "to_numpy", "xp"]
 
 #: The backend names :func:`set_backend` accepts.
 BACKENDS: tuple[str, ...] = ("numpy", "cupy", "strict")
@@ -121,6 +121,13 @@ def to_numpy(x: Any) -> np.ndarray:
     if isinstance(x, StrictArray) or (cupy is not None and isinstance(x, cupy.ndarray)):
         return x.get()  # a copy to the host
     return np.asarray(x)
+
+
+def synchronize() -> None:
+    """Wait until the device has finished the work queued so far (GPU calls return before it is
+    done): call before reading a clock. A no-op on the host backends."""
+    if _state["name"] == "cupy":
+        _state["module"].cuda.Device().synchronize()
 
 
 def describe() -> str:

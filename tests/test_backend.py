@@ -227,6 +227,7 @@ def test_strict_backend_switches_namespace_and_kernels(strict):
     assert backend.array_namespace(a) is backend.xp
     assert backend.array_namespace(np.ones(2)) is np
     assert "strict" in backend.describe()
+    backend.synchronize()  # a no-op off the GPU
 
 
 def test_back_to_numpy_restores_the_numpy_kernel_set():

@@ -3,7 +3,9 @@
 It builds the model as ``nanogan train`` does, feeds it random images of the chosen size, runs
 warm-up iterations (kernel compilation), then times ``--steps`` iterations. This is a quick check
 of this machine and settings, not the published comparison with PyTorch and JAX (that is
-``benchmarks/``, see benchmarks/README.md).
+``benchmarks/``, see benchmarks/README.md). It runs on the active array backend
+(``NANOGAN_BACKEND=cupy nanogan bench`` times the GPU, the device synchronized before each clock
+reading).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 
 import numpy as np
 
+from ..backend import synchronize
 from ..cli_args import nonnegative_int, positive_int
 from ..recipes import RECIPES, get_recipe
 
@@ -53,8 +56,10 @@ def bench(model: str, image_size: int = 28, channels: int = 1, batch_size: int =
         recipe.step(gan, batches, rng, hp)
     times = []
     for _ in range(steps):
+        synchronize()
         t0 = time.perf_counter()
         recipe.step(gan, batches, rng, hp)
+        synchronize()
         times.append(time.perf_counter() - t0)
     return {"median": float(np.median(times)), "min": float(np.min(times)),
             "g_params": gan.G.num_params(), "d_params": gan.D.num_params(), "k": gan.k}
@@ -68,7 +73,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 2
     r = bench(args.model, args.image_size, args.channels, args.batch_size, args.steps,
               args.warmup, args.width, args.seed)
-    print(f"nanogan {nanogan.__version__}, {nanogan.kernel_backend()} kernels: {args.model} "
+    print(f"nanogan {nanogan.__version__}, {nanogan.backend.describe()}, "
+          f"{nanogan.kernel_backend()} kernels: {args.model} "
           f"{args.channels}x{args.image_size}x{args.image_size}, batch {args.batch_size}, "
           f"G {r['g_params']:,} / D {r['d_params']:,} params, k={r['k']}")
     print(f"{r['median'] * 1e3:.1f} ms per iteration (median of {args.steps}; fastest "
