@@ -16,7 +16,9 @@ median, and the spread (smallest and largest round median).
 Each process sets only what a user sets to choose a thread count: the thread-count variables
 (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``, ``NUMBA_NUM_THREADS``) and, for
 PyTorch, ``torch.set_num_threads``. Nothing else: no OpenMP wait policy, no allocator setting; each
-framework runs with whatever it does by default. Also reported per process: peak resident memory
+framework runs as its own scripts run it: PyTorch and JAX with their defaults, nanogan with
+``nanogan.performance.configure()``, which its examples and ``nanogan train`` call first (nothing
+of it happens at import). Also reported per process: peak resident memory
 (``VmHWM``) and the part above the framework's import.
 
 The in-process, interleaved view (``vs_pytorch.py``) is a second table: it makes process-wide
@@ -61,6 +63,10 @@ def worker(framework: str, config: str, threads: int, iters: int, warmup: int) -
     x = real_batch(X_SHAPE[arch], batch)
     if framework == "nanogan":
         import nano_side
+
+        import nanogan.performance
+
+        nanogan.performance.configure()  # what nanogan's examples and CLI do first
         base = _vmhwm_mb()
         step = nano_side.make_step(nano_side.build_gan(arch), x)
     elif framework == "torch":

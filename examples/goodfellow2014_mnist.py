@@ -198,6 +198,9 @@ def save_parzen_plot(csv_path: Path, png_path: Path,
 
 
 def main(argv: list[str] | None = None) -> int:
+    from nanogan.performance import configure
+
+    configure()  # the process-wide speed settings, before the first kernel (nanogan.performance)
     from nanogan.metrics import mnist_parzen
     from nanogan.plot import save_grid
 
