@@ -87,6 +87,18 @@ def test_feature_metrics_equal_on_device_inputs(device):
     assert class_histogram(device(p)) == class_histogram(p)
 
 
+def test_squared_distances_stay_on_the_device(device):
+    """The distances of the MMD metric also serve the MMD generator loss, on device arrays."""
+    from nanogan.metrics.mmd import _sq_dist
+
+    rng = np.random.default_rng(9)
+    a, b = rng.standard_normal((4, 3)), rng.standard_normal((5, 3))
+    got = _sq_dist(device(a), device(b))
+    assert on_device(got)
+    np.testing.assert_allclose(backend.to_numpy(got), _sq_dist(a, b), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(_sq_dist(a, b), ((a[:, None] - b[None]) ** 2).sum(-1), rtol=1e-12)
+
+
 def test_pixel_metrics_and_sample_checks(device):
     rng = np.random.default_rng(3)
     x, real = rng.uniform(-1, 1, (12, 1, 4, 4)), rng.uniform(-1, 1, (14, 1, 4, 4))

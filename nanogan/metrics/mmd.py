@@ -18,22 +18,26 @@ can be negative). Kernels:
 
 Computed on the host in NumPy float64 whatever the array backend (:mod:`nanogan.backend`): inputs
 may be arrays of any backend (CuPy's, the strict test arrays); they are copied to the host first.
+(The squared distances also serve the MMD generator loss on the device.)
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..backend import to_numpy
+from ..backend import array_namespace, to_numpy
 
 __all__ = ["kernel_matrix", "median_bandwidth", "mmd2_unbiased", "subset_mmd2"]
 
 
 def _sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``||a_i - b_j||^2`` (M, N), clipped at 0, on the arrays' own backend (the MMD loss of
+    :mod:`nanogan.mmd_loss` calls it on device arrays)."""
+    ns = array_namespace(a)
     d = -2.0 * (a @ b.T)
-    d += np.einsum("ij,ij->i", a, a)[:, None]
-    d += np.einsum("ij,ij->i", b, b)[None, :]
-    return np.maximum(d, 0.0, out=d)
+    d += ns.einsum("ij,ij->i", a, a)[:, None]
+    d += ns.einsum("ij,ij->i", b, b)[None, :]
+    return ns.maximum(d, 0.0, out=d)
 
 
 def median_bandwidth(x: np.ndarray, y: np.ndarray, max_points: int = 1000) -> float:
