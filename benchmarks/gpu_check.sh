@@ -70,6 +70,9 @@ if ! DESCRIBE="$("$PY" -c "import nanogan; nanogan.set_backend('$BACKEND'); prin
     exit 2
 fi
 echo "== $DESCRIBE"
+if [ "$BACKEND" = "cupy" ] && ! "$PY" -c "import torch, sys; sys.exit(not torch.cuda.is_available())" >/dev/null 2>&1; then
+    echo "gpu_check: warning: this torch has no CUDA; the benchmark step will fail (install a CUDA build of torch)" >&2
+fi
 
 # ---------------------------------------------------------------- 3-5. the steps
 declare -A STATUS

@@ -80,7 +80,7 @@ def save_loss_plot(history: Mapping[str, Sequence[float]], path: str | os.PathLi
     steps = np.asarray(history["step"])
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     for key in keys:
-        v = np.asarray(history[key], dtype=np.float64)
+        v = np.asarray([float(e) for e in history[key]], dtype=np.float64)  # 0-d device arrays too
         if len(v) == 0:
             continue
         k = max(1, min(smooth, len(v)))
@@ -114,7 +114,7 @@ def save_wasserstein_plot(history: Mapping[str, Sequence[float]], path: str | os
 
     key = "critic_loss" if len(history.get("critic_loss", ())) else "d_loss"
     steps = np.asarray(history["step"])
-    w = -np.asarray(history[key], dtype=np.float64)
+    w = -np.asarray([float(e) for e in history[key]], dtype=np.float64)
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     if len(w):
         ax.plot(steps, w, alpha=0.25, lw=0.6, color="C0")

@@ -30,7 +30,7 @@ from nanogan.metrics.evaluate import check_samples
 from nanogan.metrics.features import MnistFeatures, to_classifier_input
 from nanogan.metrics.mmd import kernel_matrix, median_bandwidth
 from nanogan.metrics.pixel import pixel_metrics
-from nanogan.plot import image_grid, save_grid
+from nanogan.plot import image_grid, save_grid, save_loss_plot, save_wasserstein_plot
 
 DEVICE = backend.get_backend() if backend.get_backend() != "numpy" else "strict"
 
@@ -65,6 +65,15 @@ def test_image_grid_and_png(device, tmp_path):
     np.testing.assert_array_equal(image_grid(device(colour)), image_grid(colour))
     save_grid(device(x), tmp_path / "grid.png")
     assert (tmp_path / "grid.png").stat().st_size > 0
+
+
+def test_loss_plots_take_device_scalars(device, tmp_path):
+    """A history whose losses are 0-d device arrays (not yet converted to floats) plots."""
+    losses = [device(np.array(v)) for v in (0.7, 0.6, 0.65, 0.5)]
+    history = {"step": [1, 2, 3, 4], "d_loss": losses, "g_loss": losses[::-1]}
+    save_loss_plot(history, tmp_path / "loss.png", smooth=2)
+    save_wasserstein_plot(history, tmp_path / "w.png", smooth=2)
+    assert (tmp_path / "loss.png").stat().st_size > 0 and (tmp_path / "w.png").stat().st_size > 0
 
 
 def test_feature_metrics_equal_on_device_inputs(device):
