@@ -84,7 +84,7 @@ def gpu_sgemm_peak(cupy: Any, n: int = 4096, repeats: int = 10) -> float:
     return 2.0 * n ** 3 / best / 1e9
 
 
-def cross_check(arch: str, torch: Any) -> dict[str, Any]:
+def cross_check(arch: str, torch: Any, torch_device: str = "cuda") -> dict[str, Any]:
     """Two float64 iterations from identical weights and noise on the GPU; SystemExit if
     nanogan (CuPy) and PyTorch (CUDA) disagree beyond :data:`CHECK_F64_TOL`."""
     import nano_side
@@ -98,12 +98,12 @@ def cross_check(arch: str, torch: Any) -> dict[str, Any]:
     zs = [rng.standard_normal((CHECK_BATCH, *Z_SHAPE[arch])) for _ in range(4)]
     gan = nano_side.build_gan(arch, seed=11, dtype=np.float64)
     tg = torch_side.TorchGAN(arch, torch.float64, (gan.G.state_dict(), gan.D.state_dict()),
-                             device="cuda")
+                             device=torch_device)
     dev = [backend.asarray(a) for a in (x, *zs)]
     losses_n, losses_t = [], []
     for i in range(2):
         losses_n += nano_side.fixed_iteration(gan, dev[0], dev[2 * i + 1], dev[2 * i + 2])
-        losses_t += tg.iteration(*(torch.from_numpy(a).cuda() for a in
+        losses_t += tg.iteration(*(torch.from_numpy(a).to(torch_device) for a in
                                    (x, zs[2 * i], zs[2 * i + 1])))
     err_loss = max(abs(a - b) / max(abs(a), abs(b), 1e-300) for a, b in zip(losses_n, losses_t))
     err_state = 0.0
@@ -121,7 +121,8 @@ def cross_check(arch: str, torch: Any) -> dict[str, Any]:
             "float64_loss_rel_err": err_loss, "float64_state_rel_err": err_state}
 
 
-def bench_config(name: str, args: argparse.Namespace, cupy: Any, torch: Any) -> dict[str, Any]:
+def bench_config(name: str, args: argparse.Namespace, cupy: Any, torch: Any,
+                 torch_device: str = "cuda") -> dict[str, Any]:
     """Median times of one iteration of each framework (ms), interleaved, device synchronized
     before each clock reading."""
     import nano_side
@@ -134,8 +135,10 @@ def bench_config(name: str, args: argparse.Namespace, cupy: Any, torch: Any) -> 
     gan = nano_side.build_gan(arch, seed=0)  # on the device: built after set_backend("cupy")
     states = (gan.G.state_dict(), gan.D.state_dict())
     steps = {"nanogan": nano_side.make_step(gan, backend.asarray(x)),
-             "torch": torch_side.TorchGAN(arch, torch.float32, states, device="cuda").make_step(x)}
-    syncs = {"nanogan": cupy.cuda.Device().synchronize, "torch": torch.cuda.synchronize}
+             "torch": torch_side.TorchGAN(arch, torch.float32, states,
+                                          device=torch_device).make_step(x)}
+    syncs = {"nanogan": cupy.cuda.Device().synchronize,
+             "torch": torch.cuda.synchronize if torch_device.startswith("cuda") else _no_sync}
 
     def timed(k: str) -> float:
         syncs[k]()
@@ -159,27 +162,36 @@ def bench_config(name: str, args: argparse.Namespace, cupy: Any, torch: Any) -> 
     return res
 
 
-def main(args: argparse.Namespace) -> int:
-    """The CUDA run of ``vs_pytorch.py`` (``args`` parsed there)."""
+def _no_sync() -> None:
+    pass
+
+
+def main(args: argparse.Namespace, *, cupy: Any = None, torch: Any = None,
+         backend: str = "cupy", torch_device: str = "cuda", peak_n: int = 4096) -> int:
+    """The CUDA run of ``vs_pytorch.py`` (``args`` parsed there).
+
+    The keywords exist for the harness's own test on a CPU: a stand-in for CuPy, the strict
+    backend in place of ``cupy``, PyTorch on ``cpu``, a small sgemm."""
     use_checkout()
-    cupy, torch = require_cuda()
+    if cupy is None or torch is None:
+        cupy, torch = require_cuda()
     import nanogan
 
-    nanogan.set_backend("cupy")
+    nanogan.set_backend(backend)
     t_start = time.perf_counter()
     info = gpu_info(cupy, torch)
-    peak = gpu_sgemm_peak(cupy)
+    peak = gpu_sgemm_peak(cupy, peak_n)
     print(f"{info['gpu']}; {info['backend']}; torch {info['torch']} (CUDA {info['torch_cuda']}); "
           f"cuBLAS sgemm peak {peak:.0f} GFLOP/s", flush=True)
     checks = {}
     for arch in dict.fromkeys(CONFIGS[c][0] for c in args.configs):
-        checks[arch] = cross_check(arch, torch)
+        checks[arch] = cross_check(arch, torch, torch_device)
         print(f"cross-check {arch}: nanogan (CuPy) vs PyTorch (CUDA) float64 rel. err. loss "
               f"{checks[arch]['float64_loss_rel_err']:.1e}, weights after 2 iters "
               f"{checks[arch]['float64_state_rel_err']:.1e}", flush=True)
     results = []
     for name in args.configs:
-        r = bench_config(name, args, cupy, torch)
+        r = bench_config(name, args, cupy, torch, torch_device)
         arch, batch = CONFIGS[name]
         r["nanogan_flops"] = iteration_flops(arch, batch, "nanogan")
         r["nanogan_vs_torch"] = r["nanogan_ms"] / r["torch_ms"]
@@ -189,8 +201,10 @@ def main(args: argparse.Namespace) -> int:
         r["nanogan_peak_fraction"] = r["nanogan_gflops"] / peak
         results.append(r)
         print(f"{name}: nanogan {r['nanogan_ms']:.2f} ms, torch {r['torch_ms']:.2f} ms", flush=True)
+    on_cuda = torch_device.startswith("cuda")
     memory = {"nanogan_pool_mb": cupy.get_default_memory_pool().total_bytes() / 2**20,
-              "torch_max_allocated_mb": torch.cuda.max_memory_allocated() / 2**20}
+              "torch_max_allocated_mb": (torch.cuda.max_memory_allocated() / 2**20 if on_cuda
+                                         else 0.0)}
 
     header = ["config", "nanogan ms", "PyTorch ms", "JAX ms", "nanogan/PyTorch", "JAX/PyTorch",
               "target", "met", "GFLOP/iter", "nanogan GFLOP/s", "% of peak"]
@@ -201,8 +215,9 @@ def main(args: argparse.Namespace) -> int:
              f"{100 * r['nanogan_peak_fraction']:.1f}%"] for r in results]
     table = format_table(header, rows)
     print()
-    print(f"GPU: {info['gpu']}, cuBLAS sgemm peak {peak:.0f} GFLOP/s (float32 4096^3); nanogan "
-          f"on {info['backend']}, PyTorch {info['torch']} eager on CUDA; median of {args.iters} "
+    print(f"GPU: {info['gpu']}, cuBLAS sgemm peak {peak:.0f} GFLOP/s (float32 {peak_n}^3); nanogan "
+          f"on {info['backend']}, PyTorch {info['torch']} eager on {torch_device}; median of "
+          f"{args.iters} "
           f"iterations after {args.warmup} warm-up, interleaved, synchronized before each clock "
           "reading")
     print(table)

@@ -112,3 +112,89 @@ def test_gpu_check_steps_on_the_strict_backend(no_cupy_env, tmp_path):
         assert f"| {step} | {status} |" in text, text
     assert "tests/test_backend.py" in text and "tests/test_backend_host.py" in text
     assert "--device cuda needs CuPy" in text
+
+
+class _FakeCupy:
+    """The few CuPy calls of cuda_bench.py, on the strict test arrays (no GPU here)."""
+
+    __version__ = "stand-in"
+    float32 = "float32"
+
+    class cuda:  # CuPy's names
+        class Device:
+            id = 0
+
+            def synchronize(self) -> None:
+                pass
+
+        class runtime:
+            @staticmethod
+            def getDeviceProperties(i):
+                return {"name": b"CPU stand-in", "totalGlobalMem": 0}
+
+            @staticmethod
+            def runtimeGetVersion():
+                return 0
+
+    class random:
+        @staticmethod
+        def standard_normal(shape, dtype):
+            import numpy as np
+
+            from nanogan._strict import namespace
+
+            return namespace.asarray(np.random.default_rng(0).standard_normal(shape), dtype)
+
+    @staticmethod
+    def matmul(a, b, out=None):
+        from nanogan._strict import namespace
+
+        return namespace.matmul(a, b, out=out)
+
+    @staticmethod
+    def get_default_memory_pool():
+        class Pool:
+            def total_bytes(self):
+                return 0
+
+        return Pool()
+
+
+@pytest.mark.xfail(strict=False, raises=TypeError,
+                   reason="needs the GAN and the convolution layers on the array backend, "
+                          "converted beside this harness")
+def test_cuda_benchmark_flow_on_a_cpu_stand_in(tmp_path, monkeypatch):
+    """The whole --device cuda run (cross-check, interleaved timing, table, JSON) with the strict
+    backend standing in for CuPy and PyTorch on the CPU."""
+    import json
+
+    import cuda_bench
+    import torch
+    import vs_pytorch
+
+    from nanogan import backend
+
+    out = tmp_path / "r.json"
+    args = vs_pytorch.parse_args(["--device", "cuda", "--configs", "mlp64,dcgan64", "--iters", "2",
+                                  "--warmup", "1", "--out", str(out)])
+    monkeypatch.setitem(cuda_bench.CUDA_TARGETS, "mlp64", 1e9)
+    previous = backend.get_backend()
+    try:
+        assert cuda_bench.main(args, cupy=_FakeCupy, torch=torch, backend="strict",
+                               torch_device="cpu", peak_n=32) == 0
+    finally:
+        backend.set_backend(previous)
+    doc = json.loads(out.read_text())
+    assert doc["device"] == "cuda" and doc["machine"]["gpu"] == "CPU stand-in"
+    assert doc["machine"]["backend"].startswith("strict")
+    for arch in ("mlp", "dcgan"):
+        c = doc["cross_check"][arch]
+        assert max(c["float64_loss_rel_err"], c["float64_state_rel_err"]) < 1e-8
+    r = {x["config"]: x for x in doc["results"]}
+    assert set(r) == {"mlp64", "dcgan64"}
+    assert r["mlp64"]["target_met"] is True and r["dcgan64"]["target"] is None
+    for x in r.values():
+        assert len(x["nanogan_all_ms"]) == len(x["torch_all_ms"]) == 2
+        assert x["nanogan_vs_torch"] == pytest.approx(x["nanogan_ms"] / x["torch_ms"])
+    lines = doc["table"].splitlines()
+    assert lines[0].startswith("| config") and "nanogan/PyTorch" in lines[0] and len(lines) == 4
