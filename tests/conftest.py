@@ -127,3 +127,17 @@ def torch():
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def device_backend():
+    """A device array backend for one test: the session's own when it is not NumPy
+    (``NANOGAN_BACKEND=cupy`` on a GPU, as ``benchmarks/gpu_check.sh`` runs the backend tests),
+    else the strict test backend; the previous backend is restored afterwards. Yields its name."""
+    from nanogan import backend
+
+    previous = backend.get_backend()
+    name = previous if previous != "numpy" else "strict"
+    backend.set_backend(name)
+    yield name
+    backend.set_backend(previous)

@@ -36,12 +36,10 @@ DEVICE = backend.get_backend() if backend.get_backend() != "numpy" else "strict"
 
 
 @pytest.fixture
-def device():
-    """A device backend for one test (the session's own if it is not NumPy, else strict)."""
-    previous = backend.get_backend()
-    backend.set_backend(DEVICE)
+def device(device_backend):
+    """The device backend of conftest's ``device_backend`` for one test; yields ``asarray``."""
+    assert device_backend == DEVICE
     yield backend.asarray
-    backend.set_backend(previous)
 
 
 def on_device(value):
