@@ -503,6 +503,48 @@ def test_transcription_catches_a_wrong_formula():
     assert not np.allclose(wrong, reference.col2im(cols, shape, *geom))
 
 
+def cuda_adam(p, g, m, v, lr, beta1, beta2, eps, wd, step) -> None:
+    """device._ADAM (and the arguments cupy_set passes it) in NumPy, in place, all elements at
+    once: the moments in the parameter's dtype, the denominator in float64."""
+    t = p.dtype.type
+    bc1, bc2 = 1 - beta1 ** step, 1 - beta2 ** step
+    lr_bc1, sqrt_bc2 = t(lr / bc1), np.sqrt(bc2)
+    gg = g + t(wd) * p if t(wd) != 0 else g
+    m[...] = m * t(beta1) + t(1 - beta1) * gg
+    v[...] = v * t(beta2) + t(1 - beta2) * gg * gg
+    step_m = lr_bc1 * m
+    denom = np.sqrt(v).astype(np.float64) / sqrt_bc2 + float(eps)
+    p[...] = (p.astype(np.float64) - step_m.astype(np.float64) / denom).astype(p.dtype)
+
+
+def test_adam_transcription_follows_the_cuda_source():
+    src = _normalise(device._ADAM)
+    for line in ["const T gg = wd != (T)0 ? g + wd * p : g;", "m = m * beta1 + c1 * gg;",
+                 "v = v * beta2 + c2 * gg * gg;", "const T step_m = lr_bc1 * m;",
+                 "const double denom = (double)sqrt(v) / sqrt_bc2 + eps;",
+                 "p = (T)((double)p - (double)step_m / denom);"]:
+        assert line in src, line
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("wd, step", [(0.0, 1), (0.01, 3), (0.0, 200)])
+def test_cuda_adam_formula_equals_the_reference(dtype, wd, step):
+    rng = np.random.default_rng(step)
+    p, g, m = (rng.standard_normal((4, 5)).astype(dtype) for _ in range(3))
+    v = rng.uniform(0, 2, (4, 5)).astype(dtype)
+    args = (2e-4, 0.5, 0.999, 1e-8, wd, step)
+    ref = [a.copy() for a in (p, g, m, v)]
+    reference.adam_update(*ref, *args)
+    mine = [a.copy() for a in (p, g, m, v)]
+    cuda_adam(*mine, *args)
+    for got, want in zip(mine, ref):
+        # FMA contraction on a GPU may move the last bit; here the roundings are the reference's
+        np.testing.assert_allclose(got, want, rtol=2 * np.finfo(dtype).eps, atol=0)
+    wrong = [a.copy() for a in (p, g, m, v)]
+    cuda_adam(*wrong, 2e-4, 0.5, 0.99, 1e-8, wd, step)  # another beta2: the check can fail
+    assert not np.allclose(wrong[3], ref[3], rtol=1e-6)
+
+
 # ---------------------------------------------------------------------------- info
 def test_info_reports_the_backend_and_device(capsys, strict):
     from nanogan.__main__ import main
