@@ -11,8 +11,10 @@ running the reference kernels (the kernels the strict backend runs), in float64,
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -473,3 +475,59 @@ def test_bad_gradient_shape_raises_on_strict(strict):
     _, cache = conv.forward(asarray(rand(0, 2, 2, 5, 5)))
     with pytest.raises(ValueError, match="argument 'dy' expected shape"):
         conv.backward(asarray(rand(1, 2, 3, 2, 2)), cache)
+
+
+# --------------------------------------------------------------------------- a static guard
+ROOT = Path(__file__).resolve().parents[1]
+
+#: NumPy functions the layers may call: on host values only (shapes, dtypes, Python scalars,
+#: seeds, lists handed to load_state_dict), never on backend arrays.
+HOST_CALLS = {"dtype", "prod", "result_type", "isfinite", "random.default_rng"}
+#: Host arrays a constructor creates and hands straight to add_param / add_buffer (which move
+#: them to the backend).
+HOST_INITIAL = {"ones", "zeros", "array"}
+
+
+def numpy_calls(path: Path) -> list[tuple[int, str, str | None]]:
+    """``(line, dotted name, enclosing call)`` of every ``np.<name>(...)`` call in ``path``."""
+    tree = ast.parse(path.read_text())
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        parts, f = [], node.func
+        while isinstance(f, ast.Attribute):
+            parts.append(f.attr)
+            f = f.value
+        if not (isinstance(f, ast.Name) and f.id == "np" and parts):
+            continue
+        outer = parents.get(node)
+        outer_name = (outer.func.attr if isinstance(outer, ast.Call)
+                      and isinstance(outer.func, ast.Attribute) else None)
+        found.append((node.lineno, ".".join(reversed(parts)), outer_name))
+    return found
+
+
+def test_layers_and_fast_path_call_no_numpy_function_on_arrays():
+    """Every ``np.<function>(...)`` left in nanogan/layers and nanogan/fast works on host values
+    (the dynamic tests above cannot reach every error branch)."""
+    files = sorted((ROOT / "nanogan" / "layers").glob("*.py")) + sorted(
+        (ROOT / "nanogan" / "fast").glob("*.py"))
+    stray = []
+    for path in files:
+        for line, name, outer in numpy_calls(path):
+            if name in HOST_CALLS:
+                continue
+            if name in HOST_INITIAL and outer in ("add_param", "add_buffer"):
+                continue
+            if name == "asarray" and path.name == "checks.py":
+                continue  # state-dict entries given as Python lists, on the host
+            stray.append(f"{path.relative_to(ROOT)}:{line}: np.{name}")
+    assert not stray, "NumPy functions on backend arrays (use xp):\n" + "\n".join(stray)
+
+
+def test_the_static_guard_finds_a_stray_call(tmp_path):
+    src = tmp_path / "layer.py"
+    src.write_text("import numpy as np\n\ndef f(x):\n    return np.exp(x) + np.prod((2, 3))\n")
+    assert [(line, name) for line, name, _ in numpy_calls(src)] == [(4, "exp"), (4, "prod")]
