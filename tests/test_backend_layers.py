@@ -127,9 +127,11 @@ def assert_close(got: Any, want: Any, what: str, tol: float = TOL) -> None:
     np.testing.assert_allclose(got, want, rtol=0, atol=tol * scale, err_msg=what)
 
 
-def compare(make: Callable[[], Any], x: np.ndarray, **kw: Any) -> dict[str, Any]:
-    """``exercise`` on the numpy and on the strict backend; every result must agree, those of
-    the strict run must be strict arrays, and its state dict NumPy arrays."""
+def compare(make: Callable[[], Any], x: np.ndarray, tol: float = TOL, **kw: Any
+            ) -> dict[str, Any]:
+    """``exercise`` on the numpy and on the strict backend; every result must agree (to ``tol``
+    of its scale), those of the strict run must be strict arrays, and its state dict NumPy
+    arrays."""
     with active("numpy"):
         want = exercise(make, x, **kw)
     with active("strict"):
@@ -142,7 +144,7 @@ def compare(make: Callable[[], Any], x: np.ndarray, **kw: Any) -> dict[str, Any]
             assert got[key] is None, key
             continue
         assert type(got[key]) is StrictArray, f"{key}: {type(got[key]).__name__}"
-        assert_close(got[key], value, key)
+        assert_close(got[key], value, key, tol)
     state, ref = got["state_dict"], want["state_dict"]
     assert list(state) == list(ref)
     for key, value in state.items():
@@ -343,6 +345,18 @@ def test_sequential_mlp(n, d_in, d_hidden, train):
     compare(lambda: Sequential(Dense(d_in, d_hidden, rng=1, dtype=F64), BatchNorm1d(
         d_hidden, dtype=F64), ReLU(), Dense(d_hidden, 2, rng=2, dtype=F64)),
         rand(0, n + 1, d_in), modes=(train, False))
+
+
+def test_float32_keeps_its_dtype_on_strict():
+    """The default float32 layers: the strict run stays in float32 and agrees with numpy's."""
+    def make():
+        return Sequential(Conv2d(1, 3, 3, stride=2, padding=1, rng=1), LeakyReLU(0.2),
+                          Flatten(), Dense(12, 4, rng=2), LayerNorm(4), Tanh())
+    got = compare(make, rand(0, 2, 1, 4, 4).astype(np.float32), tol=1e-6, second_order=True)
+    assert all(v.dtype == np.float32 for k, v in got.items() if k != "state_dict")
+    got = compare(lambda: Sequential(BatchNorm2d(3), ReLU()),
+                  rand(1, 2, 3, 2, 2).astype(np.float32), tol=1e-6, modes=(True, False))
+    assert got["y1"].dtype == got["buffer 0.running_var"].dtype == np.float32
 
 
 def test_dcgan_init_moves_its_host_draws():
