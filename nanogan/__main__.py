@@ -108,9 +108,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result["pixel_range"] = list(pixel_range)
     result["source"] = str(args.path)
     if str(args.path).endswith(".npz"):
-        from .train import load_training_checkpoint
+        from .train import load_generator_checkpoint
 
-        gan = load_training_checkpoint(args.path)["gan"]
+        gan = load_generator_checkpoint(args.path)
         if hasattr(gan, "num_classes"):  # a conditional GAN: does it draw the digit asked for?
             from .conditional import conditional_accuracy
 
