@@ -14,8 +14,8 @@ class Dropout(Module):
     In evaluation (``train=False``) the layer is the identity, so no rescaling is needed at test
     time. The mask is drawn from the layer's generator: a layer built with the same integer seed
     drops the same values in the same order of calls. It is drawn on the host (a NumPy
-    ``Generator``, so every array backend drops the same values) and then moved to the backend. ``p = 1`` drops everything (the output is
-    zero, without dividing by zero), as PyTorch.
+    ``Generator``, so every array backend drops the same values) and then moved to the backend.
+    ``p = 1`` drops everything (the output is zero, without dividing by zero), as PyTorch.
 
     Parameters
     ----------
