@@ -202,3 +202,23 @@ def test_mnist_features_move_a_host_model_to_the_device():
         assert features(x)[0].tolist() == got[0].tolist()  # moved once, then used as it is
     finally:
         backend.set_backend(previous)
+
+
+def test_the_mnist_classifier_on_the_device_backend(device):
+    """The shipped classifier (convolutions included), loaded under NumPy, gives the same
+    features and probabilities on the device backend."""
+    from nanogan.metrics.features import load_classifier
+
+    x = np.random.default_rng(10).uniform(-1, 1, (5, 1, 28, 28)).astype(np.float32)
+    previous = backend.get_backend()
+    backend.set_backend("numpy")
+    try:
+        features = load_classifier(log=None)
+        want = features(x)
+    finally:
+        backend.set_backend(previous)
+    got = features(device(x))
+    assert all(on_device(p) for p in features.model.params.values())
+    for g, w in zip(got, want):
+        assert type(g) is np.ndarray
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
