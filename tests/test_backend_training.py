@@ -9,6 +9,7 @@ which the strict kernel set is rebound from, so the two agree bit for bit).
 from __future__ import annotations
 
 import contextlib
+import itertools
 
 import numpy as np
 import pytest
@@ -91,11 +92,12 @@ def assert_same(got, want):
         assert got == want or (got != got and want != want)
 
 
-def mlp(sizes, seed, act=True):
+def mlp(sizes, seed):
+    """Dense layers of ``sizes`` with LeakyReLU between them, float64."""
     layers = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers.append(Dense(a, b, rng=seed + i, dtype=F64))
-        if act and i < len(sizes) - 2:
+        if i < len(sizes) - 2:
             layers.append(LeakyReLU(0.2))
     return Sequential(*layers)
 
@@ -416,3 +418,15 @@ def test_ebgan_losses_match_numpy_backend(strict):
 def test_gradcheck_on_strict(strict):
     errors = gradcheck(mlp((3, 5, 2), 50), np.random.default_rng(0).standard_normal((4, 3)))
     assert max(errors.values()) < 1e-7
+
+
+def test_save_checkpoint_brings_device_arrays_home(strict, tmp_path):
+    from nanogan.checkpoint import flatten_state, load_checkpoint, save_checkpoint
+
+    w = np.arange(6.0).reshape(2, 3)
+    arrays = flatten_state("G", {"w": asarray(w), "n": 3})
+    assert isinstance(arrays["G.w"], np.ndarray)
+    save_checkpoint(tmp_path / "c.npz", {"w": asarray(w)}, {"note": "x"})
+    loaded, meta = load_checkpoint(tmp_path / "c.npz")
+    assert isinstance(loaded["w"], np.ndarray) and meta["note"] == "x"
+    np.testing.assert_array_equal(loaded["w"], w)
