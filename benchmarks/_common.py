@@ -45,7 +45,7 @@ def set_threads(threads: int | None) -> int:
         os.environ[var] = str(t)
     # Every framework in the process shares the cores between its OpenMP and BLAS threads; with
     # OpenMP's active waiting, one library's spinning threads starve the next one's (interleaved
-    # here). Passive waiting for all of them, as nanogan sets for itself at import.
+    # here). Passive waiting for all of them, as nanogan.performance.configure() sets for nanogan.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if t == 1:  # XLA's CPU client has no thread-count flag; one thread is the one it can honour
         flags = os.environ.get("XLA_FLAGS", "")

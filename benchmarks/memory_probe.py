@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> dict:
     start = maxrss_mb()
     if args.framework == "nanogan":
         import nano_side
+
+        import nanogan.performance
+
+        nanogan.performance.configure()  # what nanogan's examples and CLI do first
         base = maxrss_mb()
         gan = nano_side.build_gan(arch)
         step = nano_side.make_step(gan, real_batch(X_SHAPE[arch], batch))

@@ -16,7 +16,9 @@ median, and the spread (smallest and largest round median).
 Each process sets only what a user sets to choose a thread count: the thread-count variables
 (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``, ``NUMBA_NUM_THREADS``) and, for
 PyTorch, ``torch.set_num_threads``. Nothing else: no OpenMP wait policy, no allocator setting; each
-framework runs with whatever it does by default. Also reported per process: peak resident memory
+framework runs as its own scripts run it: PyTorch and JAX with their defaults, nanogan with
+``nanogan.performance.configure()``, which its examples and ``nanogan train`` call first (nothing
+of it happens at import). Also reported per process: peak resident memory
 (``VmHWM``) and the part above the framework's import.
 
 The in-process, interleaved view (``vs_pytorch.py``) is a second table: it makes process-wide
@@ -36,7 +38,10 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-FRAMEWORKS = ("nanogan", "torch", "jax")
+FRAMEWORKS = ("nanogan", "nanogan-plain", "torch", "jax")
+#: nanogan's own variants: not peers. "nanogan-plain" is GAN(fast=False): the plain layers a
+#: learner reads, without the fused plan of nanogan.fast (how much the fast path buys).
+OURS = ("nanogan", "nanogan-plain")
 USER_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                     "NUMBA_NUM_THREADS")
 
@@ -59,10 +64,15 @@ def worker(framework: str, config: str, threads: int, iters: int, warmup: int) -
 
     arch, batch = CONFIGS[config]
     x = real_batch(X_SHAPE[arch], batch)
-    if framework == "nanogan":
-        import nano_side
+    if framework in OURS:
+        import nano_side  # noqa: I001 (imports nanogan, then the settings apply)
+        import nanogan.performance
+
+        nanogan.performance.configure()  # what nanogan's examples and CLI do first
         base = _vmhwm_mb()
-        step = nano_side.make_step(nano_side.build_gan(arch), x)
+        gan = nano_side.build_gan(arch)
+        gan.fast = framework == "nanogan"
+        step = nano_side.make_step(gan, x)
     elif framework == "torch":
         import torch
         import torch_side
@@ -105,7 +115,8 @@ def run_process(framework: str, config: str, threads: int, iters: int, warmup: i
 
 
 def available(framework: str) -> bool:
-    mod = {"nanogan": "nanogan", "torch": "torch", "jax": "jax"}[framework]
+    mod = {"nanogan": "nanogan", "nanogan-plain": "nanogan", "torch": "torch",
+           "jax": "jax"}[framework]
     code = f"import sys; sys.path.insert(0, {ROOT!r}); import {mod}"
     return subprocess.run([sys.executable, "-c", code], capture_output=True,
                           check=False).returncode == 0
@@ -126,21 +137,24 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                    "rounds": len(meds), "peak_mb": max(peaks)}
     out = []
     for row in rows.values():
-        peers = [fw for fw in FRAMEWORKS if fw != "nanogan" and fw in row]
+        peers = [fw for fw in FRAMEWORKS if fw not in OURS and fw in row]
         if "nanogan" in row and peers:
             fastest = min(peers, key=lambda fw: row[fw]["ms"])
             row["fastest_peer"] = fastest
             row["ratio_to_fastest_peer"] = row["nanogan"]["ms"] / row[fastest]["ms"]
             if "torch" in row:
                 row["ratio_to_torch"] = row["nanogan"]["ms"] / row["torch"]["ms"]
+        if "nanogan" in row and "nanogan-plain" in row:
+            row["plain_over_plan"] = row["nanogan-plain"]["ms"] / row["nanogan"]["ms"]
         out.append(row)
     return out
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
     head = ("| threads | config | nanogan ms (spread) | PyTorch ms (spread) | JAX ms (spread) | "
-            "nanogan / fastest peer | nanogan / PyTorch |")
-    lines = [head, "|" + "---|" * 7]
+            "nanogan / fastest peer | nanogan / PyTorch | plain layers ms (spread) | "
+            "plain / plan |")
+    lines = [head, "|" + "---|" * 9]
 
     def cell(row: dict, fw: str) -> str:
         if fw not in row:
@@ -154,7 +168,9 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
         lines.append(f"| {row['threads']} | {row['config']} | {cell(row, 'nanogan')} | "
                      f"{cell(row, 'torch')} | {cell(row, 'jax')} | "
                      + (f"{ratio:.2f} ({row['fastest_peer']})" if ratio else "-") + " | "
-                     + (f"{rt:.2f}" if rt else "-") + " |")
+                     + (f"{rt:.2f}" if rt else "-") + f" | {cell(row, 'nanogan-plain')} | "
+                     + (f"{row['plain_over_plan']:.2f}" if "plain_over_plan" in row else "-")
+                     + " |")
     return "\n".join(lines)
 
 
@@ -200,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                     res = run_process(fw, config, t, args.iters, args.warmup)
                     res["round"] = r
                     runs.append(res)
-                    print(f"threads {t} round {r + 1} {config:9s} {fw:8s} "
+                    print(f"threads {t} round {r + 1} {config:9s} {fw:13s} "
                           f"{res['median_ms']:9.1f} ms  peak {res['peak_mb']:.0f} MB",
                           flush=True)
     rows = summarise(runs)

@@ -57,6 +57,9 @@ def fixed_grid_input(gan: ConditionalGAN, rng: np.random.Generator) -> np.ndarra
 
 
 def main(argv: list[str] | None = None) -> int:
+    from nanogan.performance import configure
+
+    configure()  # the process-wide speed settings, before the first kernel (nanogan.performance)
     args = parse_args(argv)
     images, labels = load_mnist("train")
     x = scale_images(images, shape="flat")  # (60000, 784) float32 in [-1, 1]

@@ -192,6 +192,9 @@ def figure(hist: dict, xs: np.ndarray, xt: np.ndarray, path: Path, title: str) -
 
 
 def main(argv: list[str] | None = None) -> int:
+    from nanogan.performance import configure
+
+    configure()  # the process-wide speed settings, before the first kernel (nanogan.performance)
     args = parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -45,6 +45,9 @@ def build(args, rng: np.random.Generator) -> GAN:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from nanogan.performance import configure
+
+    configure()  # the process-wide speed settings, before the first kernel (nanogan.performance)
     args = parse_args(argv)
     images, _ = load_mnist("train")
     x = scale_images(images, shape="nchw")  # (60000, 1, 28, 28) float32 in [-1, 1]

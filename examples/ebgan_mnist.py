@@ -90,6 +90,9 @@ def autoencoder(hidden: int, code: int, rng: np.random.Generator) -> Autoencoder
 
 
 def main(argv: list[str] | None = None) -> int:
+    from nanogan.performance import configure
+
+    configure()  # the process-wide speed settings, before the first kernel (nanogan.performance)
     args = parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

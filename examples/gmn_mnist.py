@@ -135,6 +135,9 @@ def ring_plot(x: np.ndarray, history: dict, path: Path, title: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from nanogan.performance import configure
+
+    configure()  # the process-wide speed settings, before the first kernel (nanogan.performance)
     args = parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

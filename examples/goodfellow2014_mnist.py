@@ -20,7 +20,11 @@
 
 Every ``--parzen-every`` epochs (and after the last; 0: never) the Parzen-window log-likelihood
 of 10,000 samples is measured with the paper's protocol (:func:`nanogan.metrics.mnist_parzen`) and
-appended to ``OUT/parzen.csv`` (plotted in ``OUT/parzen.png``); ``OUT/checkpoint.npz`` (resumable
+appended to ``OUT/parzen.csv`` (plotted in ``OUT/parzen.png``) with the validation
+log-likelihood it chose sigma by (``valid``). The generator of the best validation figure so far
+is kept in ``OUT/best_G.npz`` (:mod:`nanogan.generator_file`: float32, about 10 MB, read by
+``python -m nanogan evaluate`` and ``sample``); with ``--patience P`` the run goes on after
+``--epochs`` until P evaluations in a row fail to beat it. ``OUT/checkpoint.npz`` (resumable
 bit for bit with ``--resume``, dropout masks included) and ``OUT/samples.png`` are refreshed after
 every epoch. Stop early with ``--minutes`` (the run ends after the epoch in which the time runs
 out, and measures Parzen there).
@@ -34,9 +38,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -51,6 +57,7 @@ from nanogan.cli_args import (
 )
 from nanogan.data import Minibatches, load_mnist
 from nanogan.gan import GAN, NonFiniteError
+from nanogan.generator_file import save_generator
 from nanogan.layers import Dense, Dropout, Maxout, ReLU, Sequential, Sigmoid
 from nanogan.optim import SGD
 from nanogan.train import load_training_checkpoint, save_training_checkpoint
@@ -64,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=positive_int, default=250,
                    help="epochs of --steps-per-epoch updates (mnist.yaml's momentum schedule "
                         "saturates at 250)")
+    p.add_argument("--patience", type=nonnegative_int, default=0,
+                   help="after --epochs, keep training while the validation Parzen "
+                   "log-likelihood has beaten its best within this many evaluations (the 2014 "
+                   "code's early stopping); 0: stop at --epochs")
+    p.add_argument("--max-epochs", type=positive_int, default=1000,
+                   help="stop there whatever --patience says")
     p.add_argument("--minutes", type=positive_float, default=None,
                    help="stop after the epoch in which this much wall time has passed")
     p.add_argument("--update", choices=["simultaneous", "alternating"], default="simultaneous")
@@ -130,6 +143,24 @@ def sample01(gan: GAN, n: int, seed: int = 1234) -> np.ndarray:
                            for _ in range(-(-n // 1000))])[:n]
 
 
+CSV_FIELDS = ["epoch", "updates", "seconds", "parzen", "se", "sigma", "valid"]
+
+
+def append_parzen_row(path: Path, row: list[Any]) -> None:
+    """Append ``row`` to ``parzen.csv``, first giving an older file (without the ``valid``
+    column) the current header."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if rows and rows[0] != CSV_FIELDS:
+        rows = [CSV_FIELDS] + [r + [""] * (len(CSV_FIELDS) - len(r)) for r in rows[1:]]
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w", newline="") as f:
+            csv.writer(f).writerows(rows)
+        os.replace(tmp, path)
+    with open(path, "a", newline="") as f:
+        csv.writer(f).writerow(row)
+
+
 PAPER_PARZEN = (225.0, 2.0)  # Goodfellow et al. (2014), Table 1, MNIST
 REAL_PARZEN = 241.2  # MNIST train[0:10000] under the same protocol (benchmarks/QUALITY.md)
 
@@ -138,8 +169,6 @@ def save_parzen_plot(csv_path: Path, png_path: Path,
                      others: dict[str, Path] | None = None, label: str = "this run") -> None:
     """Epoch against Parzen log-likelihood from ``parzen.csv`` files (this run's, named ``label``,
     and ``others``, by name), with the paper's 225 +- 2 and the real-data ceiling as lines."""
-    import os
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -169,6 +198,9 @@ def save_parzen_plot(csv_path: Path, png_path: Path,
 
 
 def main(argv: list[str] | None = None) -> int:
+    from nanogan.performance import configure
+
+    configure()  # the process-wide speed settings, before the first kernel (nanogan.performance)
     from nanogan.metrics import mnist_parzen
     from nanogan.plot import save_grid
 
@@ -236,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         batches = Minibatches(x, 100, np.random.default_rng(args.seed + 1))
         fixed_z = gan.sample_noise(64, np.random.default_rng(args.seed + 2))
         with open(out / "parzen.csv", "w", newline="") as f:
-            csv.writer(f).writerow(["epoch", "updates", "seconds", "parzen", "se", "sigma"])
+            csv.writer(f).writerow(CSV_FIELDS)
 
     extra = {"example": "goodfellow2014_mnist", "update": args.update, "init": args.init,
              "steps_per_epoch": spe, "pixel_range": [0, 1]}
@@ -245,9 +277,17 @@ def main(argv: list[str] | None = None) -> int:
           f"update {args.update}, init {args.init}, noise {args.noise}", flush=True)
     t0 = time.perf_counter()
     epoch = gan.steps // spe
+    saved_extra = state["extra"] if args.resume else {}
+    best_valid = float(saved_extra.get("best_valid", -np.inf))
+    since_best = int(saved_extra.get("evals_since_best", 0))
+
+    def keep_going() -> bool:
+        if epoch < args.epochs:
+            return True
+        return bool(args.patience) and since_best < args.patience and epoch < args.max_epochs
     saved_epoch = epoch if args.resume else None  # the epoch of the checkpoint on disk
     try:
-        while epoch < args.epochs:
+        while keep_going():
             sums: dict[str, float] = {}
             for _ in range(spe):
                 lr, momentum = schedule(gan.steps, spe)
@@ -266,18 +306,28 @@ def main(argv: list[str] | None = None) -> int:
                   + ", ".join(f"{k} {v:.3f}" for k, v in sums.items()), flush=True)
             save_grid(gan.G(fixed_z, train=False) * 2 - 1, out / "samples.png")
             out_of_time = args.minutes is not None and seconds >= 60 * args.minutes
-            last = epoch >= args.epochs or out_of_time
-            save_training_checkpoint(out / "checkpoint.npz", gan, rng, batches, fixed_z,
-                                     None, {**extra, "epoch": epoch, "seconds": seconds})
-            saved_epoch = epoch
+            last = ((epoch >= args.epochs and not args.patience) or epoch >= args.max_epochs
+                    or out_of_time)
             if args.parzen_every and (epoch % args.parzen_every == 0 or last):
                 res = mnist_parzen(sample01(gan, 10000))
-                print(f"epoch {epoch}: Parzen log-likelihood {res}", flush=True)
-                with open(out / "parzen.csv", "a", newline="") as f:
-                    csv.writer(f).writerow([epoch, gan.steps, f"{seconds:.0f}",
-                                            f"{res.mean:.2f}", f"{res.se:.2f}",
-                                            f"{res.sigma:.4f}"])
+                valid = max(res.valid_mean_ll)
+                print(f"epoch {epoch}: Parzen log-likelihood {res}, validation {valid:.1f}",
+                      flush=True)
+                append_parzen_row(out / "parzen.csv", [
+                    epoch, gan.steps, f"{seconds:.0f}", f"{res.mean:.2f}", f"{res.se:.2f}",
+                    f"{res.sigma:.4f}", f"{valid:.2f}"])
                 save_parzen_plot(out / "parzen.csv", out / "parzen.png")
+                if valid > best_valid:
+                    best_valid, since_best = valid, 0
+                    save_generator(out / "best_G.npz", gan, extra={
+                        **extra, "epoch": epoch, "parzen": res.mean, "parzen_se": res.se,
+                        "sigma": res.sigma, "valid": valid, "seconds": seconds})
+                else:
+                    since_best += 1
+            save_training_checkpoint(out / "checkpoint.npz", gan, rng, batches, fixed_z, None,
+                                     {**extra, "epoch": epoch, "seconds": seconds,
+                                      "best_valid": best_valid, "evals_since_best": since_best})
+            saved_epoch = epoch
             if out_of_time:
                 print(f"stopping: {args.minutes} minutes reached", flush=True)
                 break

@@ -151,6 +151,9 @@ def arithmetic(decode: Decoder, rng: np.random.Generator, pool: int, pairs: list
 
 
 def main(argv: list[str] | None = None) -> int:
+    from nanogan.performance import configure
+
+    configure()  # the process-wide speed settings, before the first kernel (nanogan.performance)
     args = parse_args(argv)
     try:
         gan = load_training_checkpoint(args.checkpoint)["gan"]

@@ -435,6 +435,9 @@ def write_text(path: Path, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    from nanogan.performance import configure
+
+    configure()  # the process-wide speed settings, before the first kernel (nanogan.performance)
     args = parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

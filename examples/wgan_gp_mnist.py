@@ -72,6 +72,9 @@ def write_wasserstein(gan: PenalizedGAN, history, out: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from nanogan.performance import configure
+
+    configure()  # the process-wide speed settings, before the first kernel (nanogan.performance)
     args = parse_args(argv)
     images, _ = load_mnist("train")
     x = scale_images(images, shape="flat" if args.arch == "mlp" else "nchw")

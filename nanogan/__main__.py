@@ -83,6 +83,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     print(f"nanogan {nanogan.__version__}")
     print(f"kernels: active {nanogan.kernel_backend()}, available {nanogan.available_kernels()}")
+    from .performance import describe
+
+    print(describe())
     for name in ("numba", "cython"):
         why = _kernels.why_unavailable(name)
         if why:
@@ -108,9 +111,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result["pixel_range"] = list(pixel_range)
     result["source"] = str(args.path)
     if str(args.path).endswith(".npz"):
-        from .train import load_training_checkpoint
+        from .train import load_generator_checkpoint
 
-        gan = load_training_checkpoint(args.path)["gan"]
+        gan = load_generator_checkpoint(args.path)
         if hasattr(gan, "num_classes"):  # a conditional GAN: does it draw the digit asked for?
             from .conditional import conditional_accuracy
 
@@ -185,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
             args.out = output_file("samples.npy")
         except argparse.ArgumentTypeError as exc:
             parser.error(f"argument --out: {exc}")
+    from .performance import configure
+
+    configure()  # the process-wide speed settings, before the first kernel (nanogan.performance)
     try:
         return args.func(args)
     except (OSError, ValueError) as exc:  # a corrupt checkpoint, bad samples, a full disk

@@ -10,8 +10,9 @@ iterations by the allocator, without any layer holding on to a buffer (so every 
 valid for as long as its owner keeps it).
 
 It is process-wide (it applies to every allocation of the process, not only nanogan's) and the
-process keeps its peak heap instead of shrinking after a large free. :class:`nanogan.GAN` calls it
-once; set ``NANOGAN_REUSE_MEMORY=0`` to opt out. Elsewhere than glibc it does nothing.
+process keeps its peak heap instead of shrinking after a large free. So nanogan does not do it on
+its own: :func:`nanogan.performance.configure` calls it (the examples, ``nanogan train`` and the
+benchmarks do); ``NANOGAN_REUSE_MEMORY=0`` refuses it. Elsewhere than glibc it does nothing.
 """
 
 from __future__ import annotations

@@ -36,7 +36,6 @@ import numpy as np
 from . import fast as _fast
 from . import losses as _losses
 from ._kernels import ops
-from ._memory import reuse_freed_memory
 from .backend import asarray, to_numpy, xp
 from .layers import ConvTranspose2d, Dense, Module, Sequential
 from .layers.base import accepts_input_grad
@@ -112,9 +111,8 @@ class GAN:
     ``inf``), so a divergence the losses do not show is found within that many steps, and
     :class:`NonFiniteError` stops training before a checkpoint could store it.
 
-    Constructing a GAN asks glibc to keep freed memory for reuse (process-wide; see
-    :mod:`nanogan._memory`, opt out with ``NANOGAN_REUSE_MEMORY=0``): each iteration's large
-    temporaries then come back from the heap instead of as fresh pages from the kernel.
+    Constructing a GAN changes nothing process-wide; :func:`nanogan.performance.configure` is
+    where the speed settings that do (memory reuse, BLAS threads, OpenMP waiting) are applied.
     """
 
     #: Iterations between full non-finite scans of parameters, gradients and optimizer state.
@@ -146,7 +144,6 @@ class GAN:
         self._finite_at = 0  # the last step at which the full non-finite scan found nothing
         self.fast = bool(fast)
         self._plans: dict[int, Module] = {}
-        reuse_freed_memory()  # recycle the iteration's large temporaries (see nanogan._memory)
 
     def _run(self, model: Module) -> Module:
         """What runs ``model``: its fused plan when :attr:`fast`, else the model itself."""

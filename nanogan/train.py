@@ -448,9 +448,14 @@ def train(gan: GAN, batches: Any, steps: int, rng: np.random.Generator, *,
 
 
 def load_generator_checkpoint(path: str | os.PathLike) -> Any:
-    """The GAN of a training checkpoint, refusing one whose generator holds NaN or infinity
-    (a diverged run): ``CheckpointError`` naming the first such array."""
-    gan = load_training_checkpoint(path)["gan"]
+    """The GAN of a training checkpoint, or the generator of a generator file
+    (:mod:`nanogan.generator_file`; an object with ``G``, ``z_shape`` and ``sample_noise``),
+    refusing one whose generator holds NaN or infinity (a diverged run): ``CheckpointError``
+    naming the first such array."""
+    from .generator_file import is_generator_file, load_generator
+
+    _, meta = load_checkpoint(path)
+    gan = load_generator(path) if is_generator_file(meta) else load_training_checkpoint(path)["gan"]
     bad = [(name, what) for name, what in gan.nonfinite_arrays() if name.startswith("G.")]
     if bad:
         raise CheckpointError(f"{path}: the generator's {bad[0][0]} contains {bad[0][1]} (the run "

@@ -442,3 +442,14 @@ def test_mmd_loss_matches_numpy_backend(strict):
     x, y = rng.standard_normal((5, 3)), rng.standard_normal((6, 3))
     got, want = on_both(lambda: mmd2_loss(asarray(x), asarray(y), (1.0, 3.0)))
     assert_same(got, want)
+
+
+def test_generator_file_round_trip_under_strict(strict, tmp_path):
+    from nanogan.generator_file import load_generator, save_generator
+
+    gan = make_gan()
+    save_generator(tmp_path / "G.npz", gan, dtype=np.float64)
+    g = load_generator(tmp_path / "G.npz")
+    assert isinstance(g.G.params["0.weight"], StrictArray) and g.nonfinite_arrays() == []
+    z = g.sample_noise(3, np.random.default_rng(0))
+    assert_same(to_numpy(g.G(z, train=False)), to_numpy(gan.G(z, train=False)))

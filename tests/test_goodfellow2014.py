@@ -123,3 +123,86 @@ def test_parzen_plot_from_csv(tmp_path):
     example.save_parzen_plot(csv_path, png, others={"other run": csv_path})
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["parzen.csv", "parzen.png"]
+
+
+def _scripted_parzen(monkeypatch, valids):
+    """Replace the (slow) Parzen protocol with scripted validation figures, in call order."""
+    import nanogan.metrics as metrics
+    from nanogan.metrics.parzen import ParzenResult
+
+    calls = iter(valids)
+
+    def fake(samples):
+        v = next(calls)
+        return ParzenResult(mean=v + 100, se=1.0, sigma=0.2, n_samples=len(samples),
+                            n_test=10, sigmas=[0.1, 0.2], valid_mean_ll=[v - 5, v])
+    monkeypatch.setattr(metrics, "mnist_parzen", fake)
+
+
+def test_patience_goes_on_while_validation_rises_and_keeps_the_best_generator(
+        tmp_path, monkeypatch):
+    from nanogan.generator_file import load_generator
+
+    _scripted_parzen(monkeypatch, [1.0, 2.0, 1.5, 1.9, 9.0])
+    out = tmp_path / "run"
+    args = ["--epochs", "2", "--patience", "2", "--out", str(out), *SMALL[:-2],
+            "--parzen-every", "1"]
+    assert example.main(args) == 0
+    rows = (out / "parzen.csv").read_text().splitlines()
+    assert rows[0] == ",".join(example.CSV_FIELDS)
+    # epoch 2 is best; epochs 3 and 4 fail to beat it; the scripted 9.0 is never reached
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3", "4"]
+    assert [r.split(",")[-1] for r in rows[1:]] == ["1.00", "2.00", "1.50", "1.90"]
+    state = load_training_checkpoint(out / "checkpoint.npz")
+    assert state["gan"].steps == 4 * 6
+    assert state["extra"]["best_valid"] == 2.0 and state["extra"]["evals_since_best"] == 2
+    g = load_generator(out / "best_G.npz")
+    assert g.extra["epoch"] == 2 and g.extra["valid"] == 2.0 and g.extra["parzen"] == 102.0
+    # the kept generator is the one of epoch 2: the same run stopped there has the same G
+    _scripted_parzen(monkeypatch, [1.0, 2.0])
+    assert example.main(["--epochs", "2", "--out", str(tmp_path / "two"), *SMALL[:-2],
+                         "--parzen-every", "1"]) == 0
+    G2 = load_training_checkpoint(tmp_path / "two" / "checkpoint.npz")["gan"].G
+    for k, v in G2.state_dict().items():
+        np.testing.assert_array_equal(g.G.state_dict()[k], v.astype(np.float32), err_msg=k)
+
+
+def test_max_epochs_bounds_patience(tmp_path, monkeypatch):
+    _scripted_parzen(monkeypatch, [1.0, 2.0, 3.0, 4.0, 5.0])
+    out = tmp_path / "run"
+    assert example.main(["--epochs", "1", "--patience", "5", "--max-epochs", "3", "--out",
+                         str(out), *SMALL[:-2], "--parzen-every", "1"]) == 0
+    assert load_training_checkpoint(out / "checkpoint.npz")["gan"].steps == 3 * 6
+
+
+def test_old_parzen_csv_gets_the_valid_column(tmp_path):
+    path = tmp_path / "parzen.csv"
+    path.write_text("epoch,updates,seconds,parzen,se,sigma\n10,5000,800,69.2,1.8,0.2154\n")
+    example.append_parzen_row(path, [20, 10000, 900, "70.00", "1.00", "0.2154", "71.00"])
+    assert path.read_text().splitlines() == [
+        ",".join(example.CSV_FIELDS), "10,5000,800,69.2,1.8,0.2154,",
+        "20,10000,900,70.00,1.00,0.2154,71.00"]
+
+
+def test_generator_file_samples_like_its_training_checkpoint(tmp_path):
+    """``sample`` from the published generator file equals ``sample`` from the checkpoint."""
+    from nanogan.__main__ import main
+    from nanogan.checkpoint import CheckpointError
+    from nanogan.generator_file import load_generator, save_generator
+
+    run = tmp_path / "run"
+    assert example.main(["--epochs", "1", "--out", str(run), *SMALL]) == 0
+    gan = load_training_checkpoint(run / "checkpoint.npz")["gan"]
+    save_generator(tmp_path / "G.npz", gan, extra={"note": "x"})
+    for src, dst in ((run / "checkpoint.npz", "a.npy"), (tmp_path / "G.npz", "b.npy")):
+        assert main(["sample", str(src), "--n", "50", "--out", str(tmp_path / dst),
+                     "--seed", "4"]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+    g = load_generator(tmp_path / "G.npz")
+    assert g.extra == {"note": "x"} and g.z_shape == (100,)
+    with pytest.raises(CheckpointError, match="not a generator file"):
+        load_generator(run / "checkpoint.npz")
+    gan.G.params["0.weight"][0, 0] = np.nan
+    with pytest.raises(ValueError, match="not finite"):
+        save_generator(tmp_path / "bad.npz", gan)
+    assert not (tmp_path / "bad.npz").exists()

@@ -16,15 +16,10 @@ namespace's product.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import types
 import warnings
-
-# The compiled kernels' OpenMP threads and the BLAS threads take turns on the same cores. With
-# OpenMP's default (active) wait policy, threads that finished a kernel keep spinning and starve
-# the BLAS product that follows: a DCGAN-28 iteration ran 2x slower on 2 threads than on 1.
-# Passive waiting (set before the OpenMP runtime loads; an explicit setting is kept) fixes that.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from . import _threads, reference
 
@@ -53,8 +48,21 @@ _MODULES = {
     "cython": "nanogan._kernels.cython_kernels",
 }
 
+class _Table(types.SimpleNamespace):
+    """The op table. Until the first op is looked up it is empty and the set chosen at import is
+    only named: loading a compiled set starts its OpenMP runtime, which reads its settings
+    (``OMP_WAIT_POLICY``, see :func:`nanogan.performance.configure`) once, at that moment."""
+
+    def __getattr__(self, op: str):
+        if op.startswith("__") or not _pending:
+            raise AttributeError(op)
+        _fill_pending()
+        return getattr(self, op)
+
+
 #: The active table; layers call ``ops.im2col(...)`` and so on.
-ops = types.SimpleNamespace(matmul=_threads.matmul)
+ops = _Table(matmul=_threads.matmul)
+_pending: list[str] = []  # the set chosen at import, loaded at the first op lookup
 _active: list[str] = ["reference"]
 _array_backend: list[str] = ["numpy"]  # nanogan.backend's active backend
 
@@ -109,6 +117,7 @@ def set_backend(name: str) -> None:
     ops.matmul = _threads.matmul
     _active[0] = name
     _numpy_set[0] = name
+    _pending.clear()
 
 
 _numpy_set: list[str] = ["reference"]  # the kernel set the numpy array backend uses
@@ -127,6 +136,7 @@ def _use_array_backend(backend: str) -> None:
 
         _device_sets[backend] = device.cupy_set() if backend == "cupy" else device.strict_set()
     mod = _device_sets[backend]
+    _pending.clear()
     for op in (*OP_NAMES, "matmul"):
         setattr(ops, op, getattr(mod, op))
     _array_backend[0] = backend
@@ -134,7 +144,9 @@ def _use_array_backend(backend: str) -> None:
 
 
 def get_backend() -> str:
-    """Name of the active kernel set."""
+    """Name of the active kernel set (loading the one chosen at import, if not yet loaded)."""
+    if _pending:
+        _fill_pending()
     return _active[0]
 
 
@@ -144,19 +156,50 @@ def why_unavailable(name: str) -> str | None:
     return _errors.get(name)
 
 
+_FINDERS = {"cython": "nanogan._kernels._cython_kernels", "numba": "numba",
+            "reference": "nanogan._kernels.reference"}
+
+
 def _choose_at_import() -> None:
+    """Name the set to use (``NANOGAN_KERNELS``, else the first of :data:`PREFERENCE` that is
+    installed) without loading it: :func:`_fill_pending` loads it at the first op lookup."""
     forced = os.environ.get("NANOGAN_KERNELS", "").strip().lower()
     if forced:
-        set_backend(forced)  # a forced set that fails to load warns below, never silently
+        if forced not in _MODULES:
+            warnings.warn(f"NANOGAN_KERNELS: unknown kernel set {forced!r}; choose one of "
+                          f"{sorted(_MODULES)}; using the reference kernels", stacklevel=3)
+            forced = "reference"
+        _pending[:] = [forced]
+        _active[0] = _numpy_set[0] = forced
         return
     for name in PREFERENCE:
-        if _load(name) is not None:
-            set_backend(name)
+        try:
+            found = importlib.util.find_spec(_FINDERS[name]) is not None
+        except (ImportError, ValueError):
+            found = False
+        if found:
+            _pending[:] = [name]
+            _active[0] = _numpy_set[0] = name
             return
 
 
-set_backend("reference")
-try:
-    _choose_at_import()
-except RuntimeError as exc:
-    warnings.warn(f"NANOGAN_KERNELS: {exc}; using the reference kernels", stacklevel=2)
+def _fill_pending() -> None:
+    """Load the set named at import; if it fails, the next one that loads (with a warning when
+    ``NANOGAN_KERNELS`` forced it)."""
+    name = _pending[0]
+    forced = bool(os.environ.get("NANOGAN_KERNELS", "").strip())
+    try:
+        set_backend(name)
+        return
+    except RuntimeError as exc:
+        if forced:
+            warnings.warn(f"NANOGAN_KERNELS: {exc}; using the reference kernels", stacklevel=4)
+            set_backend("reference")
+            return
+    for other in PREFERENCE[PREFERENCE.index(name) + 1:]:
+        if _load(other) is not None:
+            set_backend(other)
+            return
+
+
+_choose_at_import()

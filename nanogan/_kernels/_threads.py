@@ -17,6 +17,11 @@ load average is at most :data:`MAX_LOAD` (default: the number of cores plus one 
 most once a second). On the loaded machine above, even the large products of DCGAN-28 ran 2-3x
 faster on one thread than on two; on an idle one, two threads are faster for large work.
 
+Switching the BLAS library's thread count is process-wide, so it is off until asked for:
+:func:`nanogan.performance.configure` (which the examples, ``nanogan train`` and the benchmarks
+call) turns it on with :func:`adaptive_blas`; until then :func:`matmul` is plain ``np.matmul`` on
+the BLAS library's own thread count, and nothing of the process is changed.
+
 The thresholds can be set with the environment variables ``NANOGAN_BLAS_PARALLEL_MIN_FLOPS``,
 ``NANOGAN_KERNEL_PARALLEL_MIN`` and ``NANOGAN_PARALLEL_MAX_LOAD`` (read at import; ``0`` for the
 first two and ``inf`` for the third parallelise everything the thread counts allow). The BLAS
@@ -37,7 +42,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["BLAS_PARALLEL_MIN_FLOPS", "KERNEL_PARALLEL_MIN", "MAX_LOAD", "blas_threads",
+__all__ = ["BLAS_PARALLEL_MIN_FLOPS", "KERNEL_PARALLEL_MIN", "MAX_LOAD", "adaptive_blas",
+           "adaptive_blas_on", "blas_threads",
            "machine_is_free", "matmul"]
 
 
@@ -91,8 +97,8 @@ _GETTERS = ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
             "scipy_openblas_get_num_threads", "openblas_get_num_threads")
 
 
-def _find_openblas() -> tuple[Callable[[int], None], int] | None:
-    """``(set_num_threads, current count)`` of the OpenBLAS that NumPy loaded, else None."""
+def _find_openblas() -> tuple[Callable[[int], None], Callable[[], int]] | None:
+    """``(set_num_threads, get_num_threads)`` of the OpenBLAS that NumPy loaded, else None."""
     try:
         with open("/proc/self/maps") as f:
             paths = {line.split()[-1] for line in f if re.search(r"openblas[^/]*\.so", line)}
@@ -109,14 +115,20 @@ def _find_openblas() -> tuple[Callable[[int], None], int] | None:
             continue
         setter.argtypes, setter.restype = [ctypes.c_int], None
         getter.argtypes, getter.restype = [], ctypes.c_int
-        return setter, int(getter())
+        return setter, getter
     return None
 
 
 _BLAS = _find_openblas()
+_adaptive = [False]  # switch the BLAS thread count per product (adaptive_blas)
 #: The BLAS library's thread count when nanogan was imported (used for large products).
-BLAS_THREADS: int = _BLAS[1] if _BLAS else 0
+BLAS_THREADS: int = int(_BLAS[1]()) if _BLAS else 0
 _current = [BLAS_THREADS]
+
+
+def current_blas_threads() -> int:
+    """The BLAS library's thread count right now (0 without OpenBLAS)."""
+    return int(_BLAS[1]()) if _BLAS else 0
 
 
 def blas_threads(n: int) -> None:
@@ -126,8 +138,24 @@ def blas_threads(n: int) -> None:
         _current[0] = n
 
 
+def adaptive_blas(on: bool = True) -> bool:
+    """Let :func:`matmul` run small products on one BLAS thread (process-wide: see the module
+    docstring); ``on=False`` restores the library's own thread count. Returns whether the switch
+    is available (OpenBLAS found) and on."""
+    _adaptive[0] = bool(on)
+    if not on:
+        blas_threads(BLAS_THREADS)
+    return _adaptive[0] and _BLAS is not None
+
+
+def adaptive_blas_on() -> bool:
+    """Whether :func:`matmul` switches the BLAS thread count (see :func:`adaptive_blas`)."""
+    return _adaptive[0] and _BLAS is not None
+
+
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``a @ b`` (``np.matmul``), on one BLAS thread when the product is small.
+    """``a @ b`` (``np.matmul``); with :func:`adaptive_blas` on, on one BLAS thread when the
+    product is small.
 
     Parameters
     ----------
@@ -137,7 +165,7 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     -------
     c : (..., m, n)
     """
-    if _BLAS is not None:
+    if _adaptive[0] and _BLAS is not None:
         flops = 2 * a.size * b.shape[-1]  # 2 m n k (times the batch size of a)
         blas_threads(BLAS_THREADS if parallel(flops, BLAS_PARALLEL_MIN_FLOPS) else 1)
     return np.matmul(a, b, out=out)

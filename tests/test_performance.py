@@ -1,0 +1,96 @@
+"""Nothing process-wide happens at import or in a constructor; nanogan.performance.configure()
+is the one place that applies the speed settings, and ``nanogan info`` reports them.
+
+Each check runs in a fresh interpreter: the settings are process-wide by nature.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TRAIN_A_STEP = """
+import numpy as np
+import nanogan
+from nanogan.models import dcgan28_discriminator, dcgan28_generator
+from nanogan.optim import Adam
+rng = np.random.default_rng(0)
+G, D = dcgan28_generator(rng=0), dcgan28_discriminator(rng=1)
+gan = nanogan.GAN(G, D, g_opt=Adam(G), d_opt=Adam(D))
+x = rng.uniform(-1, 1, (8, 1, 28, 28)).astype(np.float32)
+gan.step(iter([x]), rng)
+"""
+
+REPORT = """
+import json, os, sys
+from nanogan import _memory, performance
+from nanogan._kernels import _threads
+print(json.dumps({"env": os.environ.get("OMP_WAIT_POLICY"), "reuse": list(_memory._done),
+                  "blas_now": _threads.current_blas_threads(), "blas0": _threads.BLAS_THREADS,
+                  "settings": performance.settings(), "line": performance.describe(),
+                  "omp_loaded": performance._openmp_loaded()}))
+"""
+
+
+def run(code: str, **env: str) -> dict:
+    e = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    e.update(env)
+    e["PYTHONPATH"] = str(ROOT)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=e,
+                         cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_import_and_training_change_nothing_process_wide():
+    r = run(TRAIN_A_STEP + REPORT)
+    assert r["env"] is None  # no OpenMP policy set behind the user's back
+    assert r["reuse"] == []  # the allocator was not asked to keep memory
+    assert r["blas_now"] == r["blas0"]  # the BLAS thread count is the library's own
+    assert r["settings"]["configured"] is False and r["settings"]["adaptive_blas"] is False
+    assert "not configured" in r["line"]
+
+
+def test_configure_applies_the_settings_before_openmp_loads():
+    r = run("import nanogan.performance as p; p.configure()\n" + TRAIN_A_STEP + REPORT)
+    s = r["settings"]
+    assert r["env"] == "PASSIVE" and s["omp_wait_policy_effective"] is True
+    assert s["configured"] is True
+    if sys.platform.startswith("linux"):
+        assert r["reuse"] == [True] and s["reuse_memory"] is True
+    assert "OMP_WAIT_POLICY=PASSIVE" in r["line"] and "memory reuse on" in r["line"]
+    if r["blas0"]:  # OpenBLAS found: the switch is on
+        assert s["adaptive_blas"] is True
+
+
+def test_configure_after_the_kernels_loaded_says_the_policy_is_not_in_effect():
+    r = run(TRAIN_A_STEP + "import nanogan.performance as p; p.configure()\n" + REPORT)
+    if not r["omp_loaded"]:  # no OpenMP runtime in this build (reference or numba kernels)
+        return
+    assert r["settings"]["omp_wait_policy_effective"] is False
+    assert "not in effect" in r["line"]
+
+
+def test_an_explicit_wait_policy_is_kept():
+    r = run("import nanogan.performance as p; p.configure()\n" + REPORT,
+            OMP_WAIT_POLICY="ACTIVE")
+    assert r["env"] == "ACTIVE"
+
+
+def test_configure_can_leave_each_setting_out():
+    r = run("import nanogan.performance as p\n"
+            "p.configure(omp_passive=False, adaptive_blas=False, reuse_memory=False)\n" + REPORT)
+    assert r["env"] is None and r["reuse"] == [] and r["settings"]["adaptive_blas"] is False
+
+
+def test_info_reports_the_settings():
+    e = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-m", "nanogan", "info"], capture_output=True,
+                         text=True, cwd=ROOT, env={**e, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "performance: OMP_WAIT_POLICY=PASSIVE" in out.stdout
