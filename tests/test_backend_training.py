@@ -453,3 +453,19 @@ def test_generator_file_round_trip_under_strict(strict, tmp_path):
     assert isinstance(g.G.params["0.weight"], StrictArray) and g.nonfinite_arrays() == []
     z = g.sample_noise(3, np.random.default_rng(0))
     assert_same(to_numpy(g.G(z, train=False)), to_numpy(gan.G(z, train=False)))
+
+
+def test_remedies_train_under_strict(strict):
+    """Instance noise (drawn on the host) and a discriminator ensemble in Algorithm 1."""
+    from nanogan.remedies import DiscriminatorEnsemble, InstanceNoise
+
+    def run():
+        G = mlp((4, 8, 4), 10)
+        D = InstanceNoise(DiscriminatorEnsemble(mlp((4, 6, 1), 20), mlp((4, 3, 1), 30)),
+                          sigma=0.5, rng=1)
+        gan = GAN(G, D, g_opt=Adam(G, lr=1e-2), d_opt=Adam(D, lr=1e-2), fast=False)
+        batches, rng = Minibatches(DATA, 8, rng=3), np.random.default_rng(4)
+        return [dict(gan.step(batches, rng)) for _ in range(2)], gan.state_dict()
+
+    got, want = on_both(run)
+    assert_same(got, want)
