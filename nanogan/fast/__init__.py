@@ -1,6 +1,6 @@
 """The fast path: a ``Sequential`` compiled into a plan of fused steps.
 
-The layer files hold the plain math (``x @ W.T``, ``np.where``, one kernel op per layer). Speed
+The layer files hold the plain math (``x @ W.T``, ``xp.where``, one kernel op per layer). Speed
 lives here, beside them: :func:`compile` turns a :class:`~nanogan.layers.Sequential` into a
 :class:`Plan` with the same ``forward -> (out, cache)`` / ``backward(dout, cache)`` contract and
 the same parameters (the plan shares the network's arrays, so ``params``, ``grads``,

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .._kernels import matmul, ops
+from ..backend import asarray, xp
 from ..layers import BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2d, Dense, Module
 from ..layers.base import _fmt_shape, accepts_input_grad
 from ..layers.conv import _check_grad
@@ -130,7 +131,7 @@ class DenseStep(_Fusing):
                 d._grads["bias"] += dy.sum(axis=0)
         else:
             N, O = y.shape
-            dz, db = ops.bias_leaky_relu_backward(np.asarray(dy).reshape(N, O, 1),
+            dz, db = ops.bias_leaky_relu_backward(asarray(dy).reshape(N, O, 1),
                                                   y.reshape(N, O, 1), self.slope)
             dz = dz.reshape(N, O)
             if param_grads:
@@ -162,7 +163,7 @@ class ConvStep(_Fusing):
             y = matmul(cols.T, W2.T).reshape(N, O, 1, 1)          # no transpose copy
         else:
             cols = ops.im2col(x, kh, kw, sh, sw, ph, pw)          # (C*kh*kw, N*OH*OW)
-            y = np.ascontiguousarray(matmul(W2, cols).reshape(O, N, OH, OW).transpose(1, 0, 2, 3))
+            y = xp.ascontiguousarray(matmul(W2, cols).reshape(O, N, OH, OW).transpose(1, 0, 2, 3))
         if self.slope is not None:
             ops.bias_leaky_relu(y.reshape(N, O, -1), c.bias, self.slope)
             return y, (cols, x.shape, y)
@@ -220,7 +221,7 @@ class ConvTransposeStep(Step):
         if self._single_pixel(x.shape):
             y = matmul(x2.T, W2).reshape(out_shape)
         else:
-            y = np.ascontiguousarray(ops.col2im(matmul(W2.T, x2), out_shape, kh, kw, sh, sw,
+            y = xp.ascontiguousarray(ops.col2im(matmul(W2.T, x2), out_shape, kh, kw, sh, sw,
                                                 ph, pw))
         if t.bias is not None:
             y += t.bias[None, :, None, None]
@@ -245,7 +246,7 @@ class ConvTransposeStep(Step):
         if single:
             return matmul(dcols.T, W2.T).reshape(x_shape)         # (N, Cin) = dx2^T
         dx2 = matmul(W2, dcols)                                   # (Cin, N*H*W)
-        return np.ascontiguousarray(dx2.reshape(Cin, N, H, W).transpose(1, 0, 2, 3))
+        return xp.ascontiguousarray(dx2.reshape(Cin, N, H, W).transpose(1, 0, 2, 3))
 
 
 class BatchNormActStep(_Fusing):
@@ -263,7 +264,7 @@ class BatchNormActStep(_Fusing):
             return y, (cache, y)
         x = bn._check_input(x, bn._ranks, bn._layout, {1: bn.num_features})
         shape = x.shape
-        x3 = np.ascontiguousarray(x.reshape(shape[0], shape[1], -1))
+        x3 = xp.ascontiguousarray(x.reshape(shape[0], shape[1], -1))
         n = x3.shape[0] * x3.shape[2]
         if n <= 1:
             raise ValueError(f"{bn!r}: argument 'x' expected more than 1 value per channel "
@@ -279,9 +280,9 @@ class BatchNormActStep(_Fusing):
         bn_cache, y = cache
         train, x3, mean, inv_std, shape = bn_cache
         if not train:
-            du = ops.leaky_relu_backward(np.asarray(dy, dtype=y.dtype), y, self.slope)
+            du = ops.leaky_relu_backward(asarray(dy, y.dtype), y, self.slope)
             return bn.backward(du, bn_cache, param_grads=param_grads, input_grad=input_grad)
-        dy3 = np.ascontiguousarray(np.asarray(dy, dtype=x3.dtype).reshape(x3.shape))
+        dy3 = xp.ascontiguousarray(asarray(dy, x3.dtype).reshape(x3.shape))
         gamma, _ = bn._gamma_beta()
         dx3, dgamma, dbeta = ops.batchnorm_leaky_relu_backward(
             dy3, y.reshape(x3.shape), x3, mean, inv_std, gamma, self.slope)

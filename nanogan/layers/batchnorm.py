@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import xp
 from .base import Module, _fmt_shape, as_dtype, check_dy, check_real, check_sizes
 
 
@@ -54,8 +55,8 @@ class _BatchNorm(Module):
         else:
             self.weight = self.bias = None
         # used in place of weight and bias when affine=False (not parameters)
-        self._ones = np.ones(C, self.dtype)
-        self._zeros = np.zeros(C, self.dtype)
+        self._ones = xp.ones(C, self.dtype)
+        self._zeros = xp.zeros(C, self.dtype)
         self.running_mean = self.add_buffer("running_mean", np.zeros(C, self.dtype))
         self.running_var = self.add_buffer("running_var", np.ones(C, self.dtype))
         self.num_batches_tracked = self.add_buffer("num_batches_tracked",
@@ -112,7 +113,7 @@ class _BatchNorm(Module):
         x = self._check_input(x, self._ranks, self._layout, {1: self.num_features})
         shape = x.shape
         N, C = shape[0], shape[1]
-        x3 = np.ascontiguousarray(x.reshape(N, C, -1))
+        x3 = xp.ascontiguousarray(x.reshape(N, C, -1))
         gamma, beta = self._gamma_beta()
         if train:
             n = x3.shape[0] * x3.shape[2]
@@ -123,7 +124,7 @@ class _BatchNorm(Module):
             self._update_running(mean, var, n)
             return y3.reshape(shape), (True, x3, mean, inv_std, shape)
         mean = self.running_mean.copy()
-        inv_std = 1 / np.sqrt(self.running_var + self.dtype.type(self.eps))
+        inv_std = 1 / xp.sqrt(self.running_var + self.dtype.type(self.eps))
         scale = gamma * inv_std
         shift = beta - mean * scale
         y3 = x3 * scale[None, :, None] + shift[None, :, None]
@@ -164,7 +165,7 @@ class _BatchNorm(Module):
 
         train, x3, mean, inv_std, shape = cache
         dy = check_dy(self, dy, shape)
-        dy3 = np.ascontiguousarray(np.asarray(dy, dtype=x3.dtype).reshape(x3.shape))
+        dy3 = xp.ascontiguousarray(dy.astype(x3.dtype, copy=False).reshape(x3.shape))
         gamma, _ = self._gamma_beta()
         if train:
             dx3, dgamma, dbeta = ops.batchnorm_backward(dy3, x3, mean, inv_std, gamma)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .._kernels import ops
+from ..backend import asarray, xp
 from .base import Module, _fmt_shape, as_dtype, as_rng
 from .init import uniform_fan_in
 
@@ -39,7 +40,7 @@ def _positive(value: Any, name: str, owner: str) -> int:
 
 def _check_grad(layer: Module, dy: Any, shape: tuple[int, ...]) -> np.ndarray:
     """``dy`` as the layer's dtype; ValueError naming the layer unless it has the output's shape."""
-    dy = np.asarray(dy)
+    dy = asarray(dy)
     if dy.shape != tuple(shape):
         raise ValueError(f"{layer!r}: argument 'dy' expected shape {_fmt_shape(tuple(shape))} "
                          f"(the forward output), got {_fmt_shape(dy.shape)}")
@@ -127,7 +128,7 @@ class Conv2d(Module):
         W2 = self.weight.reshape(O, -1)                           # (O, C*kh*kw)
         cols = ops.im2col(x, kh, kw, sh, sw, ph, pw)              # (C*kh*kw, N*OH*OW)
         y2 = W2 @ cols                                            # (O, N*OH*OW)
-        y = np.ascontiguousarray(y2.reshape(O, N, OH, OW).transpose(1, 0, 2, 3))
+        y = xp.ascontiguousarray(y2.reshape(O, N, OH, OW).transpose(1, 0, 2, 3))
         if self.bias is not None:
             y += self.bias[None, :, None, None]
         return y, (cols, x.shape)
@@ -215,7 +216,7 @@ class Conv2d(Module):
         N, O, OH, OW = self.output_shape(x_shape)
         cols_dot = ops.im2col(x_dot, kh, kw, sh, sw, ph, pw)
         y2 = self.weight.reshape(O, -1) @ cols_dot
-        return np.ascontiguousarray(y2.reshape(O, N, OH, OW).transpose(1, 0, 2, 3)), cols_dot
+        return xp.ascontiguousarray(y2.reshape(O, N, OH, OW).transpose(1, 0, 2, 3)), cols_dot
 
     def backward_jvp(self, dy: np.ndarray, dy_dot: np.ndarray, cache: tuple,
                      tcache: np.ndarray, *, param_grads: bool = True, input_grad: bool = True

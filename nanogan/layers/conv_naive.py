@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import xp
+
 
 def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
     return (int(value[0]), int(value[1])) if isinstance(value, (tuple, list)) else (value, value)
 
 
 def _pad(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
-    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    return xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
 
 
 def conv2d_naive(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
@@ -42,14 +44,14 @@ def conv2d_naive(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
     N, _, H, W = x.shape
     O, _, kh, kw = w.shape
     OH, OW = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
-    xp = _pad(x, ph, pw)
-    y = np.zeros((N, O, OH, OW), dtype=np.result_type(x, w))
+    xpad = _pad(x, ph, pw)
+    y = xp.zeros((N, O, OH, OW), dtype=np.result_type(x.dtype, w.dtype))
     for n in range(N):
         for o in range(O):
             for oh in range(OH):
                 for ow in range(OW):
-                    window = xp[n, :, oh * sh:oh * sh + kh, ow * sw:ow * sw + kw]
-                    y[n, o, oh, ow] = np.sum(window * w[o]) + (b[o] if b is not None else 0)
+                    window = xpad[n, :, oh * sh:oh * sh + kh, ow * sw:ow * sw + kw]
+                    y[n, o, oh, ow] = (window * w[o]).sum() + (b[o] if b is not None else 0)
     return y
 
 
@@ -83,20 +85,20 @@ def conv2d_naive_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray,
     N, _, H, W = x.shape
     O, _, kh, kw = w.shape
     _, _, OH, OW = dy.shape
-    xp = _pad(x, ph, pw)
-    dxp = np.zeros_like(xp)
-    dw = np.zeros_like(w)
-    db = np.zeros(O, dtype=w.dtype)
+    xpad = _pad(x, ph, pw)
+    dxpad = xp.zeros_like(xpad)
+    dw = xp.zeros_like(w)
+    db = xp.zeros(O, dtype=w.dtype)
     for n in range(N):
         for o in range(O):
             for oh in range(OH):
                 for ow in range(OW):
                     g = dy[n, o, oh, ow]
                     rows, cols = slice(oh * sh, oh * sh + kh), slice(ow * sw, ow * sw + kw)
-                    dxp[n, :, rows, cols] += g * w[o]
-                    dw[o] += g * xp[n, :, rows, cols]
+                    dxpad[n, :, rows, cols] += g * w[o]
+                    dw[o] += g * xpad[n, :, rows, cols]
                     db[o] += g
-    return dxp[:, :, ph:ph + H, pw:pw + W], dw, db
+    return dxpad[:, :, ph:ph + H, pw:pw + W], dw, db
 
 
 def conv_transpose2d_naive(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
@@ -125,8 +127,8 @@ def conv_transpose2d_naive(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
     N, Cin, H, W = x.shape
     _, Cout, kh, kw = w.shape
     OH, OW = (H - 1) * sh - 2 * ph + kh + oph, (W - 1) * sw - 2 * pw + kw + opw
-    ypad = np.zeros((N, Cout, (H - 1) * sh + kh + oph, (W - 1) * sw + kw + opw),
-                    dtype=np.result_type(x, w))
+    ypad = xp.zeros((N, Cout, (H - 1) * sh + kh + oph, (W - 1) * sw + kw + opw),
+                    dtype=np.result_type(x.dtype, w.dtype))
     for n in range(N):
         for c in range(Cin):
             for h in range(H):

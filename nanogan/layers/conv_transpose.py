@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._kernels import ops
+from ..backend import xp
 from .base import Module, _fmt_shape, as_dtype, as_rng
 from .conv import _check_grad, _pair, _positive
 from .init import uniform_fan_in
@@ -113,7 +114,7 @@ class ConvTranspose2d(Module):
         W2 = self.weight.reshape(Cin, -1)                         # (Cin, Cout*kh*kw)
         x2 = x.transpose(1, 0, 2, 3).reshape(Cin, -1)             # (Cin, N*H*W)
         cols = W2.T @ x2                                          # (Cout*kh*kw, N*H*W)
-        y = np.ascontiguousarray(ops.col2im(cols, out_shape, kh, kw, sh, sw, ph, pw))
+        y = xp.ascontiguousarray(ops.col2im(cols, out_shape, kh, kw, sh, sw, ph, pw))
         if self.bias is not None:
             y += self.bias[None, :, None, None]
         return y, (x2, x.shape)
@@ -166,13 +167,13 @@ class ConvTranspose2d(Module):
         if not input_grad:
             return None
         dx2 = W2 @ dcols                                          # (Cin, N*H*W)
-        return np.ascontiguousarray(dx2.reshape(Cin, N, H, W).transpose(1, 0, 2, 3))
+        return xp.ascontiguousarray(dx2.reshape(Cin, N, H, W).transpose(1, 0, 2, 3))
 
     # ------------------------------------------------------------------ second order
     def _nchw(self, a2: np.ndarray, x_shape: tuple[int, ...]) -> np.ndarray:
         """(Cin, N*H*W) back to (N, Cin, H, W), C-contiguous."""
         N, Cin, H, W = x_shape
-        return np.ascontiguousarray(a2.reshape(Cin, N, H, W).transpose(1, 0, 2, 3))
+        return xp.ascontiguousarray(a2.reshape(Cin, N, H, W).transpose(1, 0, 2, 3))
 
     def jvp(self, x_dot: np.ndarray, cache: tuple) -> tuple[np.ndarray, np.ndarray]:
         """Forward-mode derivative along ``x_dot`` (``W``, ``b`` fixed).
@@ -205,7 +206,7 @@ class ConvTranspose2d(Module):
         x2_dot = x_dot.transpose(1, 0, 2, 3).reshape(Cin, -1)     # (Cin, N*H*W)
         cols_dot = self.weight.reshape(Cin, -1).T @ x2_dot             # (Cout*kh*kw, N*H*W)
         y_dot = ops.col2im(cols_dot, self.output_shape(x_shape), kh, kw, sh, sw, ph, pw)
-        return np.ascontiguousarray(y_dot), x2_dot
+        return xp.ascontiguousarray(y_dot), x2_dot
 
     def backward_jvp(self, dy: np.ndarray, dy_dot: np.ndarray, cache: tuple,
                      tcache: np.ndarray, *, param_grads: bool = True, input_grad: bool = True

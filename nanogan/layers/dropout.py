@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import asarray, xp
 from .base import Module, as_rng, check_dy, check_real
 
 
@@ -12,8 +13,9 @@ class Dropout(Module):
 
     In evaluation (``train=False``) the layer is the identity, so no rescaling is needed at test
     time. The mask is drawn from the layer's generator: a layer built with the same integer seed
-    drops the same values in the same order of calls. ``p = 1`` drops everything (the output is
-    zero, without dividing by zero), as PyTorch.
+    drops the same values in the same order of calls. It is drawn on the host (a NumPy
+    ``Generator``, so every array backend drops the same values) and then moved to the backend.
+    ``p = 1`` drops everything (the output is zero, without dividing by zero), as PyTorch.
 
     Parameters
     ----------
@@ -46,11 +48,12 @@ class Dropout(Module):
         if not train or self.p == 0.0:
             return x, None
         if self.p == 1.0:
-            mask = np.zeros_like(x)
+            mask = xp.zeros_like(x)
         else:
-            keep = self.rng.random(x.shape, dtype=x.dtype) >= self.p
+            keep = self.rng.random(x.shape, dtype=x.dtype) >= self.p  # drawn on the host
             mask = keep.astype(x.dtype)
             mask *= x.dtype.type(1.0 / (1.0 - self.p))
+            mask = asarray(mask)  # to the backend's device
         return x * mask, mask
 
     def backward(self, dy: np.ndarray, cache: np.ndarray | None, *,
@@ -74,7 +77,7 @@ class Dropout(Module):
         dx : shape of ``dy``
         """
         if cache is None:
-            return np.asarray(dy)
+            return asarray(dy)
         return check_dy(self, dy, cache.shape) * cache
 
     # ------------------------------------------------------------------ second order

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import asarray
 from .base import Module
 
 
@@ -58,5 +59,5 @@ class GradientReversal(Module):
         False: there are no parameters)."""
         if not input_grad:
             return None
-        dy = np.asarray(dy)
+        dy = asarray(dy)
         return dy * dy.dtype.type(-self.lambda_)

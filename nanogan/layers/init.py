@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from ..backend import asarray
 from .base import Module, reserve
 
 
@@ -38,7 +39,7 @@ def dcgan_init(model: Module, rng: np.random.Generator | int | None = None) -> M
             if name == "bias":
                 p[...] = 0
             elif isinstance(m, _BatchNorm):
-                p[...] = rng.normal(1.0, 0.02, size=p.shape)
+                p[...] = asarray(rng.normal(1.0, 0.02, size=p.shape))
             else:
-                p[...] = rng.normal(0.0, 0.02, size=p.shape)
+                p[...] = asarray(rng.normal(0.0, 0.02, size=p.shape))
     return model

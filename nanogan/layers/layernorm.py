@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import asarray, xp
 from .base import Module, _fmt_shape, as_dtype, check_real
 
 
@@ -69,8 +70,9 @@ class LayerNorm(Module):
                 f"elementwise_affine={self.elementwise_affine}")
 
     # ------------------------------------------------------------------ helpers
-    def _rows(self, x: Any, arg: str = "x") -> np.ndarray:
-        """Check ``x`` is ``(N, *, normalized_shape)`` and view it as (B, D)."""
+    def _rows(self, x: Any, arg: str = "x") -> tuple[np.ndarray, tuple[int, ...]]:
+        """Check ``x`` is ``(N, *, normalized_shape)``; return it viewed as (B, D), and its
+        shape."""
         k = len(self.normalized_shape)
         layout = "(N, *, " + ", ".join(map(str, self.normalized_shape)) + ")"
         x = self._check_input(x, tuple(range(k + 1, 33)), layout, arg=arg)
@@ -78,7 +80,7 @@ class LayerNorm(Module):
             raise ValueError(f"{self!r}: argument {arg!r} expected shape {layout} (trailing "
                              f"dimensions {_fmt_shape(self.normalized_shape)}), "
                              f"got {_fmt_shape(x.shape)}")
-        return x.reshape(-1, int(np.prod(self.normalized_shape)))
+        return x.reshape(-1, int(np.prod(self.normalized_shape))), x.shape
 
     def _dxhat(self, dy2: np.ndarray) -> np.ndarray:
         """``dL/dxhat = dy * weight`` (``dy`` itself without the affine map), rows (B, D)."""
@@ -107,15 +109,15 @@ class LayerNorm(Module):
         cache : ``(xhat, r, x_shape)``, ``xhat`` of shape (B, D) and ``r = 1/sqrt(var + eps)``
             of shape (B, 1)
         """
-        x2 = self._rows(x)
+        x2, x_shape = self._rows(x)
         mu = _mean(x2)
         xc = x2 - mu
-        r = 1.0 / np.sqrt(_mean(xc * xc) + x2.dtype.type(self.eps))
+        r = 1.0 / xp.sqrt(_mean(xc * xc) + x2.dtype.type(self.eps))
         xhat = xc * r
         y = xhat if self.weight is None else xhat * self.weight.reshape(1, -1)
         if self.bias is not None:
             y = y + self.bias.reshape(1, -1)
-        return y.reshape(np.shape(x)), (xhat, r, np.shape(x))
+        return y.reshape(x_shape), (xhat, r, x_shape)
 
     def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool = True,
                  input_grad: bool = True) -> np.ndarray | None:
@@ -160,7 +162,7 @@ class LayerNorm(Module):
         return r * (g - _mean(g) - xhat * _mean(g * xhat))
 
     def _grad_rows(self, dy: Any, x_shape: tuple, arg: str) -> np.ndarray:
-        dy = np.asarray(dy)
+        dy = asarray(dy)
         if dy.shape != tuple(x_shape):
             raise ValueError(f"{self!r}: argument {arg!r} expected shape "
                              f"{_fmt_shape(tuple(x_shape))} (the forward output), "

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import xp
 from .base import Module, as_dtype, as_rng, check_dy, check_sizes
 from .init import uniform_fan_in
 
@@ -73,8 +74,8 @@ class Maxout(Module):
         if self.bias is not None:
             z += self.bias
         z = z.reshape(len(x), self.out_features, self.pieces)
-        arg = np.argmax(z, axis=2)[:, :, None]
-        y = np.take_along_axis(z, arg, axis=2)[:, :, 0]
+        arg = z.argmax(axis=2)[:, :, None]
+        y = xp.take_along_axis(z, arg, axis=2)[:, :, 0]
         return y, (x, arg)
 
     def backward(self, dy: np.ndarray, cache: tuple[np.ndarray, np.ndarray], *,
@@ -105,8 +106,8 @@ class Maxout(Module):
         x, arg = cache
         dy = check_dy(self, dy, arg.shape[:2])
         n = len(x)
-        dz = np.zeros((n, self.out_features, self.pieces), dtype=dy.dtype)
-        np.put_along_axis(dz, arg, dy[:, :, None], axis=2)
+        dz = xp.zeros((n, self.out_features, self.pieces), dtype=dy.dtype)
+        xp.put_along_axis(dz, arg, dy[:, :, None], axis=2)
         dz = dz.reshape(n, self.out_features * self.pieces)
         if param_grads:
             self._grads["weight"] += dz.T @ x
@@ -118,8 +119,8 @@ class Maxout(Module):
     def _scatter(self, d: np.ndarray, arg: np.ndarray) -> np.ndarray:
         """``d`` (N, out) put at each unit's winning piece: (N, out * pieces), zeros elsewhere."""
         n = len(d)
-        dz = np.zeros((n, self.out_features, self.pieces), dtype=d.dtype)
-        np.put_along_axis(dz, arg, d[:, :, None], axis=2)
+        dz = xp.zeros((n, self.out_features, self.pieces), dtype=d.dtype)
+        xp.put_along_axis(dz, arg, d[:, :, None], axis=2)
         return dz.reshape(n, self.out_features * self.pieces)
 
     def jvp(self, x_dot: np.ndarray, cache: tuple[np.ndarray, np.ndarray]
@@ -144,7 +145,7 @@ class Maxout(Module):
         x_dot = self._check_input(x_dot, 2, "(N, in_features)", {1: self.in_features}, "x_dot")
         _, arg = cache
         z_dot = (x_dot @ self.weight.T).reshape(len(x_dot), self.out_features, self.pieces)
-        return np.take_along_axis(z_dot, arg, axis=2)[:, :, 0], x_dot
+        return xp.take_along_axis(z_dot, arg, axis=2)[:, :, 0], x_dot
 
     def backward_jvp(self, dy: np.ndarray, dy_dot: np.ndarray,
                      cache: tuple[np.ndarray, np.ndarray], tcache: np.ndarray, *,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import asarray
 from .base import Module, _fmt_shape, check_dy, check_sizes
 
 
@@ -27,7 +28,7 @@ class _Reshaping(Module):
         -------
         y_dot : shape of y; tcache : None
         """
-        x_dot = np.asarray(x_dot)
+        x_dot = asarray(x_dot)
         if x_dot.shape != tuple(cache):
             raise ValueError(f"{self!r}: argument 'x_dot' expected shape "
                              f"{_fmt_shape(tuple(cache))} (the forward input), "
