@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .backend import asarray
 from .layers import (
     BatchNorm2d,
     Conv2d,
@@ -176,8 +177,9 @@ def goodfellow2014_networks(shape: tuple[int, int, int], z_dim: int = 100, g_hid
                    Dropout(0.5, rng=rng), Dense(d_units, 1, rng=rng))
     for net, irange in ((G, 0.05), (D, 0.005)):
         for name, p in net.params.items():
-            p[...] = rng.uniform(-irange, irange, p.shape) if name.endswith("weight") else 0
+            p[...] = asarray(rng.uniform(-irange, irange, p.shape)) if name.endswith("weight") \
+                else 0  # drawn on the host, moved to the parameter's backend
     if x_mean is not None:
         m = np.clip(np.asarray(x_mean, np.float64).reshape(-1), 1e-5, 1 - 1e-5)
-        G.params["4.bias"][...] = np.log(m / (1 - m))
+        G.params["4.bias"][...] = asarray(np.log(m / (1 - m)))
     return G, D

@@ -30,6 +30,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from .backend import to_numpy
+
 __all__ = [
     "META_KEY", "CheckpointError", "atomic_write", "clean_stale_temps", "flatten_state",
     "json_safe", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state",
@@ -229,7 +231,7 @@ def save_checkpoint(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
         if not isinstance(name, str) or name in _RESERVED or not name:
             raise ValueError(f"save_checkpoint: array name {name!r} is not allowed (names are "
                              f"non-empty strings other than {', '.join(map(repr, _RESERVED))})")
-        a = np.asarray(value)
+        a = to_numpy(value)  # NumPy on disk, whatever the array backend
         if a.dtype.hasobject:
             raise ValueError(f"save_checkpoint: array {name!r} has dtype {a.dtype}, which needs "
                              "pickle; store numbers (or put the value in meta)")
@@ -350,7 +352,7 @@ def flatten_state(prefix: str, d: Mapping[str, Any]) -> dict[str, np.ndarray]:
             return
         if key in out:
             raise ValueError(f"flatten_state: key {key!r} appears twice")
-        a = np.asarray(value)
+        a = to_numpy(value)
         if a.dtype.hasobject:
             raise ValueError(f"flatten_state: entry {key!r} is not numeric "
                              f"({type(value).__name__}); keep such values in the metadata")

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .backend import asarray, to_numpy, xp
 from .data import Minibatches
 from .gan import GAN, _mean_sigmoid, _no_input_grad, infer_z_shape
 from .layers import Module
@@ -43,9 +44,10 @@ def one_hot(labels: np.ndarray, num_classes: int, dtype: Any = np.float32) -> np
 
     Returns
     -------
-    code : (N, C) of ``dtype``, ``code[n, labels[n]] = 1`` and 0 elsewhere
+    code : (N, C) of ``dtype``, ``code[n, labels[n]] = 1`` and 0 elsewhere, a NumPy array (the
+        labels are host data; :meth:`ConditionalGAN.generator_input` moves the code)
     """
-    y = np.asarray(labels)
+    y = to_numpy(labels)
     if y.ndim != 1 or (y.size and (y.dtype.kind not in "iu" or y.min() < 0
                                    or y.max() >= num_classes)):
         raise ValueError(f"one_hot: argument 'labels' expected integers in [0, {num_classes}) of "
@@ -145,15 +147,17 @@ class ConditionalGAN(GAN):
         """``[z, onehot(labels)]``, (N, z_dim + C) in the generator's dtype."""
         if len(z) != len(labels):
             raise ValueError(f"ConditionalGAN: {len(z)} noise vectors but {len(labels)} labels")
-        return np.concatenate([z.reshape(len(z), -1),
-                               one_hot(labels, self.num_classes, self.z_dtype)], axis=1)
+        z = asarray(z)
+        return xp.concatenate([z.reshape(len(z), -1),
+                               asarray(one_hot(labels, self.num_classes, self.z_dtype))], axis=1)
 
     def discriminator_input(self, x: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """``[x.reshape(N, -1), onehot(labels)]``, (N, H*W + C) in ``x``'s dtype."""
         if len(x) != len(labels):
             raise ValueError(f"ConditionalGAN: {len(x)} samples but {len(labels)} labels")
-        return np.concatenate([x.reshape(len(x), -1),
-                               one_hot(labels, self.num_classes, x.dtype)], axis=1)
+        x = asarray(x)  # a real batch comes from the host, a fake one is on the device
+        return xp.concatenate([x.reshape(len(x), -1),
+                               asarray(one_hot(labels, self.num_classes, x.dtype))], axis=1)
 
     def sample_z(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``z ~ p_z`` alone, (n, z_dim)."""
@@ -170,13 +174,13 @@ class ConditionalGAN(GAN):
         z = self.sample_z(n, rng)
         if labels is None:
             labels = self.sample_labels(n, rng)
-        labels = np.broadcast_to(np.asarray(labels), (n,))
+        labels = np.broadcast_to(to_numpy(labels), (n,))
         return self.generator_input(z, labels)
 
     def generate(self, z: np.ndarray, labels: np.ndarray | int,
                  train: bool = False) -> np.ndarray:
         """Samples ``G([z, onehot(labels)])`` (labels: (N,) or one int for all)."""
-        labels = np.broadcast_to(np.asarray(labels), (len(z),))
+        labels = np.broadcast_to(to_numpy(labels), (len(z),))
         return self.G(self.generator_input(z, labels), train=train)
 
     # ------------------------------------------------------------------ the two updates
@@ -196,7 +200,7 @@ class ConditionalGAN(GAN):
         self.d_opt.step()
         if self.clip is not None:
             for p in self.D.params.values():
-                np.clip(p, -self.clip, self.clip, out=p)
+                xp.clip(p, -self.clip, self.clip, out=p)
         return {
             "d_loss": float(value),
             "D_x": _mean_sigmoid(s_real),
@@ -212,7 +216,7 @@ class ConditionalGAN(GAN):
         s_fake, c_d = self.D.forward(self.discriminator_input(fake, y), train=True)
         value, d_fake = self.loss.g_loss(s_fake)
         d_in = self.D.backward(d_fake, c_d, param_grads=False)  # (N, H*W + C)
-        d_x_fake = np.ascontiguousarray(d_in[:, :fake[0].size]).reshape(fake.shape)
+        d_x_fake = xp.ascontiguousarray(d_in[:, :fake[0].size]).reshape(fake.shape)
         self.G.backward(d_x_fake, c_g, **_no_input_grad(self.G))
         self.g_opt.step()
         return {"g_loss": float(value), "D_G_z_after": _mean_sigmoid(s_fake)}
@@ -260,7 +264,7 @@ def conditional_accuracy(gan: ConditionalGAN, n_per_class: int = 1000, seed: int
     for s in range(0, len(labels), batch):
         y = labels[s:s + batch]
         x = gan.generate(gan.sample_z(len(y), rng), y)
-        _, probs = features(x.reshape(len(y), -1), generator_range(gan))
+        _, probs = features(to_numpy(x).reshape(len(y), -1), generator_range(gan))
         hits[s:s + batch] = probs.argmax(axis=1) == y
     per_class = [float(hits[labels == c].mean()) for c in range(gan.num_classes)]
     return {"accuracy": float(hits.mean()), "per_class": per_class, "n": len(labels)}

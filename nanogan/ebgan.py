@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .backend import asarray, xp
 from .layers.base import Module, accepts_input_grad
 
 __all__ = ["AutoencoderEnergy", "ebgan_g_loss", "margin_d_loss", "pull_away",
@@ -39,7 +40,7 @@ __all__ = ["AutoencoderEnergy", "ebgan_g_loss", "margin_d_loss", "pull_away",
 
 
 def _as_vector(a: Any, owner: str, arg: str) -> np.ndarray:
-    v = np.asarray(a)
+    v = asarray(a)
     if v.dtype.kind != "f":
         raise ValueError(f"{owner}: argument {arg!r} expected a floating-point array of shape "
                          f"(N,), got dtype {v.dtype}")
@@ -71,13 +72,13 @@ def reconstruction_energy(x: np.ndarray, x_rec: np.ndarray
         dE_n/dx_rec = 2 (x_rec - x) / P
         dE_n/dx     = -2 (x_rec - x) / P                          (x as the target)
     """
-    x, x_rec = np.asarray(x), np.asarray(x_rec)
+    x, x_rec = asarray(x), asarray(x_rec)
     if x.shape != x_rec.shape or x.ndim < 2:
         raise ValueError(f"reconstruction_energy: arguments 'x' and 'x_rec' expected the same "
                          f"shape (N, *), got {x.shape} and {x_rec.shape}")
     diff = x_rec - x
     P = diff[0].size
-    energy = np.mean(np.square(diff).reshape(len(diff), -1), axis=1)
+    energy = xp.mean(xp.square(diff).reshape(len(diff), -1), axis=1)
     return energy, diff * diff.dtype.type(2.0 / P)
 
 
@@ -108,9 +109,9 @@ def margin_d_loss(e_real: np.ndarray, e_fake: np.ndarray, margin: float
     if not margin > 0:
         raise ValueError(f"margin_d_loss: margin must be positive, got {margin}")
     gap = margin - ef
-    value = float(np.mean(er, dtype=np.float64) + np.mean(np.maximum(gap, 0), dtype=np.float64))
-    d_real = np.full(er.shape, 1.0 / er.size, dtype=er.dtype)
-    d_fake = np.where(gap > 0, -1.0 / ef.size, 0.0).astype(ef.dtype)
+    value = float(xp.mean(er, dtype=np.float64) + xp.mean(xp.maximum(gap, 0), dtype=np.float64))
+    d_real = xp.full(er.shape, 1.0 / er.size, dtype=er.dtype)
+    d_fake = xp.where(gap > 0, -1.0 / ef.size, 0.0).astype(ef.dtype)
     return value, d_real, d_fake
 
 
@@ -132,7 +133,7 @@ def ebgan_g_loss(e_fake: np.ndarray) -> tuple[float, np.ndarray]:
         L_G = mean_j e_fake[j]          dL_G/de_fake = 1 / M
     """
     ef = _as_vector(e_fake, "ebgan_g_loss", "e_fake")
-    return float(np.mean(ef, dtype=np.float64)), np.full(ef.shape, 1.0 / ef.size, dtype=ef.dtype)
+    return float(xp.mean(ef, dtype=np.float64)), xp.full(ef.shape, 1.0 / ef.size, dtype=ef.dtype)
 
 
 def pull_away(s: np.ndarray, eps: float = 1e-12) -> tuple[float, np.ndarray]:
@@ -160,19 +161,19 @@ def pull_away(s: np.ndarray, eps: float = 1e-12) -> tuple[float, np.ndarray]:
                 = 4/(N(N-1)) (C0 U)_i                   C0 = C with its diagonal zeroed
         df/ds_i = df/du_i / r_i - s_i (s_i . df/du_i) / r_i^3       (through u = s / r)
     """
-    a = np.asarray(s)
+    a = asarray(s)
     if a.dtype.kind != "f" or a.ndim < 2 or len(a) < 2:
         raise ValueError(f"pull_away: argument 's' expected a floating-point array of shape "
                          f"(N, C) with N >= 2, got {a.dtype} {a.shape}")
     x = a.reshape(len(a), -1).astype(np.float64)
     N = len(x)
-    r = np.sqrt(np.einsum("ij,ij->i", x, x) + eps)[:, None]
+    r = xp.sqrt(xp.einsum("ij,ij->i", x, x) + eps)[:, None]
     u = x / r
     c = u @ u.T
-    np.fill_diagonal(c, 0.0)
-    value = float(np.sum(c * c) / (N * (N - 1)))
+    xp.fill_diagonal(c, 0.0)
+    value = float(xp.sum(c * c) / (N * (N - 1)))
     du = (4.0 / (N * (N - 1))) * (c @ u)
-    ds = du / r - x * (np.einsum("ij,ij->i", x, du)[:, None] / r**3)
+    ds = du / r - x * (xp.einsum("ij,ij->i", x, du)[:, None] / r**3)
     return value, ds.reshape(a.shape).astype(a.dtype, copy=False)
 
 
@@ -196,7 +197,7 @@ class AutoencoderEnergy(Module):
 
     def forward(self, x: np.ndarray, train: bool = True) -> tuple[np.ndarray, tuple]:
         """``x (N, *in) -> energy (N,)``; cache: (codes, encoder/decoder caches, dE/dx_rec)."""
-        x = np.asarray(x)
+        x = asarray(x)
         s, c_enc = self.encoder.forward(x, train)
         x_rec, c_dec = self.decoder.forward(s, train)
         if x_rec.shape != x.shape:
@@ -235,14 +236,14 @@ class AutoencoderEnergy(Module):
         dx : (N, *in), or None when ``input_grad`` is False
         """
         _, c_enc, c_dec, g = cache
-        dy = np.asarray(dy)
+        dy = asarray(dy)
         if dy.shape != (len(g),):
             raise ValueError(f"{type(self).__name__}.backward: argument 'dy' expected shape "
                              f"({len(g)},), got {dy.shape}")
         d_rec = g * dy.astype(g.dtype).reshape((-1,) + (1,) * (g.ndim - 1))
         ds = self.decoder.backward(d_rec, c_dec, param_grads=param_grads)
         if d_codes is not None:
-            ds = ds + np.asarray(d_codes, dtype=ds.dtype).reshape(ds.shape)
+            ds = ds + asarray(d_codes, dtype=ds.dtype).reshape(ds.shape)
         kw: dict[str, Any] = {"param_grads": param_grads}
         if not input_grad and accepts_input_grad(self.encoder):
             kw["input_grad"] = False

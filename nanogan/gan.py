@@ -36,6 +36,7 @@ import numpy as np
 from . import fast as _fast
 from . import losses as _losses
 from ._kernels import ops
+from .backend import asarray, to_numpy, xp
 from .layers import ConvTranspose2d, Dense, Module, Sequential
 from .layers.base import accepts_input_grad
 from .optim import Adam
@@ -155,11 +156,12 @@ class GAN:
 
     # ------------------------------------------------------------------ noise
     def sample_noise(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """``z ~ p_z``, shape ``(n, *z_shape)``, in the generator's dtype."""
+        """``z ~ p_z``, shape ``(n, *z_shape)``, in the generator's dtype: drawn on the host by
+        ``rng`` (the same noise on every backend), returned on the active backend."""
         shape = (n, *self.z_shape)
         if self.noise == "uniform":
-            return rng.uniform(-1.0, 1.0, size=shape).astype(self.z_dtype)
-        return rng.standard_normal(shape, dtype=self.z_dtype)
+            return asarray(rng.uniform(-1.0, 1.0, size=shape).astype(self.z_dtype))
+        return asarray(rng.standard_normal(shape, dtype=self.z_dtype))
 
     # ------------------------------------------------------------------ the two updates
     def d_step(self, x_real: np.ndarray, z: np.ndarray) -> dict[str, float]:
@@ -170,6 +172,7 @@ class GAN:
         ``D_acc`` (fraction of real scored > 0 and fake scored < 0); see :mod:`nanogan.stats`.
         """
         G, D = self._run(self.G), self._run(self.D)
+        x_real, z = asarray(x_real), asarray(z)  # to the device once (no-ops if already there)
         self.D.zero_grad()
         fake, _ = G.forward(z, train=True)
         s_real, c_real = D.forward(x_real, train=True)
@@ -181,7 +184,7 @@ class GAN:
         self.d_opt.step()
         if self.clip is not None:
             for p in self.D.params.values():
-                np.clip(p, -self.clip, self.clip, out=p)
+                xp.clip(p, -self.clip, self.clip, out=p)
         return Stats({
             "d_loss": float(value),
             "D_x": _mean_sigmoid(s_real),
@@ -229,6 +232,7 @@ class GAN:
         :class:`NonFiniteError` on a NaN or infinite loss.
         """
         G, D = self._run(self.G), self._run(self.D)
+        x_real, z = asarray(x_real), asarray(z)  # to the device once (no-ops if already there)
         self.D.zero_grad()
         self.G.zero_grad()
         fake, c_g = G.forward(z, train=True)
@@ -244,7 +248,7 @@ class GAN:
         self.g_opt.step()
         if self.clip is not None:
             for p in self.D.params.values():
-                np.clip(p, -self.clip, self.clip, out=p)
+                xp.clip(p, -self.clip, self.clip, out=p)
         self.steps += 1
         stats = Stats({
             "d_loss": float(d_value) * d_scale,
@@ -315,10 +319,10 @@ class GAN:
         with np.errstate(over="ignore", invalid="ignore"):  # a sum may overflow: checked below
             for label, arrays in groups:
                 for name, a in arrays.items():
-                    if a.dtype.kind != "f" or np.isfinite(a.sum()):
+                    if a.dtype.kind != "f" or xp.isfinite(a.sum()):
                         continue
-                    if not np.isfinite(a).all():
-                        bad.append((label + name, "NaN" if np.isnan(a).any() else "infinity"))
+                    if not xp.isfinite(a).all():
+                        bad.append((label + name, "NaN" if xp.isnan(a).any() else "infinity"))
         return bad
 
     def _diverged(self, quantity: str, what: str, scan: bool = False) -> None:
@@ -337,8 +341,8 @@ class GAN:
         """Everything needed to continue training: G, D, both optimizers, the step count."""
         out = {f"G.{k}": v for k, v in self.G.state_dict().items()}
         out.update({f"D.{k}": v for k, v in self.D.state_dict().items()})
-        out.update({f"g_opt.{k}": np.asarray(v) for k, v in self.g_opt.state_dict().items()})
-        out.update({f"d_opt.{k}": np.asarray(v) for k, v in self.d_opt.state_dict().items()})
+        out.update({f"g_opt.{k}": to_numpy(v) for k, v in self.g_opt.state_dict().items()})
+        out.update({f"d_opt.{k}": to_numpy(v) for k, v in self.d_opt.state_dict().items()})
         out["gan.steps"] = np.array(self.steps, dtype=np.int64)
         return out
 
@@ -351,7 +355,7 @@ class GAN:
         def part(prefix: str) -> dict[str, np.ndarray]:
             return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
-        steps = np.asarray(state.get("gan.steps"))
+        steps = to_numpy(state.get("gan.steps"))
         if "gan.steps" not in state:
             raise ValueError("GAN.load_state_dict: missing key 'gan.steps'")
         if steps.shape != () or steps.dtype.kind not in "iu" or int(steps) < 0:
@@ -361,7 +365,7 @@ class GAN:
         commit_g = self.g_opt._stage_state(part("g_opt."))
         commit_d = self.d_opt._stage_state(part("d_opt."))
         for dst, src in staged:
-            dst[...] = src
+            dst[...] = asarray(src)  # host values to the model's backend
         commit_g()
         commit_d()
         self.steps = self._finite_at = int(steps)
@@ -373,4 +377,4 @@ def _no_input_grad(model: Module) -> dict[str, bool]:
 
 
 def _mean_sigmoid(s: np.ndarray) -> float:
-    return float(np.mean(ops.sigmoid(s)))
+    return float(xp.mean(ops.sigmoid(s)))

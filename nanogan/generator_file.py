@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .backend import to_numpy
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .gan import GAN, infer_z_shape
 from .layers.base import Module, size_limit
@@ -57,7 +58,7 @@ class GeneratorFile:
         finite."""
         bad = []
         for name, a in {**self.G.params, **self.G.buffers}.items():
-            a = np.asarray(a)
+            a = to_numpy(a)  # checked on the host, whatever the backend
             if a.dtype.kind == "f" and not np.isfinite(a).all():
                 bad.append((f"G.{name}", "NaN" if np.isnan(a).any() else "infinity"))
         return bad

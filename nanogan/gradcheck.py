@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .backend import asarray, to_numpy, xp
 from .layers.base import Module
 
 
@@ -27,7 +28,8 @@ def rel_error(a: np.ndarray, b: np.ndarray) -> float:
 
     Parameters
     ----------
-    a, b : arrays of the same shape (any dtype convertible to float64)
+    a, b : arrays of the same shape (any dtype convertible to float64), on any backend (compared
+        on the host)
 
     Returns
     -------
@@ -42,7 +44,7 @@ def rel_error(a: np.ndarray, b: np.ndarray) -> float:
     >>> rel_error(np.array([np.nan]), np.array([np.nan]))
     inf
     """
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    a, b = np.asarray(to_numpy(a), np.float64), np.asarray(to_numpy(b), np.float64)
     if a.shape != b.shape:
         raise ValueError(f"rel_error: shapes differ, {a.shape} and {b.shape}")
     if np.isnan(a).any() or np.isnan(b).any():
@@ -66,16 +68,16 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e-6) -
     Parameters
     ----------
     f : callable with no arguments that reads ``x`` and returns a float
-    x : ndarray, any shape, modified in place and restored
+    x : array of the active backend, any shape, modified in place and restored
     h : step
 
     Returns
     -------
-    grad : ndarray, shape of ``x``
+    grad : NumPy array, shape of ``x``
     """
     grad = np.zeros(x.shape, dtype=np.float64)
     flat, gflat = x.reshape(-1), grad.reshape(-1)
-    if not np.shares_memory(flat, x):
+    if not xp.shares_memory(flat, x):
         raise ValueError("numerical_gradient: x must be contiguous so it can be perturbed in place")
     for i in range(flat.size):
         old = flat[i]
@@ -113,12 +115,12 @@ def gradcheck(module: Module, x: np.ndarray, *, dy: np.ndarray | None = None, tr
     >>> max(errs.values()) < 1e-7
     True
     """
-    x = np.array(x, dtype=np.float64, copy=True, order="C")
+    x = xp.array(x, dtype=np.float64, copy=True, order="C")  # on the active backend
     gen = np.random.default_rng(rng)
     y, cache = module.forward(x, train)
     if dy is None:
         dy = gen.standard_normal(y.shape)
-    dy = np.asarray(dy, dtype=np.float64)
+    dy = asarray(dy, dtype=np.float64)  # drawn on the host, moved to the backend
     if dy.shape != y.shape:
         raise ValueError(f"gradcheck: dy expected shape {y.shape}, got {dy.shape}")
 
@@ -129,7 +131,7 @@ def gradcheck(module: Module, x: np.ndarray, *, dy: np.ndarray | None = None, tr
         analytic.update({k: g.copy() for k, g in module.grads.items()})
 
     def loss() -> float:
-        return float(np.sum(module.forward(x, train)[0] * dy))
+        return float(xp.sum(module.forward(x, train)[0] * dy))
 
     errors = {"x": rel_error(dx, numerical_gradient(loss, x, h))}
     if params:

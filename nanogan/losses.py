@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ._kernels import ops
+from .backend import asarray, xp
 
 __all__ = [
     "LOSSES", "LSGAN", "GANLoss", "Hinge", "Minimax", "NonSaturating", "Wasserstein",
@@ -39,19 +40,19 @@ __all__ = [
 
 def _as_logits(x: Any, owner: str, arg: str) -> np.ndarray:
     """Validate a logits array: floating dtype, at least one element; return it contiguous."""
-    a = np.asarray(x)
+    a = asarray(x)  # on the active backend (nanogan.backend)
     if a.dtype.kind != "f":
         raise ValueError(f"{owner}: argument {arg!r} must be a floating-point array of logits, "
                          f"got dtype {a.dtype}")
     if a.size == 0:
         raise ValueError(f"{owner}: argument {arg!r} expected shape (N,) or (N, 1) with N >= 1, "
                          f"got {a.shape}")
-    return np.ascontiguousarray(a)
+    return xp.ascontiguousarray(a)
 
 
 def _mean(a: np.ndarray) -> float:
     """Mean of all elements, accumulated in float64, as a Python float."""
-    return float(np.mean(a, dtype=np.float64))
+    return float(xp.mean(a, dtype=np.float64))
 
 
 def bce_with_logits(logits: np.ndarray, target: np.ndarray | float
@@ -78,7 +79,7 @@ def bce_with_logits(logits: np.ndarray, target: np.ndarray | float
         grad     = (sigma(s) - t) / N                        N = number of elements of s
     """
     s = _as_logits(logits, "bce_with_logits", "logits")
-    t = np.broadcast_to(np.asarray(target, dtype=s.dtype), s.shape)
+    t = xp.broadcast_to(asarray(target, dtype=s.dtype), s.shape)
     per = t * ops.softplus(-s) + (1 - t) * ops.softplus(s)
     grad = (ops.sigmoid(s) - t) / s.dtype.type(s.size)
     return _mean(per), grad.astype(s.dtype, copy=False)
@@ -257,8 +258,8 @@ class Wasserstein(GANLoss):
         """
         sr, sf = self._check(real_logits, "real_logits"), self._check(fake_logits, "fake_logits")
         value = _mean(sf) - _mean(sr)
-        d_real = np.full(sr.shape, -1 / _size(sr), dtype=sr.dtype)
-        d_fake = np.full(sf.shape, 1 / _size(sf), dtype=sf.dtype)
+        d_real = xp.full(sr.shape, -1 / _size(sr), dtype=sr.dtype)
+        d_fake = xp.full(sf.shape, 1 / _size(sf), dtype=sf.dtype)
         return value, d_real, d_fake
 
     def g_loss(self, fake_logits: np.ndarray) -> tuple[float, np.ndarray]:
@@ -279,7 +280,7 @@ class Wasserstein(GANLoss):
             dG/ds_fake = -1 / M
         """
         sf = self._check(fake_logits, "fake_logits")
-        return -_mean(sf), np.full(sf.shape, -1 / _size(sf), dtype=sf.dtype)
+        return -_mean(sf), xp.full(sf.shape, -1 / _size(sf), dtype=sf.dtype)
 
 
 class LSGAN(GANLoss):
@@ -310,8 +311,8 @@ class LSGAN(GANLoss):
         """
         sr, sf = self._check(real_logits, "real_logits"), self._check(fake_logits, "fake_logits")
         er = sr - 1
-        value = 0.5 * _mean(np.square(er, dtype=np.float64)) \
-            + 0.5 * _mean(np.square(sf, dtype=np.float64))
+        value = 0.5 * _mean(xp.square(er, dtype=np.float64)) \
+            + 0.5 * _mean(xp.square(sf, dtype=np.float64))
         return value, er / _size(sr), sf / _size(sf)
 
     def g_loss(self, fake_logits: np.ndarray) -> tuple[float, np.ndarray]:
@@ -333,7 +334,7 @@ class LSGAN(GANLoss):
         """
         sf = self._check(fake_logits, "fake_logits")
         ef = sf - 1
-        return 0.5 * _mean(np.square(ef, dtype=np.float64)), ef / _size(sf)
+        return 0.5 * _mean(xp.square(ef, dtype=np.float64)), ef / _size(sf)
 
 
 class Hinge(GANLoss):
@@ -365,9 +366,9 @@ class Hinge(GANLoss):
         """
         sr, sf = self._check(real_logits, "real_logits"), self._check(fake_logits, "fake_logits")
         mr, mf = 1 - sr, 1 + sf
-        value = _mean(np.maximum(mr, 0)) + _mean(np.maximum(mf, 0))
-        d_real = np.where(mr > 0, -1 / _size(sr), sr.dtype.type(0)).astype(sr.dtype, copy=False)
-        d_fake = np.where(mf > 0, 1 / _size(sf), sf.dtype.type(0)).astype(sf.dtype, copy=False)
+        value = _mean(xp.maximum(mr, 0)) + _mean(xp.maximum(mf, 0))
+        d_real = xp.where(mr > 0, -1 / _size(sr), sr.dtype.type(0)).astype(sr.dtype, copy=False)
+        d_fake = xp.where(mf > 0, 1 / _size(sf), sf.dtype.type(0)).astype(sf.dtype, copy=False)
         return value, d_real, d_fake
 
     #: The generator loss is the Wasserstein one, ``G = -mean s_fake`` (gradient ``-1/M``): past

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .backend import asarray, xp
 from .metrics.mmd import _sq_dist
 
 __all__ = ["DEFAULT_SIGMAS", "MMDLoss", "mixture_kernel", "mmd2_loss"]
@@ -41,7 +42,7 @@ DEFAULT_SIGMAS: tuple[float, ...] = (2.0, 5.0, 10.0, 20.0, 40.0, 80.0)
 
 
 def _as_samples(a: object, arg: str, dim: int | None = None) -> np.ndarray:
-    x = np.asarray(a)
+    x = asarray(a)
     if x.dtype.kind != "f":
         raise ValueError(f"mmd2_loss: argument {arg!r} expected a floating-point array of shape "
                          f"(N, D), got dtype {x.dtype} with shape {x.shape}")
@@ -77,11 +78,11 @@ def mixture_kernel(a: np.ndarray, b: np.ndarray, sigmas: Sequence[float]
     W : (M, N) float64, ``W[i, j] = sum_s exp(-||a_i - b_j||^2 / (2 sigma_s^2)) / sigma_s^2``,
         so that ``dK[i, j]/da_i = -W[i, j] (a_i - b_j)``
     """
-    d2 = _sq_dist(np.asarray(a, np.float64), np.asarray(b, np.float64))
-    K = np.zeros_like(d2)
-    W = np.zeros_like(d2)
+    d2 = _sq_dist(asarray(a, np.float64), asarray(b, np.float64))
+    K = xp.zeros_like(d2)
+    W = xp.zeros_like(d2)
     for s in sigmas:
-        ks = np.exp(d2 * (-0.5 / (s * s)))
+        ks = xp.exp(d2 * (-0.5 / (s * s)))
         K += ks
         W += ks / (s * s)
     return K, W
@@ -128,10 +129,10 @@ def mmd2_loss(x: np.ndarray, y: np.ndarray, sigmas: Sequence[float] = DEFAULT_SI
     kxx, wxx = mixture_kernel(x64, x64, sig)
     kyy, _ = mixture_kernel(y64, y64, sig)
     kxy, wxy = mixture_kernel(x64, y64, sig)
-    value = ((kxx.sum() - np.trace(kxx)) / (m * (m - 1))
-             + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+    value = ((kxx.sum() - xp.trace(kxx)) / (m * (m - 1))
+             + (kyy.sum() - xp.trace(kyy)) / (n * (n - 1))
              - 2.0 * kxy.sum() / (m * n))
-    np.fill_diagonal(wxx, 0.0)  # j = i contributes nothing (and must not through rounding)
+    xp.fill_diagonal(wxx, 0.0)  # j = i contributes nothing (and must not through rounding)
     pull_apart = wxx.sum(axis=1)[:, None] * x64 - wxx @ x64     # sum_j Wxx[i,j] (x_i - x_j)
     pull_in = wxy.sum(axis=1)[:, None] * x64 - wxy @ y64        # sum_j Wxy[i,j] (x_i - y_j)
     dx = -2.0 / (m * (m - 1)) * pull_apart + 2.0 / (m * n) * pull_in

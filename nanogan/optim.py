@@ -2,10 +2,11 @@
 
 An optimizer holds the live parameter and gradient arrays of a model (``model.params`` and
 ``model.grads``; nanogan never rebinds them, only updates them in place) and per-parameter state
-arrays of the parameters' dtype. Each :meth:`Optimizer.step` calls one kernel op per parameter
-(``ops.sgd_update``, ``ops.adam_update``, ``ops.rmsprop_update``; see
-``nanogan/_kernels/reference.py`` for the equations), which updates the parameter and its state in
-place. The op is looked up at step time, so a kernel-set switch takes effect immediately.
+arrays of the parameters' dtype, on their array backend (:mod:`nanogan.backend`). Each
+:meth:`Optimizer.step` calls one kernel op per parameter (``ops.sgd_update``, ``ops.adam_update``,
+``ops.rmsprop_update``; see ``nanogan/_kernels/reference.py`` for the equations), which updates
+the parameter and its state in place. The op is looked up at step time, so a kernel-set switch
+takes effect immediately.
 
 Usage::
 
@@ -13,8 +14,8 @@ Usage::
     opt.zero_grad(); y, cache = model.forward(x); model.backward(dy, cache); opt.step()
 
 ``state_dict()`` is a flat dict of NumPy arrays (``"step"``, the hyper-parameters as 0-d arrays,
-``"state.<param name>.<buffer>"``), ready for ``np.savez``; ``load_state_dict`` restores it so that
-training continues bit for bit.
+``"state.<param name>.<buffer>"``), ready for ``np.savez`` whatever the backend; ``load_state_dict``
+restores it (moving it to the backend) so that training continues bit for bit.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ._kernels import ops
+from .backend import asarray, to_numpy, xp
 from .layers.base import Module, _fmt_shape, convert_entry
 
 __all__ = ["SGD", "Adam", "Optimizer", "RMSprop"]
@@ -79,8 +81,9 @@ class Optimizer:
         self._lr = value
 
     def _alloc(self) -> None:
-        """Allocate zeroed state arrays, one per buffer name and parameter, in the param dtype."""
-        self.state = {name: {b: np.zeros_like(p) for b in self._buffers}
+        """Allocate zeroed state arrays, one per buffer name and parameter, in the param dtype
+        (on the parameters' backend)."""
+        self.state = {name: {b: xp.zeros_like(p) for b in self._buffers}
                       for name, p in self.params.items()}
 
     def _validate(self) -> None:
@@ -114,7 +117,7 @@ class Optimizer:
             out[h] = np.array(getattr(self, h))
         for name, bufs in self.state.items():
             for b, arr in bufs.items():
-                out[f"state.{name}.{b}"] = arr.copy()
+                out[f"state.{name}.{b}"] = to_numpy(arr).copy()  # NumPy, whatever the backend
         return out
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -179,7 +182,7 @@ class Optimizer:
                 setattr(self, h, v)
             self.step_count = int(step)
             for arr, src in bufs:
-                arr[...] = src
+                arr[...] = asarray(src)  # to the parameters' backend
 
         return commit
 
@@ -244,7 +247,7 @@ class SGD(Optimizer):
         """
         buf = state.get("momentum_buffer")
         if buf is None:
-            buf = np.empty(0, dtype=p.dtype)  # unused: the kernel skips momentum when it is 0
+            buf = xp.empty(0, dtype=p.dtype)  # unused: the kernel skips momentum when it is 0
         ops.sgd_update(p, g, buf, self.lr, self.momentum if buf.size else 0.0, self.dampening,
                        self.nesterov, self.weight_decay, self.step_count == 1)
 

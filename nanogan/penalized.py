@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .backend import asarray, xp
 from .gan import GAN, _mean_sigmoid, _no_input_grad
 from .layers import Module
 
@@ -75,6 +76,7 @@ class PenalizedGAN(GAN):
         if rng is None and self.penalty == "gp":
             raise ValueError("PenalizedGAN.d_step: pass rng= (the source of the interpolation "
                              "weights) when calling d_step outside step()")
+        x_real, z = asarray(x_real), asarray(z)  # to the device once (no-ops if already there)
         self.D.zero_grad()
         fake, _ = self.G.forward(z, train=True)
         s_real, c_real = self.D.forward(x_real, train=True)
@@ -90,7 +92,7 @@ class PenalizedGAN(GAN):
         self.d_opt.step()
         if self.clip is not None:
             for q in self.D.params.values():
-                np.clip(q, -self.clip, self.clip, out=q)
+                xp.clip(q, -self.clip, self.clip, out=q)
         return {
             "d_loss": float(value) + p,
             "critic_loss": float(value),

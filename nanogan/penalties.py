@@ -43,6 +43,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .backend import asarray, xp
 from .layers.base import Module, _fmt_shape, as_rng
 from .layers.batchnorm import _BatchNorm
 
@@ -66,7 +67,7 @@ def interpolate(x_real: np.ndarray, x_fake: np.ndarray,
     -------
     x_hat : (N, *), the dtype of ``x_real``
     """
-    x_real, x_fake = np.asarray(x_real), np.asarray(x_fake)
+    x_real, x_fake = asarray(x_real), asarray(x_fake)
     if x_real.shape != x_fake.shape or x_real.ndim < 1:
         raise ValueError(f"interpolate: arguments 'x_real' and 'x_fake' expected the same shape "
                          f"(N, *), got {_fmt_shape(x_real.shape)} and "
@@ -75,7 +76,7 @@ def interpolate(x_real: np.ndarray, x_fake: np.ndarray,
         raise ValueError(f"interpolate: expected floating-point arrays, got {x_real.dtype} "
                          f"and {x_fake.dtype}")
     eps = as_rng(rng).random((x_real.shape[0],) + (1,) * (x_real.ndim - 1))
-    eps = eps.astype(x_real.dtype)
+    eps = asarray(eps.astype(x_real.dtype))  # drawn on the host, moved to the backend
     return (x_fake + eps * (x_real - x_fake)).astype(x_real.dtype, copy=False)
 
 
@@ -130,30 +131,31 @@ def input_gradient(D: Module, x: np.ndarray) -> np.ndarray:
     """
     D = _plain(D)
     y, cache = D.forward(x, True)
-    return D.backward(np.ones_like(y), cache, param_grads=False)
+    return D.backward(xp.ones_like(y), cache, param_grads=False)
 
 
 def _penalize(D: Module, x: np.ndarray,
               penalty: Callable[[np.ndarray], tuple[float, np.ndarray]], caller: str) -> float:
     """The four passes of the module docstring: ``penalty(g) -> (P, dP/dg)``; ADDS dP/dtheta
     into ``D.grads``; returns ``P``."""
-    if np.ndim(x) < 1 or np.shape(x)[0] == 0:
+    x = asarray(x)
+    if x.ndim < 1 or x.shape[0] == 0:
         raise ValueError(f"{caller}: argument 'x' expected a batch (N, *) with N >= 1, got shape "
-                         f"{_fmt_shape(np.shape(x))}")
+                         f"{_fmt_shape(x.shape)}")
     D = _plain(D)
     y, cache = D.forward(x, True)
-    ones = np.ones_like(y)
+    ones = xp.ones_like(y)
     g = D.backward(ones, cache, param_grads=False)
     value, v = penalty(g)
     _, tcache = D.jvp(v.astype(g.dtype, copy=False), cache)
-    D.backward_jvp(ones, np.zeros_like(y), cache, tcache, input_grad=False)
+    D.backward_jvp(ones, xp.zeros_like(y), cache, tcache, input_grad=False)
     return float(value)
 
 
 def _norms(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``g`` as (N, K) rows and the per-sample 2-norms ``||g_n||`` as (N, 1)."""
     g2 = g.reshape(g.shape[0], -1)
-    return g2, np.sqrt((g2 * g2).sum(axis=1, keepdims=True))
+    return g2, xp.sqrt((g2 * g2).sum(axis=1, keepdims=True))
 
 
 def gradient_penalty(D: Module, x: np.ndarray, weight: float = 10.0,
@@ -186,8 +188,9 @@ def gradient_penalty(D: Module, x: np.ndarray, weight: float = 10.0,
         g2, n = _norms(g)
         N = g.shape[0]
         coef = weight * 2.0 * (n - target) / N
-        coef = np.divide(coef, n, out=np.zeros_like(coef), where=n > 0)
-        return weight * float(np.mean((n - target) ** 2)), (coef * g2).reshape(g.shape)
+        pos = n > 0  # (xp.where, not divide(where=...): CuPy's ufuncs lack that argument)
+        coef = xp.where(pos, coef / xp.where(pos, n, 1), 0).astype(coef.dtype, copy=False)
+        return weight * float(xp.mean((n - target) ** 2)), (coef * g2).reshape(g.shape)
 
     return _penalize(D, x, penalty, "gradient_penalty")
 
@@ -219,6 +222,6 @@ def r1_penalty(D: Module, x: np.ndarray, gamma: float = 10.0) -> float:
 
     def penalty(g: np.ndarray) -> tuple[float, np.ndarray]:
         _, n = _norms(g)
-        return gamma / 2 * float(np.mean(n * n)), gamma / g.shape[0] * g
+        return gamma / 2 * float(xp.mean(n * n)), gamma / g.shape[0] * g
 
     return _penalize(D, x, penalty, "r1_penalty")

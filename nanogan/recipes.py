@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from .backend import xp
 from .gan import GAN
 from .optim import SGD, Adam, RMSprop
 
@@ -194,7 +195,7 @@ class Recipe:
             k = gan.num_classes  # type: ignore[attr-defined]
             if k <= 16:
                 cols = 8
-                z = np.tile(gan.sample_z(cols, rng), (k, 1))  # type: ignore[attr-defined]
+                z = xp.tile(gan.sample_z(cols, rng), (k, 1))  # type: ignore[attr-defined]
                 return gan.generator_input(z, np.repeat(np.arange(k), cols)), cols  # type: ignore[attr-defined]
             z = gan.sample_z(n, rng)  # type: ignore[attr-defined]
             return gan.generator_input(z, np.arange(n) % k), 8  # type: ignore[attr-defined]

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from . import losses as _losses
+from .backend import asarray, to_numpy, xp
 from .layers import Dense, LeakyReLU, Module, Sequential
 from .layers.base import accepts_input_grad, as_rng
 from .optim import Adam
@@ -105,10 +106,11 @@ class InstanceNoise(Module):
 
     def forward(self, x: np.ndarray, train: bool = True) -> tuple[np.ndarray, Any]:
         """``x (N, *shape) -> D(x + sigma_t eps)``; the cache is the wrapped module's."""
-        x = np.asarray(x)
+        x = asarray(x)
         sigma = self.sigma
-        if train and sigma > 0:
-            x = x + (sigma * self.rng.standard_normal(x.shape)).astype(x.dtype, copy=False)
+        if train and sigma > 0:  # drawn on the host (nanogan.backend), moved to x's backend
+            eps = (sigma * self.rng.standard_normal(x.shape)).astype(x.dtype, copy=False)
+            x = x + asarray(eps)
         return self.module.forward(x, train)
 
     def backward(self, dy: np.ndarray, cache: Any, *, param_grads: bool = True,
@@ -173,18 +175,18 @@ class DiscriminatorEnsemble(Module):
                                  f"expected logits (N, 1) or (N,)")
             outs.append(y.reshape(n, 1))
             caches.append((c, y.shape))
-        return np.concatenate(outs, axis=1), caches
+        return xp.concatenate(outs, axis=1), caches
 
     def backward(self, dy: np.ndarray, cache: list[Any], *, param_grads: bool = True,
                  input_grad: bool = True) -> np.ndarray | None:
         """Column ``i`` of ``dy (N, M)`` goes to member ``i``; input gradients are summed."""
-        dy = np.asarray(dy)
+        dy = asarray(dy)
         if dy.ndim != 2 or dy.shape[1] != len(cache):
             raise ValueError(f"DiscriminatorEnsemble.backward: argument 'dy' expected shape "
                              f"(N, {len(cache)}), got {dy.shape}")
         dx = None
         for i, (m, (c, shape)) in enumerate(zip(self.members, cache)):
-            dyi = np.ascontiguousarray(dy[:, i]).reshape(shape)
+            dyi = xp.ascontiguousarray(dy[:, i]).reshape(shape)
             kw = {"input_grad": input_grad} if accepts_input_grad(m) else {}
             g = m.backward(dyi, c, param_grads=param_grads, **kw)
             if input_grad:
@@ -248,8 +250,8 @@ def noisy_loss_profile(real: np.ndarray, fake: np.ndarray,
     at noise level sigma_j"; a generator whose profile is ``log 4`` at every level is perfect.
     """
     rng = as_rng(rng)
-    real = np.asarray(real, dtype=np.float64)
-    fake = np.asarray(fake, dtype=np.float64)
+    real = np.asarray(to_numpy(real), dtype=np.float64)  # host data: the noise is drawn there
+    fake = np.asarray(to_numpy(fake), dtype=np.float64)
     if real.ndim == 1:
         real = real[:, None]
     if fake.ndim == 1:

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from . import runconfig
+from .backend import to_numpy
 from .checkpoint import CheckpointError, _file_mode, _fsync_dir
 from .datasets import Dataset, DatasetError, load_dataset
 from .gan import GAN, NonFiniteError
@@ -156,7 +157,7 @@ class _Evaluator:
     def __call__(self, gan: GAN) -> float:
         from .metrics.mmd import mmd2_unbiased
 
-        fake = np.concatenate([gan.G(self.z[i:i + 256], train=False)
+        fake = np.concatenate([to_numpy(gan.G(self.z[i:i + 256], train=False))
                                for i in range(0, len(self.z), 256)])
         fake = self._to_unit(self.recipe, fake).reshape(len(fake), -1)
         return mmd2_unbiased(fake, self.real, "rbf", self.sigma)
@@ -215,7 +216,7 @@ def train_in_folder(run_dir: str | os.PathLike, recipe: Recipe, hp: dict[str, An
     lo, hi = recipe.pixel_range
 
     def grid() -> None:
-        x = gan.G(fixed_z, train=False)
+        x = to_numpy(gan.G(fixed_z, train=False))  # sample grids are drawn on the host
         if (lo, hi) != (-1.0, 1.0):
             x = (x - lo) * (2.0 / (hi - lo)) - 1.0
         path = run / "samples" / f"step-{gan.steps:07d}.png"

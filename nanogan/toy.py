@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .backend import to_numpy
 from .layers.base import Module, as_dtype, as_rng
 
 __all__ = [
@@ -238,7 +239,7 @@ def ring_metrics(samples: np.ndarray, *, n_modes: int = RING_MODES, radius: floa
         counts_k = sum_i hq_i [k_i = k]
         covered  = #{k : counts_k >= min_count},   high_quality = mean_i hq_i
     """
-    x = np.asarray(samples, dtype=np.float64)
+    x = np.asarray(to_numpy(samples), dtype=np.float64)  # judged on the host
     if x.ndim != 2 or x.shape[1] != 2 or x.shape[0] == 0:
         raise ValueError(f"ring_metrics: argument 'samples' expected shape (n, 2) with n >= 1, "
                          f"got {x.shape}")

@@ -3,7 +3,9 @@
 A checkpoint holds everything a run needs to continue bit for bit (G, D, both optimizers, the step,
 the noise generator, the minibatch iterator, the fixed sample noise, the loss history) and the
 architecture and optimizer configs, so loading it needs no code. It is written atomically (see
-:mod:`nanogan.checkpoint`), and never over a good checkpoint with non-finite weights.
+:mod:`nanogan.checkpoint`), and never over a good checkpoint with non-finite weights. On disk it
+holds NumPy arrays whatever the array backend (:mod:`nanogan.backend`); loading it builds the GAN
+on the active backend.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import optim
+from .backend import to_numpy
 from .checkpoint import (
     CheckpointError,
     atomic_write,
@@ -156,7 +159,7 @@ def save_training_checkpoint(path: str | os.PathLike, gan: GAN, rng: np.random.G
         meta["batches"] = {k: v for k, v in bstate.items() if not isinstance(v, np.ndarray)}
         arrays.update({f"batches.{k}": v for k, v in bstate.items() if isinstance(v, np.ndarray)})
     if fixed_z is not None:
-        arrays["fixed_z"] = fixed_z
+        arrays["fixed_z"] = to_numpy(fixed_z)  # NumPy on disk, whatever the backend
     for k, v in (history or {}).items():
         arrays[f"history.{k}"] = np.asarray(v, dtype=np.int64 if k == "step" else np.float64)
     return Path(save_checkpoint(path, arrays, meta))
@@ -393,7 +396,7 @@ def train(gan: GAN, batches: Any, steps: int, rng: np.random.Generator, *,
 
     def snapshot_samples() -> None:
         if outdir is not None:
-            save_grid(gan.G(fixed_z, train=False), outdir / "samples.png", nrow=nrow)
+            save_grid(to_numpy(gan.G(fixed_z, train=False)), outdir / "samples.png", nrow=nrow)
 
     saved: list[int] = []  # steps of the checkpoints written by this call
 
