@@ -160,9 +160,7 @@ class _FakeCupy:
         return Pool()
 
 
-@pytest.mark.xfail(strict=False, raises=TypeError,
-                   reason="needs the GAN and the convolution layers on the array backend, "
-                          "converted beside this harness")
+@pytest.mark.slow
 def test_cuda_benchmark_flow_on_a_cpu_stand_in(tmp_path, monkeypatch):
     """The whole --device cuda run (cross-check, interleaved timing, table, JSON) with the strict
     backend standing in for CuPy and PyTorch on the CPU."""
