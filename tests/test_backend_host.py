@@ -222,3 +222,41 @@ def test_the_mnist_classifier_on_the_device_backend(device):
     for g, w in zip(got, want):
         assert type(g) is np.ndarray
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_example_sample_and_evaluate_end_to_end_on_the_device_backend(tmp_path):
+    """An example trains on the device backend (a session's cupy, else strict) and writes its
+    grid, plot and checkpoint; ``nanogan sample`` and ``nanogan evaluate`` on that checkpoint
+    give the same samples and metrics as on NumPy."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def run(backend_name, *args):
+        env = {**os.environ, "NANOGAN_BACKEND": backend_name,
+               "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        res = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env,
+                             cwd=root, timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+        return res.stdout
+
+    out = tmp_path / "run"
+    run(DEVICE, "examples/dcgan_mnist.py", "--steps", "3", "--batch-size", "8", "--out",
+        str(out), "--no-progress", "--sample-every", "2", "--checkpoint-every", "3")
+    for name in ("samples.png", "losses.png", "checkpoint.npz"):
+        assert (out / name).stat().st_size > 0, name
+    ckpt = str(out / "checkpoint.npz")
+    samples, metrics = {}, {}
+    for b in (DEVICE, "numpy"):
+        run(b, "-m", "nanogan", "sample", ckpt, "--n", "12", "--out", str(tmp_path / f"{b}.npy"),
+            "--png", str(tmp_path / f"{b}.png"))
+        samples[b] = np.load(tmp_path / f"{b}.npy")
+        metrics[b] = json.loads(run(b, "-m", "nanogan", "evaluate", ckpt, "--n", "40",
+                                    "--reference", "40", "--no-parzen", "--json"))
+    np.testing.assert_allclose(samples[DEVICE], samples["numpy"], rtol=1e-4, atol=1e-5)
+    for key in ("fid", "is", "precision", "recall", "mmd"):
+        assert metrics[DEVICE][key] == pytest.approx(metrics["numpy"][key], rel=1e-4, abs=1e-6)
