@@ -326,6 +326,15 @@ print("cupy imported" if "cupy" in sys.modules else "no cupy")
     assert res.stdout.strip().splitlines()[-1] == "no cupy"
 
 
+def test_cupy_is_an_optional_extra():
+    import tomllib
+
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        project = tomllib.load(f)["project"]
+    assert any(d.startswith("cupy-cuda12x") for d in project["optional-dependencies"]["gpu"])
+    assert not any("cupy" in d for d in project["dependencies"])
+
+
 # ---------------------------------------------------------------------------- kernel sets
 def test_strict_kernel_set_equals_the_reference_on_every_op():
     """Every op of the table on the strict arrays: results on the backend, equal to the
