@@ -327,7 +327,10 @@ print("cupy imported" if "cupy" in sys.modules else "no cupy")
 
 
 def test_cupy_is_an_optional_extra():
-    import tomllib
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
 
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
         project = tomllib.load(f)["project"]
