@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # The tests multiply small matrices: one BLAS thread is fastest, and a BLAS thread pool spinning
 # against the other core's test work can slow a run many times over. Set before NumPy loads.
@@ -26,7 +28,8 @@ import numpy as np  # noqa: E402  (after the thread settings above)
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
-from nanogan import _kernels  # noqa: E402
+from nanogan import _kernels, backend  # noqa: E402
+from nanogan.backend import to_numpy  # noqa: E402
 from nanogan.gradcheck import rel_error  # noqa: E402
 
 settings.register_profile(
@@ -43,7 +46,18 @@ TOL = {np.float64: 1e-8, np.float32: 1e-4}
 #: The largest relative error each ``check`` name has seen in this run (for inspection).
 MAX_ERR: dict[str, float] = {}
 
-__all__ = ["COMPILED_SETS", "KERNEL_SETS", "MAX_ERR", "TOL", "check", "rel_error"]
+#: The device backend of the backend tests: the session's own when it is not NumPy (``cupy``
+#: under ``NANOGAN_BACKEND=cupy``, as ``benchmarks/gpu_check.sh`` runs them), else the strict
+#: test backend.
+DEVICE_BACKEND = backend.get_backend() if backend.get_backend() != "numpy" else "strict"
+#: Tolerances of the device backend's results against the NumPy backend's on CuPy, by dtype:
+#: ``(rtol, atol relative to the largest reference value)``. CuPy runs other kernels, cuBLAS
+#: products and reductions in another order; the strict backend runs NumPy's reference kernels
+#: on the same numbers, so its results are compared exactly (or to the tolerance a test gives).
+DEVICE_TOL = {np.dtype(np.float64): (1e-9, 1e-12), np.dtype(np.float32): (1e-5, 1e-6)}
+
+__all__ = ["COMPILED_SETS", "DEVICE_BACKEND", "DEVICE_TOL", "KERNEL_SETS", "MAX_ERR", "TOL",
+           "assert_backend_close", "check", "on_backend", "rel_error"]
 
 
 def check(name: str, a, b, tol: float) -> None:
@@ -52,6 +66,59 @@ def check(name: str, a, b, tol: float) -> None:
     key = f"{name} [{'float64' if tol < 1e-6 else 'float32'}]"
     MAX_ERR[key] = max(MAX_ERR.get(key, 0.0), err)
     assert err < tol, f"{name}: relative error {err:.3e} >= {tol:.0e}"
+
+
+@contextmanager
+def on_backend(name: str, kernels: str | None = None) -> Iterator[str]:
+    """Run a block on array backend ``name`` (with NumPy's kernel set ``kernels``, e.g.
+    ``"reference"``, the kernels the device backends are checked against); the previous backend,
+    and NumPy's kernel set, are restored afterwards. Yields ``name``."""
+    previous = backend.get_backend()
+    backend.set_backend("numpy")
+    numpy_set = _kernels.get_backend()
+    try:
+        if name == "numpy" and kernels is not None:
+            _kernels.set_backend(kernels)
+        backend.set_backend(name)
+        yield name
+    finally:
+        backend.set_backend("numpy")
+        _kernels.set_backend(numpy_set)
+        backend.set_backend(previous)
+
+
+def assert_backend_close(got, want, what: str = "", tol: float = 0.0,
+                         device: str | None = None) -> None:
+    """Assert that ``got``, a result of the device backend (an array of any backend, or a Python
+    number), agrees with ``want``, the NumPy backend's (same shape and dtype).
+
+    On the strict backend (the same reference kernels on the same numbers): exactly, or with
+    ``tol`` > 0 to ``tol`` times the largest ``|want|`` (at least 1). On CuPy: to
+    :data:`DEVICE_TOL` of the dtype (float64 for Python floats), never tighter than ``tol``.
+    Integers, booleans, strings and None are always compared exactly; NaNs match NaNs.
+    ``device`` names the backend ``got`` came from (default :data:`DEVICE_BACKEND`: the
+    comparison usually runs after the device block has ended)."""
+    device = DEVICE_BACKEND if device is None else device
+    if isinstance(want, bool | int | str | type(None)):
+        assert got == want, f"{what}: {got!r} != {want!r}"
+        return
+    if isinstance(want, float):
+        assert isinstance(got, float), f"{what}: a {type(got).__name__}, not a float"
+    got, want = np.asarray(to_numpy(got)), np.asarray(want)
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+    assert got.dtype == want.dtype, f"{what}: dtype {got.dtype} != {want.dtype}"
+    exact = device == "strict" and tol == 0.0
+    if exact or not np.issubdtype(want.dtype, np.inexact):
+        np.testing.assert_array_equal(got, want, err_msg=what)
+        return
+    finite = np.abs(want[np.isfinite(want)])
+    scale = max(float(finite.max(initial=0.0)), 1.0)
+    if device == "strict":
+        np.testing.assert_allclose(got, want, rtol=0, atol=tol * scale, err_msg=what)
+        return
+    rtol, atol = DEVICE_TOL.get(want.dtype, DEVICE_TOL[np.dtype(np.float32)])
+    np.testing.assert_allclose(got, want, rtol=max(rtol, tol), atol=max(atol, tol) * scale,
+                               err_msg=what)
 
 
 def _flag(name: str) -> bool:
@@ -134,10 +201,5 @@ def device_backend():
     """A device array backend for one test: the session's own when it is not NumPy
     (``NANOGAN_BACKEND=cupy`` on a GPU, as ``benchmarks/gpu_check.sh`` runs the backend tests),
     else the strict test backend; the previous backend is restored afterwards. Yields its name."""
-    from nanogan import backend
-
-    previous = backend.get_backend()
-    name = previous if previous != "numpy" else "strict"
-    backend.set_backend(name)
-    yield name
-    backend.set_backend(previous)
+    with on_backend(DEVICE_BACKEND) as name:
+        yield name

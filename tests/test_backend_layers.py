@@ -1,12 +1,16 @@
-"""Every layer and the fast path on the ``strict`` array backend (:mod:`nanogan.backend`).
+"""Every layer and the fast path on a device array backend (:mod:`nanogan.backend`).
 
-The strict backend's arrays refuse NumPy's functions and NumPy operands, as CuPy's do, so a layer
-that still calls ``np.<function>`` on an array, or mixes a host array into device arithmetic,
-raises ``TypeError`` here. Each test builds its modules after switching (parameters are drawn on
-the host with the same seeds, so both backends start from the same values), runs them on the
-strict arrays, and compares every array that comes out (output, input gradient, parameter
-gradients, buffers, the second-order ``jvp`` / ``backward_jvp`` results) with the numpy backend
-running the reference kernels (the kernels the strict backend runs), in float64, to 1e-12.
+The device backend is the session's own when it is not NumPy (CuPy under
+``NANOGAN_BACKEND=cupy``, as ``benchmarks/gpu_check.sh`` runs these tests), else the ``strict``
+test backend, whose arrays refuse NumPy's functions and NumPy operands, as CuPy's do: a layer that
+still calls ``np.<function>`` on an array, or mixes a host array into device arithmetic, raises
+``TypeError`` here. Each test builds its modules after switching (parameters are drawn on the
+host with the same seeds, so both backends start from the same values), runs them on the device
+arrays, and compares every array that comes out (output, input gradient, parameter gradients,
+buffers, the second-order ``jvp`` / ``backward_jvp`` results) with the numpy backend running the
+reference kernels (the kernels the strict backend runs), in float64: to 1e-12 of the scale on
+strict, to ``conftest.DEVICE_TOL`` on CuPy (``assert_backend_close``). The tests of the harness
+itself (that a stray NumPy call fails) run on the strict backend by name.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import DEVICE_BACKEND, assert_backend_close, on_backend
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nanogan
-from nanogan import _kernels, backend
+from nanogan import backend
 from nanogan._strict import StrictArray
 from nanogan.backend import asarray, to_numpy
 from nanogan.fast import compile as compile_plan
@@ -57,24 +62,21 @@ FEW = settings(max_examples=8, deadline=None)
 def active(name: str) -> Iterator[None]:
     """Run a block on array backend ``name`` (the numpy one with the reference kernels, the
     kernels the strict backend runs); the previous backend and kernel set are restored."""
-    kernels = _kernels.get_backend() if backend.get_backend() == "numpy" else None
-    previous = backend.get_backend()
-    backend.set_backend(name)
-    if name == "numpy":
-        nanogan.set_kernel_backend("reference")
-    try:
+    with on_backend(name, kernels="reference" if name == "numpy" else None):
         yield
-    finally:
-        backend.set_backend(previous)
-        if kernels is not None:
-            nanogan.set_kernel_backend(kernels)
 
 
 @pytest.fixture
 def strict() -> Iterator[None]:
-    backend.set_backend("strict")
-    yield
-    backend.set_backend("numpy")
+    """The strict backend by name (for the tests of the strict harness itself, on any session);
+    the previous backend afterwards."""
+    with on_backend("strict"):
+        yield
+
+
+def on_device(value: Any) -> bool:
+    """Whether ``value`` is an array of the active backend and that backend is a device one."""
+    return backend.get_backend() != "numpy" and backend.is_array(value)
 
 
 def rand(seed: int, *shape: int) -> np.ndarray:
@@ -121,21 +123,23 @@ def exercise(make: Callable[[], Any], x: np.ndarray, *, modes: tuple[bool, ...] 
 
 
 def assert_close(got: Any, want: Any, what: str, tol: float = TOL) -> None:
-    got, want = to_numpy(got), np.asarray(want)
-    assert got.shape == want.shape and got.dtype == want.dtype, what
-    scale = max(float(np.abs(want).max(initial=0.0)), 1.0)
-    np.testing.assert_allclose(got, want, rtol=0, atol=tol * scale, err_msg=what)
+    """A device backend result against the numpy backend's: to ``tol`` of the scale on strict,
+    to the device tolerance on CuPy."""
+    assert_backend_close(to_numpy(got), np.asarray(want), what, tol)
 
 
 def compare(make: Callable[[], Any], x: np.ndarray, tol: float = TOL, **kw: Any
             ) -> dict[str, Any]:
-    """``exercise`` on the numpy and on the strict backend; every result must agree (to ``tol``
-    of its scale), those of the strict run must be strict arrays, and its state dict NumPy
-    arrays."""
+    """``exercise`` on the numpy and on the device backend; every result must agree (to ``tol``
+    of its scale on strict), those of the device run must be device arrays, and its state dict
+    NumPy arrays."""
     with active("numpy"):
         want = exercise(make, x, **kw)
-    with active("strict"):
+    with active(DEVICE_BACKEND):
         got = exercise(make, x, **kw)
+        for key, value in got.items():
+            if key != "state_dict" and value is not None:
+                assert on_device(value), f"{key}: {type(value).__name__}"
     assert got.keys() == want.keys()
     for key, value in want.items():
         if key == "state_dict":
@@ -143,13 +147,12 @@ def compare(make: Callable[[], Any], x: np.ndarray, tol: float = TOL, **kw: Any
         if value is None:
             assert got[key] is None, key
             continue
-        assert type(got[key]) is StrictArray, f"{key}: {type(got[key]).__name__}"
         assert_close(got[key], value, key, tol)
     state, ref = got["state_dict"], want["state_dict"]
     assert list(state) == list(ref)
     for key, value in state.items():
         assert type(value) is np.ndarray, f"state_dict[{key!r}] is a {type(value).__name__}"
-        np.testing.assert_array_equal(value, ref[key], err_msg=key)
+        assert_backend_close(value, ref[key], f"state_dict[{key!r}]")
     return got
 
 
@@ -199,13 +202,50 @@ def test_a_stray_numpy_call_in_the_fast_path_fails(strict, monkeypatch):
         plan.forward(x, True)
 
 
-def test_switching_back_restores_the_numpy_backend_and_kernels():
-    kernels = nanogan.kernel_backend()
-    with active("strict"):
-        assert backend.get_backend() == "strict"
-        assert type(Dense(2, 3, rng=0).weight) is StrictArray
-    assert backend.get_backend() == "numpy" and nanogan.kernel_backend() == kernels
-    assert type(Dense(2, 3, rng=0).weight) is np.ndarray
+def test_the_comparison_is_exact_on_strict_and_tolerant_on_cupy():
+    """``assert_backend_close``: bit equality on strict (or the tolerance a test gives), the
+    dtype's device tolerance on CuPy; shapes, dtypes and integers always exact."""
+    want = rand(0, 3, 4)
+    near, far = want * (1 + 1e-12), want * (1 + 1e-7)
+    assert_backend_close(want.copy(), want, device="strict")
+    with pytest.raises(AssertionError):
+        assert_backend_close(near, want, device="strict")
+    assert_backend_close(near, want, tol=1e-10, device="strict")
+    assert_backend_close(near, want, device="cupy")
+    with pytest.raises(AssertionError):
+        assert_backend_close(far, want, device="cupy")
+    f32 = want.astype(np.float32)
+    assert_backend_close(f32 * np.float32(1 + 1e-6), f32, device="cupy")
+    with pytest.raises(AssertionError):
+        assert_backend_close(f32 * np.float32(1 + 1e-3), f32, device="cupy")
+    for device in ("strict", "cupy"):
+        with pytest.raises(AssertionError, match="dtype"):
+            assert_backend_close(f32, want, device=device)
+        with pytest.raises(AssertionError, match="shape"):
+            assert_backend_close(want[:2], want, device=device)
+        with pytest.raises(AssertionError):
+            assert_backend_close(np.arange(3) + 1, np.arange(3), device=device)
+        with pytest.raises(AssertionError):
+            assert_backend_close(2, 3, device=device)
+        assert_backend_close(float("nan"), float("nan"), device=device)
+    with pytest.raises(AssertionError):
+        assert_backend_close(1.0 + 1e-12, 1.0, device="strict")
+    assert_backend_close(1.0 + 1e-12, 1.0, device="cupy")
+
+
+def test_switching_back_restores_the_previous_backend_and_kernels():
+    previous, kernels = backend.get_backend(), nanogan.kernel_backend()
+    with active("numpy"):
+        assert nanogan.kernel_backend() == "reference"
+        numpy_weight = Dense(2, 3, rng=0).weight
+        assert type(numpy_weight) is np.ndarray
+    with active(DEVICE_BACKEND):
+        assert backend.get_backend() == DEVICE_BACKEND
+        assert on_device(Dense(2, 3, rng=0).weight)
+        assert not backend.is_array(numpy_weight)
+    assert backend.get_backend() == previous and nanogan.kernel_backend() == kernels
+    if previous == "numpy":
+        assert type(Dense(2, 3, rng=0).weight) is np.ndarray
 
 
 # --------------------------------------------------------------------------- dense layers
@@ -273,7 +313,7 @@ def test_naive_convolutions():
     x, w, b = rand(0, 2, 2, 5, 4), rand(1, 3, 2, 3, 2), rand(2, 3)
     wt = rand(3, 2, 3, 3, 2)
     results = {}
-    for name in ("numpy", "strict"):
+    for name in ("numpy", DEVICE_BACKEND):
         with active(name):
             X, Wc, B, Wt = (asarray(a) for a in (x, w, b, wt))
             y = conv_naive.conv2d_naive(X, Wc, B, (2, 1), (1, 0))
@@ -281,8 +321,9 @@ def test_naive_convolutions():
             grads = conv_naive.conv2d_naive_backward(dy, X, Wc, (2, 1), (1, 0))
             yt = conv_naive.conv_transpose2d_naive(X, Wt, B, (2, 1), (1, 0), (1, 0))
             results[name] = [y, *grads, yt]
-    for got, want in zip(results["strict"], results["numpy"]):
-        assert type(got) is StrictArray
+            assert all(backend.is_array(r) for r in results[name])
+    assert len(results[DEVICE_BACKEND]) == len(results["numpy"]) == 5
+    for got, want in zip(results[DEVICE_BACKEND], results["numpy"]):
         assert_close(got, want, "naive convolution")
 
 
@@ -325,8 +366,7 @@ def test_shape_layers(make, shape):
 
 def test_gradient_reversal():
     got = compare(lambda: GradientReversal(0.7), rand(0, 3, 4))
-    with active("numpy"):
-        assert_close(got["dx0"], -0.7 * rand(100, 3, 4), "dx = -lambda dy")
+    assert_close(got["dx0"], -0.7 * rand(100, 3, 4), "dx = -lambda dy")
 
 
 def test_sequential_second_order():
@@ -347,8 +387,9 @@ def test_sequential_mlp(n, d_in, d_hidden, train):
         rand(0, n + 1, d_in), modes=(train, False))
 
 
-def test_float32_keeps_its_dtype_on_strict():
-    """The default float32 layers: the strict run stays in float32 and agrees with numpy's."""
+def test_float32_keeps_its_dtype_on_the_device_backend():
+    """The default float32 layers: the device run stays in float32 and agrees with numpy's (to
+    1e-6 of the scale on strict, the float32 device tolerance on CuPy)."""
     def make():
         return Sequential(Conv2d(1, 3, 3, stride=2, padding=1, rng=1), LeakyReLU(0.2),
                           Flatten(), Dense(12, 4, rng=2), LayerNorm(4), Tanh())
@@ -361,26 +402,27 @@ def test_float32_keeps_its_dtype_on_strict():
 
 def test_dcgan_init_moves_its_host_draws():
     params = {}
-    for name in ("numpy", "strict"):
+    for name in ("numpy", DEVICE_BACKEND):
         with active(name):
             net = Sequential(Conv2d(1, 2, 3, rng=0, dtype=F64), BatchNorm2d(2, dtype=F64),
                              Dense(3, 2, rng=1, dtype=F64))
             dcgan_init(net, rng=7)
             assert all(backend.is_array(p) for p in net.params.values())
             params[name] = {k: to_numpy(v) for k, v in net.params.items()}
+    assert params[DEVICE_BACKEND].keys() == params["numpy"].keys()
     for k, v in params["numpy"].items():
-        np.testing.assert_array_equal(params["strict"][k], v, err_msg=k)
+        assert_backend_close(params[DEVICE_BACKEND][k], v, k)
     assert np.all(params["numpy"]["0.bias"] == 0) and np.all(params["numpy"]["2.bias"] == 0)
 
 
-def test_load_state_dict_moves_host_values(strict):
+def test_load_state_dict_moves_host_values(device_backend):
     net = Sequential(Dense(3, 2, rng=0, dtype=F64), BatchNorm1d(2, dtype=F64))
     state = {k: v + 1 for k, v in net.state_dict().items()}
     net.load_state_dict(state)
     for k, v in net.params.items():
-        assert type(v) is StrictArray
-        np.testing.assert_array_equal(to_numpy(v), state[k])
-    assert type(net.buffers["1.running_mean"]) is StrictArray
+        assert on_device(v), k
+        np.testing.assert_array_equal(to_numpy(v), state[k])  # a copy: exact on every backend
+    assert on_device(net.buffers["1.running_mean"])
 
 
 # --------------------------------------------------------------------------- the fast path
@@ -430,12 +472,13 @@ def run_gan_nets(fast: bool) -> dict[str, Any]:
     return {k: (None if v is None else to_numpy(v)) for k, v in out.items()}
 
 
-def test_fast_plan_on_strict_matches_plain_layers_on_numpy():
-    """A DCGAN-like G and D compiled into plans on the strict backend give the plain layers'
-    results on the numpy backend (the plan sums in another order: 1e-12 of the scale)."""
+def test_fast_plan_on_the_device_matches_plain_layers_on_numpy():
+    """A DCGAN-like G and D compiled into plans on the device backend give the plain layers'
+    results on the numpy backend (the plan sums in another order: 1e-12 of the scale on
+    strict)."""
     with active("numpy"):
         want = run_gan_nets(fast=False)
-    with active("strict"):
+    with active(DEVICE_BACKEND):
         got = run_gan_nets(fast=True)
     assert got.keys() == want.keys()
     for key, value in want.items():
@@ -445,11 +488,11 @@ def test_fast_plan_on_strict_matches_plain_layers_on_numpy():
             assert_close(got[key], value, key)
 
 
-def test_fast_plan_outputs_are_strict_arrays(strict):
+def test_fast_plan_outputs_are_device_arrays(device_backend):
     plan = compile_plan(dcgan_d())
     y, cache = plan.forward(asarray(rand(0, 2, 1, 8, 8)), True)
     dx = plan.backward(asarray(rand(1, 2, 1)), cache)
-    assert type(y) is StrictArray and type(dx) is StrictArray
+    assert on_device(y) and on_device(dx)
     assert all(type(v) is np.ndarray for v in plan.state_dict().values())
 
 
@@ -478,13 +521,13 @@ def error_of(make: Callable[[], Any], x: np.ndarray) -> str:
 def test_bad_input_raises_the_same_clear_error(make, shape):
     with active("numpy"):
         want = error_of(make, rand(0, *shape))
-    with active("strict"):
+    with active(DEVICE_BACKEND):
         got = error_of(make, rand(0, *shape))
     assert got == want
     assert "expected" in got and "got" in got
 
 
-def test_bad_gradient_shape_raises_on_strict(strict):
+def test_bad_gradient_shape_raises_on_the_device_backend(device_backend):
     conv = Conv2d(2, 3, 3, rng=0, dtype=F64)
     _, cache = conv.forward(asarray(rand(0, 2, 2, 5, 5)))
     with pytest.raises(ValueError, match="argument 'dy' expected shape"):
