@@ -77,20 +77,20 @@ def _host(obj):
     return obj
 
 
-def assert_same(got, want, what="result"):
+def assert_same(got, want, what="result", rtol=None):
     """Equal structure; equal floats and bit-equal arrays on strict (the device tolerance on
-    CuPy: ``assert_backend_close``)."""
+    CuPy, or ``rtol``: ``assert_backend_close``)."""
     assert type(got) is type(want) or (isinstance(got, dict) and isinstance(want, dict)), what
     if isinstance(want, dict):
         assert set(got) == set(want), what
         for k in want:
-            assert_same(got[k], want[k], f"{what}[{k!r}]")
+            assert_same(got[k], want[k], f"{what}[{k!r}]", rtol)
     elif isinstance(want, list | tuple):
         assert len(got) == len(want), what
         for i, (a, b) in enumerate(zip(got, want)):
-            assert_same(a, b, f"{what}[{i}]")
+            assert_same(a, b, f"{what}[{i}]", rtol)
     else:
-        assert_backend_close(got, want, what)
+        assert_backend_close(got, want, what, rtol=rtol)
 
 
 def mlp(sizes, seed):
@@ -102,6 +102,10 @@ def mlp(sizes, seed):
             layers.append(LeakyReLU(0.2))
     return Sequential(*layers)
 
+
+#: The relative tolerance on CuPy of results after several GAN training steps (bit equality on
+#: strict): Adam's m / sqrt(v) magnifies the rounding differences of small gradients, step by step.
+TRAINED = 1e-7
 
 DATA = np.random.default_rng(123).standard_normal((96, 4))  # 2x2 images for sample grids
 
@@ -266,20 +270,20 @@ def run_steps(gan_kw, iterations=3, simultaneous=False):
 ], ids=["k1", "k2", "wgan-clip", "hinge-uniform"])
 def test_gan_step_matches_numpy_backend(device_backend, gan_kw):
     got, want = on_both(run_steps(gan_kw))
-    assert_same(got, want)
+    assert_same(got, want, rtol=TRAINED)
     assert got[1]["gan.steps"] == 3
 
 
 def test_simultaneous_step_matches_numpy_backend(device_backend):
     got, want = on_both(run_steps({"k": 1}, simultaneous=True))
-    assert_same(got, want)
+    assert_same(got, want, rtol=TRAINED)
 
 
 @pytest.mark.parametrize("k", [1, 2])
 def test_gan_step_fast_path_matches_numpy_backend(device_backend, k):
     """The fused plans of nanogan.fast, on the device arrays and on NumPy."""
     got, want = on_both(run_steps({"k": k, "fast": True}))
-    assert_same(got, want)
+    assert_same(got, want, rtol=TRAINED)
 
 
 def test_sample_noise_is_drawn_on_the_host(device_backend):
@@ -328,7 +332,7 @@ def test_penalized_gan_matches_numpy_backend(device_backend, penalty, fast):
         return stats, gan.state_dict()
 
     got, want = on_both(run)
-    assert_same(got, want)
+    assert_same(got, want, rtol=TRAINED)
 
 
 def test_penalty_functions_match_numpy_backend(device_backend):
@@ -361,7 +365,7 @@ def test_conditional_gan_matches_numpy_backend(device_backend):
         return stats, gan.state_dict(), sample
 
     got, want = on_both(run)
-    assert_same(got, want)
+    assert_same(got, want, rtol=TRAINED)
 
 
 # ---------------------------------------------------------------------------- checkpoints
@@ -464,4 +468,4 @@ def test_remedies_train_on_the_device_backend(device_backend):
         return [dict(gan.step(batches, rng)) for _ in range(2)], gan.state_dict()
 
     got, want = on_both(run)
-    assert_same(got, want)
+    assert_same(got, want, rtol=TRAINED)
