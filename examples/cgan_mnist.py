@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nanogan.backend import xp
 from nanogan.conditional import ConditionalGAN, LabeledMinibatches, conditional_accuracy
 from nanogan.data import load_mnist, scale_images
 from nanogan.models import mlp_discriminator, mlp_generator
@@ -52,7 +53,7 @@ def build(args, rng: np.random.Generator) -> ConditionalGAN:
 def fixed_grid_input(gan: ConditionalGAN, rng: np.random.Generator) -> np.ndarray:
     """Generator input of the sample grid: row d asks for digit d, column j uses noise j."""
     z = gan.sample_z(NUM_CLASSES, rng)
-    return gan.generator_input(np.tile(z, (NUM_CLASSES, 1)),
+    return gan.generator_input(xp.tile(z, (NUM_CLASSES, 1)),
                                np.repeat(np.arange(NUM_CLASSES), NUM_CLASSES))
 
 

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 import nanogan
+from nanogan.backend import asarray, to_numpy
 from nanogan.cli_args import (
     explicit_flags,
     int_range,
@@ -122,9 +123,10 @@ def build(x_train: np.ndarray, init: str, rng: np.random.Generator, *, g_hidden:
     if init == "yaml":
         for net, irange in ((G, 0.05), (D, 0.005)):
             for name, p in net.params.items():
-                p[...] = rng.uniform(-irange, irange, p.shape) if name.endswith("weight") else 0
+                p[...] = asarray(rng.uniform(-irange, irange, p.shape).astype(p.dtype)
+                                 if name.endswith("weight") else np.zeros(p.shape, p.dtype))
         mean = np.clip(x_train.mean(axis=0, dtype=np.float64), 1e-5, 1 - 1e-5)
-        G.params["4.bias"][...] = np.log(mean / (1 - mean))
+        G.params["4.bias"][...] = asarray(np.log(mean / (1 - mean)).astype(np.float32))
     return G, D
 
 
@@ -139,7 +141,7 @@ def schedule(step: int, steps_per_epoch: int = STEPS_PER_EPOCH) -> tuple[float, 
 def sample01(gan: GAN, n: int, seed: int = 1234) -> np.ndarray:
     """``n`` samples of G in [0, 1], (n, 784), from seeded noise."""
     rng = np.random.default_rng(seed)
-    return np.concatenate([gan.G(gan.sample_noise(1000, rng), train=False)
+    return np.concatenate([to_numpy(gan.G(gan.sample_noise(1000, rng), train=False))
                            for _ in range(-(-n // 1000))])[:n]
 
 
