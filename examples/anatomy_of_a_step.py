@@ -33,6 +33,7 @@ from nanogan import (
     Sequential,
     Tanh,
 )
+from nanogan.backend import xp
 from nanogan.cli_args import int_range, nonnegative_int
 from nanogan.data import load_mnist
 
@@ -55,7 +56,7 @@ def tiny_gan(arch: str, rng: np.random.Generator) -> tuple[Sequential, Sequentia
 
 
 def norm(a: np.ndarray | None) -> str:
-    return "-" if a is None else f"{np.linalg.norm(a):9.4f}"
+    return "-" if a is None else f"{xp.linalg.norm(a):9.4f}"
 
 
 def shape(a: np.ndarray | None) -> str:
@@ -128,8 +129,8 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> float:
     p("forward D(G(z)), the fake batch (its own cache)")
     s_fake, c_fake = p.forward(D, "D", fake)
     L_D, ds_real, ds_fake = gan.loss.d_loss(s_real, s_fake)
-    p(f"L_D = {L_D:.4f};  mean sigma(D(x)) = {np.mean(1 / (1 + np.exp(-s_real))):.3f},  "
-      f"mean sigma(D(G(z))) = {np.mean(1 / (1 + np.exp(-s_fake))):.3f}",
+    p(f"L_D = {L_D:.4f};  mean sigma(D(x)) = {(1 / (1 + xp.exp(-s_real))).mean():.3f},  "
+      f"mean sigma(D(G(z))) = {(1 / (1 + xp.exp(-s_fake))).mean():.3f}",
       f"dL_D/ds_real {shape(ds_real)} |.| {norm(ds_real)},  dL_D/ds_fake |.| {norm(ds_fake)}")
     D.zero_grad()
     p("backward through D, real half (adds into D.grads; no dL/dx needed)")
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> float:
     d_grads = {k: g.copy() for k, g in D.grads.items()}
     p("backward through D for dL_G/dG(z) only (param_grads=False: D.grads untouched)")
     d_fake = p.backward(D, "D", ds_fake, c_d, param_grads=False)
-    assert all(np.array_equal(g, d_grads[k]) for k, g in D.grads.items())
+    assert all(bool((g == d_grads[k]).all()) for k, g in D.grads.items())
     G.zero_grad()
     p(f"backward through G with dL_G/dG(z) {shape(d_fake)} (no gradient for the noise)")
     p.backward(G, "G", d_fake, c_g, input_grad=False)

@@ -34,6 +34,7 @@ import numpy as np
 from _run_utils import save_json_atomic, save_state
 
 import nanogan
+from nanogan.backend import to_numpy
 from nanogan.cli_args import float_range, nonnegative_int, output_dir, positive_float, positive_int
 from nanogan.data import Minibatches, load_mnist
 from nanogan.layers import Dense, GradientReversal, ReLU, Sequential
@@ -47,7 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--target", choices=["texture", "invert"], default="texture",
                    help="how the unlabelled target domain is made from MNIST")
-    p.add_argument("--steps", type=positive_int, default=6000)
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="updates of each model; default 6,000 (--quick: 30)")
     p.add_argument("--batch-size", type=positive_int, default=128, help="source and target, each")
     p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
                    help="sgd: Ganin et al.'s SGD, momentum 0.9, learning rate "
@@ -61,15 +63,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-every", type=positive_int, default=500)
     p.add_argument("--out", type=output_dir, default=None, help="output folder (default runs/dann)")
     p.add_argument("--quick", action="store_true",
-                   help="a smoke run: 30 steps on 2,000 images, evaluated on 500")
+                   help="a smoke run: 30 steps (unless --steps) on 2,000 images, evaluated on 500")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
     if a.lr is None:
         a.lr = 1e-3 if a.optimizer == "adam" else 1e-2
     if a.out is None:
         a.out = "runs/dann" + ("_quick" if a.quick else "")
-    if a.quick:
-        a.steps, a.batch_size, a.eval_every = 30, 32, 10
+    if a.quick:  # a smoke run: small batches, frequent evaluations (--steps still applies)
+        a.batch_size, a.eval_every = 32, 10
+    a.steps = a.steps or (30 if a.quick else 6000)
     return a
 
 
@@ -151,7 +154,8 @@ class DANN:
         hits = 0
         for s in range(0, len(x), 1000):
             logits = self.C(self.F(x[s:s + 1000], train=False), train=False)
-            hits += int((logits.argmax(axis=1) == y[s:s + 1000]).sum())
+            predicted = to_numpy(logits.argmax(axis=1))  # class indices back to the host
+            hits += int((predicted == y[s:s + 1000]).sum())
         return hits / len(x)
 
 

@@ -27,6 +27,7 @@ import numpy as np
 from _run_utils import load_state, plot_curves, save_json_atomic, save_npy_atomic, save_state
 
 import nanogan
+from nanogan.backend import to_numpy
 from nanogan.checkpoint import rng_state, set_rng_state
 from nanogan.cli_args import float_range, nonnegative_int, output_dir, positive_float, positive_int
 from nanogan.data import Minibatches, load_mnist, scale_images
@@ -133,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def snapshot() -> None:
         save_grid(G(fixed_z, train=False), out / "samples.png")
-        real = x_train[:32]
-        D_ = D.decoder(D.encoder(real, train=False), train=False)
+        real = x_train[:32]  # host data; the reconstructions come back to the host to be drawn
+        D_ = to_numpy(D.decoder(D.encoder(real, train=False), train=False))
         pairs = np.stack([real, D_], axis=1).reshape(64, 784)  # real, reconstruction, ...
         save_grid(pairs, out / "reconstructions.png")
 
@@ -197,8 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     snapshot()
     checkpoint()
     rng = np.random.default_rng(0)
-    samples = np.concatenate([G(rng.standard_normal((min(1000, args.n_samples - s), args.z_dim),
-                                                    dtype=np.float32), train=False)
+    samples = np.concatenate([to_numpy(G(rng.standard_normal((min(1000, args.n_samples - s),
+                                                              args.z_dim), dtype=np.float32),
+                                         train=False))  # each batch back to the host
                               for s in range(0, args.n_samples, 1000)])
     save_npy_atomic(out / "samples.npy", samples.reshape(-1, 1, 28, 28))
     last = {k: float(np.mean(history[k][-100:])) for k in HISTORY} if history["step"] else {}

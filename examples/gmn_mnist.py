@@ -29,6 +29,7 @@ from _run_utils import load_state, save_json_atomic, save_npy_atomic, save_state
 
 import nanogan
 from nanogan import toy
+from nanogan.backend import to_numpy
 from nanogan.checkpoint import rng_state, set_rng_state
 from nanogan.cli_args import nonnegative_int, output_dir, positive_float, positive_int
 from nanogan.data import Minibatches, load_mnist, scale_images
@@ -97,9 +98,11 @@ def ring_generator(z_dim: int, hidden: int, rng: np.random.Generator) -> Sequent
 
 
 def sample(G: Sequential, z_dim: int, n: int, seed: int) -> np.ndarray:
+    """``n`` samples of ``G`` from noise of ``seed``, in batches of 1,000, as a NumPy array."""
     rng = np.random.default_rng(seed)
-    return np.concatenate([G(rng.standard_normal((min(1000, n - s), z_dim), dtype=np.float32),
-                             train=False) for s in range(0, n, 1000)])
+    return np.concatenate([to_numpy(G(rng.standard_normal((min(1000, n - s), z_dim),
+                                                          dtype=np.float32), train=False))
+                           for s in range(0, n, 1000)])
 
 
 def ring_plot(x: np.ndarray, history: dict, path: Path, title: str) -> None:

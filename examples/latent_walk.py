@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nanogan.backend import to_numpy
 from nanogan.cli_args import existing_file, int_range, nonnegative_int, output_dir
 from nanogan.metrics.evaluate import generator_range
 from nanogan.metrics.features import load_classifier
@@ -75,7 +76,8 @@ def slerp(z_a: np.ndarray, z_b: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 
 class Decoder:
-    """Flat noise codes ``(N, z_dim)`` (and labels, for a conditional GAN) to images in [-1, 1]."""
+    """Flat noise codes ``(N, z_dim)`` (and labels, for a conditional GAN) to images in [-1, 1],
+    as NumPy arrays whatever the array backend (they go to grids, the classifier and ink sums)."""
 
     def __init__(self, gan) -> None:
         self.gan = gan
@@ -90,7 +92,7 @@ class Decoder:
             x = self.gan.generate(z, labels)
         else:
             x = self.gan.G(z.reshape(len(z), *self.gan.z_shape), train=False)
-        x = x.reshape(len(z), 1, 28, 28)
+        x = to_numpy(x).reshape(len(z), 1, 28, 28)  # the images come back to the host
         return (x - self.lo) * (2.0 / (self.hi - self.lo)) - 1.0
 
 

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from nanogan import toy
+from nanogan.backend import to_numpy
 from nanogan.cli_args import int_range, nonnegative_int, output_dir, positive_float, positive_int
 from nanogan.gan import GAN
 from nanogan.layers import Dense, LeakyReLU, Module, Sequential
@@ -106,7 +107,7 @@ def run(loss: str, remedy: str, steps: int, eval_every: int, seed: int, lr: floa
     hist: dict[str, list] = {"step": [], "modes_covered": [], "high_quality": []}
 
     def measure() -> np.ndarray:
-        x = gan.G(z_eval, train=False)
+        x = to_numpy(gan.G(z_eval, train=False))  # the samples, on the host for metrics and plots
         m = toy.ring_metrics(x)
         hist["step"].append(gan.steps)
         hist["modes_covered"].append(m.modes_covered)

@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from nanogan import losses, theory, toy
+from nanogan.backend import to_numpy
 from nanogan.cli_args import float_range, nonnegative_int, output_dir
 from nanogan.gan import GAN
 from nanogan.layers import Dense, LeakyReLU, Module, Sequential
@@ -96,14 +97,15 @@ def train_discriminator(D: Module, real: Callable[[int], np.ndarray],
 
 
 def d_logits(D: Module, x: np.ndarray) -> np.ndarray:
-    """``D(x)`` (logits) at the grid points ``x (G,)``, shape ``(G,)`` (a single discriminator)."""
-    return D(x[:, None].astype(F64), train=False)[:, 0]
+    """``D(x)`` (logits) at the grid points ``x (G,)``, shape ``(G,)`` (a single discriminator),
+    on the host beside the theory's curves."""
+    return to_numpy(D(x[:, None].astype(F64), train=False))[:, 0]
 
 
 def d_prob(D: Module, x: np.ndarray, train: bool = False) -> np.ndarray:
     """``sigma(D(x))`` at the grid points ``x (G,)``, shape ``(G,)``; mean over members if D is
-    an ensemble."""
-    s = D(x[:, None].astype(F64), train=train)
+    an ensemble; on the host beside the theory's curves."""
+    s = to_numpy(D(x[:, None].astype(F64), train=train))
     return (1.0 / (1.0 + np.exp(-s))).mean(axis=1)
 
 
@@ -244,7 +246,7 @@ def mlp_gan(mu: float, iters: int, every: int, profile_every: int, profile_steps
     real_eval = toy.sample_normal_1d(4000, mu, 1.0, rng, F64)
 
     def measure(t: int) -> None:
-        fake = G(rng.standard_normal((200_000, 1)), train=False)
+        fake = to_numpy(G(rng.standard_normal((200_000, 1)), train=False))  # samples to the host
         hist["step"].append(t)
         hist["jsd"].append(theory.jsd(p_data, theory.histogram_density(fake, COARSE), COARSE))
         if t % profile_every == 0:
@@ -257,7 +259,7 @@ def mlp_gan(mu: float, iters: int, every: int, profile_every: int, profile_steps
         gan.step(batches, rng)
         if t % every == 0:
             measure(t)
-    fake = G(rng.standard_normal((1_000_000, 1)), train=False)
+    fake = to_numpy(G(rng.standard_normal((1_000_000, 1)), train=False))
     p_g = theory.histogram_density(fake, COARSE)
     return {"G": G, "D": D, "p_g": p_g, "history": hist}
 
