@@ -166,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     threads = set_threads(args.threads)
     use_checkout()
+    import nanogan.performance
+
+    nanogan.performance.configure()  # nanogan's process-wide speed settings, as its examples
     import nanogan
 
     print(f"{threads} threads, nanogan kernels '{nanogan.kernel_backend()}'")

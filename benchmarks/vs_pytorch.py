@@ -219,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
         args.out = os.path.join(HERE, "results.json")
     threads = set_threads(args.threads)
     use_checkout()
+    import nanogan.performance
+
+    nanogan.performance.configure()  # nanogan's process-wide speed settings, as its examples
     import torch
 
     torch.set_num_threads(threads)
