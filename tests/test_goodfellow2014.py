@@ -206,3 +206,31 @@ def test_generator_file_samples_like_its_training_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="not finite"):
         save_generator(tmp_path / "bad.npz", gan)
     assert not (tmp_path / "bad.npz").exists()
+
+
+# The published result: data/goodfellow2014_G.npz (benchmarks/QUALITY.md, README).
+SHIPPED = Path(__file__).resolve().parents[1] / "data" / "goodfellow2014_G.npz"
+SHIPPED_PARZEN = 181.68  # python -m nanogan evaluate data/goodfellow2014_G.npz (10,000 samples, seed 0)
+
+
+def test_shipped_generator_is_the_published_file():
+    import hashlib
+
+    want = (SHIPPED.parent / "goodfellow2014_G.sha256").read_text().split()[0]
+    assert hashlib.sha256(SHIPPED.read_bytes()).hexdigest() == want
+
+
+def test_shipped_generator_reproduces_its_parzen_row():
+    """What ``nanogan evaluate data/goodfellow2014_G.npz`` reports for Parzen, recomputed: the
+    same samples (seed 0, 10,000) under the paper's protocol."""
+    from nanogan.generator_file import load_generator
+    from nanogan.metrics import mnist_parzen
+    from nanogan.metrics.evaluate import load_samples
+
+    g = load_generator(SHIPPED)
+    assert g.extra["epoch"] == 240 and g.extra["update"] == "simultaneous"
+    x, pixel_range = load_samples(SHIPPED, n=10000, seed=0)
+    assert pixel_range == (0.0, 1.0)
+    res = mnist_parzen(x.reshape(10000, 784))
+    assert abs(res.mean - SHIPPED_PARZEN) < 0.05, res  # float32 sums may differ by CPU
+    assert 2.0 < res.se < 2.7 and res.sigma == pytest.approx(0.1668, abs=1e-4)
