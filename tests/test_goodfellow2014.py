@@ -210,7 +210,8 @@ def test_generator_file_samples_like_its_training_checkpoint(tmp_path):
 
 # The published result: data/goodfellow2014_G.npz (benchmarks/QUALITY.md, README).
 SHIPPED = Path(__file__).resolve().parents[1] / "data" / "goodfellow2014_G.npz"
-SHIPPED_PARZEN = 181.68  # python -m nanogan evaluate data/goodfellow2014_G.npz (10,000 samples, seed 0)
+# what python -m nanogan evaluate data/goodfellow2014_G.npz reports (10,000 samples, seed 0)
+SHIPPED_PARZEN = 181.68
 
 
 def test_shipped_generator_is_the_published_file():
