@@ -86,10 +86,13 @@ def is_generator_file(meta: dict[str, Any]) -> bool:
     return isinstance(meta, dict) and meta.get("format") == FORMAT
 
 
-def load_generator(path: str | os.PathLike) -> GeneratorFile:
-    """Load :func:`save_generator`'s file; ``CheckpointError`` (one line naming the file) for
-    another kind of file, a config that does not rebuild or weights that do not fit it."""
-    arrays, meta = load_checkpoint(path)
+def load_generator(path: str | os.PathLike,
+                   loaded: tuple[dict[str, np.ndarray], dict[str, Any]] | None = None
+                   ) -> GeneratorFile:
+    """Load :func:`save_generator`'s file (``loaded``: its ``load_checkpoint(path)`` if already
+    read); ``CheckpointError`` (one line naming the file) for another kind of file, a config
+    that does not rebuild or weights that do not fit it."""
+    arrays, meta = loaded if loaded is not None else load_checkpoint(path)
     if not is_generator_file(meta):
         raise CheckpointError(f"{path}: not a generator file (format {meta.get('format')!r}, "
                               f"expected {FORMAT!r})")
@@ -100,9 +103,7 @@ def load_generator(path: str | os.PathLike) -> GeneratorFile:
         z_shape = tuple(int(s) for s in meta["z_shape"])
         with size_limit(sum(a.size for a in arrays.values())):
             G = module_from_config(meta["generator"], where="generator")
-            dtype = np.dtype(meta.get("dtype", "float32"))
-        G.load_state_dict({k[2:]: v.astype(dtype) if v.dtype.kind == "f" else v
-                           for k, v in arrays.items() if k.startswith("G.")})
+        G.load_state_dict({k[2:]: v for k, v in arrays.items() if k.startswith("G.")})
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: the generator does not load: {exc}") from None
     try:

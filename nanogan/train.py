@@ -165,14 +165,17 @@ def save_training_checkpoint(path: str | os.PathLike, gan: GAN, rng: np.random.G
     return Path(save_checkpoint(path, arrays, meta))
 
 
-def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load :func:`save_training_checkpoint`'s file.
+def load_training_checkpoint(path: str | os.PathLike,
+                             loaded: tuple[dict[str, np.ndarray], dict[str, Any]] | None = None
+                             ) -> dict[str, Any]:
+    """Load :func:`save_training_checkpoint`'s file (``loaded``: its ``load_checkpoint(path)``
+    if already read).
 
     Returns a dict with ``gan`` (rebuilt from the stored config, weights and optimizer state
     loaded), ``rng`` (a Generator in the saved state), ``batches_state`` (for
     ``Minibatches.set_state``), ``fixed_z``, ``history``, ``extra`` and ``config``.
     """
-    arrays, meta = load_checkpoint(path)
+    arrays, meta = loaded if loaded is not None else load_checkpoint(path)
     check_training_checkpoint(path, arrays, meta)
     # the file's own arrays bound what a sound architecture allocates (no 700 GiB surprises)
     with _checkpoint_error(path, "config"), size_limit(sum(a.size for a in arrays.values())):
@@ -447,15 +450,25 @@ def train(gan: GAN, batches: Any, steps: int, rng: np.random.Generator, *,
     return history
 
 
+def load_any_generator(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
+    """The generator of a training checkpoint (its :class:`GAN`) or of a generator file
+    (:mod:`nanogan.generator_file`), and the file's ``extra`` metadata; the file is read once."""
+    from .generator_file import is_generator_file, load_generator
+
+    loaded = load_checkpoint(path)
+    if is_generator_file(loaded[1]):
+        g = load_generator(path, loaded)
+        return g, g.extra
+    state = load_training_checkpoint(path, loaded)
+    return state["gan"], state["extra"]
+
+
 def load_generator_checkpoint(path: str | os.PathLike) -> Any:
     """The GAN of a training checkpoint, or the generator of a generator file
     (:mod:`nanogan.generator_file`; an object with ``G``, ``z_shape`` and ``sample_noise``),
     refusing one whose generator holds NaN or infinity (a diverged run): ``CheckpointError``
     naming the first such array."""
-    from .generator_file import is_generator_file, load_generator
-
-    _, meta = load_checkpoint(path)
-    gan = load_generator(path) if is_generator_file(meta) else load_training_checkpoint(path)["gan"]
+    gan, _ = load_any_generator(path)
     bad = [(name, what) for name, what in gan.nonfinite_arrays() if name.startswith("G.")]
     if bad:
         raise CheckpointError(f"{path}: the generator's {bad[0][0]} contains {bad[0][1]} (the run "

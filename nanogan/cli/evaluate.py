@@ -84,16 +84,9 @@ def _samples(path: Path, n: int, seed: int, declared: tuple[float, float] | None
         lo, hi = check_samples(x, declared, str(path))
         return (x - np.float32(lo)) * np.float32(2.0 / (hi - lo)) - np.float32(1.0), {}
     from ..__main__ import generate
-    from ..checkpoint import load_checkpoint
-    from ..generator_file import is_generator_file, load_generator
-    from ..train import load_training_checkpoint
+    from ..train import load_any_generator
 
-    if is_generator_file(load_checkpoint(path)[1]):  # a published generator (generator_file)
-        g = load_generator(path)
-        gan, extra = g, g.extra
-    else:
-        state = load_training_checkpoint(path)
-        gan, extra = state["gan"], state["extra"]
+    gan, extra = load_any_generator(path)  # a training checkpoint or a generator file
     x = generate(gan, n, seed)
     run = extra.get("run", {})
     if run.get("image_shape"):

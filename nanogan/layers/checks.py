@@ -28,7 +28,7 @@ def convert_entry(owner: str, key: str, value: Any, like: np.ndarray) -> np.ndar
     integer destinations integer values only (no bool, string, object or complex casts).
     """
     try:
-        src = to_numpy(value) if not isinstance(value, list | tuple) else np.asarray(value)
+        src = to_numpy(value)  # a device array is copied to the host; anything else np.asarray
     except Exception as e:  # a ragged list, an object that refuses conversion
         raise ValueError(f"{owner}: entry {key!r} is not an array ({type(e).__name__}: {e})") \
             from e
