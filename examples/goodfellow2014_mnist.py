@@ -50,6 +50,7 @@ import nanogan
 from nanogan.backend import asarray, to_numpy
 from nanogan.cli_args import (
     explicit_flags,
+    float_range,
     int_range,
     nonnegative_int,
     output_dir,
@@ -64,6 +65,10 @@ from nanogan.optim import SGD
 from nanogan.train import load_training_checkpoint, save_training_checkpoint
 
 STEPS_PER_EPOCH = 500  # 50,000 images, batch 100
+
+float_at_least_one = float_range(1.0, low_open=False)
+unit_float = float_range(0.0, 1.0, low_open=False)
+keep_prob = float_range(0.0, 1.0)  # a keep probability in (0, 1]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,10 +100,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="maxout units per layer of D")
     p.add_argument("--d-pieces", type=int_range(1, 64), default=5,
                    help="pieces per maxout unit of D")
+    p.add_argument("--lr", type=positive_float, default=0.1,
+                   help="initial learning rate (mnist.yaml: 0.1)")
+    p.add_argument("--lr-decay", type=float_at_least_one, default=1.000004,
+                   help="the learning rate is divided by this after every update, floor 1e-6 "
+                   "(mnist.yaml's ExponentialDecay: 1.000004)")
+    p.add_argument("--final-momentum", type=unit_float, default=0.7,
+                   help="momentum rises linearly from 0.5 to this (mnist.yaml: 0.7)")
+    p.add_argument("--momentum-saturate", type=positive_int, default=250,
+                   help="epoch at which the momentum reaches --final-momentum (mnist.yaml: 250)")
+    p.add_argument("--d-input-keep", type=keep_prob, default=0.8,
+                   help="D's dropout keep probability on its input (mnist.yaml: 0.8)")
+    p.add_argument("--d-hidden-keep", type=keep_prob, default=0.5,
+                   help="D's dropout keep probability on its hidden layers (mnist.yaml: 0.5)")
     p.add_argument("--out", type=output_dir, default="runs/goodfellow2014", help="output folder")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoint.npz; the checkpoint's --update, --init, "
-                   "--noise, --steps-per-epoch and sizes win over the flags (with a note)")
+                   "--noise, --steps-per-epoch, sizes, schedule and dropout win over the flags "
+                   "(with a note)")
     return p
 
 
@@ -107,7 +126,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build(x_train: np.ndarray, init: str, rng: np.random.Generator, *, g_hidden: int = 1200,
-          d_units: int = 240, d_pieces: int = 5) -> tuple[Sequential, Sequential]:
+          d_units: int = 240, d_pieces: int = 5, d_input_keep: float = 0.8,
+          d_hidden_keep: float = 0.5) -> tuple[Sequential, Sequential]:
     """G and D of the paper, initialised as ``mnist.yaml`` (``init="yaml"``) or by default.
 
     The dropout layers draw their masks from ``rng``, the noise source, as one stream; training
@@ -117,9 +137,11 @@ def build(x_train: np.ndarray, init: str, rng: np.random.Generator, *, g_hidden:
     h, u, k = g_hidden, d_units, d_pieces
     G = Sequential(Dense(100, h, rng=rng), ReLU(), Dense(h, h, rng=rng), ReLU(),
                    Dense(h, 784, rng=rng), Sigmoid())
-    D = Sequential(Dropout(0.2, rng=rng), Maxout(784, u, k, rng=rng),
-                   Dropout(0.5, rng=rng), Maxout(u, u, k, rng=rng),
-                   Dropout(0.5, rng=rng), Dense(u, 1, rng=rng))
+    # keep probability -> drop probability (rounded: 1 - 0.8 is 0.19999999999999996)
+    p_in, p_hid = round(1.0 - d_input_keep, 12), round(1.0 - d_hidden_keep, 12)
+    D = Sequential(Dropout(p_in, rng=rng), Maxout(784, u, k, rng=rng),
+                   Dropout(p_hid, rng=rng), Maxout(u, u, k, rng=rng),
+                   Dropout(p_hid, rng=rng), Dense(u, 1, rng=rng))
     if init == "yaml":
         for net, irange in ((G, 0.05), (D, 0.005)):
             for name, p in net.params.items():
@@ -130,12 +152,28 @@ def build(x_train: np.ndarray, init: str, rng: np.random.Generator, *, g_hidden:
     return G, D
 
 
-def schedule(step: int, steps_per_epoch: int = STEPS_PER_EPOCH) -> tuple[float, float]:
-    """(learning rate, momentum) for update ``step`` (0-based)."""
-    lr = max(0.1 / 1.000004**step, 1e-6)
+SCHEDULE_DEFAULTS = {"lr": 0.1, "lr_decay": 1.000004, "final_momentum": 0.7,
+                     "momentum_saturate": 250}
+
+
+def schedule(step: int, steps_per_epoch: int = STEPS_PER_EPOCH, *, lr: float = 0.1,
+             lr_decay: float = 1.000004, final_momentum: float = 0.7,
+             momentum_saturate: int = 250) -> tuple[float, float]:
+    """(learning rate, momentum) for update ``step`` (0-based), as mnist.yaml's callbacks set them.
+
+    Equations
+    ---------
+    lr_t = max(lr / lr_decay^t, 1e-6)                              (ExponentialDecay)
+    mu_e = 0.5 + (final_momentum - 0.5) min(e / (saturate - 1), 1) (MomentumAdjustor, epoch e)
+    """
+    try:
+        rate = max(lr / lr_decay**step, 1e-6)
+    except OverflowError:  # lr_decay^t beyond float range: long past the floor
+        rate = 1e-6
     epoch = step // steps_per_epoch
-    momentum = 0.5 + 0.2 * min(epoch / 249.0, 1.0)
-    return lr, momentum
+    span = max(momentum_saturate - 1, 1)
+    momentum = 0.5 + (final_momentum - 0.5) * min(epoch / span, 1.0)
+    return rate, momentum
 
 
 def sample01(gan: GAN, n: int, seed: int = 1234) -> np.ndarray:
@@ -240,9 +278,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         elapsed0 = float(state["extra"].get("seconds", 0.0))
         # the run's own settings win over the flags: say so where they differ
+        # a checkpoint written before the schedule flags existed ran the yaml's schedule
+        saved_schedule = {**SCHEDULE_DEFAULTS, **state["extra"].get("schedule", {})}
         for flag, key in (("update", "update"), ("init", "init"),
-                          ("steps_per_epoch", "steps_per_epoch")):
-            saved = state["extra"].get(key, getattr(args, flag))
+                          ("steps_per_epoch", "steps_per_epoch"), *((k, k) for k in
+                                                                    SCHEDULE_DEFAULTS)):
+            saved = (saved_schedule[key] if key in SCHEDULE_DEFAULTS
+                     else state["extra"].get(key, getattr(args, flag)))
             if saved != getattr(args, flag):
                 print(f"note: --{flag.replace('_', '-')} {getattr(args, flag)} ignored: the "
                       f"checkpoint's run uses {saved}", flush=True)
@@ -250,7 +292,9 @@ def main(argv: list[str] | None = None) -> int:
         given = explicit_flags(parser, argv)
         arch = {"noise": gan.noise, "g_hidden": getattr(gan.G[0], "out_features", None),
                 "d_units": getattr(gan.D[1], "out_features", None),
-                "d_pieces": getattr(gan.D[1], "pieces", None)}
+                "d_pieces": getattr(gan.D[1], "pieces", None),
+                "d_input_keep": round(1.0 - gan.D[0].p, 12),
+                "d_hidden_keep": round(1.0 - gan.D[2].p, 12)}
         for flag, saved in arch.items():
             if flag in given and saved != getattr(args, flag):
                 print(f"note: --{flag.replace('_', '-')} {getattr(args, flag)} ignored: the "
@@ -263,8 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         rng = np.random.default_rng(args.seed)
         G, D = build(x, args.init, rng, g_hidden=args.g_hidden, d_units=args.d_units,
-                     d_pieces=args.d_pieces)
-        lr, momentum = schedule(0)
+                     d_pieces=args.d_pieces, d_input_keep=args.d_input_keep,
+                     d_hidden_keep=args.d_hidden_keep)
+        lr, momentum = schedule(0, spe, **{k: getattr(args, k) for k in SCHEDULE_DEFAULTS})
         gan = GAN(G, D, loss="nonsaturating", g_opt=SGD(G, lr=lr, momentum=momentum),
                   d_opt=SGD(D, lr=lr, momentum=momentum), noise=args.noise)
         batches = Minibatches(x, 100, np.random.default_rng(args.seed + 1))
@@ -272,11 +317,14 @@ def main(argv: list[str] | None = None) -> int:
         with open(out / "parzen.csv", "w", newline="") as f:
             csv.writer(f).writerow(CSV_FIELDS)
 
+    sched = {k: getattr(args, k) for k in SCHEDULE_DEFAULTS}
     extra = {"example": "goodfellow2014_mnist", "update": args.update, "init": args.init,
-             "steps_per_epoch": spe, "pixel_range": [0, 1]}
+             "steps_per_epoch": spe, "schedule": sched, "pixel_range": [0, 1]}
     print(f"nanogan {nanogan.__version__}, kernels: {nanogan.kernel_backend()}, "
           f"G {gan.G.num_params():,} params, D {gan.D.num_params():,} params, "
-          f"update {args.update}, init {args.init}, noise {args.noise}", flush=True)
+          f"update {args.update}, init {args.init}, noise {args.noise}, "
+          + ", ".join(f"{k} {v:g}" for k, v in sched.items())
+          + f", D keep {1 - gan.D[0].p:g} (input) {1 - gan.D[2].p:g} (hidden)", flush=True)
     t0 = time.perf_counter()
     epoch = gan.steps // spe
     saved_extra = state["extra"] if args.resume else {}
@@ -292,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         while keep_going():
             sums: dict[str, float] = {}
             for _ in range(spe):
-                lr, momentum = schedule(gan.steps, spe)
+                lr, momentum = schedule(gan.steps, spe, **sched)
                 for opt in (gan.g_opt, gan.d_opt):
                     opt.lr, opt.momentum = lr, momentum
                 xb = next(batches)

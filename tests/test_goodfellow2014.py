@@ -97,6 +97,58 @@ def test_resume_takes_the_runs_own_settings(tmp_path, capsys):
     assert load_training_checkpoint(out / "checkpoint.npz")["gan"].steps == 12
 
 
+def test_schedule_defaults_are_the_yaml():
+    """lr 0.1 / 1.000004^t (floor 1e-6); momentum 0.5 -> 0.7 linearly over epochs 0..249."""
+    assert example.schedule(0) == (0.1, 0.5)
+    lr, mu = example.schedule(1000, 500)
+    assert lr == pytest.approx(0.1 / 1.000004**1000, rel=1e-15) and mu == pytest.approx(
+        0.5 + 0.2 * 2 / 249)
+    assert example.schedule(500 * 249, 500)[1] == pytest.approx(0.7)
+    assert example.schedule(500 * 400, 500)[1] == pytest.approx(0.7)
+    assert example.schedule(10**9)[0] == 1e-6
+    lr, mu = example.schedule(1000, 500, lr=0.05, lr_decay=1.00004, final_momentum=0.9,
+                              momentum_saturate=11)
+    assert lr == pytest.approx(0.05 / 1.00004**1000) and mu == pytest.approx(0.5 + 0.4 * 2 / 10)
+    assert example.schedule(500 * 10, 500, final_momentum=0.9, momentum_saturate=11)[1] == (
+        pytest.approx(0.9))
+
+
+def test_lever_flags_change_the_run_and_are_kept_on_resume(tmp_path, capsys):
+    """--lr-decay/--final-momentum/dropout keeps reach the optimizers and D, and a resumed run
+    keeps its own values over the flags (with a note)."""
+    out = tmp_path / "run"
+    levers = ["--lr-decay", "1.01", "--final-momentum", "0.9", "--momentum-saturate", "3",
+              "--d-input-keep", "1.0", "--d-hidden-keep", "0.8"]
+    assert example.main(["--epochs", "1", "--out", str(out), *SMALL, *levers]) == 0
+    state = load_training_checkpoint(out / "checkpoint.npz")
+    gan = state["gan"]
+    assert [m.p for m in gan.D.layers if isinstance(m, Dropout)] == [0.0, 0.2, 0.2]
+    assert state["extra"]["schedule"] == {"lr": 0.1, "lr_decay": 1.01, "final_momentum": 0.9,
+                                          "momentum_saturate": 3}
+    assert gan.d_opt.lr == pytest.approx(0.1 / 1.01**5)  # set before the 6th update
+    assert example.main(["--epochs", "3", "--resume", "--out", str(out), *SMALL]) == 0
+    text = capsys.readouterr().out
+    assert "--lr-decay 1.000004 ignored: the checkpoint's run uses 1.01" in text
+    gan = load_training_checkpoint(out / "checkpoint.npz")["gan"]
+    assert gan.d_opt.lr == pytest.approx(0.1 / 1.01**17)
+    assert gan.d_opt.momentum == pytest.approx(0.9)  # epoch 2 = saturate - 1
+
+
+def test_default_levers_equal_the_yaml_run(tmp_path):
+    """Passing the yaml's values explicitly is the same run, bit for bit, as the defaults (the
+    published run predates the flags)."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert example.main(["--epochs", "1", "--out", str(a), *SMALL]) == 0
+    assert example.main(["--epochs", "1", "--out", str(b), *SMALL, "--lr", "0.1", "--lr-decay",
+                         "1.000004", "--final-momentum", "0.7", "--d-input-keep", "0.8",
+                         "--d-hidden-keep", "0.5"]) == 0
+    (xa, _), (xb, _) = (load_checkpoint(d / "checkpoint.npz") for d in (a, b))
+    for k in xa:
+        np.testing.assert_array_equal(xa[k], xb[k], err_msg=k)
+    gan = load_training_checkpoint(a / "checkpoint.npz")["gan"]
+    assert [m.p for m in gan.D.layers if isinstance(m, Dropout)] == [0.2, 0.5, 0.5]
+
+
 def test_sample_writes_minus_one_to_one_for_a_sigmoid_generator(tmp_path):
     """``nanogan sample`` of the 2014 model (sigmoid output in [0, 1]) writes ``2 y - 1``."""
     from nanogan.__main__ import main
