@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"nanogan {nanogan.__version__}, kernels: {nanogan.kernel_backend()}, "
           f"G {gan.G.num_params():,} params, D {gan.D.num_params():,} params, "
           f"update {args.update}, init {args.init}, noise {args.noise}, "
-          + ", ".join(f"{k} {v:g}" for k, v in sched.items())
+          + ", ".join(f"{k} {v!r}" for k, v in sched.items())
           + f", D keep {1 - gan.D[0].p:g} (input) {1 - gan.D[2].p:g} (hidden)", flush=True)
     t0 = time.perf_counter()
     epoch = gan.steps // spe
