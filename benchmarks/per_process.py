@@ -15,7 +15,12 @@ median, and the spread (smallest and largest round median).
 
 Each process sets only what a user sets to choose a thread count: the thread-count variables
 (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``, ``NUMBA_NUM_THREADS``) and, for
-PyTorch, ``torch.set_num_threads``. Nothing else: no OpenMP wait policy, no allocator setting; each
+PyTorch, ``torch.set_num_threads``; below the machine's core count the process is also pinned to
+that many cores (``taskset``'s ``sched_setaffinity``), the one setting that holds for every
+framework: JAX's XLA CPU runtime reads none of the variables and runs its own thread pool over
+all cores (its "1 thread" process used 1.4-1.5 cores unpinned). Each process reports the cores it
+used while timed (CPU time over wall time). Nothing else: no OpenMP wait policy, no allocator
+setting; each
 framework runs as its own scripts run it: PyTorch and JAX with their defaults, nanogan with
 ``nanogan.performance.configure()``, which its examples and ``nanogan train`` call first (nothing
 of it happens at import). Also reported per process: peak resident memory
@@ -55,6 +60,18 @@ def _vmhwm_mb() -> float:
     return float("nan")
 
 
+def _cpu_seconds() -> float:
+    """User and system CPU time of this process, all its threads (nanosecond clock)."""
+    return time.process_time()
+
+
+def pin_cores(threads: int) -> set[int] | None:
+    """The cores a ``threads``-thread process is pinned to: the first ``threads`` this process
+    may use, or None (no pinning) when that is all of them."""
+    allowed = sorted(os.sched_getaffinity(0))
+    return set(allowed[:threads]) if threads < len(allowed) else None
+
+
 def worker(framework: str, config: str, threads: int, iters: int, warmup: int) -> dict[str, Any]:
     """Time one framework on one config in this process (the thread variables are already set
     by the parent's environment for this process)."""
@@ -92,14 +109,17 @@ def worker(framework: str, config: str, threads: int, iters: int, warmup: int) -
     for _ in range(warmup):
         step()
     times = []
+    cpu0 = _cpu_seconds()
     for _ in range(iters):
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
+    cores = (_cpu_seconds() - cpu0) / sum(times)
     peak = _vmhwm_mb()
     return {"framework": framework, "config": config, "threads": threads,
             "median_ms": 1e3 * statistics.median(times), "times_ms": [1e3 * t for t in times],
-            "peak_mb": peak, "above_import_mb": peak - base}
+            "peak_mb": peak, "above_import_mb": peak - base, "cores_used": cores,
+            "pinned_cores": sorted(os.sched_getaffinity(0))}
 
 
 def run_process(framework: str, config: str, threads: int, iters: int, warmup: int
@@ -108,7 +128,9 @@ def run_process(framework: str, config: str, threads: int, iters: int, warmup: i
     env.update({k: str(threads) for k in USER_THREAD_VARS})
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--configs", config,
            "--threads", str(threads), "--iters", str(iters), "--warmup", str(warmup)]
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    cores = pin_cores(threads)
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False,
+                         preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None)
     if res.returncode != 0:
         raise RuntimeError(f"{framework} {config} threads={threads} failed:\n{res.stderr[-2000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -133,8 +155,12 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         peaks = [r["peak_mb"] for r in runs
                  if (r["threads"], r["config"], r["framework"]) == (threads, config, fw)]
         row = rows.setdefault((threads, config), {"threads": threads, "config": config})
+        cores = [r["cores_used"] for r in runs if "cores_used" in r
+                 and (r["threads"], r["config"], r["framework"]) == (threads, config, fw)]
         row[fw] = {"ms": statistics.median(meds), "min_ms": min(meds), "max_ms": max(meds),
                    "rounds": len(meds), "peak_mb": max(peaks)}
+        if cores:
+            row[fw]["cores_used"] = statistics.median(cores)
     out = []
     for row in rows.values():
         peers = [fw for fw in FRAMEWORKS if fw not in OURS and fw in row]
@@ -217,12 +243,13 @@ def main(argv: list[str] | None = None) -> int:
                     res["round"] = r
                     runs.append(res)
                     print(f"threads {t} round {r + 1} {config:9s} {fw:13s} "
-                          f"{res['median_ms']:9.1f} ms  peak {res['peak_mb']:.0f} MB",
-                          flush=True)
+                          f"{res['median_ms']:9.1f} ms  peak {res['peak_mb']:.0f} MB  "
+                          f"{res['cores_used']:.2f} cores", flush=True)
     rows = summarise(runs)
     print(format_rows(rows))
     result = {"how": "each framework in its own process, its own defaults; thread-count "
-                     "variables only; alternating order; median over rounds of round medians",
+                     "variables, and below the core count the process pinned to that many "
+                     "cores; alternating order; median over rounds of round medians",
               "rounds": args.rounds, "iters": args.iters, "warmup": args.warmup,
               "loadavg_1min_at_start": load0, "loadavg_1min_at_end": os.getloadavg()[0],
               "seconds": time.time() - started, "rows": rows, "runs": runs}

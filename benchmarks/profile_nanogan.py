@@ -20,6 +20,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
+import numpy as np
 from _common import format_table, real_batch, set_threads, use_checkout
 from specs import CONFIGS, X_SHAPE
 
@@ -92,11 +93,19 @@ def iteration(clock: Clock, gan, x, rng) -> None:
     timed(clock, "zero_grad", D.zero_grad)
     z = timed(clock, "noise", gan.sample_noise, len(x), rng)
     fake, _ = seq_forward(clock, "G", G, z, "D step: G forward")
-    s_real, c_real = seq_forward(clock, "D", D, x, "D step: D forward (real, fake)")
-    s_fake, c_fake = seq_forward(clock, "D", D, fake, "D step: D forward (real, fake)")
-    _, d_real, d_fake = timed(clock, "losses", loss.d_loss, s_real, s_fake)
-    seq_backward(clock, "D", D, d_real, c_real, "D step: D backward (x2)")
-    seq_backward(clock, "D", D, d_fake, c_fake, "D step: D backward (x2)")
+    if gan._run(D).stacks:  # real and fake as one batch (nanogan.fast.Plan.forward_pair)
+        n = len(x)
+        both = timed(clock, "D step: D forward (real, fake)", np.concatenate, [x, fake])
+        s, c = seq_forward(clock, "D", D, both, "D step: D forward (real, fake)")
+        _, d_real, d_fake = timed(clock, "losses", loss.d_loss, s[:n], s[n:])
+        ds = timed(clock, "D step: D backward (real, fake)", np.concatenate, [d_real, d_fake])
+        seq_backward(clock, "D", D, ds, c, "D step: D backward (real, fake)")
+    else:
+        s_real, c_real = seq_forward(clock, "D", D, x, "D step: D forward (real, fake)")
+        s_fake, c_fake = seq_forward(clock, "D", D, fake, "D step: D forward (real, fake)")
+        _, d_real, d_fake = timed(clock, "losses", loss.d_loss, s_real, s_fake)
+        seq_backward(clock, "D", D, d_real, c_real, "D step: D backward (real, fake)")
+        seq_backward(clock, "D", D, d_fake, c_fake, "D step: D backward (real, fake)")
     timed(clock, "D step: Adam", gan.d_opt.step)
     timed(clock, "zero_grad", G.zero_grad)
     z = timed(clock, "noise", gan.sample_noise, len(x), rng)

@@ -42,3 +42,20 @@ def test_bad_flags_are_argparse_errors(capsys):
     with pytest.raises(SystemExit) as exc:
         per_process.main(["--rounds", "0"])
     assert exc.value.code == 2 and "--rounds must be >= 1" in capsys.readouterr().err
+
+
+def test_below_the_core_count_a_process_is_pinned_and_reports_its_cores():
+    allowed = sorted(os.sched_getaffinity(0))
+    assert per_process.pin_cores(len(allowed)) is None
+    if len(allowed) < 2:
+        pytest.skip("one core: nothing to pin")
+    assert per_process.pin_cores(1) == {allowed[0]}
+    res = per_process.run_process("nanogan", "mlp64", 1, iters=5, warmup=1)
+    assert res["pinned_cores"] == [allowed[0]]
+    assert 0 < res["cores_used"] <= 1.05  # CPU time over wall time: one core at most
+
+
+def test_summary_carries_the_cores_used():
+    runs = [{**_run("nanogan", 10, r), "cores_used": c} for r, c in enumerate((0.9, 1.0, 0.95))]
+    (row,) = per_process.summarise(runs)
+    assert row["nanogan"]["cores_used"] == pytest.approx(0.95)

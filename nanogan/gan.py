@@ -175,12 +175,9 @@ class GAN:
         x_real, z = asarray(x_real), asarray(z)  # to the device once (no-ops if already there)
         self.D.zero_grad()
         fake, _ = G.forward(z, train=True)
-        s_real, c_real = D.forward(x_real, train=True)
-        s_fake, c_fake = D.forward(fake, train=True)
+        s_real, s_fake, cache = _forward_pair(D, x_real, fake)  # D(x), D(G(z))
         value, d_real, d_fake = self.loss.d_loss(s_real, s_fake)
-        skip = _no_input_grad(D)  # D's own update needs no dL/dx
-        D.backward(d_real, c_real, **skip)
-        D.backward(d_fake, c_fake, **skip)
+        _backward_pair(D, d_real, d_fake, cache)  # D's own update needs no dL/dx
         self.d_opt.step()
         if self.clip is not None:
             for p in self.D.params.values():
@@ -369,6 +366,26 @@ class GAN:
         commit_g()
         commit_d()
         self.steps = self._finite_at = int(steps)
+
+
+def _forward_pair(D: Module, x_real: np.ndarray, fake: np.ndarray) -> tuple[Any, Any, Any]:
+    """``D(x_real), D(fake)`` in training mode: two passes. A fused plan runs them as one batch
+    when no layer mixes samples (:meth:`nanogan.fast.Plan.forward_pair`)."""
+    if hasattr(D, "forward_pair"):
+        return D.forward_pair(x_real, fake, True)
+    s_real, c_real = D.forward(x_real, train=True)
+    s_fake, c_fake = D.forward(fake, train=True)
+    return s_real, s_fake, (c_real, c_fake)
+
+
+def _backward_pair(D: Module, d_real: np.ndarray, d_fake: np.ndarray, cache: Any) -> None:
+    """D's parameter gradients from both passes of :func:`_forward_pair` (no dL/dx)."""
+    if hasattr(D, "backward_pair"):
+        D.backward_pair(d_real, d_fake, cache, input_grad=False)
+        return
+    c_real, c_fake = cache
+    D.backward(d_real, c_real, **_no_input_grad(D))
+    D.backward(d_fake, c_fake, **_no_input_grad(D))
 
 
 def _no_input_grad(model: Module) -> dict[str, bool]:

@@ -6,18 +6,40 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import xp
 from ..layers import (
     BatchNorm1d,
     BatchNorm2d,
     Conv2d,
     ConvTranspose2d,
     Dense,
+    Flatten,
+    GradientReversal,
+    LayerNorm,
     LeakyReLU,
+    Maxout,
     Module,
     ReLU,
+    Reshape,
     Sequential,
+    Sigmoid,
+    Tanh,
 )
 from . import steps as S
+
+#: Layers whose output for a sample depends on that sample alone and on nothing random: a batch
+#: of ``a`` and ``b`` stacked gives ``f(a)`` and ``f(b)`` stacked (not BatchNorm: its statistics
+#: mix the samples; not Dropout: one pass would draw the masks in another order).
+SAMPLEWISE = (Dense, Conv2d, ConvTranspose2d, LeakyReLU, ReLU, Tanh, Sigmoid, Maxout, LayerNorm,
+              Flatten, Reshape, GradientReversal)
+
+
+def samplewise(model: Module) -> bool:
+    """True when every layer of ``model`` is in :data:`SAMPLEWISE` (exact types: a subclass may
+    add batch behaviour), nested ``Sequential`` included."""
+    if type(model) is Sequential:
+        return all(samplewise(m) for m in model.layers)
+    return type(model) in SAMPLEWISE
 
 
 def _activation_slope(layer: Module | None) -> float | None:
@@ -79,6 +101,8 @@ class Plan(Module):
         self._children = model._children  # the same layers: same params, grads, keys
         self.dtype = None
         self.steps = plan_steps(model.layers)
+        #: whether :meth:`forward_pair` runs two batches as one (see :func:`samplewise`)
+        self.stacks = samplewise(model)
 
     def __repr__(self) -> str:
         return "Plan(\n" + "\n".join(f"  {s!r}" for s in self.steps) + "\n)"
@@ -90,6 +114,38 @@ class Plan(Module):
             x, c = step.forward(x, train)
             caches.append(c)
         return x, caches
+
+    def forward_pair(self, a: np.ndarray, b: np.ndarray, train: bool = True
+                     ) -> tuple[np.ndarray, np.ndarray, Any]:
+        """``(f(a), f(b), cache)``: the discriminator on the real and the fake batch.
+
+        When every layer treats each sample on its own (:attr:`stacks`) and the batches agree in
+        shape and dtype, they run as one batch of ``Na + Nb`` samples: one product per layer
+        instead of two, the same outputs (row by row the same sums), and in
+        :meth:`backward_pair` one weight-gradient product over both batches (the sum of the two
+        passes' gradients, added in another order). Otherwise: two passes.
+        """
+        if self.stacks and a.shape[1:] == b.shape[1:] and a.dtype == b.dtype:
+            y, cache = self.forward(xp.concatenate([a, b]), train)
+            n = a.shape[0]
+            return y[:n], y[n:], (True, cache, n)
+        ya, ca = self.forward(a, train)
+        yb, cb = self.forward(b, train)
+        return ya, yb, (False, ca, cb)
+
+    def backward_pair(self, da: np.ndarray, db: np.ndarray, cache: tuple, *,
+                      param_grads: bool = True, input_grad: bool = True
+                      ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The backward pass of :meth:`forward_pair`: gradients of both batches added into the
+        network's ``grads``; returns ``(dL/da, dL/db)`` (``(None, None)`` without
+        ``input_grad``)."""
+        stacked, c1, c2 = cache
+        if not stacked:
+            return (self.backward(da, c1, param_grads=param_grads, input_grad=input_grad),
+                    self.backward(db, c2, param_grads=param_grads, input_grad=input_grad))
+        dx = self.backward(xp.concatenate([da, db]), c1, param_grads=param_grads,
+                           input_grad=input_grad)
+        return (None, None) if dx is None else (dx[:c2], dx[c2:])
 
     # second order (gradient penalties) runs on the plain layers, with their own caches
     def jvp(self, x_dot: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
