@@ -414,3 +414,75 @@ def test_d_step_runs_real_and_fake_as_one_batch(monkeypatch):
         calls.clear()
         gan.d_step(np.zeros((6, *xs)), gan.sample_noise(6, np.random.default_rng(0)))
         assert [n for m, n in calls if m is D] == d_passes, arch
+
+
+# ---------------------------------------------------------------------------- convolution tiles
+@pytest.fixture
+def small_tiles(monkeypatch):
+    """Column matrices above a few elements run by tiles of the batch."""
+    from nanogan.fast import steps
+
+    def use(limit):
+        monkeypatch.setattr(steps, "CONV_TILE_ELEMENTS", limit)
+    return use
+
+
+@FIXTURE_OK
+@given(dtype=st.sampled_from([np.float32, np.float64]), a=ACTS, bias=st.booleans(),
+       k=st.integers(1, 4), s=st.integers(1, 3), p=st.integers(0, 1), hw=st.integers(1, 6),
+       n=st.integers(1, 7), limit=st.integers(1, 400), seed=st.integers(0, 2**16),
+       flags=st.sampled_from([(True, True), (True, False), (False, True)]))
+def test_conv_by_tiles_equals_plain(small_tiles, dtype, a, bias, k, s, p, hw, n, limit, seed,
+                                    flags):
+    """Conv2d and ConvTranspose2d steps run by tiles of the batch (any tile size, a last tile
+    shorter than the others, one image per tile) against the plain layers."""
+    small_tiles(limit)
+    if hw + 2 * p < k:
+        hw = k
+    g = np.random.default_rng(seed)
+    x = g.standard_normal((n, 2, hw, hw)).astype(dtype)
+    conv = lambda: Sequential(Conv2d(2, 3, k, s, p, bias, rng=seed, dtype=dtype), *act(a))  # noqa: E731
+    out = conv()(x).shape
+    run_both(conv, x, g.standard_normal(out).astype(dtype), dtype, True, *flags)
+    if (hw - 1) * s - 2 * p + k < 1:
+        p = 0
+    tconv = lambda: Sequential(ConvTranspose2d(2, 3, k, s, p, bias=bias, rng=seed,  # noqa: E731
+                                               dtype=dtype), *act(a))
+    out = tconv()(x).shape
+    run_both(tconv, x, g.standard_normal(out).astype(dtype), dtype, True, *flags)
+
+
+def test_tiles_are_taken_and_keep_no_column_matrix(small_tiles):
+    """With a small limit the steps cache no column matrix (None) and still match; with the
+    default one a small batch runs whole."""
+    from nanogan.fast import steps
+
+    x = np.random.default_rng(0).standard_normal((5, 2, 6, 6))
+    for limit, tiled in ((1 << 19, False), (50, True)):
+        small_tiles(limit)
+        conv = Plan(Sequential(Conv2d(2, 3, 3, 1, 1, rng=0, dtype=np.float64)))
+        tconv = Plan(Sequential(ConvTranspose2d(2, 3, 4, 2, 1, rng=0, dtype=np.float64)))
+        for plan in (conv, tconv):
+            assert isinstance(plan.steps[0], (steps.ConvStep, steps.ConvTransposeStep))
+            _, cache = plan.forward(x, True)
+            assert (cache[0][0] is None) == tiled
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_whole_iterations_by_tiles_equal_plain(small_tiles, dtype):
+    """Algorithm 1 on the small DCGAN with every convolution run by tiles of 2 images."""
+    small_tiles(2 * 16 * 16)
+    gans = []
+    for fast in (True, False):
+        G, D, zs, xs = small_pair("dcgan", dtype, 7)
+        gan = GAN(G, D, g_opt=SGD(G, lr=0.05, momentum=0.5), d_opt=SGD(D, lr=0.05, momentum=0.5),
+                  z_shape=zs, fast=fast)
+        data = np.random.default_rng(3).uniform(-1, 1, (8, 5, *xs)).astype(dtype)
+        rng = np.random.default_rng(4)
+        it = iter(data)
+        for _ in range(3):
+            gan.step(it, rng)
+        gans.append(gan)
+    sd1, sd2 = gans[0].state_dict(), gans[1].state_dict()
+    for key in sd2:
+        close(sd1[key], sd2[key], dtype if sd2[key].dtype.kind == "f" else np.float64, key)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .._kernels import matmul, ops
+from .._kernels._threads import _env_int
 from ..backend import asarray, xp
 from ..layers import BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2d, Dense, Module
 from ..layers.base import _fmt_shape, accepts_input_grad
@@ -141,6 +142,24 @@ class DenseStep(_Fusing):
         return matmul(dz, d.weight) if input_grad else None
 
 
+#: A convolution whose column matrix would hold more elements than this runs by tiles of the
+#: batch: ``im2col``, product and ``col2im`` one tile of images at a time, so that the tile's
+#: columns (4 MB in float32) stay in the cache between the kernel that writes them and the product
+#: that reads them, instead of a column matrix of tens of MB going to memory and back (DCGAN-28's
+#: 64 -> 128 convolution at batch 256: 51 MB). The backward pass recomputes each tile's columns
+#: from the input instead of caching them. Results equal the untiled ones up to the order of the
+#: weight-gradient sums. Measured on the DCGAN-28 iteration at batch 256
+#: (``benchmarks/sweep_thresholds.py --tiles 1e12,1048576,524288``): 669 -> 590 ms on one thread,
+#: 480 -> 447 on two; 2^19 and 2^18 elements were no better. ``NANOGAN_CONV_TILE_ELEMENTS`` sets
+#: it (read at import).
+CONV_TILE_ELEMENTS: int = _env_int("NANOGAN_CONV_TILE_ELEMENTS", 1 << 20)
+
+
+def _tile_images(per_image: int, n: int) -> int:
+    """Images per tile for a column matrix of ``per_image`` elements per image (``n``: none)."""
+    return n if per_image * n <= CONV_TILE_ELEMENTS else max(1, CONV_TILE_ELEMENTS // per_image)
+
+
 def _whole_window(conv: Conv2d, x_shape: tuple[int, ...]) -> bool:
     """True when one unpadded window covers each whole image (an output of size 1 x 1): then
     ``im2col(x)`` is ``x.reshape(N, C*H*W)^T``, a view, and ``col2im`` a reshape."""
@@ -158,23 +177,32 @@ class ConvStep(_Fusing):
         (kh, kw), (sh, sw), (ph, pw) = c.kernel_size, c.stride, c.padding
         N, O, OH, OW = c.output_shape(x.shape)
         W2 = c.weight.reshape(O, -1)
+        tile = _tile_images(W2.shape[1] * OH * OW, N)
         if _whole_window(c, x.shape):
             cols = x.reshape(N, -1).T                             # (C*kh*kw, N), a view
             y = matmul(cols.T, W2.T).reshape(N, O, 1, 1)          # no transpose copy
+        elif tile < N:                                            # by tiles; no cols kept
+            cols = None
+            y = xp.empty((N, O, OH, OW), dtype=x.dtype)
+            for s in range(0, N, tile):
+                xt = x[s:s + tile]
+                ct = ops.im2col(xt, kh, kw, sh, sw, ph, pw)
+                y[s:s + len(xt)] = matmul(W2, ct).reshape(O, -1, OH, OW).transpose(1, 0, 2, 3)
         else:
             cols = ops.im2col(x, kh, kw, sh, sw, ph, pw)          # (C*kh*kw, N*OH*OW)
             y = xp.ascontiguousarray(matmul(W2, cols).reshape(O, N, OH, OW).transpose(1, 0, 2, 3))
         if self.slope is not None:
             ops.bias_leaky_relu(y.reshape(N, O, -1), c.bias, self.slope)
-            return y, (cols, x.shape, y)
+            return y, (cols, x, y)
         if c.bias is not None:
             y += c.bias[None, :, None, None]
-        return y, (cols, x.shape, None)
+        return y, (cols, x, None)
 
     def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool,
                  input_grad: bool) -> np.ndarray | None:
         c = self.layer
-        cols, x_shape, y = cache
+        cols, x, y = cache
+        x_shape = x.shape
         out_shape = c.output_shape(x_shape)
         dy = _check_grad(c, dy, out_shape)
         N, O = out_shape[:2]
@@ -189,6 +217,8 @@ class ConvStep(_Fusing):
                 c._grads["bias"] += db
         (kh, kw), (sh, sw), (ph, pw) = c.kernel_size, c.stride, c.padding
         W2 = c.weight.reshape(O, -1)
+        if cols is None:  # the forward pass ran by tiles: so does this one
+            return self._backward_tiled(dz.reshape(out_shape), x, W2, param_grads, input_grad)
         dy2 = dz.reshape(out_shape).transpose(1, 0, 2, 3).reshape(O, -1)  # (O, N*OH*OW)
         if param_grads:
             c._grads["weight"] += matmul_nt(dy2, cols).reshape(c.weight.shape)
@@ -197,6 +227,28 @@ class ConvStep(_Fusing):
         if _whole_window(c, x_shape):
             return matmul(dy2.T, W2).reshape(x_shape)
         return ops.col2im(matmul(W2.T, dy2), tuple(x_shape), kh, kw, sh, sw, ph, pw)
+
+    def _backward_tiled(self, dz: np.ndarray, x: np.ndarray, W2: np.ndarray, param_grads: bool,
+                        input_grad: bool) -> np.ndarray | None:
+        """The backward pass by the forward pass's tiles, each tile's columns recomputed:
+        ``dW += dy2_t cols_t^T``, ``dx_t = col2im(W2^T dy2_t)``."""
+        c = self.layer
+        (kh, kw), (sh, sw), (ph, pw) = c.kernel_size, c.stride, c.padding
+        N, O, OH, OW = dz.shape
+        tile = _tile_images(W2.shape[1] * OH * OW, N)
+        gW = xp.zeros(W2.shape, dtype=W2.dtype) if param_grads else None
+        dx = xp.empty(x.shape, dtype=x.dtype) if input_grad else None
+        for s in range(0, N, tile):
+            xt = x[s:s + tile]
+            dy2 = dz[s:s + tile].transpose(1, 0, 2, 3).reshape(O, -1)      # (O, n*OH*OW)
+            if gW is not None:
+                gW += matmul_nt(dy2, ops.im2col(xt, kh, kw, sh, sw, ph, pw))
+            if dx is not None:
+                dx[s:s + len(xt)] = ops.col2im(matmul(W2.T, dy2), tuple(xt.shape), kh, kw,
+                                               sh, sw, ph, pw)
+        if gW is not None:
+            c._grads["weight"] += gW.reshape(c.weight.shape)
+        return dx
 
 
 class ConvTransposeStep(Step):
@@ -217,24 +269,40 @@ class ConvTransposeStep(Step):
         (kh, kw), (sh, sw), (ph, pw) = t.kernel_size, t.stride, t.padding
         Cin = t.in_channels
         W2 = t.weight.reshape(Cin, -1)
-        x2 = x.transpose(1, 0, 2, 3).reshape(Cin, -1)             # (Cin, N*H*W)
+        N, _, H, W = x.shape
+        tile = _tile_images(W2.shape[1] * H * W, N)
         if self._single_pixel(x.shape):
+            x2 = x.transpose(1, 0, 2, 3).reshape(Cin, -1)         # (Cin, N*H*W)
             y = matmul(x2.T, W2).reshape(out_shape)
+        elif tile < N:                                            # by tiles; no x2 kept
+            x2 = None
+            y = xp.empty(out_shape, dtype=x.dtype)
+            for s in range(0, N, tile):
+                xt = x[s:s + tile]
+                x2t = xt.transpose(1, 0, 2, 3).reshape(Cin, -1)
+                y[s:s + len(xt)] = ops.col2im(matmul(W2.T, x2t), (len(xt), *out_shape[1:]),
+                                              kh, kw, sh, sw, ph, pw)
         else:
+            x2 = x.transpose(1, 0, 2, 3).reshape(Cin, -1)         # (Cin, N*H*W)
             y = xp.ascontiguousarray(ops.col2im(matmul(W2.T, x2), out_shape, kh, kw, sh, sw,
                                                 ph, pw))
         if t.bias is not None:
             y += t.bias[None, :, None, None]
-        return y, (x2, x.shape)
+        return y, (x2, x)
 
     def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool,
                  input_grad: bool) -> np.ndarray | None:
         t = self.layer
-        x2, x_shape = cache
+        x2, x = cache
+        x_shape = x.shape
         dy = _check_grad(t, dy, t.output_shape(x_shape))
         (kh, kw), (sh, sw), (ph, pw) = t.kernel_size, t.stride, t.padding
         N, Cin, H, W = x_shape
         W2 = t.weight.reshape(Cin, -1)
+        if x2 is None:  # the forward pass ran by tiles: so does this one
+            if param_grads and t.bias is not None:
+                t._grads["bias"] += dy.sum(axis=(0, 2, 3))
+            return self._backward_tiled(dy, x, W2, param_grads, input_grad)
         single = self._single_pixel(x_shape)
         dcols = dy.reshape(N, -1).T if single else ops.im2col(dy, kh, kw, sh, sw, ph, pw)
         if param_grads:
@@ -247,6 +315,28 @@ class ConvTransposeStep(Step):
             return matmul(dcols.T, W2.T).reshape(x_shape)         # (N, Cin) = dx2^T
         dx2 = matmul(W2, dcols)                                   # (Cin, N*H*W)
         return xp.ascontiguousarray(dx2.reshape(Cin, N, H, W).transpose(1, 0, 2, 3))
+
+    def _backward_tiled(self, dy: np.ndarray, x: np.ndarray, W2: np.ndarray, param_grads: bool,
+                        input_grad: bool) -> np.ndarray | None:
+        """The backward pass by the forward pass's tiles: ``dcols_t = im2col(dy_t)``,
+        ``dW += x2_t dcols_t^T``, ``dx_t = (W2 dcols_t)`` back in NCHW order."""
+        t = self.layer
+        (kh, kw), (sh, sw), (ph, pw) = t.kernel_size, t.stride, t.padding
+        N, Cin, H, W = x.shape
+        tile = _tile_images(W2.shape[1] * H * W, N)
+        gW = xp.zeros(W2.shape, dtype=W2.dtype) if param_grads else None
+        dx = xp.empty(x.shape, dtype=x.dtype) if input_grad else None
+        for s in range(0, N, tile):
+            xt = x[s:s + tile]
+            n = len(xt)
+            dcols = ops.im2col(dy[s:s + n], kh, kw, sh, sw, ph, pw)   # (Cout*kh*kw, n*H*W)
+            if gW is not None:
+                gW += matmul_nt(xt.transpose(1, 0, 2, 3).reshape(Cin, -1), dcols)
+            if dx is not None:
+                dx[s:s + n] = matmul(W2, dcols).reshape(Cin, n, H, W).transpose(1, 0, 2, 3)
+        if gW is not None:
+            t._grads["weight"] += gW.reshape(t.weight.shape)
+        return dx
 
 
 class BatchNormActStep(_Fusing):
