@@ -206,9 +206,11 @@ REAL_PARZEN = 241.2  # MNIST train[0:10000] under the same protocol (benchmarks/
 
 
 def save_parzen_plot(csv_path: Path, png_path: Path,
-                     others: dict[str, Path] | None = None, label: str = "this run") -> None:
+                     others: dict[str, Path] | None = None, label: str = "this run",
+                     ylim: tuple[float, float] | None = None) -> None:
     """Epoch against Parzen log-likelihood from ``parzen.csv`` files (this run's, named ``label``,
-    and ``others``, by name), with the paper's 225 +- 2 and the real-data ceiling as lines."""
+    and ``others``, by name), with the paper's 225 +- 2 and the real-data ceiling as lines
+    (``ylim``: the vertical range shown; points outside it are off the plot)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -226,6 +228,8 @@ def save_parzen_plot(csv_path: Path, png_path: Path,
     ax.axhspan(mean - se, mean + se, color="C3", alpha=0.2)
     ax.axhline(mean, color="C3", ls="--", label=f"paper: {mean:.0f} +- {se:.0f}")
     ax.axhline(REAL_PARZEN, color="k", ls=":", label=f"real images: {REAL_PARZEN}")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.set_xlabel("epoch (500 updates)")
     ax.set_ylabel("Parzen log-likelihood (nats)")
     ax.grid(alpha=0.3)
