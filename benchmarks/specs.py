@@ -14,8 +14,10 @@ What one iteration of Algorithm 1 (k = 1) needs, with "first" the network's firs
 
 What each framework computes beyond that (see :func:`iteration_flops`):
 
-* nanogan: every backward also returns the first layer's input gradient (Module contract);
-  the G step's D backward skips the weight grads (``param_grads=False``).
+* nanogan: the minimum. The D step's backward passes skip D's first-layer input gradient and
+  the G step's G backward skips G's (``input_grad=False``); the G step's D backward skips the
+  weight grads (``param_grads=False``). (Earlier versions returned the first layers' input
+  gradients too; the product count of a real iteration is checked in the tests.)
 * PyTorch eager: autograd skips the first layers' input grads, but the G step's
   ``g_loss.backward()`` also fills D's weight grads (they are zeroed before the next D step).
 * JAX: ``jax.grad`` prunes both, so it computes the minimum.
@@ -85,7 +87,8 @@ def iteration_flops(arch: str, batch: int, framework: str = "minimum") -> int:
     ----------
     arch : ``"mlp"`` or ``"dcgan"``
     batch : minibatch size (real batch, and each noise batch)
-    framework : ``"minimum"`` (what the algorithm needs; JAX), ``"nanogan"`` or ``"torch"``
+    framework : ``"minimum"`` (what the algorithm needs; JAX, nanogan), ``"nanogan"`` or
+        ``"torch"``
 
     Returns
     -------
@@ -98,11 +101,9 @@ def iteration_flops(arch: str, batch: int, framework: str = "minimum") -> int:
     d_step = 2 * D + 2 * (D - d0)                        # weight grads + input grads, twice
     g_step = D + G + (G - g0)                            # D input grads; G weight + input grads
     macs = fwd + d_step + g_step
-    if framework == "nanogan":
-        macs += 2 * d0 + g0                              # first layers' input grads
-    elif framework == "torch":
+    if framework == "torch":
         macs += D                                        # D's weight grads in the G step
-    elif framework != "minimum":
+    elif framework not in ("minimum", "nanogan"):
         raise ValueError(f"unknown framework {framework!r}")
     return 2 * batch * macs
 
