@@ -17,6 +17,9 @@
   (:meth:`nanogan.GAN.simultaneous_step`). ``--update alternating`` runs Algorithm 1 (k = 1).
 * The noise is N(0, I), the default of the 2014 code's ``Generator`` (``mnist.yaml`` sets none);
   ``--noise uniform`` draws U(-1, 1) instead.
+* The paper's levers are flags whose defaults are the yaml's: ``--lr 0.1``, ``--lr-decay
+  1.000004``, ``--final-momentum 0.7``, ``--momentum-saturate 250``, ``--d-input-keep 0.8`` and
+  ``--d-hidden-keep 0.5``. The checkpoint keeps them, and a resumed run uses its own values.
 
 Every ``--parzen-every`` epochs (and after the last; 0: never) the Parzen-window log-likelihood
 of 10,000 samples is measured with the paper's protocol (:func:`nanogan.metrics.mnist_parzen`) and
