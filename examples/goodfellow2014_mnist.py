@@ -72,9 +72,13 @@ STEPS_PER_EPOCH = 500  # 50,000 images, batch 100
 float_at_least_one = float_range(1.0, low_open=False)
 unit_float = float_range(0.0, 1.0, low_open=False)
 keep_prob = float_range(0.0, 1.0)  # a keep probability in (0, 1]
+#: mnist.yaml's learning-rate decay and momentum schedule (the flags' defaults)
+SCHEDULE_DEFAULTS = {"lr": 0.1, "lr_decay": 1.000004, "final_momentum": 0.7,
+                     "momentum_saturate": 250}
 
 
 def build_parser() -> argparse.ArgumentParser:
+    yaml = SCHEDULE_DEFAULTS
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--epochs", type=positive_int, default=250,
@@ -103,14 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="maxout units per layer of D")
     p.add_argument("--d-pieces", type=int_range(1, 64), default=5,
                    help="pieces per maxout unit of D")
-    p.add_argument("--lr", type=positive_float, default=0.1,
+    p.add_argument("--lr", type=positive_float, default=yaml["lr"],
                    help="initial learning rate (mnist.yaml: 0.1)")
-    p.add_argument("--lr-decay", type=float_at_least_one, default=1.000004,
+    p.add_argument("--lr-decay", type=float_at_least_one, default=yaml["lr_decay"],
                    help="the learning rate is divided by this after every update, floor 1e-6 "
                    "(mnist.yaml's ExponentialDecay: 1.000004)")
-    p.add_argument("--final-momentum", type=unit_float, default=0.7,
+    p.add_argument("--final-momentum", type=unit_float, default=yaml["final_momentum"],
                    help="momentum rises linearly from 0.5 to this (mnist.yaml: 0.7)")
-    p.add_argument("--momentum-saturate", type=positive_int, default=250,
+    p.add_argument("--momentum-saturate", type=positive_int, default=yaml["momentum_saturate"],
                    help="epoch at which the momentum reaches --final-momentum (mnist.yaml: 250)")
     p.add_argument("--d-input-keep", type=keep_prob, default=0.8,
                    help="D's dropout keep probability on its input (mnist.yaml: 0.8)")
@@ -153,10 +157,6 @@ def build(x_train: np.ndarray, init: str, rng: np.random.Generator, *, g_hidden:
         mean = np.clip(x_train.mean(axis=0, dtype=np.float64), 1e-5, 1 - 1e-5)
         G.params["4.bias"][...] = asarray(np.log(mean / (1 - mean)).astype(np.float32))
     return G, D
-
-
-SCHEDULE_DEFAULTS = {"lr": 0.1, "lr_decay": 1.000004, "final_momentum": 0.7,
-                     "momentum_saturate": 250}
 
 
 def schedule(step: int, steps_per_epoch: int = STEPS_PER_EPOCH, *, lr: float = 0.1,

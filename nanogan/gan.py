@@ -383,9 +383,9 @@ def _backward_pair(D: Module, d_real: np.ndarray, d_fake: np.ndarray, cache: Any
     if hasattr(D, "backward_pair"):
         D.backward_pair(d_real, d_fake, cache, input_grad=False)
         return
-    c_real, c_fake = cache
-    D.backward(d_real, c_real, **_no_input_grad(D))
-    D.backward(d_fake, c_fake, **_no_input_grad(D))
+    (c_real, c_fake), skip = cache, _no_input_grad(D)
+    D.backward(d_real, c_real, **skip)
+    D.backward(d_fake, c_fake, **skip)
 
 
 def _no_input_grad(model: Module) -> dict[str, bool]:

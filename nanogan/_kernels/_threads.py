@@ -61,9 +61,10 @@ def _env_int(name: str, default: int) -> int:
 
 
 #: Matrix products of fewer floating-point operations (``2 m n k``) run on one BLAS thread.
-#: 20 MFLOP: on an idle 2-core machine, two threads pay from about there (MLP b64 5.45 -> 5.05 ms,
-#: MLP b256 14.3 -> 12.9 ms, DCGAN-28 b256 ~530 -> 464 ms against 200 MFLOP;
-#: ``benchmarks/sweep_thresholds.py``); on a loaded one :func:`machine_is_free` keeps them serial.
+#: 20 MFLOP: on an idle 2-core machine, two threads pay from about there (against 200 MFLOP: MLP
+#: b64 6.1 -> 5.2 ms, MLP b256 14.1 -> 11.2 ms; DCGAN-28 b256 unchanged, 440-448 ms, its large
+#: products being above both; ``benchmarks/sweep_thresholds.py --threads 2 --blas 2e8,2e7
+#: --rounds 3``); on a loaded one :func:`machine_is_free` keeps them serial.
 BLAS_PARALLEL_MIN_FLOPS: int = _env_int("NANOGAN_BLAS_PARALLEL_MIN_FLOPS", 20_000_000)
 
 #: Elementwise and data-movement kernels on fewer elements run their serial loop.

@@ -121,7 +121,7 @@ class Plan(Module):
 
         When every layer treats each sample on its own (:attr:`stacks`) and the batches agree in
         shape and dtype, they run as one batch of ``Na + Nb`` samples: one product per layer
-        instead of two, the same outputs (row by row the same sums), and in
+        instead of two, the same outputs up to the order of BLAS's sums, and in
         :meth:`backward_pair` one weight-gradient product over both batches (the sum of the two
         passes' gradients, added in another order). Otherwise: two passes.
         """

@@ -148,10 +148,10 @@ class DenseStep(_Fusing):
 #: that reads them, instead of a column matrix of tens of MB going to memory and back (DCGAN-28's
 #: 64 -> 128 convolution at batch 256: 51 MB). The backward pass recomputes each tile's columns
 #: from the input instead of caching them. Results equal the untiled ones up to the order of the
-#: weight-gradient sums. Measured on the DCGAN-28 iteration at batch 256
-#: (``benchmarks/sweep_thresholds.py --tiles 1e12,1048576,524288``): 669 -> 590 ms on one thread,
-#: 480 -> 447 on two; 2^19 and 2^18 elements were no better. ``NANOGAN_CONV_TILE_ELEMENTS`` sets
-#: it (read at import).
+#: weight-gradient sums. Measured on the DCGAN-28 iteration at batch 256, each setting in its own
+#: process (``benchmarks/sweep_thresholds.py --configs dcgan256 --tiles 1e12,1048576 --rounds 3``):
+#: 628 -> 568 ms on one thread; on two, 449 -> 442 (within the noise; 2^19 elements: 450).
+#: ``NANOGAN_CONV_TILE_ELEMENTS`` sets it (read at import).
 CONV_TILE_ELEMENTS: int = _env_int("NANOGAN_CONV_TILE_ELEMENTS", 1 << 20)
 
 
