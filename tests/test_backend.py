@@ -517,25 +517,25 @@ def test_transcription_catches_a_wrong_formula():
 
 def cuda_adam(p, g, m, v, lr, beta1, beta2, eps, wd, step) -> None:
     """device._ADAM (and the arguments cupy_set passes it) in NumPy, in place, all elements at
-    once: the moments in the parameter's dtype, the denominator in float64."""
+    once, every operation in the parameter's dtype."""
     t = p.dtype.type
     bc1, bc2 = 1 - beta1 ** step, 1 - beta2 ** step
-    lr_bc1, sqrt_bc2 = t(lr / bc1), np.sqrt(bc2)
+    lr_bc1, sqrt_bc2 = t(lr / bc1), t(np.sqrt(bc2))
     gg = g + t(wd) * p if t(wd) != 0 else g
     m[...] = m * t(beta1) + t(1 - beta1) * gg
     v[...] = v * t(beta2) + t(1 - beta2) * gg * gg
-    step_m = lr_bc1 * m
-    denom = np.sqrt(v).astype(np.float64) / sqrt_bc2 + float(eps)
-    p[...] = (p.astype(np.float64) - step_m.astype(np.float64) / denom).astype(p.dtype)
+    denom = np.sqrt(v) / sqrt_bc2 + t(eps)
+    p[...] = p - (lr_bc1 * m) / denom
 
 
 def test_adam_transcription_follows_the_cuda_source():
     src = _normalise(device._ADAM)
     for line in ["const T gg = wd != (T)0 ? g + wd * p : g;", "m = m * beta1 + c1 * gg;",
-                 "v = v * beta2 + c2 * gg * gg;", "const T step_m = lr_bc1 * m;",
-                 "const double denom = (double)sqrt(v) / sqrt_bc2 + eps;",
-                 "p = (T)((double)p - (double)step_m / denom);"]:
+                 "v = v * beta2 + c2 * gg * gg;",
+                 "const T denom = (T)sqrt(v) / sqrt_bc2 + eps;",
+                 "p = p - (lr_bc1 * m) / denom;"]:
         assert line in src, line
+    assert "double" not in src  # every operation in T, as the reference
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -276,11 +276,10 @@ class CompiledOps:
         t = p.dtype.type
         bc1 = 1 - beta1 ** step
         bc2 = 1 - beta2 ** step
-        # As in the reference: ``lr / bc1`` multiplies ``m`` in the array dtype, while the
-        # denominator ``sqrt(v) / sqrt(bc2) + eps`` is float64 (``np.sqrt(bc2)`` is a float64).
+        # As in the reference (and PyTorch): every scalar rounded to the array dtype first.
         self._k.adam_update(p.reshape(-1), np.ascontiguousarray(g).reshape(-1), m.reshape(-1),
                             v.reshape(-1), t(beta1), t(1 - beta1), t(beta2), t(1 - beta2),
-                            float(eps), t(weight_decay), t(lr / bc1), math.sqrt(bc2),
+                            t(eps), t(weight_decay), t(lr / bc1), t(math.sqrt(bc2)),
                             _par(p.size))
         return None
 

@@ -641,23 +641,20 @@ def sgd_update(floating[::1] p, const floating[::1] g, floating[::1] buf, floati
 
 
 cdef inline void _adam1(floating* p, const floating* g, floating* m, floating* v, Py_ssize_t i,
-                        floating beta1, floating c1, floating beta2, floating c2, double eps,
-                        floating wd, floating step_size, double sqrt_bc2) noexcept nogil:
-    cdef floating gi = g[i], s, num
-    cdef double denom
+                        floating beta1, floating c1, floating beta2, floating c2, floating eps,
+                        floating wd, floating step_size, floating sqrt_bc2) noexcept nogil:
+    cdef floating gi = g[i], denom
     if wd != 0:
         gi = gi + wd * p[i]
     m[i] = m[i] * beta1 + c1 * gi
     v[i] = v[i] * beta2 + c2 * gi * gi
-    s = <floating>sqrt(v[i])
-    denom = s / sqrt_bc2 + eps  # double, as in the reference
-    num = step_size * m[i]
-    p[i] = <floating>(p[i] - num / denom)
+    denom = <floating>sqrt(v[i]) / sqrt_bc2 + eps  # all in the array dtype, as the reference
+    p[i] = p[i] - (step_size * m[i]) / denom
 
 
 def adam_update(floating[::1] p, const floating[::1] g, floating[::1] m, floating[::1] v,
-                floating beta1, floating c1, floating beta2, floating c2, double eps,
-                floating wd, floating step_size, double sqrt_bc2, bint par):
+                floating beta1, floating c1, floating beta2, floating c2, floating eps,
+                floating wd, floating step_size, floating sqrt_bc2, bint par):
     """PyTorch's Adam step in place (``c1 = 1 - beta1``, ``c2 = 1 - beta2``,
     ``step_size = lr / (1 - beta1^t)``, ``sqrt_bc2 = sqrt(1 - beta2^t)``)."""
     cdef Py_ssize_t i, n = p.shape[0]

@@ -92,14 +92,12 @@ _COL2IM = r"""
 
 
 _ADAM = r"""
-    // one thread per element, in place on p, m, v; the roundings of the reference on NumPy:
-    // the moments in T, the denominator in double (NumPy promotes it), the step back to T
+    // one thread per element, in place on p, m, v; the roundings of the reference: all in T
     const T gg = wd != (T)0 ? g + wd * p : g;
     m = m * beta1 + c1 * gg;
     v = v * beta2 + c2 * gg * gg;
-    const T step_m = lr_bc1 * m;
-    const double denom = (double)sqrt(v) / sqrt_bc2 + eps;
-    p = (T)((double)p - (double)step_m / denom);
+    const T denom = (T)sqrt(v) / sqrt_bc2 + eps;
+    p = p - (lr_bc1 * m) / denom;
 """
 
 
@@ -127,7 +125,7 @@ def cupy_set() -> types.ModuleType:
     softplus_k = cupy.ElementwiseKernel("T x", "T y", "y = fmax(x, (T)0) + log1p(exp(-fabs(x)))",
                                         "nanogan_softplus")
     adam_k = cupy.ElementwiseKernel(
-        "T g, T lr_bc1, float64 sqrt_bc2, T beta1, T c1, T beta2, T c2, float64 eps, T wd",
+        "T g, T lr_bc1, T sqrt_bc2, T beta1, T c1, T beta2, T c2, T eps, T wd",
         "T p, T m, T v", _ADAM, "nanogan_adam")
     ref_adam = mod.adam_update
     fused = {"adam": True}
@@ -163,8 +161,8 @@ def cupy_set() -> types.ModuleType:
             t = p.dtype.type
             bc1, bc2 = 1 - beta1 ** step, 1 - beta2 ** step
             try:
-                adam_k(g, t(lr / bc1), math.sqrt(bc2), t(beta1), t(1 - beta1), t(beta2),
-                       t(1 - beta2), float(eps), t(weight_decay), p, m, v)
+                adam_k(g, t(lr / bc1), t(math.sqrt(bc2)), t(beta1), t(1 - beta1), t(beta2),
+                       t(1 - beta2), t(eps), t(weight_decay), p, m, v)
                 return
             except cupy.cuda.compiler.CompileException as exc:  # never leave Adam broken
                 fused["adam"] = False

