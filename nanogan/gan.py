@@ -173,11 +173,11 @@ class GAN:
         """
         G, D = self._run(self.G), self._run(self.D)
         x_real, z = asarray(x_real), asarray(z)  # to the device once (no-ops if already there)
-        self.D.zero_grad()
+        fresh = _zero_grad(D)  # D's gradients start at zero
         fake, _ = G.forward(z, train=True)
         s_real, s_fake, cache = _forward_pair(D, x_real, fake)  # D(x), D(G(z))
         value, d_real, d_fake = self.loss.d_loss(s_real, s_fake)
-        _backward_pair(D, d_real, d_fake, cache)  # D's own update needs no dL/dx
+        _backward_pair(D, d_real, d_fake, cache, fresh)  # D's own update needs no dL/dx
         self.d_opt.step()
         if self.clip is not None:
             for p in self.D.params.values():
@@ -197,12 +197,12 @@ class GAN:
         seen by this step).
         """
         G, D = self._run(self.G), self._run(self.D)
-        self.G.zero_grad()
+        fresh = _zero_grad(G)  # G's gradients start at zero
         fake, c_g = G.forward(z, train=True)
         s_fake, c_d = D.forward(fake, train=True)
         value, d_fake = self.loss.g_loss(s_fake)
         d_x_fake = D.backward(d_fake, c_d, param_grads=False)
-        G.backward(d_x_fake, c_g, **_no_input_grad(G))  # no gradient for the noise
+        G.backward(d_x_fake, c_g, **_no_input_grad(G), **fresh)  # no gradient for the noise
         self.g_opt.step()
         return Stats({"g_loss": float(value), "D_G_z_after": _mean_sigmoid(s_fake)})
 
@@ -378,10 +378,23 @@ def _forward_pair(D: Module, x_real: np.ndarray, fake: np.ndarray) -> tuple[Any,
     return s_real, s_fake, (c_real, c_fake)
 
 
-def _backward_pair(D: Module, d_real: np.ndarray, d_fake: np.ndarray, cache: Any) -> None:
-    """D's parameter gradients from both passes of :func:`_forward_pair` (no dL/dx)."""
+def _zero_grad(model: Module) -> dict[str, bool]:
+    """``model.zero_grad()``, the start of an update; returns the keywords of the backward pass
+    that follows. A fused plan skips the fill: its next backward pass writes the gradients
+    instead of adding to them (``{"accumulate": False}``, see :meth:`nanogan.fast.Plan.backward`),
+    which leaves the same values."""
+    if isinstance(model, _fast.Plan):
+        return {"accumulate": False}
+    model.zero_grad()
+    return {}
+
+
+def _backward_pair(D: Module, d_real: np.ndarray, d_fake: np.ndarray, cache: Any,
+                   fresh: dict[str, bool]) -> None:
+    """D's parameter gradients from both passes of :func:`_forward_pair` (no dL/dx); ``fresh``
+    from :func:`_zero_grad`."""
     if hasattr(D, "backward_pair"):
-        D.backward_pair(d_real, d_fake, cache, input_grad=False)
+        D.backward_pair(d_real, d_fake, cache, input_grad=False, **fresh)
         return
     (c_real, c_fake), skip = cache, _no_input_grad(D)
     D.backward(d_real, c_real, **skip)

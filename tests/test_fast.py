@@ -486,3 +486,81 @@ def test_whole_iterations_by_tiles_equal_plain(small_tiles, dtype):
     sd1, sd2 = gans[0].state_dict(), gans[1].state_dict()
     for key in sd2:
         close(sd1[key], sd2[key], dtype if sd2[key].dtype.kind == "f" else np.float64, key)
+
+
+# ---------------------------------------------------------------------------- written gradients
+def poison(model):
+    """Fill every gradient with NaN: a gradient that a pass fails to write stays NaN."""
+    for g in model.grads.values():
+        g[...] = np.nan
+
+
+def assert_written_as_zeroed(plan, make, run):
+    """``run(plan, accumulate=False)`` on poisoned gradients leaves what ``zero_grad()`` then
+    ``run(plan, accumulate=True)`` leaves, on a twin network, bit for bit."""
+    twin = Plan(make())
+    twin.zero_grad()
+    run(twin, True)
+    poison(plan)
+    run(plan, False)
+    assert list(plan.grads) == list(twin.grads)
+    for k, g in twin.grads.items():
+        np.testing.assert_array_equal(plan.grads[k], g, err_msg=k)
+
+
+@FIXTURE_OK
+@given(arch=mlp_arch(), dtype=st.sampled_from([np.float32, np.float64]), train=st.booleans(),
+       input_grad=st.booleans(), seed=st.integers(0, 2**16))
+def test_backward_writes_the_gradients_it_starts(kernel_set, arch, dtype, train, input_grad,
+                                                 seed):
+    """``Plan.backward(accumulate=False)`` writes every gradient (Dense with and without bias or
+    activation, BatchNorm fused or run as its own layer) as zero_grad + backward would; with
+    ``accumulate=True`` it still adds."""
+    widths, spec = arch
+    g = np.random.default_rng(seed)
+    x = g.standard_normal((5, widths[0])).astype(dtype)
+    dy = g.standard_normal((5, widths[-1])).astype(dtype)
+    make = lambda: build_mlp(widths, spec, dtype, seed)  # noqa: E731
+
+    def run(plan, accumulate):
+        _, cache = plan.forward(x, train)
+        plan.backward(dy, cache, input_grad=input_grad, accumulate=accumulate)
+
+    assert_written_as_zeroed(Plan(make()), make, run)
+    once, twice = Plan(make()), Plan(make())
+    once.zero_grad()
+    twice.zero_grad()
+    run(once, True)
+    run(twice, False)
+    run(twice, True)  # adds a second time
+    for k, grad in once.grads.items():
+        close(twice.grads[k], 2 * grad, dtype, k)
+
+
+@pytest.mark.parametrize("limit", [1 << 20, 2 * 16])
+def test_conv_and_pair_backward_write_the_gradients(small_tiles, limit):
+    """The convolution steps (whole and by tiles, transposed ones in G) and ``backward_pair``
+    (one batch, and two passes when BatchNorm keeps the batches apart: the second pass adds to
+    the first)."""
+    small_tiles(limit)
+    for arch in ("mlp", "dcgan"):
+        (_, D, _, xs) = small_pair(arch, np.float64, 2)
+        make = lambda arch=arch: small_pair(arch, np.float64, 2)[1]  # noqa: E731
+        g = np.random.default_rng(5)
+        a, b = g.standard_normal((4, *xs)), g.standard_normal((4, *xs))
+
+        def run(plan, accumulate):
+            sa, sb, cache = plan.forward_pair(a, b, True)
+            plan.backward_pair(np.ones_like(sa), -np.ones_like(sb), cache, input_grad=False,
+                               accumulate=accumulate)
+
+        assert_written_as_zeroed(Plan(D), make, run)
+        G, _, zs, _ = small_pair(arch, np.float64, 3)
+        z = g.standard_normal((4, *zs))
+
+        def run_g(plan, accumulate):
+            y, cache = plan.forward(z, True)
+            plan.backward(y, cache, input_grad=False, accumulate=accumulate)
+
+        assert_written_as_zeroed(Plan(G), lambda arch=arch: small_pair(arch, np.float64, 3)[0],
+                                 run_g)

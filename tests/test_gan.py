@@ -340,9 +340,9 @@ def test_steps_skip_input_grads_and_accept_modules_without_the_keyword(arch, fas
     runner = Plan if fast else Sequential  # what runs a Sequential inside GAN
     original = runner.backward
 
-    def spy(self, dy, cache, *, param_grads=True, input_grad=True):
+    def spy(self, dy, cache, *, param_grads=True, input_grad=True, **kw):
         seen.append((id(getattr(self, "model", self)), input_grad))
-        return original(self, dy, cache, param_grads=param_grads, input_grad=input_grad)
+        return original(self, dy, cache, param_grads=param_grads, input_grad=input_grad, **kw)
 
     runs = []
     for wrap in (False, True):

@@ -134,17 +134,18 @@ class Plan(Module):
         return ya, yb, (False, ca, cb)
 
     def backward_pair(self, da: np.ndarray, db: np.ndarray, cache: tuple, *,
-                      param_grads: bool = True, input_grad: bool = True
-                      ) -> tuple[np.ndarray | None, np.ndarray | None]:
+                      param_grads: bool = True, input_grad: bool = True,
+                      accumulate: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
         """The backward pass of :meth:`forward_pair`: gradients of both batches added into the
-        network's ``grads``; returns ``(dL/da, dL/db)`` (``(None, None)`` without
-        ``input_grad``)."""
+        network's ``grads`` (written, with ``accumulate=False``: see :meth:`backward`); returns
+        ``(dL/da, dL/db)`` (``(None, None)`` without ``input_grad``)."""
         stacked, c1, c2 = cache
         if not stacked:
-            return (self.backward(da, c1, param_grads=param_grads, input_grad=input_grad),
+            return (self.backward(da, c1, param_grads=param_grads, input_grad=input_grad,
+                                  accumulate=accumulate),
                     self.backward(db, c2, param_grads=param_grads, input_grad=input_grad))
         dx = self.backward(xp.concatenate([da, db]), c1, param_grads=param_grads,
-                           input_grad=input_grad)
+                           input_grad=input_grad, accumulate=accumulate)
         return (None, None) if dx is None else (dx[:c2], dx[c2:])
 
     # second order (gradient penalties) runs on the plain layers, with their own caches
@@ -161,10 +162,15 @@ class Plan(Module):
                                        input_grad=input_grad)
 
     def backward(self, dy: np.ndarray, cache: list[Any], *, param_grads: bool = True,
-                 input_grad: bool = True) -> np.ndarray | None:
+                 input_grad: bool = True, accumulate: bool = True) -> np.ndarray | None:
         """The steps' backward passes in reverse order, as ``Sequential.backward``: with
         ``input_grad=False`` the steps before the first one with parameters are skipped and that
-        one computes no input gradient (None is returned)."""
+        one computes no input gradient (None is returned).
+
+        ``accumulate=False`` (with ``param_grads``): the pass starts the gradients instead of
+        adding to them. Every parameter's gradient is written, equal to what ``zero_grad()``
+        then ``backward(...)`` leaves, without the zero-fill and one addition per parameter (a
+        Dense weight gradient is its product's output array)."""
         steps = self.steps
         if not isinstance(cache, list) or len(cache) != len(steps):
             raise ValueError(f"Plan.backward: argument 'cache' expected the {len(steps)}-entry "
@@ -175,5 +181,5 @@ class Plan(Module):
             (i for i, s in enumerate(steps) if s.has_params), len(steps))
         for i in range(len(steps) - 1, first - 1, -1):
             dy = steps[i].backward(dy, cache[i], param_grads=param_grads,
-                                   input_grad=input_grad or i > first)
+                                   input_grad=input_grad or i > first, accumulate=accumulate)
         return dy if input_grad else None

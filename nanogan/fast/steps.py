@@ -1,6 +1,8 @@
 """The steps a :class:`~nanogan.fast.Plan` runs: each layer's forward and backward as in its own
 file, rewritten for speed. Every step has the layer contract (``forward -> (y, cache)``,
-``backward(dy, cache, param_grads=, input_grad=)``, gradients added into the layer's ``grads``).
+``backward(dy, cache, param_grads=, input_grad=, accumulate=True)``, gradients added into the
+layer's ``grads``; ``accumulate=False`` writes them instead, as ``zero_grad()`` then ``backward``
+would leave them, without the zero-fill and the addition).
 
 Fusing a producer with the (Leaky)ReLU after it is exact, not an approximation::
 
@@ -29,6 +31,16 @@ def _has_params(layer: Module) -> bool:
     return any(m._params for _, m in layer.named_modules())
 
 
+def put_grad(layer: Module, name: str, value: np.ndarray, accumulate: bool) -> None:
+    """``layer.grads[name] += value``; with ``accumulate=False`` (a pass that starts the
+    gradients, in place of ``zero_grad()`` and an addition) ``layer.grads[name] = value``, written
+    into the same array."""
+    if accumulate:
+        layer._grads[name] += value
+    else:
+        layer._grads[name][...] = value
+
+
 def matmul_nt(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a @ b^T`` for ``a (m, k)`` and ``b (n, k)`` (a weight gradient: both read along the long
     ``k``), computed as ``(b @ a^T)^T`` when ``b`` has more rows: BLAS runs such products about a
@@ -55,7 +67,7 @@ class Step:
         raise NotImplementedError
 
     def backward(self, dy: np.ndarray, cache: Any, *, param_grads: bool,
-                 input_grad: bool) -> np.ndarray | None:
+                 input_grad: bool, accumulate: bool = True) -> np.ndarray | None:
         raise NotImplementedError
 
 
@@ -70,7 +82,9 @@ class LayerStep(Step):
         return self.layer.forward(x, train)
 
     def backward(self, dy: np.ndarray, cache: Any, *, param_grads: bool,
-                 input_grad: bool) -> np.ndarray | None:
+                 input_grad: bool, accumulate: bool = True) -> np.ndarray | None:
+        if not accumulate and param_grads:
+            self.layer.zero_grad()  # the layer adds into its gradients: start them at zero
         if self.takes_input_grad:
             return self.layer.backward(dy, cache, param_grads=param_grads,
                                        input_grad=input_grad)
@@ -99,7 +113,7 @@ class ActivationStep(Step):
         return ops.leaky_relu(x, self.layer.negative_slope), x
 
     def backward(self, dy: np.ndarray, cache: np.ndarray, *, param_grads: bool,
-                 input_grad: bool) -> np.ndarray | None:
+                 input_grad: bool, accumulate: bool = True) -> np.ndarray | None:
         return ops.leaky_relu_backward(dy, cache, self.layer.negative_slope) if input_grad \
             else None
 
@@ -123,22 +137,25 @@ class DenseStep(_Fusing):
         return y, (x, y)
 
     def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool,
-                 input_grad: bool) -> np.ndarray | None:
+                 input_grad: bool, accumulate: bool = True) -> np.ndarray | None:
         d = self.layer
         x, y = cache
         if self.slope is None:
             dz = dy
             if param_grads and d.bias is not None:
-                d._grads["bias"] += dy.sum(axis=0)
+                put_grad(d, "bias", dy.sum(axis=0), accumulate)
         else:
             N, O = y.shape
             dz, db = ops.bias_leaky_relu_backward(asarray(dy).reshape(N, O, 1),
                                                   y.reshape(N, O, 1), self.slope)
             dz = dz.reshape(N, O)
             if param_grads:
-                d._grads["bias"] += db
+                put_grad(d, "bias", db, accumulate)
         if param_grads:
-            d._grads["weight"] += matmul(dz.T, x)
+            if accumulate:
+                d._grads["weight"] += matmul(dz.T, x)
+            else:  # the product written straight into the gradient: no zero-fill, no temporary
+                matmul(dz.T, x, out=d._grads["weight"])
         return matmul(dz, d.weight) if input_grad else None
 
 
@@ -199,7 +216,7 @@ class ConvStep(_Fusing):
         return y, (cols, x, None)
 
     def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool,
-                 input_grad: bool) -> np.ndarray | None:
+                 input_grad: bool, accumulate: bool = True) -> np.ndarray | None:
         c = self.layer
         cols, x, y = cache
         x_shape = x.shape
@@ -209,19 +226,20 @@ class ConvStep(_Fusing):
         if self.slope is None:
             dz = dy
             if param_grads and c.bias is not None:
-                c._grads["bias"] += dy.sum(axis=(0, 2, 3))
+                put_grad(c, "bias", dy.sum(axis=(0, 2, 3)), accumulate)
         else:
             dz, db = ops.bias_leaky_relu_backward(dy.reshape(N, O, -1), y.reshape(N, O, -1),
                                                   self.slope)
             if param_grads:
-                c._grads["bias"] += db
+                put_grad(c, "bias", db, accumulate)
         (kh, kw), (sh, sw), (ph, pw) = c.kernel_size, c.stride, c.padding
         W2 = c.weight.reshape(O, -1)
         if cols is None:  # the forward pass ran by tiles: so does this one
-            return self._backward_tiled(dz.reshape(out_shape), x, W2, param_grads, input_grad)
+            return self._backward_tiled(dz.reshape(out_shape), x, W2, param_grads, input_grad,
+                                        accumulate)
         dy2 = dz.reshape(out_shape).transpose(1, 0, 2, 3).reshape(O, -1)  # (O, N*OH*OW)
         if param_grads:
-            c._grads["weight"] += matmul_nt(dy2, cols).reshape(c.weight.shape)
+            put_grad(c, "weight", matmul_nt(dy2, cols).reshape(c.weight.shape), accumulate)
         if not input_grad:
             return None
         if _whole_window(c, x_shape):
@@ -229,7 +247,7 @@ class ConvStep(_Fusing):
         return ops.col2im(matmul(W2.T, dy2), tuple(x_shape), kh, kw, sh, sw, ph, pw)
 
     def _backward_tiled(self, dz: np.ndarray, x: np.ndarray, W2: np.ndarray, param_grads: bool,
-                        input_grad: bool) -> np.ndarray | None:
+                        input_grad: bool, accumulate: bool) -> np.ndarray | None:
         """The backward pass by the forward pass's tiles, each tile's columns recomputed:
         ``dW += dy2_t cols_t^T``, ``dx_t = col2im(W2^T dy2_t)``."""
         c = self.layer
@@ -247,7 +265,7 @@ class ConvStep(_Fusing):
                 dx[s:s + len(xt)] = ops.col2im(matmul(W2.T, dy2), tuple(xt.shape), kh, kw,
                                                sh, sw, ph, pw)
         if gW is not None:
-            c._grads["weight"] += gW.reshape(c.weight.shape)
+            put_grad(c, "weight", gW.reshape(c.weight.shape), accumulate)
         return dx
 
 
@@ -291,7 +309,7 @@ class ConvTransposeStep(Step):
         return y, (x2, x)
 
     def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool,
-                 input_grad: bool) -> np.ndarray | None:
+                 input_grad: bool, accumulate: bool = True) -> np.ndarray | None:
         t = self.layer
         x2, x = cache
         x_shape = x.shape
@@ -301,14 +319,15 @@ class ConvTransposeStep(Step):
         W2 = t.weight.reshape(Cin, -1)
         if x2 is None:  # the forward pass ran by tiles: so does this one
             if param_grads and t.bias is not None:
-                t._grads["bias"] += dy.sum(axis=(0, 2, 3))
-            return self._backward_tiled(dy, x, W2, param_grads, input_grad)
+                put_grad(t, "bias", dy.sum(axis=(0, 2, 3)), accumulate)
+            return self._backward_tiled(dy, x, W2, param_grads, input_grad, accumulate)
         single = self._single_pixel(x_shape)
         dcols = dy.reshape(N, -1).T if single else ops.im2col(dy, kh, kw, sh, sw, ph, pw)
         if param_grads:
-            t._grads["weight"] += matmul_nt(x2, dcols).reshape(t.weight.shape)
+            put_grad(t, "weight", matmul_nt(x2, dcols).reshape(t.weight.shape),
+                     accumulate)
             if t.bias is not None:
-                t._grads["bias"] += dy.sum(axis=(0, 2, 3))
+                put_grad(t, "bias", dy.sum(axis=(0, 2, 3)), accumulate)
         if not input_grad:
             return None
         if single:
@@ -317,7 +336,7 @@ class ConvTransposeStep(Step):
         return xp.ascontiguousarray(dx2.reshape(Cin, N, H, W).transpose(1, 0, 2, 3))
 
     def _backward_tiled(self, dy: np.ndarray, x: np.ndarray, W2: np.ndarray, param_grads: bool,
-                        input_grad: bool) -> np.ndarray | None:
+                        input_grad: bool, accumulate: bool) -> np.ndarray | None:
         """The backward pass by the forward pass's tiles: ``dcols_t = im2col(dy_t)``,
         ``dW += x2_t dcols_t^T``, ``dx_t = (W2 dcols_t)`` back in NCHW order."""
         t = self.layer
@@ -335,7 +354,7 @@ class ConvTransposeStep(Step):
             if dx is not None:
                 dx[s:s + n] = matmul(W2, dcols).reshape(Cin, n, H, W).transpose(1, 0, 2, 3)
         if gW is not None:
-            t._grads["weight"] += gW.reshape(t.weight.shape)
+            put_grad(t, "weight", gW.reshape(t.weight.shape), accumulate)
         return dx
 
 
@@ -365,20 +384,22 @@ class BatchNormActStep(_Fusing):
         return y3.reshape(shape), ((True, x3, mean, inv_std, shape), y3)
 
     def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool,
-                 input_grad: bool) -> np.ndarray | None:
+                 input_grad: bool, accumulate: bool = True) -> np.ndarray | None:
         bn = self.layer
         bn_cache, y = cache
         train, x3, mean, inv_std, shape = bn_cache
         if not train:
             du = ops.leaky_relu_backward(asarray(dy, y.dtype), y, self.slope)
+            if not accumulate and param_grads:
+                bn.zero_grad()
             return bn.backward(du, bn_cache, param_grads=param_grads, input_grad=input_grad)
         dy3 = xp.ascontiguousarray(asarray(dy, x3.dtype).reshape(x3.shape))
         gamma, _ = bn._gamma_beta()
         dx3, dgamma, dbeta = ops.batchnorm_leaky_relu_backward(
             dy3, y.reshape(x3.shape), x3, mean, inv_std, gamma, self.slope)
         if param_grads and bn.affine:
-            bn._grads["weight"] += dgamma
-            bn._grads["bias"] += dbeta
+            put_grad(bn, "weight", dgamma, accumulate)
+            put_grad(bn, "bias", dbeta, accumulate)
         return dx3.reshape(shape) if input_grad else None
 
 
