@@ -549,7 +549,7 @@ def test_conv_and_pair_backward_write_the_gradients(small_tiles, limit):
         g = np.random.default_rng(5)
         a, b = g.standard_normal((4, *xs)), g.standard_normal((4, *xs))
 
-        def run(plan, accumulate):
+        def run(plan, accumulate, a=a, b=b):
             sa, sb, cache = plan.forward_pair(a, b, True)
             plan.backward_pair(np.ones_like(sa), -np.ones_like(sb), cache, input_grad=False,
                                accumulate=accumulate)
@@ -558,7 +558,7 @@ def test_conv_and_pair_backward_write_the_gradients(small_tiles, limit):
         G, _, zs, _ = small_pair(arch, np.float64, 3)
         z = g.standard_normal((4, *zs))
 
-        def run_g(plan, accumulate):
+        def run_g(plan, accumulate, z=z):
             y, cache = plan.forward(z, True)
             plan.backward(y, cache, input_grad=False, accumulate=accumulate)
 
