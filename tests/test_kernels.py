@@ -438,6 +438,43 @@ def force_parallel(monkeypatch):
     monkeypatch.setattr(_threads, "_load", [-math.inf, True])
 
 
+@pytest.mark.parametrize("name", COMPILED)
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(1, 9), c=st.integers(1, 6), m=st.integers(1, 700),
+       dtype=st.sampled_from(DTYPES), slope=st.sampled_from([None, 0.0, 0.2]),
+       offset=st.sampled_from([0.0, 1e3]))
+def test_batchnorm_serial_and_parallel_paths_give_the_same_bits(name, n, c, m, dtype, slope,
+                                                                offset):
+    """Batch norm's result must not depend on the thread count or the machine's load (which
+    choose the path): one thread and all threads sum in the same order, bit for bit."""
+    k = kernels(name)
+    rng = np.random.default_rng(n * 1000 + c * 10 + m)
+    x = (rng.standard_normal((n, c, m)) + offset).astype(dtype)
+    if n * m == 1:
+        x = np.concatenate([x, x + 1])
+    gamma, beta = rng.standard_normal((2, c)).astype(dtype)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    results = []
+    for parallel_min in (2**62, 0):
+        old = _common.PARALLEL_MIN
+        _common.PARALLEL_MIN = parallel_min
+        _threads._load[:] = [math.inf, True]  # the load check says: cores to spare
+        try:
+            if slope is None:
+                fwd = k.batchnorm_forward(x, gamma, beta, 1e-5)
+                bwd = k.batchnorm_backward(dy, x, fwd[1], fwd[3], gamma)
+            else:
+                fwd = k.batchnorm_leaky_relu(x, gamma, beta, 1e-5, slope)
+                bwd = k.batchnorm_leaky_relu_backward(dy, fwd[0], x, fwd[1], fwd[3], gamma,
+                                                      slope)
+        finally:
+            _common.PARALLEL_MIN = old
+            _threads._load[:] = [-math.inf, True]
+        results.append([*fwd, *bwd])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
 PARALLEL_GEOMETRIES = [
     ((3, 5, 14, 14), (4, 4, 2, 2, 1, 1)),   # DCGAN-28's strided 4x4 convolution
     ((20, 3, 7, 7), (7, 7, 1, 1, 0, 0)),    # a 1x1 output: the block-of-images loops

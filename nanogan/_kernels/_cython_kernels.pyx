@@ -430,13 +430,42 @@ def bias_leaky_relu_backward(const floating[:, :, ::1] dy, const floating[:, :, 
 
 
 # ---------------------------------------------------------------------------- batch norm
-# One sweep gathers a channel's statistics (sums shifted by its first value, in double, in LANES
-# independent accumulators: the compiler vectorizes them, where one accumulator would be a long
-# chain of dependent additions), a second writes the output. ``slope`` is the fused leaky ReLU's
-# (1 for none: ``u * 1 == u`` exactly).
+# One sweep gathers a channel's statistics (sums shifted by its first value, in double, each
+# run of M values in LANES independent accumulators: the compiler vectorizes them, where one
+# accumulator would be a long chain of dependent additions; the runs added in image order), a
+# second writes the output. ``slope`` is the fused leaky ReLU's (1 for none: ``u * 1 == u``
+# exactly). On one thread both sweeps go through memory in order (all channels of an image, then
+# the next image); in parallel each thread takes whole channels. The sums are the same, in the
+# same order, so the two give the same bits.
 cdef enum:
     LANES = 8
     SCRATCH = 512  # terms of the batch-norm backward sums computed per vectorised loop
+
+
+cdef inline void _bn_stats_run(const floating* xr, double K, Py_ssize_t M, double* s1,
+                               double* s2) noexcept nogil:
+    """Add the sums of ``xr[k] - K`` and of its squares over one run of ``M`` values (in
+    ``LANES`` accumulators, as :func:`_bn_forward_channel`) into ``*s1`` and ``*s2``."""
+    cdef Py_ssize_t k, j, blk, ML = M - M % LANES
+    cdef double d
+    cdef double a[LANES]
+    cdef double q[LANES]
+    for j in range(LANES):
+        a[j] = 0.0
+        q[j] = 0.0
+    for blk in range(ML // LANES):
+        k = blk * LANES
+        for j in range(LANES):
+            d = xr[k + j] - K
+            a[j] += d
+            q[j] += d * d
+    for k in range(ML, M):
+        d = xr[k] - K
+        a[0] += d
+        q[0] += d * d
+    for j in range(LANES):
+        s1[0] += a[j]
+        s2[0] += q[j]
 
 
 cdef inline void _bn_forward_channel(const floating* x, const floating* gamma,
@@ -444,35 +473,19 @@ cdef inline void _bn_forward_channel(const floating* x, const floating* gamma,
                                      floating* y, floating* mean, floating* var,
                                      floating* inv_std, Py_ssize_t c, Py_ssize_t N,
                                      Py_ssize_t C, Py_ssize_t M) noexcept nogil:
-    cdef Py_ssize_t n, k, j, blk, ML = M - M % LANES
+    """Channel ``c`` of :func:`batchnorm_forward`: its statistics summed run by run (image by
+    image, in order, as :func:`_bn_forward_serial` sums them, so that the two give the same
+    bits), then its output."""
+    cdef Py_ssize_t n, k
     cdef const floating* xr
     cdef floating* yr
-    cdef double K = x[c * M], d
-    cdef double a[LANES]
-    cdef double q[LANES]
     cdef double m = <double>(N * M), s1 = 0.0, s2 = 0.0, e1, v
     cdef floating mc, scale, b
-    for j in range(LANES):
-        a[j] = 0.0
-        q[j] = 0.0
     for n in range(N):
-        xr = x + (n * C + c) * M
-        for blk in range(ML // LANES):
-            k = blk * LANES
-            for j in range(LANES):
-                d = xr[k + j] - K
-                a[j] += d
-                q[j] += d * d
-        for k in range(ML, M):
-            d = xr[k] - K
-            a[0] += d
-            q[0] += d * d
-    for j in range(LANES):
-        s1 += a[j]
-        s2 += q[j]
+        _bn_stats_run(x + (n * C + c) * M, <double>x[c * M], M, &s1, &s2)
     e1 = s1 / m
     v = s2 / m - e1 * e1
-    mean[c] = <floating>(K + e1)
+    mean[c] = <floating>(x[c * M] + e1)
     var[c] = <floating>(v if v > 0 else 0.0)
     inv_std[c] = <floating>(1.0 / <floating>sqrt(var[c] + eps))
     mc = mean[c]
@@ -483,6 +496,42 @@ cdef inline void _bn_forward_channel(const floating* x, const floating* gamma,
         yr = y + (n * C + c) * M
         for k in range(M):
             yr[k] = _lrelu1((xr[k] - mc) * scale + b, slope)
+
+
+cdef void _bn_forward_serial(const floating* x, const floating* gamma, const floating* beta,
+                             floating eps, floating slope, floating* y, floating* mean,
+                             floating* var, floating* inv_std, double* s1, double* s2,
+                             Py_ssize_t N, Py_ssize_t C, Py_ssize_t M) noexcept nogil:
+    """:func:`_bn_forward_channel` for every channel at once, on one thread, reading ``x`` and
+    writing ``y`` in memory order (image by image, channel by channel): one stream through
+    memory that the prefetcher follows, where a channel at a time jumps ``C*M`` values from one
+    short run (``M`` = 49 for DCGAN-28) to the next. The same statistics, summed by runs."""
+    cdef Py_ssize_t n, c, k
+    cdef const floating* xr
+    cdef floating* yr
+    cdef double m = <double>(N * M), e1, v
+    cdef floating mc, scale, b
+    for c in range(C):
+        s1[c] = 0.0
+        s2[c] = 0.0
+    for n in range(N):
+        for c in range(C):
+            _bn_stats_run(x + (n * C + c) * M, <double>x[c * M], M, &s1[c], &s2[c])
+    for c in range(C):
+        e1 = s1[c] / m
+        v = s2[c] / m - e1 * e1
+        mean[c] = <floating>(x[c * M] + e1)
+        var[c] = <floating>(v if v > 0 else 0.0)
+        inv_std[c] = <floating>(1.0 / <floating>sqrt(var[c] + eps))
+    for n in range(N):
+        for c in range(C):
+            mc = mean[c]
+            scale = gamma[c] * inv_std[c]
+            b = beta[c]
+            xr = x + (n * C + c) * M
+            yr = y + (n * C + c) * M
+            for k in range(M):
+                yr[k] = _lrelu1((xr[k] - mc) * scale + b, slope)
 
 
 def batchnorm_forward(const floating[:, :, ::1] x, const floating[::1] gamma,
@@ -500,8 +549,50 @@ def batchnorm_forward(const floating[:, :, ::1] x, const floating[::1] gamma,
     cdef floating* vp = &var[0]
     cdef floating* ip = &inv_std[0]
     cdef int nt = openmp.omp_get_max_threads() if par else 1
+    cdef double[::1] s1, s2
+    if nt == 1:
+        s1 = np.empty(C, np.float64)
+        s2 = np.empty(C, np.float64)
+        with nogil:
+            _bn_forward_serial(xp, gp, bp, eps, slope, yp, mp, vp, ip, &s1[0], &s2[0], N, C, M)
+        return
     for c in prange(C, nogil=True, schedule="static", num_threads=nt):
         _bn_forward_channel(xp, gp, bp, eps, slope, yp, mp, vp, ip, c, N, C, M)
+
+
+cdef inline void _bn_grad_sums_run(const floating* dy, const floating* y, floating slope,
+                                   const floating* x, floating mc, floating ic, Py_ssize_t M,
+                                   double* sb, double* sg) noexcept nogil:
+    """Add one run's ``sum g`` and ``sum g * xhat`` (``g = dy`` through the activation) into
+    ``*sb`` and ``*sg``, the terms as :func:`_bn_backward_channel` forms them."""
+    cdef Py_ssize_t k, j, blk, k0, cnt, cl
+    cdef double ab[LANES]
+    cdef double ag[LANES]
+    cdef double gs[SCRATCH]
+    cdef double hs[SCRATCH]
+    cdef floating g
+    for j in range(LANES):
+        ab[j] = 0.0
+        ag[j] = 0.0
+    k0 = 0
+    while k0 < M:
+        cnt = min(<Py_ssize_t>SCRATCH, M - k0)
+        for k in range(cnt):
+            g = dy[k0 + k] * (<floating>1 if y[k0 + k] > 0 else slope)
+            gs[k] = g
+            hs[k] = <floating>(g * ((x[k0 + k] - mc) * ic))  # rounded, then widened
+        cl = cnt - cnt % LANES
+        for blk in range(cl // LANES):
+            for j in range(LANES):
+                ab[j] += gs[blk * LANES + j]
+                ag[j] += hs[blk * LANES + j]
+        for k in range(cl, cnt):
+            ab[0] += gs[k]
+            ag[0] += hs[k]
+        k0 += SCRATCH
+    for j in range(LANES):
+        sb[0] += ab[j]
+        sg[0] += ag[j]
 
 
 cdef inline void _bn_backward_channel(const floating* dy, const floating* y, floating slope,
@@ -510,41 +601,16 @@ cdef inline void _bn_backward_channel(const floating* dy, const floating* y, flo
                                       floating mf, floating* dx, floating* dgamma,
                                       floating* dbeta, Py_ssize_t c, Py_ssize_t N,
                                       Py_ssize_t C, Py_ssize_t M) noexcept nogil:
-    cdef Py_ssize_t n, k, j, blk, off, k0, cnt, cl
-    cdef double sb[LANES]
-    cdef double sg[LANES]
-    cdef double tb = 0.0, tgs = 0.0
+    """Channel ``c`` of :func:`batchnorm_backward`: its sums run by run (in the order of
+    :func:`_bn_backward_serial`, the same bits), then ``dx``."""
+    cdef Py_ssize_t n, k, off
+    cdef double sb = 0.0, sg = 0.0
     cdef floating mc = mean[c], ic = inv_std[c], g, xhat, db, dg, scale
-    cdef double gs[SCRATCH]
-    cdef double hs[SCRATCH]
-    for j in range(LANES):
-        sb[j] = 0.0
-        sg[j] = 0.0
     for n in range(N):
         off = (n * C + c) * M
-        k0 = off
-        while k0 < off + M:
-            cnt = min(<Py_ssize_t>SCRATCH, off + M - k0)
-            # the terms first (widened to double), in a loop the compiler vectorises (a loop
-            # over LANES values would be unrolled before it could be), then their sums by lanes
-            for k in range(cnt):
-                g = dy[k0 + k] * (<floating>1 if y[k0 + k] > 0 else slope)
-                gs[k] = g
-                hs[k] = <floating>(g * ((x[k0 + k] - mc) * ic))  # rounded, then widened
-            cl = cnt - cnt % LANES
-            for blk in range(cl // LANES):
-                for j in range(LANES):
-                    sb[j] += gs[blk * LANES + j]
-                    sg[j] += hs[blk * LANES + j]
-            for k in range(cl, cnt):
-                sb[0] += gs[k]
-                sg[0] += hs[k]
-            k0 += SCRATCH
-    for j in range(LANES):
-        tb += sb[j]
-        tgs += sg[j]
-    dbeta[c] = <floating>tb
-    dgamma[c] = <floating>tgs
+        _bn_grad_sums_run(dy + off, y + off, slope, x + off, mc, ic, M, &sb, &sg)
+    dbeta[c] = <floating>sb
+    dgamma[c] = <floating>sg
     db = dbeta[c]
     dg = dgamma[c]
     scale = gamma[c] * ic / mf
@@ -554,6 +620,40 @@ cdef inline void _bn_backward_channel(const floating* dy, const floating* y, flo
             g = dy[k] * (<floating>1 if y[k] > 0 else slope)
             xhat = (x[k] - mc) * ic
             dx[k] = scale * (mf * g - db - xhat * dg)
+
+
+cdef void _bn_backward_serial(const floating* dy, const floating* y, floating slope,
+                              const floating* x, const floating* mean, const floating* inv_std,
+                              const floating* gamma, floating mf, floating* dx,
+                              floating* dgamma, floating* dbeta, double* sb, double* sg,
+                              Py_ssize_t N, Py_ssize_t C, Py_ssize_t M) noexcept nogil:
+    """:func:`_bn_backward_channel` for every channel at once, on one thread, in memory order
+    (see :func:`_bn_forward_serial`)."""
+    cdef Py_ssize_t n, c, k, off
+    cdef floating mc, ic, g, xhat, db, dg, scale
+    for c in range(C):
+        sb[c] = 0.0
+        sg[c] = 0.0
+    for n in range(N):
+        for c in range(C):
+            off = (n * C + c) * M
+            _bn_grad_sums_run(dy + off, y + off, slope, x + off, mean[c], inv_std[c], M,
+                              &sb[c], &sg[c])
+    for c in range(C):
+        dbeta[c] = <floating>sb[c]
+        dgamma[c] = <floating>sg[c]
+    for n in range(N):
+        for c in range(C):
+            mc = mean[c]
+            ic = inv_std[c]
+            db = dbeta[c]
+            dg = dgamma[c]
+            scale = gamma[c] * ic / mf
+            off = (n * C + c) * M
+            for k in range(off, off + M):
+                g = dy[k] * (<floating>1 if y[k] > 0 else slope)
+                xhat = (x[k] - mc) * ic
+                dx[k] = scale * (mf * g - db - xhat * dg)
 
 
 def batchnorm_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] y,
@@ -574,6 +674,14 @@ def batchnorm_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] y
     cdef floating* dgp = &dgamma[0]
     cdef floating* dbp = &dbeta[0]
     cdef int nt = openmp.omp_get_max_threads() if par else 1
+    cdef double[::1] sb, sg
+    if nt == 1:
+        sb = np.empty(C, np.float64)
+        sg = np.empty(C, np.float64)
+        with nogil:
+            _bn_backward_serial(dyp, yp, slope, xp, mp, ip, gp, mf, dxp, dgp, dbp, &sb[0],
+                                &sg[0], N, C, M)
+        return
     for c in prange(C, nogil=True, schedule="static", num_threads=nt):
         _bn_backward_channel(dyp, yp, slope, xp, mp, ip, gp, mf, dxp, dgp, dbp, c, N, C, M)
 
