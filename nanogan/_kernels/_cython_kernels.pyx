@@ -430,16 +430,28 @@ def bias_leaky_relu_backward(const floating[:, :, ::1] dy, const floating[:, :, 
 
 
 # ---------------------------------------------------------------------------- batch norm
-# One sweep gathers a channel's statistics (sums shifted by its first value, in double, each
-# run of M values in LANES independent accumulators: the compiler vectorizes them, where one
-# accumulator would be a long chain of dependent additions; the runs added in image order), a
-# second writes the output. ``slope`` is the fused leaky ReLU's (1 for none: ``u * 1 == u``
-# exactly). On one thread both sweeps go through memory in order (all channels of an image, then
-# the next image); in parallel each thread takes whole channels. The sums are the same, in the
-# same order, so the two give the same bits.
+# The statistics are sums over the images and positions of each channel (shifted by the channel's
+# first value, in double). A run of M values (one image, one channel) is summed in LANES
+# independent accumulators: the compiler vectorizes them, where one accumulator would be a long
+# chain of dependent additions. The images are taken in blocks of a size that depends on the shape
+# alone (at least BN_BLOCK values per block); each block's per-channel sums are formed image by
+# image in memory order (all channels of an image, then the next image: one stream the
+# prefetcher follows, where a channel at a time would jump C*M values between short runs), and
+# the blocks' sums are then added in block order. Threads take whole blocks, so the result does
+# not depend on the thread count: one thread and two give the same bits. ``slope`` is the fused
+# leaky ReLU's (1 for none: ``u * 1 == u`` exactly).
 cdef enum:
     LANES = 8
     SCRATCH = 512  # terms of the batch-norm backward sums computed per vectorised loop
+    BN_BLOCK = 65536  # values per block of images, at least
+
+
+cdef Py_ssize_t _bn_images_per_block(Py_ssize_t N, Py_ssize_t C, Py_ssize_t M) noexcept nogil:
+    """Images per block: enough for ``BN_BLOCK`` values (a function of the shape alone)."""
+    cdef Py_ssize_t per = C * M
+    if per <= 0:
+        return N if N > 0 else 1
+    return min(max(N, 1), max(<Py_ssize_t>1, (BN_BLOCK + per - 1) // per))
 
 
 cdef inline void _bn_stats_run(const floating* xr, double K, Py_ssize_t M, double* s1,
@@ -468,70 +480,37 @@ cdef inline void _bn_stats_run(const floating* xr, double K, Py_ssize_t M, doubl
         s2[0] += q[j]
 
 
-cdef inline void _bn_forward_channel(const floating* x, const floating* gamma,
-                                     const floating* beta, floating eps, floating slope,
-                                     floating* y, floating* mean, floating* var,
-                                     floating* inv_std, Py_ssize_t c, Py_ssize_t N,
-                                     Py_ssize_t C, Py_ssize_t M) noexcept nogil:
-    """Channel ``c`` of :func:`batchnorm_forward`: its statistics summed run by run (image by
-    image, in order, as :func:`_bn_forward_serial` sums them, so that the two give the same
-    bits), then its output."""
-    cdef Py_ssize_t n, k
-    cdef const floating* xr
-    cdef floating* yr
-    cdef double m = <double>(N * M), s1 = 0.0, s2 = 0.0, e1, v
-    cdef floating mc, scale, b
-    for n in range(N):
-        _bn_stats_run(x + (n * C + c) * M, <double>x[c * M], M, &s1, &s2)
-    e1 = s1 / m
-    v = s2 / m - e1 * e1
-    mean[c] = <floating>(x[c * M] + e1)
-    var[c] = <floating>(v if v > 0 else 0.0)
-    inv_std[c] = <floating>(1.0 / <floating>sqrt(var[c] + eps))
-    mc = mean[c]
-    scale = gamma[c] * inv_std[c]
-    b = beta[c]
-    for n in range(N):
-        xr = x + (n * C + c) * M
-        yr = y + (n * C + c) * M
-        for k in range(M):
-            yr[k] = _lrelu1((xr[k] - mc) * scale + b, slope)
-
-
-cdef void _bn_forward_serial(const floating* x, const floating* gamma, const floating* beta,
-                             floating eps, floating slope, floating* y, floating* mean,
-                             floating* var, floating* inv_std, double* s1, double* s2,
-                             Py_ssize_t N, Py_ssize_t C, Py_ssize_t M) noexcept nogil:
-    """:func:`_bn_forward_channel` for every channel at once, on one thread, reading ``x`` and
-    writing ``y`` in memory order (image by image, channel by channel): one stream through
-    memory that the prefetcher follows, where a channel at a time jumps ``C*M`` values from one
-    short run (``M`` = 49 for DCGAN-28) to the next. The same statistics, summed by runs."""
-    cdef Py_ssize_t n, c, k
-    cdef const floating* xr
-    cdef floating* yr
-    cdef double m = <double>(N * M), e1, v
-    cdef floating mc, scale, b
+cdef inline void _bn_stats_block(const floating* x, Py_ssize_t n0, Py_ssize_t n1,
+                                 Py_ssize_t C, Py_ssize_t M, double* s1, double* s2) noexcept nogil:
+    """The per-channel sums of the images ``n0 <= n < n1`` into ``s1[c]``, ``s2[c]`` (zeroed
+    here), image by image in memory order."""
+    cdef Py_ssize_t n, c
     for c in range(C):
         s1[c] = 0.0
         s2[c] = 0.0
-    for n in range(N):
+    for n in range(n0, n1):
         for c in range(C):
             _bn_stats_run(x + (n * C + c) * M, <double>x[c * M], M, &s1[c], &s2[c])
-    for c in range(C):
-        e1 = s1[c] / m
-        v = s2[c] / m - e1 * e1
-        mean[c] = <floating>(x[c * M] + e1)
-        var[c] = <floating>(v if v > 0 else 0.0)
-        inv_std[c] = <floating>(1.0 / <floating>sqrt(var[c] + eps))
-    for n in range(N):
+
+
+cdef inline void _bn_output_block(const floating* x, const floating* mean,
+                                  const floating* scale, const floating* beta, floating slope,
+                                  floating* y, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t C,
+                                  Py_ssize_t M) noexcept nogil:
+    """``y = leaky_relu((x - mean) * scale + beta)`` for the images ``n0 <= n < n1``."""
+    cdef Py_ssize_t n, c, k
+    cdef const floating* xr
+    cdef floating* yr
+    cdef floating mc, sc, b
+    for n in range(n0, n1):
         for c in range(C):
             mc = mean[c]
-            scale = gamma[c] * inv_std[c]
+            sc = scale[c]
             b = beta[c]
             xr = x + (n * C + c) * M
             yr = y + (n * C + c) * M
             for k in range(M):
-                yr[k] = _lrelu1((xr[k] - mc) * scale + b, slope)
+                yr[k] = _lrelu1((xr[k] - mc) * sc + b, slope)
 
 
 def batchnorm_forward(const floating[:, :, ::1] x, const floating[::1] gamma,
@@ -539,25 +518,34 @@ def batchnorm_forward(const floating[:, :, ::1] x, const floating[::1] gamma,
                       floating[:, :, ::1] y, floating[::1] mean, floating[::1] var,
                       floating[::1] inv_std, bint par):
     """Training-mode batch norm of ``x (N, C, M)`` over axes 0 and 2 and a leaky ReLU of
-    ``slope``, one channel per thread."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], M = x.shape[2], c
+    ``slope``; threads take blocks of images (see above)."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], M = x.shape[2], c, blk
+    cdef Py_ssize_t B = _bn_images_per_block(N, C, M)
+    cdef Py_ssize_t nblk = (N + B - 1) // B
     cdef const floating* xp = &x[0, 0, 0]
-    cdef const floating* gp = &gamma[0]
-    cdef const floating* bp = &beta[0]
     cdef floating* yp = &y[0, 0, 0]
-    cdef floating* mp = &mean[0]
-    cdef floating* vp = &var[0]
-    cdef floating* ip = &inv_std[0]
     cdef int nt = openmp.omp_get_max_threads() if par else 1
-    cdef double[::1] s1, s2
-    if nt == 1:
-        s1 = np.empty(C, np.float64)
-        s2 = np.empty(C, np.float64)
-        with nogil:
-            _bn_forward_serial(xp, gp, bp, eps, slope, yp, mp, vp, ip, &s1[0], &s2[0], N, C, M)
-        return
-    for c in prange(C, nogil=True, schedule="static", num_threads=nt):
-        _bn_forward_channel(xp, gp, bp, eps, slope, yp, mp, vp, ip, c, N, C, M)
+    cdef double[:, ::1] p1 = np.empty((nblk, C), np.float64)
+    cdef double[:, ::1] p2 = np.empty((nblk, C), np.float64)
+    cdef floating[::1] scale = np.empty(C, np.float32 if floating is float else np.float64)
+    cdef double s1, s2, m = <double>(N * M), e1, v
+    for blk in prange(nblk, nogil=True, schedule="static", num_threads=nt):
+        _bn_stats_block(xp, blk * B, min(N, blk * B + B), C, M, &p1[blk, 0], &p2[blk, 0])
+    for c in range(C):
+        s1 = 0.0
+        s2 = 0.0
+        for blk in range(nblk):
+            s1 = s1 + p1[blk, c]
+            s2 = s2 + p2[blk, c]
+        e1 = s1 / m
+        v = s2 / m - e1 * e1
+        mean[c] = <floating>(x[0, c, 0] + e1)
+        var[c] = <floating>(v if v > 0 else 0.0)
+        inv_std[c] = <floating>(1.0 / <floating>sqrt(var[c] + eps))
+        scale[c] = gamma[c] * inv_std[c]
+    for blk in prange(nblk, nogil=True, schedule="static", num_threads=nt):
+        _bn_output_block(xp, &mean[0], &scale[0], &beta[0], slope, yp, blk * B,
+                         min(N, blk * B + B), C, M)
 
 
 cdef inline void _bn_grad_sums_run(const floating* dy, const floating* y, floating slope,
@@ -595,65 +583,44 @@ cdef inline void _bn_grad_sums_run(const floating* dy, const floating* y, floati
         sg[0] += ag[j]
 
 
-cdef inline void _bn_backward_channel(const floating* dy, const floating* y, floating slope,
-                                      const floating* x, const floating* mean,
-                                      const floating* inv_std, const floating* gamma,
-                                      floating mf, floating* dx, floating* dgamma,
-                                      floating* dbeta, Py_ssize_t c, Py_ssize_t N,
-                                      Py_ssize_t C, Py_ssize_t M) noexcept nogil:
-    """Channel ``c`` of :func:`batchnorm_backward`: its sums run by run (in the order of
-    :func:`_bn_backward_serial`, the same bits), then ``dx``."""
-    cdef Py_ssize_t n, k, off
-    cdef double sb = 0.0, sg = 0.0
-    cdef floating mc = mean[c], ic = inv_std[c], g, xhat, db, dg, scale
-    for n in range(N):
-        off = (n * C + c) * M
-        _bn_grad_sums_run(dy + off, y + off, slope, x + off, mc, ic, M, &sb, &sg)
-    dbeta[c] = <floating>sb
-    dgamma[c] = <floating>sg
-    db = dbeta[c]
-    dg = dgamma[c]
-    scale = gamma[c] * ic / mf
-    for n in range(N):
-        off = (n * C + c) * M
-        for k in range(off, off + M):
-            g = dy[k] * (<floating>1 if y[k] > 0 else slope)
-            xhat = (x[k] - mc) * ic
-            dx[k] = scale * (mf * g - db - xhat * dg)
-
-
-cdef void _bn_backward_serial(const floating* dy, const floating* y, floating slope,
-                              const floating* x, const floating* mean, const floating* inv_std,
-                              const floating* gamma, floating mf, floating* dx,
-                              floating* dgamma, floating* dbeta, double* sb, double* sg,
-                              Py_ssize_t N, Py_ssize_t C, Py_ssize_t M) noexcept nogil:
-    """:func:`_bn_backward_channel` for every channel at once, on one thread, in memory order
-    (see :func:`_bn_forward_serial`)."""
-    cdef Py_ssize_t n, c, k, off
-    cdef floating mc, ic, g, xhat, db, dg, scale
+cdef inline void _bn_grad_sums_block(const floating* dy, const floating* y, floating slope,
+                                     const floating* x, const floating* mean,
+                                     const floating* inv_std, Py_ssize_t n0, Py_ssize_t n1,
+                                     Py_ssize_t C, Py_ssize_t M, double* sb,
+                                     double* sg) noexcept nogil:
+    """The per-channel ``sum g`` and ``sum g * xhat`` of the images ``n0 <= n < n1`` into
+    ``sb[c]``, ``sg[c]`` (zeroed here), image by image in memory order."""
+    cdef Py_ssize_t n, c, off
     for c in range(C):
         sb[c] = 0.0
         sg[c] = 0.0
-    for n in range(N):
+    for n in range(n0, n1):
         for c in range(C):
             off = (n * C + c) * M
             _bn_grad_sums_run(dy + off, y + off, slope, x + off, mean[c], inv_std[c], M,
                               &sb[c], &sg[c])
-    for c in range(C):
-        dbeta[c] = <floating>sb[c]
-        dgamma[c] = <floating>sg[c]
-    for n in range(N):
+
+
+cdef inline void _bn_dx_block(const floating* dy, const floating* y, floating slope,
+                              const floating* x, const floating* mean, const floating* inv_std,
+                              const floating* scale, const floating* dgamma,
+                              const floating* dbeta, floating mf, floating* dx, Py_ssize_t n0,
+                              Py_ssize_t n1, Py_ssize_t C, Py_ssize_t M) noexcept nogil:
+    """``dx = scale * (mf g - dbeta - xhat dgamma)`` for the images ``n0 <= n < n1``."""
+    cdef Py_ssize_t n, c, k, off
+    cdef floating mc, ic, g, xhat, db, dg, sc
+    for n in range(n0, n1):
         for c in range(C):
             mc = mean[c]
             ic = inv_std[c]
             db = dbeta[c]
             dg = dgamma[c]
-            scale = gamma[c] * ic / mf
+            sc = scale[c]
             off = (n * C + c) * M
             for k in range(off, off + M):
                 g = dy[k] * (<floating>1 if y[k] > 0 else slope)
                 xhat = (x[k] - mc) * ic
-                dx[k] = scale * (mf * g - db - xhat * dg)
+                dx[k] = sc * (mf * g - db - xhat * dg)
 
 
 def batchnorm_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] y,
@@ -662,28 +629,34 @@ def batchnorm_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] y
                        const floating[::1] gamma, floating mf, floating[:, :, ::1] dx,
                        floating[::1] dgamma, floating[::1] dbeta, bint par):
     """Backward of :func:`batchnorm_forward` (``mf = N*M`` in the array dtype; the activation's
-    mask is read from its output ``y``)."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], M = x.shape[2], c
+    mask is read from its output ``y``); threads take blocks of images."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], M = x.shape[2], c, blk
+    cdef Py_ssize_t B = _bn_images_per_block(N, C, M)
+    cdef Py_ssize_t nblk = (N + B - 1) // B
     cdef const floating* dyp = &dy[0, 0, 0]
     cdef const floating* yp = &y[0, 0, 0]
     cdef const floating* xp = &x[0, 0, 0]
-    cdef const floating* mp = &mean[0]
-    cdef const floating* ip = &inv_std[0]
-    cdef const floating* gp = &gamma[0]
     cdef floating* dxp = &dx[0, 0, 0]
-    cdef floating* dgp = &dgamma[0]
-    cdef floating* dbp = &dbeta[0]
     cdef int nt = openmp.omp_get_max_threads() if par else 1
-    cdef double[::1] sb, sg
-    if nt == 1:
-        sb = np.empty(C, np.float64)
-        sg = np.empty(C, np.float64)
-        with nogil:
-            _bn_backward_serial(dyp, yp, slope, xp, mp, ip, gp, mf, dxp, dgp, dbp, &sb[0],
-                                &sg[0], N, C, M)
-        return
-    for c in prange(C, nogil=True, schedule="static", num_threads=nt):
-        _bn_backward_channel(dyp, yp, slope, xp, mp, ip, gp, mf, dxp, dgp, dbp, c, N, C, M)
+    cdef double[:, ::1] pb = np.empty((nblk, C), np.float64)
+    cdef double[:, ::1] pg = np.empty((nblk, C), np.float64)
+    cdef floating[::1] scale = np.empty(C, np.float32 if floating is float else np.float64)
+    cdef double tb, tg
+    for blk in prange(nblk, nogil=True, schedule="static", num_threads=nt):
+        _bn_grad_sums_block(dyp, yp, slope, xp, &mean[0], &inv_std[0], blk * B,
+                            min(N, blk * B + B), C, M, &pb[blk, 0], &pg[blk, 0])
+    for c in range(C):
+        tb = 0.0
+        tg = 0.0
+        for blk in range(nblk):
+            tb = tb + pb[blk, c]
+            tg = tg + pg[blk, c]
+        dbeta[c] = <floating>tb
+        dgamma[c] = <floating>tg
+        scale[c] = gamma[c] * inv_std[c] / mf
+    for blk in prange(nblk, nogil=True, schedule="static", num_threads=nt):
+        _bn_dx_block(dyp, yp, slope, xp, &mean[0], &inv_std[0], &scale[0], &dgamma[0],
+                     &dbeta[0], mf, dxp, blk * B, min(N, blk * B + B), C, M)
 
 
 # ---------------------------------------------------------------------------- loss
