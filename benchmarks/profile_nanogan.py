@@ -6,7 +6,7 @@
                                          [--cprofile]
 
 Re-enacts ``GAN.d_step`` and ``GAN.g_step`` with a clock around each phase (noise, G forward,
-D forward, loss, D backward, G backward, optimizer, zero_grad) and around every step's forward
+D forward, loss, D backward, G backward, optimizer) and around every step's forward
 and backward (the steps of the fused plan ``GAN`` runs: a layer, or a layer and its activation);
 prints medians over ``N`` iterations after warm-up. ``--cprofile`` adds the top functions by
 cumulative time under cProfile.
@@ -76,11 +76,19 @@ def seq_forward(clock: Clock, net: str, seq, x, phase: str):
     return x, caches
 
 
-def seq_backward(clock: Clock, net: str, seq, dy, caches, phase: str, param_grads: bool = True):
+def seq_backward(clock: Clock, net: str, seq, dy, caches, phase: str, param_grads: bool = True,
+                 input_grad: bool = True, accumulate: bool = True):
+    """The plan's backward pass step by step, as ``Plan.backward`` runs it: without
+    ``input_grad`` the steps before the first one with parameters are skipped and that one
+    computes no input gradient (what ``GAN`` asks for in the D step and for G); with
+    ``accumulate=False`` the pass writes the gradients (``GAN`` skips ``zero_grad`` on a plan)."""
     plan = steps(seq)
-    for i in reversed(range(len(plan))):
+    first = 0 if input_grad or not param_grads else next(
+        (i for i, s in enumerate(plan) if s.has_params), len(plan))
+    for i in reversed(range(first, len(plan))):
         t0 = time.perf_counter()
-        dy = plan[i].backward(dy, caches[i], param_grads=param_grads, input_grad=True)
+        dy = plan[i].backward(dy, caches[i], param_grads=param_grads,
+                              input_grad=input_grad or i > first, accumulate=accumulate)
         dt = time.perf_counter() - t0
         clock.add(f"layer {net}.{i} {step_name(plan[i])} bwd", dt)
         clock.add(phase, dt)
@@ -90,7 +98,6 @@ def seq_backward(clock: Clock, net: str, seq, dy, caches, phase: str, param_grad
 def iteration(clock: Clock, gan, x, rng) -> None:
     """``gan.step([x], rng)`` with clocks; the same calls in the same order."""
     G, D, loss = gan.G, gan.D, gan.loss
-    timed(clock, "zero_grad", D.zero_grad)
     z = timed(clock, "noise", gan.sample_noise, len(x), rng)
     fake, _ = seq_forward(clock, "G", G, z, "D step: G forward")
     if gan._run(D).stacks:  # real and fake as one batch (nanogan.fast.Plan.forward_pair)
@@ -99,22 +106,25 @@ def iteration(clock: Clock, gan, x, rng) -> None:
         s, c = seq_forward(clock, "D", D, both, "D step: D forward (real, fake)")
         _, d_real, d_fake = timed(clock, "losses", loss.d_loss, s[:n], s[n:])
         ds = timed(clock, "D step: D backward (real, fake)", np.concatenate, [d_real, d_fake])
-        seq_backward(clock, "D", D, ds, c, "D step: D backward (real, fake)")
+        seq_backward(clock, "D", D, ds, c, "D step: D backward (real, fake)", input_grad=False,
+                     accumulate=False)
     else:
         s_real, c_real = seq_forward(clock, "D", D, x, "D step: D forward (real, fake)")
         s_fake, c_fake = seq_forward(clock, "D", D, fake, "D step: D forward (real, fake)")
         _, d_real, d_fake = timed(clock, "losses", loss.d_loss, s_real, s_fake)
-        seq_backward(clock, "D", D, d_real, c_real, "D step: D backward (real, fake)")
-        seq_backward(clock, "D", D, d_fake, c_fake, "D step: D backward (real, fake)")
+        seq_backward(clock, "D", D, d_real, c_real, "D step: D backward (real, fake)",
+                     input_grad=False, accumulate=False)
+        seq_backward(clock, "D", D, d_fake, c_fake, "D step: D backward (real, fake)",
+                     input_grad=False)
     timed(clock, "D step: Adam", gan.d_opt.step)
-    timed(clock, "zero_grad", G.zero_grad)
     z = timed(clock, "noise", gan.sample_noise, len(x), rng)
     fake, c_g = seq_forward(clock, "G", G, z, "G step: G forward")
     s_fake, c_d = seq_forward(clock, "D", D, fake, "G step: D forward")
     _, d_fake = timed(clock, "losses", loss.g_loss, s_fake)
     dfake = seq_backward(clock, "D", D, d_fake, c_d, "G step: D backward (dx only)",
                          param_grads=False)
-    seq_backward(clock, "G", G, dfake, c_g, "G step: G backward")
+    seq_backward(clock, "G", G, dfake, c_g, "G step: G backward", input_grad=False,
+                 accumulate=False)
     timed(clock, "G step: Adam", gan.g_opt.step)
 
 

@@ -174,3 +174,27 @@ def test_real_batch_range():
     x = _common.real_batch((1, 28, 28), 5)
     assert x.shape == (5, 1, 28, 28) and x.dtype == np.float32
     assert x.min() >= -1 and x.max() <= 1
+
+
+@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+def test_profile_reenacts_the_iteration_gan_runs(arch):
+    """``profile_nanogan.iteration`` (the clocked re-enactment) does what ``GAN.step`` does:
+    the same parameters and optimizer state after two iterations from the same start (its
+    gradients written by ``accumulate=False`` passes, as ``GAN``'s, with no ``zero_grad``)."""
+    import nano_side
+    import profile_nanogan
+
+    x = _common.real_batch(specs.X_SHAPE[arch], 4)
+    gans = [nano_side.build_gan(arch, dtype=np.float64) for _ in range(2)]
+    rngs = [np.random.default_rng(3) for _ in range(2)]
+    clock = profile_nanogan.Clock()
+    for _ in range(2):
+        profile_nanogan.iteration(clock, gans[0], x.astype(np.float64), rngs[0])
+        gans[1].step([x.astype(np.float64)], rngs[1])
+    a, b = gans[0].state_dict(), gans[1].state_dict()
+    assert a.keys() == b.keys()
+    for k in b:
+        if k == "gan.steps":  # the re-enactment does not count steps
+            continue
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-10, atol=1e-12, err_msg=k)
+    assert any(k.startswith("layer ") for k in clock.cur)
