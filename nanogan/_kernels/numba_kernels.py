@@ -336,64 +336,111 @@ def _bias_leaky_relu_backward(dy, y, slope, du, db):
 
 
 # ---------------------------------------------------------------------------- batch norm
-# One sweep over the data gathers a channel's statistics (sums shifted by its first value, in
-# float64, so that var = E[(x-K)^2] - E[x-K]^2 does not cancel), a second writes the output.
-# ``slope`` is the fused leaky ReLU's (1 for none: ``u * 1 == u`` exactly). ``reassoc`` lets
-# LLVM vectorize the float64 sums (their order changes, not their precision).
+# One sweep over the data gathers the channels' statistics (sums shifted by each channel's first
+# value, in float64, so that var = E[(x-K)^2] - E[x-K]^2 does not cancel), a second writes the
+# output. Both go through memory in order (all channels of an image, then the next image) by
+# blocks of images whose size the shape alone sets; each block's sums are added in block order,
+# so one thread and several give the same bits. ``slope`` is the fused leaky ReLU's (1 for none:
+# ``u * 1 == u`` exactly). ``reassoc`` lets LLVM vectorize the float64 sums of a run (their order
+# changes, not their precision).
 _SUMS = {"cache": True, "fastmath": {"reassoc"}}
+
+
+@njit(inline="always")
+def _images_per_block(N, C, M):
+    """Images per block of the batch-norm sums: enough for 65,536 values (the shape alone sets
+    it, so the result does not depend on the thread count)."""
+    per = max(C * M, 1)
+    return min(max(N, 1), max(1, (65536 + per - 1) // per))
 
 
 @njit(parallel=True, **_SUMS)
 def _batchnorm_forward(x, gamma, beta, eps, slope, y, mean, var, inv_std):
     N, C, M = x.shape
     m = N * M
-    for c in prange(C):
-        K = np.float64(x[0, c, 0])
+    B = _images_per_block(N, C, M)
+    nblk = (N + B - 1) // B
+    p1 = np.zeros((nblk, C))
+    p2 = np.zeros((nblk, C))
+    for blk in prange(nblk):  # each block's sums, image by image in memory order
+        for n in range(blk * B, min(N, blk * B + B)):
+            for c in range(C):
+                K = np.float64(x[0, c, 0])
+                s1 = 0.0
+                s2 = 0.0
+                for k in range(M):
+                    d = np.float64(x[n, c, k]) - K
+                    s1 += d
+                    s2 += d * d
+                p1[blk, c] += s1
+                p2[blk, c] += s2
+    scale = np.empty(C, dtype=x.dtype)
+    for c in range(C):  # the blocks added in block order
         s1 = 0.0
         s2 = 0.0
-        for n in range(N):
-            for k in range(M):
-                d = np.float64(x[n, c, k]) - K
-                s1 += d
-                s2 += d * d
+        for blk in range(nblk):
+            s1 += p1[blk, c]
+            s2 += p2[blk, c]
         e1 = s1 / m
-        mean[c] = K + e1
+        mean[c] = np.float64(x[0, c, 0]) + e1
         var[c] = max(s2 / m - e1 * e1, 0.0)
         inv_std[c] = 1.0 / np.sqrt(var[c] + eps)
-        mc = mean[c]  # read back: the array dtype, as in the reference
-        scale = gamma[c] * inv_std[c]
-        b = beta[c]
-        for n in range(N):
-            for k in range(M):
-                u = (x[n, c, k] - mc) * scale + b
-                y[n, c, k] = u if u > 0 else u * slope
+        scale[c] = gamma[c] * inv_std[c]  # mean, inv_std read back: the array dtype
+    for blk in prange(nblk):
+        for n in range(blk * B, min(N, blk * B + B)):
+            for c in range(C):
+                mc = mean[c]
+                sc = scale[c]
+                b = beta[c]
+                for k in range(M):
+                    u = (x[n, c, k] - mc) * sc + b
+                    y[n, c, k] = u if u > 0 else u * slope
 
 
 @njit(parallel=True, **_SUMS)
 def _batchnorm_backward(dy, y, slope, x, mean, inv_std, gamma, mf, dx, dgamma, dbeta):
     N, C, M = x.shape
-    for c in prange(C):
-        mc = mean[c]
-        ic = inv_std[c]
+    B = _images_per_block(N, C, M)
+    nblk = (N + B - 1) // B
+    pb = np.zeros((nblk, C))
+    pg = np.zeros((nblk, C))
+    for blk in prange(nblk):
+        for n in range(blk * B, min(N, blk * B + B)):
+            for c in range(C):
+                mc = mean[c]
+                ic = inv_std[c]
+                sb = 0.0
+                sg = 0.0
+                for k in range(M):
+                    g = dy[n, c, k]
+                    g = g if y[n, c, k] > 0 else g * slope
+                    sb += g
+                    sg += g * ((x[n, c, k] - mc) * ic)
+                pb[blk, c] += sb
+                pg[blk, c] += sg
+    scale = np.empty(C, dtype=x.dtype)
+    for c in range(C):
         sb = 0.0
         sg = 0.0
-        for n in range(N):
-            for k in range(M):
-                g = dy[n, c, k]
-                g = g if y[n, c, k] > 0 else g * slope
-                sb += g
-                sg += g * ((x[n, c, k] - mc) * ic)
+        for blk in range(nblk):
+            sb += pb[blk, c]
+            sg += pg[blk, c]
         dbeta[c] = sb
         dgamma[c] = sg
-        db = dbeta[c]
-        dg = dgamma[c]
-        scale = gamma[c] * ic / mf
-        for n in range(N):
-            for k in range(M):
-                g = dy[n, c, k]
-                g = g if y[n, c, k] > 0 else g * slope
-                xhat = (x[n, c, k] - mc) * ic
-                dx[n, c, k] = scale * (mf * g - db - xhat * dg)
+        scale[c] = gamma[c] * inv_std[c] / mf
+    for blk in prange(nblk):
+        for n in range(blk * B, min(N, blk * B + B)):
+            for c in range(C):
+                mc = mean[c]
+                ic = inv_std[c]
+                db = dbeta[c]
+                dg = dgamma[c]
+                sc = scale[c]
+                for k in range(M):
+                    g = dy[n, c, k]
+                    g = g if y[n, c, k] > 0 else g * slope
+                    xhat = (x[n, c, k] - mc) * ic
+                    dx[n, c, k] = sc * (mf * g - db - xhat * dg)
 
 
 # ---------------------------------------------------------------------------- loss
