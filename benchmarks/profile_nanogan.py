@@ -3,13 +3,14 @@
 ::
 
     python benchmarks/profile_nanogan.py [--configs mlp64,dcgan64] [--iters N] [--threads T]
-                                         [--cprofile]
+                                         [--cprofile] [--ops]
 
 Re-enacts ``GAN.d_step`` and ``GAN.g_step`` with a clock around each phase (noise, G forward,
 D forward, loss, D backward, G backward, optimizer) and around every step's forward
 and backward (the steps of the fused plan ``GAN`` runs: a layer, or a layer and its activation);
-prints medians over ``N`` iterations after warm-up. ``--cprofile`` adds the top functions by
-cumulative time under cProfile.
+prints medians over ``N`` iterations after warm-up. ``--ops`` adds the time of every kernel op
+and matrix product of real ``GAN.step`` iterations, by op and operand shape; ``--cprofile`` the
+top functions under cProfile.
 """
 
 from __future__ import annotations
@@ -128,7 +129,49 @@ def iteration(clock: Clock, gan, x, rng) -> None:
     timed(clock, "G step: Adam", gan.g_opt.step)
 
 
-def profile_config(name: str, iters: int, warmup: int, cprofile: bool) -> str:
+def op_times(gan, x, rng, iters: int) -> str:
+    """Time every kernel op and every product of ``iters`` real iterations (``gan.step``), by op
+    and by the shape of its first argument: calls and ms per iteration."""
+    import nanogan.fast.steps as fast_steps
+    from nanogan._kernels import OP_NAMES, ops
+
+    acc: dict[tuple, float] = defaultdict(float)
+    calls: dict[tuple, int] = defaultdict(int)
+
+    def wrap(name: str, fn):
+        def clocked(*args, **kwargs):
+            t0 = time.perf_counter()
+            out = fn(*args, **kwargs)
+            key = (name, str(tuple(getattr(args[0], "shape", ()))),
+                   str(tuple(getattr(args[1], "shape", ()))) if name == "matmul" else "")
+            acc[key] += time.perf_counter() - t0
+            calls[key] += 1
+            return out
+        return clocked
+
+    saved = {op: getattr(ops, op) for op in OP_NAMES}
+    saved_matmul = fast_steps.matmul
+    try:
+        for op, fn in saved.items():
+            setattr(ops, op, wrap(op, fn))
+        fast_steps.matmul = wrap("matmul", saved_matmul)
+        t0 = time.perf_counter()
+        for _ in range(iters):
+            gan.step([x], rng)
+        total = (time.perf_counter() - t0) / iters
+    finally:
+        for op, fn in saved.items():
+            setattr(ops, op, fn)
+        fast_steps.matmul = saved_matmul
+    rows = sorted(acc.items(), key=lambda kv: -kv[1])
+    table = [[f"{op} {a}" + (f" @ {b}" if b else ""), f"{calls[(op, a, b)] / iters:.0f}",
+              1e3 * t / iters, f"{100 * t / iters / total:.0f}%"] for (op, a, b), t in rows[:16]]
+    return (f"kernel ops and products, {1e3 * total:.2f} ms per iteration with the clocks "
+            f"(the fused plan's products and every kernel op):\n\n"
+            + format_table(["op (first argument's shape)", "calls", "ms", "share"], table))
+
+
+def profile_config(name: str, iters: int, warmup: int, cprofile: bool, ops: bool = False) -> str:
     import statistics
 
     import nano_side
@@ -159,6 +202,8 @@ def profile_config(name: str, iters: int, warmup: int, cprofile: bool) -> str:
                             [[k, 1e3 * v, f"{100 * v / total:.0f}%"] for k, v in phases]))
     out.append(format_table(["layer (summed over the iteration)", "ms", "share"],
                             [[k, 1e3 * v, f"{100 * v / total:.0f}%"] for k, v in layers[:10]]))
+    if ops:
+        out.append(op_times(gan, x, rng, iters))
     if cprofile:
         import cProfile
         import io
@@ -182,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=None, help="default: os.cpu_count()")
     ap.add_argument("--cprofile", action="store_true")
+    ap.add_argument("--ops", action="store_true",
+                    help="also time every kernel op and product by shape")
     args = ap.parse_args(argv)
     threads = set_threads(args.threads)
     use_checkout()
@@ -192,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"{threads} threads, nanogan kernels '{nanogan.kernel_backend()}'")
     for name in args.configs.split(","):
-        print(profile_config(name.strip(), args.iters, args.warmup, args.cprofile))
+        print(profile_config(name.strip(), args.iters, args.warmup, args.cprofile, args.ops))
         print()
     return 0
 

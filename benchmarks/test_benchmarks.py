@@ -198,3 +198,23 @@ def test_profile_reenacts_the_iteration_gan_runs(arch):
             continue
         np.testing.assert_allclose(a[k], b[k], rtol=1e-10, atol=1e-12, err_msg=k)
     assert any(k.startswith("layer ") for k in clock.cur)
+
+
+def test_profile_op_times_clock_every_op_and_put_them_back():
+    """``profile_nanogan.py --ops``: the products and kernel ops of real iterations are listed,
+    and the op table and the steps' ``matmul`` are the originals afterwards."""
+    import nano_side
+    import profile_nanogan
+
+    import nanogan.fast.steps as fast_steps
+    from nanogan._kernels import OP_NAMES, ops
+
+    before = {op: getattr(ops, op) for op in OP_NAMES}
+    matmul = fast_steps.matmul
+    gan = nano_side.build_gan("dcgan")
+    text = profile_nanogan.op_times(gan, _common.real_batch(specs.X_SHAPE["dcgan"], 4),
+                                    np.random.default_rng(0), 1)
+    assert "matmul (" in text and "im2col (" in text
+    assert "batchnorm_leaky_relu (" in text
+    assert all(getattr(ops, op) is fn for op, fn in before.items())
+    assert fast_steps.matmul is matmul
