@@ -21,7 +21,6 @@ import time
 from collections import defaultdict
 from typing import Any
 
-import numpy as np
 from _common import format_table, real_batch, set_threads, use_checkout
 from specs import CONFIGS, X_SHAPE
 
@@ -98,6 +97,8 @@ def seq_backward(clock: Clock, net: str, seq, dy, caches, phase: str, param_grad
 
 def iteration(clock: Clock, gan, x, rng) -> None:
     """``gan.step([x], rng)`` with clocks; the same calls in the same order."""
+    import numpy as np  # not at the top: main() sets the thread count before NumPy loads
+
     G, D, loss = gan.G, gan.D, gan.loss
     z = timed(clock, "noise", gan.sample_noise, len(x), rng)
     fake, _ = seq_forward(clock, "G", G, z, "D step: G forward")
