@@ -171,8 +171,8 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
 
     A product over ``k = 1`` (an outer product: a Dense layer of one output unit sends
     ``dz (N, 1) @ W (1, in)`` back) is the broadcast ``a * b``, the same values (one product per
-    entry, no sum), which NumPy's multiply writes several times faster than BLAS (measured:
-    (512, 1) @ (1, 256) in 0.2 ms).
+    entry, no sum), which NumPy's multiply writes about 3x faster than BLAS does the product
+    ((512, 1) @ (1, 256): 0.05 against 0.16 ms, one core).
     """
     if a.shape[-1] == 1 and a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype:
         return np.multiply(a, b, out=out)
