@@ -29,12 +29,14 @@ def use_checkout() -> None:
         sys.path.insert(0, ROOT)
 
 
-def set_threads(threads: int | None) -> int:
+def set_threads(threads: int | None, passive: bool = True) -> int:
     """Fix the thread count of every numerical library; call before importing any of them.
 
     Parameters
     ----------
     threads : the count, or None for ``os.cpu_count()``
+    passive : set ``OMP_WAIT_POLICY=PASSIVE`` (unless set) for a process where several
+        frameworks take turns; False leaves it to ``nanogan.performance.configure()``
 
     Returns
     -------
@@ -45,8 +47,9 @@ def set_threads(threads: int | None) -> int:
         os.environ[var] = str(t)
     # Every framework in the process shares the cores between its OpenMP and BLAS threads; with
     # OpenMP's active waiting, one library's spinning threads starve the next one's (interleaved
-    # here). Passive waiting for all of them, as nanogan.performance.configure() sets for nanogan.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # here). Passive waiting for all of them.
+    if passive:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if t == 1:  # XLA's CPU client has no thread-count flag; one thread is the one it can honour
         flags = os.environ.get("XLA_FLAGS", "")
         os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false "

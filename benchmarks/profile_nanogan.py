@@ -48,16 +48,17 @@ def timed(clock: Clock, key: str, fn, *a, **kw) -> Any:
     return out
 
 
-_PLANS: dict[int, Any] = {}
+_PLANS: dict[int, tuple[Any, list]] = {}  # id -> (network, its plan's steps)
 
 
 def steps(seq) -> list:
     """What ``GAN`` runs: the steps of the network's fused plan (:mod:`nanogan.fast`)."""
     from nanogan.fast import Plan
 
-    if id(seq) not in _PLANS:
-        _PLANS[id(seq)] = Plan(seq).steps
-    return _PLANS[id(seq)]
+    entry = _PLANS.get(id(seq))
+    if entry is None or entry[0] is not seq:  # an id is reused once its network is freed
+        entry = _PLANS[id(seq)] = (seq, Plan(seq).steps)
+    return entry[1]
 
 
 def step_name(step) -> str:
@@ -231,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ops", action="store_true",
                     help="also time every kernel op and product by shape")
     args = ap.parse_args(argv)
-    threads = set_threads(args.threads)
+    threads = set_threads(args.threads, passive=False)  # nanogan alone: configure() decides
     use_checkout()
     import nanogan.performance
 

@@ -12,15 +12,24 @@ training faster on a CPU, and :func:`configure` applies them; the examples, ``na
 =================  =====================================================================
 setting            what it does, and why
 =================  =====================================================================
-``omp_passive``    ``OMP_WAIT_POLICY=PASSIVE`` unless set: OpenMP threads that finished a
-                   compiled kernel sleep instead of spinning, so they do not starve the
-                   BLAS product that follows (a DCGAN-28 iteration ran 2x slower on 2
-                   threads than on 1 without it). OpenMP reads it once, when the compiled
-                   kernels load (at the first kernel call), so ``configure`` must come
-                   before that; :func:`settings` says whether it took effect.
-``adaptive_blas``  small products on one BLAS thread, large ones on all
-                   (:mod:`nanogan._kernels._threads`): switches OpenBLAS's thread count,
-                   which every other ``@`` in the process shares.
+``adaptive_blas``  small products on one thread; large ones cut into blocks over the
+                   compiled kernel set's own threads, one single-threaded BLAS call per
+                   block, with OpenBLAS kept on one thread (``own_threads``; where the
+                   CBLAS of NumPy's OpenBLAS is found, :mod:`nanogan._kernels._cblas`),
+                   else on all of OpenBLAS's threads. One pool then runs the products and
+                   the kernels: OpenBLAS's idle workers spin for about 0.1 s, so a kernel
+                   run in parallel after a product shared its core with one (DCGAN-28 b256
+                   on 2 threads: 13-20% faster this way). Switches OpenBLAS's thread
+                   count, which every other ``@`` in the process shares.
+``omp_passive``    ``OMP_WAIT_POLICY=PASSIVE`` (unless the variable is set), only where the
+                   products run on OpenBLAS's threads: OpenMP threads that finished a
+                   compiled kernel then sleep instead of spinning, so they do not starve
+                   the BLAS product that follows. With ``own_threads`` the same threads
+                   run the next product's blocks, and OpenMP's default (spin a moment,
+                   then sleep) starts them sooner (MLP b64 on 2 threads: 6.6 ms passive,
+                   5.6 default). OpenMP reads the variable once, when the compiled kernels
+                   load (at the first kernel call), so ``configure`` must come before that;
+                   :func:`settings` says whether it took effect.
 ``reuse_memory``   glibc keeps freed blocks up to 1 GiB for reuse (:mod:`nanogan._memory`):
                    each iteration's large temporaries are recycled instead of being
                    page-faulted and zeroed again; the process keeps its peak heap.
@@ -47,20 +56,24 @@ def _openmp_loaded() -> bool:
         return False
 
 
-def configure(*, omp_passive: bool = True, adaptive_blas: bool = True,
+def configure(*, omp_passive: bool | None = None, adaptive_blas: bool = True,
               reuse_memory: bool = True) -> dict[str, Any]:
     """Apply the process-wide speed settings (each can be left out); returns :func:`settings`.
 
     Parameters
     ----------
     omp_passive : set ``OMP_WAIT_POLICY=PASSIVE`` if the variable is unset (an explicit setting
-        is kept)
-    adaptive_blas : switch the BLAS thread count per product size
+        is kept); None (the default): only where the large products will not run on the kernel
+        set's own threads (no CBLAS found, or ``adaptive_blas=False``)
+    adaptive_blas : one BLAS thread for small products, the large ones on nanogan's threads
+        (or on all of OpenBLAS's)
     reuse_memory : keep freed memory for reuse (glibc; ``NANOGAN_REUSE_MEMORY=0`` refuses)
     """
     from ._kernels import _threads
     from ._memory import reuse_freed_memory
 
+    if omp_passive is None:
+        omp_passive = not (adaptive_blas and _own_threads_possible())
     if omp_passive:
         if "OMP_WAIT_POLICY" not in os.environ:
             _applied["omp_wait_policy_late"] = _openmp_loaded()
@@ -72,11 +85,20 @@ def configure(*, omp_passive: bool = True, adaptive_blas: bool = True,
     return settings()
 
 
+def _own_threads_possible() -> bool:
+    """Whether a compiled kernel set is chosen and NumPy's OpenBLAS offers CBLAS (without
+    loading the set, which would start OpenMP before its settings are made)."""
+    from . import _kernels
+    from ._kernels import _cblas
+
+    return bool(_cblas.GEMM) and _kernels._active[0] in ("cython", "numba")
+
+
 def settings() -> dict[str, Any]:
     """What is set: ``configured`` (whether :func:`configure` ran), ``omp_wait_policy`` (the
     variable's value, and ``omp_wait_policy_effective``: False when it was set after the OpenMP
-    runtime had loaded), ``adaptive_blas``, ``blas_threads`` (the library's own count) and
-    ``reuse_memory``."""
+    runtime had loaded), ``adaptive_blas``, ``own_threads`` (the large products run on the kernel
+    set's threads), ``blas_threads`` (the library's own count) and ``reuse_memory``."""
     from ._kernels import _threads
 
     return {
@@ -84,6 +106,7 @@ def settings() -> dict[str, Any]:
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "omp_wait_policy_effective": not _applied.get("omp_wait_policy_late", False),
         "adaptive_blas": _threads.adaptive_blas_on(),
+        "own_threads": _threads.adaptive_blas_on() and _own_threads_possible(),
         "blas_threads": _threads.BLAS_THREADS,
         "reuse_memory": bool(_applied.get("reuse_memory", False)),
     }
@@ -98,6 +121,8 @@ def describe() -> str:
     omp = s["omp_wait_policy"] or "unset"
     if not s["omp_wait_policy_effective"]:
         omp += " (set after OpenMP loaded: not in effect)"
+    products = ("large products on nanogan's threads, BLAS on 1" if s["own_threads"] else
+                f"library count {s['blas_threads']}")
     return (f"performance: OMP_WAIT_POLICY={omp}, adaptive BLAS threads "
-            f"{'on' if s['adaptive_blas'] else 'off'} (library count {s['blas_threads']}), "
+            f"{'on' if s['adaptive_blas'] else 'off'} ({products}), "
             f"memory reuse {'on' if s['reuse_memory'] else 'off'}")

@@ -20,7 +20,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from nanogan import _kernels
-from nanogan._kernels import _common, _threads
+from nanogan._kernels import _cblas, _common, _threads
 from nanogan._kernels import reference as ref
 
 SETS = _kernels.available()
@@ -547,6 +547,121 @@ def test_outer_products_equal_numpy_matmul(m, n, dtype, layout, with_out, scale)
     np.testing.assert_array_equal(got, np.matmul(a, b))
     if with_out:
         assert got is out
+
+
+# ---------------------------------------------------------------------------- split products
+def operand(rng, rows: int, cols: int, dtype, layout: str) -> np.ndarray:
+    """A ``(rows, cols)`` operand stored by rows, by columns, or as a slice of a wider array
+    (leading dimension larger than its width or height)."""
+    if layout == "c":
+        return rng.standard_normal((rows, cols)).astype(dtype)
+    if layout == "f":
+        return np.asfortranarray(rng.standard_normal((rows, cols)).astype(dtype))
+    if layout == "c-slice":
+        return rng.standard_normal((rows + 2, cols + 3)).astype(dtype)[1:rows + 1, 2:cols + 2]
+    return rng.standard_normal((cols + 3, rows + 2)).astype(dtype)[2:cols + 2, 1:rows + 1].T
+
+
+LAYOUTS = ["c", "f", "c-slice", "f-slice"]
+
+
+@pytest.mark.skipif(not _cblas.GEMM, reason="no CBLAS gemm found in NumPy's BLAS")
+@pytest.mark.parametrize("name", COMPILED)
+@settings(max_examples=40, deadline=None)
+@given(m=st.integers(1, 70), k=st.integers(1, 40), n=st.integers(1, 70),
+       dtype=st.sampled_from(DTYPES), la=st.sampled_from(LAYOUTS), lb=st.sampled_from(LAYOUTS),
+       blocks=st.integers(2, 5), with_out=st.booleans(), seed=st.integers(0, 2**16))
+def test_gemm_in_blocks_equals_numpy_matmul(name, m, k, n, dtype, la, lb, blocks, with_out,
+                                            seed):
+    """A product cut into blocks of rows (``m >= n``) or of columns, each block one CBLAS call,
+    equals ``np.matmul`` for every layout CBLAS reads (rows, columns, slices), into ``out`` or
+    not. Blocks are multiples of 16 long, so sizes above 16 give several blocks, and a short
+    last one."""
+    rng = np.random.default_rng(seed)
+    a, b = operand(rng, m, k, dtype, la), operand(rng, k, n, dtype, lb)
+    out = np.full((m, n), np.nan, dtype) if with_out else None
+    got = kernels(name).gemm(a, b, out=out, blocks=blocks)
+    if with_out:
+        assert got is out
+    assert got.dtype == dtype and got.shape == (m, n)
+    assert_matches(got, np.matmul(a, b), scale=np.abs(a) @ np.abs(b))
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_gemm_falls_back_to_numpy_matmul(name):
+    """What CBLAS cannot read, or an ``out`` it must not write, goes to ``np.matmul``: mixed or
+    integer dtypes, 3-D operands, stepped slices, an ``out`` that overlaps an operand, empty
+    products."""
+    rng = np.random.default_rng(8)
+    g = kernels(name).gemm
+    a = rng.standard_normal((40, 30)).astype(np.float32)
+    b = rng.standard_normal((30, 20)).astype(np.float32)
+    np.testing.assert_array_equal(g(a, b.astype(np.float64), blocks=2),
+                                  np.matmul(a, b.astype(np.float64)))
+    ints = np.arange(12).reshape(3, 4)
+    np.testing.assert_array_equal(g(ints, ints.T, blocks=2), ints @ ints.T)
+    np.testing.assert_array_equal(g(a[None], b[None], blocks=2), np.matmul(a[None], b[None]))
+    np.testing.assert_array_equal(g(a[::2, ::3], b[::3], blocks=2), np.matmul(a[::2, ::3],
+                                                                              b[::3]))
+    sq = rng.standard_normal((32, 32)).astype(np.float32)
+    want = sq @ sq
+    np.testing.assert_array_equal(g(sq, sq.copy(), out=sq, blocks=2), want)
+    assert g(a[:, :0], b[:0], blocks=2).shape == (40, 20)
+    assert not g(a[:, :0], b[:0], blocks=2).any()
+
+
+def test_cblas_layout_describes_rows_columns_and_nothing_else():
+    x = np.zeros((5, 7), np.float32)
+    assert _cblas.layout(x) == (_cblas.NO_TRANS, 7)
+    assert _cblas.layout(x.T) == (_cblas.TRANS, 7)
+    assert _cblas.layout(x[1:4, 2:5]) == (_cblas.NO_TRANS, 7)
+    assert _cblas.layout(x[1:4, 2:5].T) == (_cblas.TRANS, 7)
+    assert _cblas.layout(x[:, ::2]) is None          # stepped: neither
+    assert _cblas.layout(x[::-1]) is None             # negative stride
+    assert _cblas.layout(np.broadcast_to(x[:1], (5, 7))) is None  # stride 0
+    assert _cblas.layout(x[:, :0]) is None            # empty
+    assert _cblas.layout(x[0]) is None                # 1-D
+
+
+@pytest.mark.skipif(not (_cblas.GEMM and _threads._BLAS), reason="no OpenBLAS with CBLAS")
+@pytest.mark.parametrize("name", COMPILED)
+def test_matmul_runs_large_products_on_the_kernel_sets_threads(name, monkeypatch):
+    """With the adaptive switch on and a compiled set active, a large product goes to the set's
+    ``gemm`` (BLAS kept on one thread) and a small one to ``np.matmul``; the reference set,
+    or the switch off, gives products back to BLAS's own threads."""
+    before = _kernels.get_backend()
+    calls = []
+    real = kernels(name).gemm
+
+    def spy(a, b, out=None, par=True):
+        calls.append(a.shape)
+        return real(a, b, out, par)
+
+    monkeypatch.setattr(_threads, "BLAS_PARALLEL_MIN_FLOPS", 10**6)
+    monkeypatch.setattr(_threads, "MAX_LOAD", math.inf)
+    monkeypatch.setattr(_threads, "_load", [-math.inf, True])
+    rng = np.random.default_rng(9)
+    big = rng.standard_normal((200, 100)).astype(np.float32)
+    small = rng.standard_normal((10, 10)).astype(np.float32)
+    try:
+        _kernels.set_backend(name)
+        _threads.adaptive_blas(True)
+        assert _threads.own_threads()
+        _threads._gemm[0] = spy
+        assert _threads.current_blas_threads() == 1
+        assert_matches(_kernels.matmul(big, big.T), big @ big.T,
+                       scale=np.abs(big) @ np.abs(big.T))
+        np.testing.assert_array_equal(_kernels.matmul(small, small), small @ small)
+        assert calls == [(200, 100)]
+        _kernels.set_backend("reference")
+        assert not _threads.own_threads()
+        _kernels.matmul(big, big.T)
+        assert calls == [(200, 100)]
+        assert _threads.current_blas_threads() == _threads.BLAS_THREADS
+    finally:
+        _threads.adaptive_blas(False)
+        _kernels.set_backend(before)
+    assert _threads.current_blas_threads() == _threads.BLAS_THREADS
 
 
 def test_machine_is_free_follows_the_load_limit(monkeypatch):

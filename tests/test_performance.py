@@ -59,17 +59,36 @@ def test_import_and_training_change_nothing_process_wide():
 def test_configure_applies_the_settings_before_openmp_loads():
     r = run("import nanogan.performance as p; p.configure()\n" + TRAIN_A_STEP + REPORT)
     s = r["settings"]
-    assert r["env"] == "PASSIVE" and s["omp_wait_policy_effective"] is True
+    own = s["own_threads"]
+    # PASSIVE only where the products stay on BLAS's threads (see nanogan.performance)
+    assert r["env"] == (None if own else "PASSIVE") and s["omp_wait_policy_effective"] is True
     assert s["configured"] is True
     if sys.platform.startswith("linux"):
         assert r["reuse"] == [True] and s["reuse_memory"] is True
-    assert "OMP_WAIT_POLICY=PASSIVE" in r["line"] and "memory reuse on" in r["line"]
+    assert f"OMP_WAIT_POLICY={'unset' if own else 'PASSIVE'}" in r["line"]
+    assert "memory reuse on" in r["line"]
     if r["blas0"]:  # OpenBLAS found: the switch is on
         assert s["adaptive_blas"] is True
+    if own:  # the kernel set's threads ran the large products: BLAS stayed on one thread
+        assert r["blas_now"] == 1 and "on nanogan's threads" in r["line"]
+
+
+def test_the_reference_kernels_keep_the_products_on_blas_threads():
+    """No compiled set, no threads of nanogan's own: products go to BLAS's threads, and the
+    OpenMP policy is the passive one."""
+    r = run("import nanogan.performance as p; p.configure()\n" + TRAIN_A_STEP + REPORT,
+            NANOGAN_KERNELS="reference")
+    assert r["settings"]["own_threads"] is False and r["env"] == "PASSIVE"
+
+
+def test_configure_can_force_the_passive_policy():
+    r = run("import nanogan.performance as p; p.configure(omp_passive=True)\n" + REPORT)
+    assert r["env"] == "PASSIVE" and r["settings"]["omp_wait_policy_effective"] is True
 
 
 def test_configure_after_the_kernels_loaded_says_the_policy_is_not_in_effect():
-    r = run(TRAIN_A_STEP + "import nanogan.performance as p; p.configure()\n" + REPORT)
+    r = run(TRAIN_A_STEP + "import nanogan.performance as p; p.configure(omp_passive=True)\n"
+            + REPORT)
     if not r["omp_loaded"]:  # no OpenMP runtime in this build (reference or numba kernels)
         return
     assert r["settings"]["omp_wait_policy_effective"] is False
@@ -93,4 +112,5 @@ def test_info_reports_the_settings():
     out = subprocess.run([sys.executable, "-m", "nanogan", "info"], capture_output=True,
                          text=True, cwd=ROOT, env={**e, "PYTHONPATH": str(ROOT)}, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert "performance: OMP_WAIT_POLICY=PASSIVE" in out.stdout
+    assert "performance: OMP_WAIT_POLICY=" in out.stdout
+    assert "adaptive BLAS threads on" in out.stdout

@@ -115,6 +115,7 @@ def set_backend(name: str) -> None:
     for op in OP_NAMES:
         setattr(ops, op, getattr(mod, op))
     ops.matmul = _threads.matmul
+    _threads.use_gemm(None if name == "reference" else getattr(mod, "gemm", None))
     _active[0] = name
     _numpy_set[0] = name
     _pending.clear()
@@ -139,6 +140,7 @@ def _use_array_backend(backend: str) -> None:
     _pending.clear()
     for op in (*OP_NAMES, "matmul"):
         setattr(ops, op, getattr(mod, op))
+    _threads.use_gemm(None)
     _array_backend[0] = backend
     _active[0] = backend
 

@@ -27,6 +27,9 @@ Low-level kernel table (what a compiled set must define, all outputs written in 
     sgd_update(p, g, buf, lr, momentum, dampening, nesterov, weight_decay, first, par)
     adam_update(p, g, m, v, beta1, c1, beta2, c2, eps, weight_decay, step_size, sqrt_bc2, par)
     rmsprop_update(p, g, sq, lr, alpha, c, eps, weight_decay, par)
+    gemm(fn, dbl, wide, ta, tb, M, N, K, a, lda, b, ldb, c, ldc, blocks)
+                                                            C = op(A) op(B), by CBLAS, in blocks
+    max_threads()                                           the threads a parallel loop uses
 
 (``c1 = 1 - beta1``, ``c2 = 1 - beta2``, ``c = 1 - alpha`` and ``dampening`` enters SGD as
 ``1 - dampening``: the reference computes these in Python and rounds them to the array dtype.)
@@ -41,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _threads, reference
+from . import _cblas, _threads, reference
 from ._threads import KERNEL_PARALLEL_MIN
 from .reference import conv_output_size
 
@@ -295,3 +298,35 @@ class CompiledOps:
                                t(weight_decay),
                                _par(p.size))
         return None
+
+    # ------------------------------------------------------------------------ products
+    def gemm(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None,
+             par: bool = True, blocks: int | None = None) -> np.ndarray:
+        """Compiled :func:`nanogan._kernels.reference.gemm`: ``a @ b`` for 2-D ``a (m, k)``,
+        ``b (k, n)``; with ``par``, the rows (or the columns, when ``n > m``) of the result cut
+        into one block per thread of this set, each block a single-threaded CBLAS product
+        (:mod:`nanogan._kernels._cblas`). The cut depends on the shape and the thread count only;
+        a block may round differently from one whole call (BLAS picks its inner kernels by block
+        shape), as BLAS's own threaded products do. ``blocks`` sets the number of blocks
+        (default: the set's thread count; the tests use it). Anything else (no CBLAS found, other
+        dtypes or ranks, operands of neither row nor column layout, an ``out`` that is not a
+        fresh C-contiguous array) is ``np.matmul``."""
+        fn = _cblas.GEMM.get(a.dtype) if isinstance(a, np.ndarray) else None
+        blocks = (int(self._k.max_threads()) if blocks is None else int(blocks)) if par else 1
+        if (blocks < 2 or fn is None or not _same_float(a, b) or a.ndim != 2 or b.ndim != 2
+                or a.shape[1] != b.shape[0]):
+            return np.matmul(a, b, out=out)
+        (M, K), N = a.shape, b.shape[1]
+        la, lb = _cblas.layout(a), _cblas.layout(b)
+        if out is None:
+            out = np.empty((M, N), dtype=a.dtype)
+        elif not (isinstance(out, np.ndarray) and out.dtype == a.dtype and out.shape == (M, N)
+                  and out.flags.c_contiguous and not np.may_share_memory(out, a)
+                  and not np.may_share_memory(out, b)):
+            return np.matmul(a, b, out=out)
+        address, wide = fn
+        if la is None or lb is None or (not wide and max(M, N, K, la[1], lb[1]) >= 2**31):
+            return np.matmul(a, b, out=out)
+        self._k.gemm(address, a.dtype == np.float64, wide, la[0], lb[0], M, N, K,
+                     a.ctypes.data, la[1], b.ctypes.data, lb[1], out.ctypes.data, N, blocks)
+        return out

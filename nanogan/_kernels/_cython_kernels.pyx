@@ -777,3 +777,64 @@ def rmsprop_update(floating[::1] p, const floating[::1] g, floating[::1] sq, flo
         with nogil:
             for i in range(n):
                 _rmsprop1(pp, gp, sp, i, lr, alpha, c, eps, wd)
+
+
+# ---------------------------------------------------------------------------- split products
+# A product C = op(A) op(B) (row-major CBLAS, op = transpose or not) cut into blocks of rows of C
+# (or of columns, when C is wider than tall), one single-threaded BLAS call per thread: see
+# nanogan/_kernels/_cblas.py for why nanogan's threads, not BLAS's, run the large products.
+ctypedef long long i64
+ctypedef void (*sgemm64_t)(int, int, int, i64, i64, i64, float, const float*, i64, const float*,
+                           i64, float, float*, i64) noexcept nogil
+ctypedef void (*dgemm64_t)(int, int, int, i64, i64, i64, double, const double*, i64,
+                           const double*, i64, double, double*, i64) noexcept nogil
+ctypedef void (*sgemm32_t)(int, int, int, int, int, int, float, const float*, int, const float*,
+                           int, float, float*, int) noexcept nogil
+ctypedef void (*dgemm32_t)(int, int, int, int, int, int, double, const double*, int,
+                           const double*, int, double, double*, int) noexcept nogil
+
+
+cdef void _gemm_block(size_t fn, bint dbl, bint wide, int ta, int tb, i64 m, i64 n, i64 k,
+                      size_t a, i64 lda, size_t b, i64 ldb, size_t c, i64 ldc) noexcept nogil:
+    """``C[m, n] = op(A)[m, k] op(B)[k, n]`` by the CBLAS function at address ``fn``."""
+    if dbl and wide:
+        (<dgemm64_t>fn)(101, ta, tb, m, n, k, 1.0, <const double*>a, lda, <const double*>b, ldb,
+                        0.0, <double*>c, ldc)
+    elif dbl:
+        (<dgemm32_t>fn)(101, ta, tb, <int>m, <int>n, <int>k, 1.0, <const double*>a, <int>lda,
+                        <const double*>b, <int>ldb, 0.0, <double*>c, <int>ldc)
+    elif wide:
+        (<sgemm64_t>fn)(101, ta, tb, m, n, k, 1.0, <const float*>a, lda, <const float*>b, ldb,
+                        0.0, <float*>c, ldc)
+    else:
+        (<sgemm32_t>fn)(101, ta, tb, <int>m, <int>n, <int>k, 1.0, <const float*>a, <int>lda,
+                        <const float*>b, <int>ldb, 0.0, <float*>c, <int>ldc)
+
+
+def gemm(size_t fn, bint dbl, bint wide, int ta, int tb, i64 M, i64 N, i64 K, size_t a, i64 lda,
+         size_t b, i64 ldb, size_t c, i64 ldc, int blocks):
+    """``C (M, N) = op(A) op(B)``, the rows of ``C`` (its columns when ``N > M``) cut into
+    ``blocks`` blocks (each a multiple of 16 long, the last one shorter), one per thread;
+    ``a``, ``b``, ``c`` are data addresses, ``ta``/``tb`` CBLAS's transpose flags (111 no, 112
+    yes), ``lda``, ``ldb``, ``ldc`` leading dimensions."""
+    cdef int t, nt = blocks if blocks < openmp.omp_get_max_threads() else \
+        openmp.omp_get_max_threads()
+    cdef bint rows = M >= N
+    cdef i64 lo, hi, total = M if rows else N
+    cdef i64 step = ((total + blocks - 1) // blocks + 15) // 16 * 16
+    cdef size_t size = 8 if dbl else 4
+    for t in prange(blocks, nogil=True, schedule="static", chunksize=1, num_threads=nt):
+        lo = t * step
+        hi = lo + step
+        if hi > total:
+            hi = total
+        if hi <= lo:
+            continue
+        if rows:  # rows lo:hi of C need rows lo:hi of op(A)
+            _gemm_block(fn, dbl, wide, ta, tb, hi - lo, N, K,
+                        a + size * <size_t>(lo if ta == 112 else lo * lda), lda, b, ldb,
+                        c + size * <size_t>(lo * ldc), ldc)
+        else:     # columns lo:hi of C need columns lo:hi of op(B)
+            _gemm_block(fn, dbl, wide, ta, tb, M, hi - lo, K, a, lda,
+                        b + size * <size_t>(lo * ldb if tb == 112 else lo), ldb,
+                        c + size * <size_t>lo, ldc)

@@ -44,7 +44,7 @@ import numpy as np
 
 __all__ = ["BLAS_PARALLEL_MIN_FLOPS", "KERNEL_PARALLEL_MIN", "MAX_LOAD", "adaptive_blas",
            "adaptive_blas_on", "blas_threads",
-           "machine_is_free", "matmul"]
+           "machine_is_free", "matmul", "own_threads", "use_gemm"]
 
 
 def _env_float(name: str, default: float) -> float:
@@ -67,8 +67,12 @@ def _env_int(name: str, default: int) -> int:
 #: --rounds 3``); on a loaded one :func:`machine_is_free` keeps them serial.
 BLAS_PARALLEL_MIN_FLOPS: int = _env_int("NANOGAN_BLAS_PARALLEL_MIN_FLOPS", 20_000_000)
 
-#: Elementwise and data-movement kernels on fewer elements run their serial loop.
-KERNEL_PARALLEL_MIN: int = _env_int("NANOGAN_KERNEL_PARALLEL_MIN", 1 << 20)
+#: Elementwise and data-movement kernels on fewer elements run their serial loop. 65,536: with
+#: the products on the kernel set's own threads (:func:`use_gemm`), no spinning BLAS worker
+#: holds the second core, and parallel kernels pay from there (2 threads, 1M -> 64k elements:
+#: DCGAN-28 b64 116 -> 93 ms, MLP b64 5.5 -> 5.0 ms, MLP b256 11.3 -> 10.9 ms;
+#: ``benchmarks/sweep_thresholds.py --threads 2 --blas 2e7 --kernel 1048576,262144,65536,16384``).
+KERNEL_PARALLEL_MIN: int = _env_int("NANOGAN_KERNEL_PARALLEL_MIN", 1 << 16)
 
 #: Parallel regions run only while the 1-minute load average is at most this.
 MAX_LOAD: float = _env_float("NANOGAN_PARALLEL_MAX_LOAD", (os.cpu_count() or 1) + 0.5)
@@ -149,6 +153,8 @@ def adaptive_blas(on: bool = True) -> bool:
     _adaptive[0] = bool(on)
     if not on:
         blas_threads(BLAS_THREADS)
+    elif _gemm[0] is not None:
+        blas_threads(1)
     return _adaptive[0] and _BLAS is not None
 
 
@@ -178,5 +184,36 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
         return np.multiply(a, b, out=out)
     if _adaptive[0] and _BLAS is not None:
         flops = 2 * a.size * b.shape[-1]  # 2 m n k (times the batch size of a)
-        blas_threads(BLAS_THREADS if parallel(flops, BLAS_PARALLEL_MIN_FLOPS) else 1)
+        par = parallel(flops, BLAS_PARALLEL_MIN_FLOPS)
+        if _gemm[0] is not None:  # nanogan's threads run the large products; BLAS keeps one
+            blas_threads(1)
+            if par and a.ndim == 2 and b.ndim == 2:
+                return _gemm[0](a, b, out, True)
+        else:
+            blas_threads(BLAS_THREADS if par else 1)
     return np.matmul(a, b, out=out)
+
+
+#: The active compiled kernel set's ``gemm`` (None: the reference set, a device backend, or no
+#: CBLAS found); see :func:`use_gemm`.
+_gemm: list[Callable | None] = [None]
+
+
+def use_gemm(gemm: Callable | None) -> None:
+    """Let :func:`matmul`, while :func:`adaptive_blas` is on, cut its large products over the
+    threads of a compiled kernel set (``gemm``, see :mod:`nanogan._kernels._cblas`), with BLAS on
+    one thread: called by :func:`nanogan._kernels.set_backend`. None: BLAS's own threads."""
+    _gemm[0] = gemm if _cblas_found() else None
+    if _adaptive[0] and _BLAS is not None:
+        blas_threads(1 if _gemm[0] is not None else BLAS_THREADS)
+
+
+def _cblas_found() -> bool:
+    from . import _cblas
+
+    return bool(_cblas.GEMM)
+
+
+def own_threads() -> bool:
+    """Whether :func:`matmul` runs its large products on the kernel set's threads."""
+    return adaptive_blas_on() and _gemm[0] is not None

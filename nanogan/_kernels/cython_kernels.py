@@ -33,6 +33,7 @@ bce_with_logits = _OPS.bce_with_logits
 sgd_update = _OPS.sgd_update
 adam_update = _OPS.adam_update
 rmsprop_update = _OPS.rmsprop_update
+gemm = _OPS.gemm
 
 
 def num_threads() -> int:

@@ -17,6 +17,8 @@ only the first import on a machine pays for compilation, one op and dtype at a t
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import types
 
@@ -540,6 +542,46 @@ def _rmsprop_p(p, g, sq, lr, alpha, c, eps, wd):
         _rmsprop1(p, g, sq, i, lr, alpha, c, eps, wd)
 
 
+# ---------------------------------------------------------------------------- split products
+_I = ctypes.c_int
+_P = ctypes.c_size_t  # an address: passed in an integer register, as a pointer is (LP64)
+
+
+@functools.cache
+def _gemm_kernel(fn: int, dbl: bool, wide: bool):
+    """A ``prange`` loop that computes one block of rows (or columns) of ``C = op(A) op(B)`` per
+    thread by the CBLAS function at address ``fn`` (see :mod:`nanogan._kernels._cblas`); compiled
+    once per process, as the address is only known at run time."""
+    real = ctypes.c_double if dbl else ctypes.c_float
+    n = ctypes.c_int64 if wide else ctypes.c_int
+    cblas = ctypes.CFUNCTYPE(None, _I, _I, _I, n, n, n, real, _P, n, _P, n, real, _P, n)(fn)
+    size = 8 if dbl else 4
+
+    @njit(parallel=True, error_model="numpy")
+    def gemm(ta, tb, M, N, K, a, lda, b, ldb, c, ldc, blocks):
+        rows = M >= N
+        total = M if rows else N
+        step = ((total + blocks - 1) // blocks + 15) // 16 * 16
+        for t in prange(blocks):
+            lo = t * step
+            hi = min(lo + step, total)
+            if hi > lo:
+                if rows:  # rows lo:hi of C need rows lo:hi of op(A)
+                    off = lo if ta == 112 else lo * lda
+                    cblas(101, ta, tb, hi - lo, N, K, 1.0, a + size * off, lda, b, ldb, 0.0,
+                          c + size * lo * ldc, ldc)
+                else:     # columns lo:hi of C need columns lo:hi of op(B)
+                    off = lo * ldb if tb == 112 else lo
+                    cblas(101, ta, tb, M, hi - lo, K, 1.0, a, lda, b + size * off, ldb, 0.0,
+                          c + size * lo, ldc)
+    return gemm
+
+
+def _gemm(fn, dbl, wide, ta, tb, M, N, K, a, lda, b, ldb, c, ldc, blocks):
+    """Low-level ``gemm`` (see :mod:`nanogan._kernels._common`)."""
+    _gemm_kernel(fn, bool(dbl), bool(wide))(ta, tb, M, N, K, a, lda, b, ldb, c, ldc, blocks)
+
+
 # ---------------------------------------------------------------------------- op table
 def _pick(serial, parallel):
     """One low-level kernel whose last argument chooses the serial or the parallel loop."""
@@ -575,6 +617,7 @@ _LOW_LEVEL = types.SimpleNamespace(
     sgd_update=_pick(_sgd_s, _sgd_p), adam_update=_pick(_adam_s, _adam_p),
     rmsprop_update=_pick(_rmsprop_s, _rmsprop_p),
     bce_with_logits=_bce_with_logits,
+    gemm=_gemm, max_threads=numba.get_num_threads,
 )
 
 _OPS = CompiledOps(_LOW_LEVEL)
@@ -595,6 +638,7 @@ bce_with_logits = _OPS.bce_with_logits
 sgd_update = _OPS.sgd_update
 adam_update = _OPS.adam_update
 rmsprop_update = _OPS.rmsprop_update
+gemm = _OPS.gemm
 
 
 def num_threads() -> int:

@@ -1,9 +1,9 @@
 """Reference kernels: readable NumPy, the version a learner reads.
 
 Every compiled kernel set (``numba``, ``cython``) offers exactly these op names with exactly these
-semantics; the tests hold each of them to this file. Matrix products are not kernels: the layers
-call BLAS (``@``) directly. Kernels do the data movement (im2col/col2im), the elementwise work and
-the fusion.
+semantics; the tests hold each of them to this file. Matrix products are not kernels: they go to
+BLAS (``@``; ``gemm`` at the end says how the compiled sets share a large one among their
+threads). Kernels do the data movement (im2col/col2im), the elementwise work and the fusion.
 
 Conventions
 -----------
@@ -292,3 +292,23 @@ def rmsprop_update(p: np.ndarray, g: np.ndarray, sq: np.ndarray, lr: float, alph
     sq *= alpha
     sq += (1 - alpha) * g * g
     p -= lr * g / (np.sqrt(sq) + eps)
+
+
+# ---------------------------------------------------------------------------- products
+def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, par: bool = True,
+         blocks: int | None = None) -> np.ndarray:
+    """``a @ b`` (``np.matmul``: BLAS, on the BLAS library's own threads).
+
+    Parameters
+    ----------
+    a : (m, k); b : (k, n); out : optional (m, n) array to write into
+    par : the compiled sets cut the product over their own threads when true (each block of rows
+        or columns of the result one single-threaded BLAS call; see
+        :mod:`nanogan._kernels._cblas`); the reference has no threads of its own and ignores it
+    blocks : how many blocks the compiled sets cut it into (default: one per thread); ignored
+
+    Returns
+    -------
+    c : (m, n)
+    """
+    return np.matmul(a, b, out=out)
