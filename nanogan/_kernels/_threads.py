@@ -8,7 +8,10 @@ iteration of ~20 small products took 19 ms with one BLAS thread and ~380 ms with
 parallelises only work that is large enough to hide that wait:
 
 * :func:`matmul` runs a product on one BLAS thread below :data:`BLAS_PARALLEL_MIN_FLOPS`
-  floating-point operations, and on the BLAS library's own thread count above it;
+  floating-point operations; above it, cut into blocks over the compiled kernel set's threads,
+  one single-threaded BLAS call each (:func:`use_gemm`, :mod:`nanogan._kernels._cblas`: then
+  one pool of threads runs products and kernels, and no idle BLAS worker spins on a core that
+  a kernel needs), or, without a compiled set or CBLAS, on the BLAS library's own threads;
 * the compiled kernels run their serial loop below :data:`KERNEL_PARALLEL_MIN` elements
   (see :mod:`nanogan._kernels._common`);
 
@@ -60,12 +63,13 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if math.isfinite(value) else 2**62
 
 
-#: Matrix products of fewer floating-point operations (``2 m n k``) run on one BLAS thread.
-#: 20 MFLOP: on an idle 2-core machine, two threads pay from about there (against 200 MFLOP: MLP
-#: b64 6.1 -> 5.2 ms, MLP b256 14.1 -> 11.2 ms; DCGAN-28 b256 unchanged, 440-448 ms, its large
-#: products being above both; ``benchmarks/sweep_thresholds.py --threads 2 --blas 2e8,2e7
-#: --rounds 3``); on a loaded one :func:`machine_is_free` keeps them serial.
-BLAS_PARALLEL_MIN_FLOPS: int = _env_int("NANOGAN_BLAS_PARALLEL_MIN_FLOPS", 20_000_000)
+#: Matrix products of fewer floating-point operations (``2 m n k``) run on one thread. 5 MFLOP:
+#: with the products cut over the kernel set's own threads (:func:`use_gemm`), two threads pay
+#: from about there on an idle 2-core machine (20 -> 5 MFLOP: MLP b64 4.68 -> 4.43 ms, MLP b256
+#: 10.83 -> 10.65 ms, DCGAN-28 b64 87 -> 86 ms; 50 MFLOP was slower on all three;
+#: ``benchmarks/sweep_thresholds.py --threads 2 --blas 5e6,2e7,5e7 --kernel 65536``). On a loaded
+#: machine :func:`machine_is_free` keeps them serial.
+BLAS_PARALLEL_MIN_FLOPS: int = _env_int("NANOGAN_BLAS_PARALLEL_MIN_FLOPS", 5_000_000)
 
 #: Elementwise and data-movement kernels on fewer elements run their serial loop. 65,536: with
 #: the products on the kernel set's own threads (:func:`use_gemm`), no spinning BLAS worker
