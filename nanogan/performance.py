@@ -19,8 +19,13 @@ setting            what it does, and why
                    else on all of OpenBLAS's threads. One pool then runs the products and
                    the kernels: OpenBLAS's idle workers spin for about 0.1 s, so a kernel
                    run in parallel after a product shared its core with one (DCGAN-28 b256
-                   on 2 threads: 13-20% faster this way). Switches OpenBLAS's thread
-                   count, which every other ``@`` in the process shares.
+                   and b64 on 2 threads: 13-20% faster). Switches OpenBLAS's thread count,
+                   which every other ``@`` in the process shares: with ``own_threads``
+                   they run on one thread (the plain layers' ``x @ W.T`` included; nanogan's
+                   metrics call the same ``matmul`` as the plan). Restoring the count after
+                   each product instead let the plain ``@`` of a plan's Maxout layers wake
+                   OpenBLAS's spinning workers again: the 2014 example's iteration ran
+                   112-120 ms instead of 39-41 ms on 2 threads.
 ``omp_passive``    ``OMP_WAIT_POLICY=PASSIVE`` (unless the variable is set), only where the
                    products run on OpenBLAS's threads: OpenMP threads that finished a
                    compiled kernel then sleep instead of spinning, so they do not starve

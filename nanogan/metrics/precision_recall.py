@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._kernels._threads import matmul
 from ..backend import to_numpy
 
 __all__ = ["knn_radii", "manifold_coverage", "precision_recall"]
 
 
 def _sq_dist(a: np.ndarray, b: np.ndarray, b_sq: np.ndarray) -> np.ndarray:
-    d = a @ b.T
+    d = matmul(a, b.T)  # BLAS; on nanogan's threads when configured (nanogan.performance)
     d *= -2.0
     d += np.einsum("ij,ij->i", a, a)[:, None]
     d += b_sq[None, :]
