@@ -28,6 +28,7 @@ from nanogan import (
     Sequential,
     Sigmoid,
     Tanh,
+    _kernels,
 )
 from nanogan.fast import Plan, compile
 from nanogan.optim import SGD, Adam
@@ -564,3 +565,49 @@ def test_conv_and_pair_backward_write_the_gradients(small_tiles, limit):
 
         assert_written_as_zeroed(Plan(G), lambda arch=arch: small_pair(arch, np.float64, 3)[0],
                                  run_g)
+
+
+@pytest.mark.parametrize("name", [n for n in _kernels.available() if n != "reference"])
+@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+def test_whole_iterations_on_nanogan_threads_equal_blas_threads(name, arch, monkeypatch):
+    """``configure()``'s mode, every product and kernel forced onto the kernel set's threads
+    (each product cut into blocks, one CBLAS call per block): three Algorithm-1 iterations
+    (the G to D path, both steps) end at the same parameters and optimizer state as with
+    ``np.matmul`` on BLAS's threads, float64 to 1e-10."""
+    from nanogan._kernels import _common, _threads
+
+    if not (_threads._BLAS and _threads._cblas_found()):
+        pytest.skip("no OpenBLAS with CBLAS")
+    monkeypatch.setattr(_threads, "BLAS_PARALLEL_MIN_FLOPS", 0)
+    monkeypatch.setattr(_common, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(_threads, "MAX_LOAD", float("inf"))
+    monkeypatch.setattr(_threads, "_load", [-float("inf"), True])
+    before = _kernels.get_backend()
+    blocked: list[tuple[int, ...]] = []
+
+    def run(own: bool) -> dict:
+        _threads.adaptive_blas(own)
+        assert _threads.own_threads() is own
+        G, D, zs, xs = small_pair(arch, np.float64, 7)
+        gan = GAN(G, D, g_opt=Adam(G, lr=1e-3), d_opt=Adam(D, lr=1e-3), z_shape=zs)
+        data = np.random.default_rng(3).uniform(-1, 1, (8, 6, *xs))
+        rng = np.random.default_rng(4)
+        it = iter(data)
+        for _ in range(3):
+            gan.step(it, rng)
+        return gan.state_dict()
+
+    try:
+        _kernels.set_backend(name)
+        gemm = _threads._gemm[0]
+        _threads._gemm[0] = lambda a, b, out, par: (blocked.append(a.shape),
+                                                    gemm(a, b, out, par))[1]
+        on_ours = run(True)
+        on_blas = run(False)
+    finally:
+        _threads.adaptive_blas(False)
+        _kernels.set_backend(before)  # the set's own gemm back
+    assert len(blocked) > 10  # the products went to the blocked gemm
+    for key in on_blas:
+        tol = 1e-10 if on_blas[key].dtype.kind == "f" else 0
+        close_to(on_ours[key], on_blas[key], tol, key)
