@@ -308,9 +308,10 @@ class CompiledOps:
         (:mod:`nanogan._kernels._cblas`). The cut depends on the shape and the thread count only;
         a block may round differently from one whole call (BLAS picks its inner kernels by block
         shape), as BLAS's own threaded products do. ``blocks`` sets the number of blocks
-        (default: the set's thread count; the tests use it). Anything else (no CBLAS found, other
-        dtypes or ranks, operands of neither row nor column layout, an ``out`` that is not a
-        fresh C-contiguous array) is ``np.matmul``."""
+        (default: the set's thread count; the tests use it). Anything else is ``np.matmul``: no
+        CBLAS found, other dtypes or ranks, an operand of neither row nor column layout, or an
+        ``out`` that is not a C-contiguous array of the result's shape and dtype sharing no
+        memory with ``a`` or ``b``."""
         fn = _cblas.GEMM.get(a.dtype) if isinstance(a, np.ndarray) else None
         blocks = (int(self._k.max_threads()) if blocks is None else int(blocks)) if par else 1
         if (blocks < 2 or fn is None or not _same_float(a, b) or a.ndim != 2 or b.ndim != 2
