@@ -19,7 +19,7 @@ setting            what it does, and why
                    else on all of OpenBLAS's threads. One pool then runs the products and
                    the kernels: OpenBLAS's idle workers spin for about 0.1 s, so a kernel
                    run in parallel after a product shared its core with one (DCGAN-28 b256
-                   and b64 on 2 threads: 13-20% faster). Switches OpenBLAS's thread count,
+                   and b64 on 2 threads: 15-19% faster). Switches OpenBLAS's thread count,
                    which every other ``@`` in the process shares: with ``own_threads``
                    they run on one thread (the plain layers' ``x @ W.T`` included; nanogan's
                    metrics call the same ``matmul`` as the plan). Restoring the count after
