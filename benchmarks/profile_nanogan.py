@@ -168,6 +168,13 @@ def op_times(gan, x, rng, iters: int) -> str:
     rows = sorted(acc.items(), key=lambda kv: -kv[1])
     table = [[f"{op} {a}" + (f" @ {b}" if b else ""), f"{calls[(op, a, b)] / iters:.0f}",
               1e3 * t / iters, f"{100 * t / iters / total:.0f}%"] for (op, a, b), t in rows[:16]]
+    rest = sum(t for _, t in rows[16:]) / iters
+    outside = total - sum(acc.values()) / iters  # NumPy copies and sums, Python, the loss
+    table.append([f"the other {max(len(rows) - 16, 0)} ops and products",
+                  f"{sum(calls[k] for k, _ in rows[16:]) / iters:.0f}", 1e3 * rest,
+                  f"{100 * rest / total:.0f}%"])
+    table.append(["outside them (NumPy, Python)", "", 1e3 * outside,
+                  f"{100 * outside / total:.0f}%"])
     return (f"kernel ops and products, {1e3 * total:.2f} ms per iteration with the clocks "
             f"(the fused plan's products and every kernel op):\n\n"
             + format_table(["op (first argument's shape)", "calls", "ms", "share"], table))

@@ -34,11 +34,47 @@ def _has_params(layer: Module) -> bool:
 def put_grad(layer: Module, name: str, value: np.ndarray, accumulate: bool) -> None:
     """``layer.grads[name] += value``; with ``accumulate=False`` (a pass that starts the
     gradients, in place of ``zero_grad()`` and an addition) ``layer.grads[name] = value``, written
-    into the same array."""
+    into the same array. ``value`` may have another shape of the same size (a weight gradient
+    as its product gives it, ``(O, C*kh*kw)``): the gradient is viewed in that shape, so a
+    transposed product is copied once, not reshaped into a copy first."""
+    g = layer._grads[name]
+    if g.shape != value.shape:
+        g = g.reshape(value.shape)  # a view: gradient arrays are contiguous
     if accumulate:
-        layer._grads[name] += value
+        g += value
     else:
-        layer._grads[name][...] = value
+        g[...] = value
+
+
+def put_product(layer: Module, name: str, a: np.ndarray, b: np.ndarray,
+                accumulate: bool) -> None:
+    """``layer.grads[name] (+)= a @ b`` (the gradient viewed as ``(m, n)``); a pass that starts
+    the gradients writes the product straight into them."""
+    g = layer._grads[name].reshape(a.shape[0], b.shape[1])
+    if accumulate:
+        g += matmul(a, b)
+    else:
+        matmul(a, b, out=g)
+
+
+class _TileSum:
+    """The sum over tiles of ``matmul_nt`` products, added in the layout the products come in
+    (``matmul_nt`` may return a transposed view): contiguous additions, and one copy into the
+    gradient at the end instead of a strided addition per tile."""
+
+    def __init__(self) -> None:
+        self.acc: np.ndarray | None = None
+        self.transposed = False
+
+    def add(self, p: np.ndarray) -> None:
+        if self.acc is None:
+            self.transposed = not p.flags.c_contiguous and p.T.flags.c_contiguous
+            self.acc = (p.T if self.transposed else p).copy()
+        else:
+            self.acc += p.T if self.transposed else p
+
+    def value(self) -> np.ndarray:
+        return self.acc.T if self.transposed else self.acc
 
 
 def matmul_nt(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -239,7 +275,7 @@ class ConvStep(_Fusing):
                                         accumulate)
         dy2 = dz.reshape(out_shape).transpose(1, 0, 2, 3).reshape(O, -1)  # (O, N*OH*OW)
         if param_grads:
-            put_grad(c, "weight", matmul_nt(dy2, cols).reshape(c.weight.shape), accumulate)
+            put_grad(c, "weight", matmul_nt(dy2, cols), accumulate)
         if not input_grad:
             return None
         if _whole_window(c, x_shape):
@@ -254,18 +290,18 @@ class ConvStep(_Fusing):
         (kh, kw), (sh, sw), (ph, pw) = c.kernel_size, c.stride, c.padding
         N, O, OH, OW = dz.shape
         tile = _tile_images(W2.shape[1] * OH * OW, N)
-        gW = xp.zeros(W2.shape, dtype=W2.dtype) if param_grads else None
+        gW = _TileSum() if param_grads else None
         dx = xp.empty(x.shape, dtype=x.dtype) if input_grad else None
         for s in range(0, N, tile):
             xt = x[s:s + tile]
             dy2 = dz[s:s + tile].transpose(1, 0, 2, 3).reshape(O, -1)      # (O, n*OH*OW)
             if gW is not None:
-                gW += matmul_nt(dy2, ops.im2col(xt, kh, kw, sh, sw, ph, pw))
+                gW.add(matmul_nt(dy2, ops.im2col(xt, kh, kw, sh, sw, ph, pw)))
             if dx is not None:
                 dx[s:s + len(xt)] = ops.col2im(matmul(W2.T, dy2), tuple(xt.shape), kh, kw,
                                                sh, sw, ph, pw)
         if gW is not None:
-            put_grad(c, "weight", gW.reshape(c.weight.shape), accumulate)
+            put_grad(c, "weight", gW.value(), accumulate)
         return dx
 
 
@@ -324,8 +360,10 @@ class ConvTransposeStep(Step):
         single = self._single_pixel(x_shape)
         dcols = dy.reshape(N, -1).T if single else ops.im2col(dy, kh, kw, sh, sw, ph, pw)
         if param_grads:
-            put_grad(t, "weight", matmul_nt(x2, dcols).reshape(t.weight.shape),
-                     accumulate)
+            if single:  # x2 (Cin, N) @ dy2 (N, Cout*kh*kw): already the gradient's layout
+                put_product(t, "weight", x2, dcols.T, accumulate)
+            else:
+                put_grad(t, "weight", matmul_nt(x2, dcols), accumulate)
             if t.bias is not None:
                 put_grad(t, "bias", dy.sum(axis=(0, 2, 3)), accumulate)
         if not input_grad:
@@ -343,18 +381,18 @@ class ConvTransposeStep(Step):
         (kh, kw), (sh, sw), (ph, pw) = t.kernel_size, t.stride, t.padding
         N, Cin, H, W = x.shape
         tile = _tile_images(W2.shape[1] * H * W, N)
-        gW = xp.zeros(W2.shape, dtype=W2.dtype) if param_grads else None
+        gW = _TileSum() if param_grads else None
         dx = xp.empty(x.shape, dtype=x.dtype) if input_grad else None
         for s in range(0, N, tile):
             xt = x[s:s + tile]
             n = len(xt)
             dcols = ops.im2col(dy[s:s + n], kh, kw, sh, sw, ph, pw)   # (Cout*kh*kw, n*H*W)
             if gW is not None:
-                gW += matmul_nt(xt.transpose(1, 0, 2, 3).reshape(Cin, -1), dcols)
+                gW.add(matmul_nt(xt.transpose(1, 0, 2, 3).reshape(Cin, -1), dcols))
             if dx is not None:
                 dx[s:s + n] = matmul(W2, dcols).reshape(Cin, n, H, W).transpose(1, 0, 2, 3)
         if gW is not None:
-            put_grad(t, "weight", gW.reshape(t.weight.shape), accumulate)
+            put_grad(t, "weight", gW.value(), accumulate)
         return dx
 
 
