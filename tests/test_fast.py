@@ -611,3 +611,21 @@ def test_whole_iterations_on_nanogan_threads_equal_blas_threads(name, arch, monk
     for key in on_blas:
         tol = 1e-10 if on_blas[key].dtype.kind == "f" else 0
         close_to(on_ours[key], on_blas[key], tol, key)
+
+
+def test_gradients_are_written_through_views_or_refused():
+    """``put_grad``/``put_product`` write a gradient given in another shape through a reshaped
+    view of it; a gradient array that is not contiguous (reshape would copy, the write would
+    vanish) is refused with a clear error."""
+    from nanogan.fast.steps import put_grad, put_product
+
+    conv = Conv2d(2, 3, 2, rng=0)
+    value = np.arange(3 * 8, dtype=np.float32).reshape(3, 8)
+    put_grad(conv, "weight", value, accumulate=False)
+    np.testing.assert_array_equal(conv.grads["weight"], value.reshape(3, 2, 2, 2))
+    put_product(conv, "weight", np.ones((3, 1), np.float32), np.ones((1, 8), np.float32),
+                accumulate=True)
+    np.testing.assert_array_equal(conv.grads["weight"], value.reshape(3, 2, 2, 2) + 1)
+    conv._grads["weight"] = np.zeros((3, 2, 2, 4), np.float32)[..., ::2]  # not contiguous
+    with pytest.raises(RuntimeError, match="not contiguous"):
+        put_grad(conv, "weight", value, accumulate=False)

@@ -37,20 +37,31 @@ def put_grad(layer: Module, name: str, value: np.ndarray, accumulate: bool) -> N
     into the same array. ``value`` may have another shape of the same size (a weight gradient
     as its product gives it, ``(O, C*kh*kw)``): the gradient is viewed in that shape, so a
     transposed product is copied once, not reshaped into a copy first."""
-    g = layer._grads[name]
-    if g.shape != value.shape:
-        g = g.reshape(value.shape)  # a view: gradient arrays are contiguous
+    g = _grad_view(layer, name, value.shape)
     if accumulate:
         g += value
     else:
         g[...] = value
 
 
+def _grad_view(layer: Module, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """``layer.grads[name]`` viewed in ``shape`` (same size). Layers allocate their gradients
+    contiguous, so this is a view; anything else would make ``reshape`` copy and the write
+    vanish, so it is refused."""
+    g = layer._grads[name]
+    if g.shape == tuple(shape):
+        return g
+    if not g.flags.c_contiguous:
+        raise RuntimeError(f"{layer!r}: gradient {name!r} is not contiguous; the fast path "
+                           "writes gradients through reshaped views")
+    return g.reshape(shape)
+
+
 def put_product(layer: Module, name: str, a: np.ndarray, b: np.ndarray,
                 accumulate: bool) -> None:
     """``layer.grads[name] (+)= a @ b`` (the gradient viewed as ``(m, n)``); a pass that starts
     the gradients writes the product straight into them."""
-    g = layer._grads[name].reshape(a.shape[0], b.shape[1])
+    g = _grad_view(layer, name, (a.shape[0], b.shape[1]))
     if accumulate:
         g += matmul(a, b)
     else:
