@@ -576,7 +576,7 @@ def test_whole_iterations_on_nanogan_threads_equal_blas_threads(name, arch, monk
     ``np.matmul`` on BLAS's threads, float64 to 1e-10."""
     from nanogan._kernels import _common, _threads
 
-    if not (_threads._BLAS and _threads._cblas_found()):
+    if not (_threads._BLAS and _threads._cblas.GEMM):
         pytest.skip("no OpenBLAS with CBLAS")
     monkeypatch.setattr(_threads, "BLAS_PARALLEL_MIN_FLOPS", 0)
     monkeypatch.setattr(_common, "PARALLEL_MIN", 0)

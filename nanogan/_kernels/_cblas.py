@@ -14,15 +14,18 @@ threads (``gemm`` of :mod:`nanogan._kernels._common`). One pool of threads then 
 parallel step of an iteration, products and kernels alike; see
 :func:`nanogan._kernels._threads.matmul`.
 
-This module finds ``cblas_sgemm`` and ``cblas_dgemm`` with ``ctypes`` among the libraries NumPy
-loaded (the ``scipy_openblas64_`` names of NumPy's wheels, 64-bit integers, or the plain names,
-32-bit integers) and describes an operand's layout as CBLAS wants it.
+This module lists the OpenBLAS libraries NumPy loaded (:func:`loaded_openblas`, also where
+:mod:`nanogan._kernels._threads` finds the thread-count switch), finds ``cblas_sgemm`` and
+``cblas_dgemm`` among them (the ``scipy_openblas64_`` names of NumPy's wheels, 64-bit
+integers, or the plain names, 32-bit integers) and describes an operand's layout as CBLAS wants
+it.
 """
 
 from __future__ import annotations
 
 import ctypes
 import re
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -33,20 +36,26 @@ _NAMES = (("scipy_cblas_{}gemm64_", True), ("cblas_{}gemm64_", True),
           ("scipy_cblas_{}gemm", False), ("cblas_{}gemm", False))
 
 
-def _find() -> dict[np.dtype, tuple[int, bool]]:
-    """``{dtype: (address of cblas_?gemm, whether its integers are 64-bit)}`` for float32 and
-    float64; empty when no OpenBLAS with both functions is loaded."""
+def loaded_openblas() -> Iterator[ctypes.CDLL]:
+    """The OpenBLAS libraries loaded in this process (NumPy's), found in ``/proc/self/maps``
+    (Linux; none elsewhere), opened with ``ctypes``."""
     try:
         with open("/proc/self/maps") as f:
             paths = sorted({line.split()[-1] for line in f
                             if re.search(r"openblas[^/]*\.so", line)})
     except OSError:
-        return {}
+        return
     for path in paths:
         try:
-            lib = ctypes.CDLL(path)
+            yield ctypes.CDLL(path)
         except OSError:
             continue
+
+
+def _find() -> dict[np.dtype, tuple[int, bool]]:
+    """``{dtype: (address of cblas_?gemm, whether its integers are 64-bit)}`` for float32 and
+    float64; empty when no OpenBLAS with both functions is loaded."""
+    for lib in loaded_openblas():
         for pattern, wide in _NAMES:
             s, d = pattern.format("s"), pattern.format("d")
             if hasattr(lib, s) and hasattr(lib, d):

@@ -39,11 +39,12 @@ from __future__ import annotations
 import ctypes
 import math
 import os
-import re
 import time
 from collections.abc import Callable
 
 import numpy as np
+
+from . import _cblas
 
 __all__ = ["BLAS_PARALLEL_MIN_FLOPS", "KERNEL_PARALLEL_MIN", "MAX_LOAD", "adaptive_blas",
            "adaptive_blas_on", "blas_threads",
@@ -111,16 +112,7 @@ _GETTERS = ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
 
 def _find_openblas() -> tuple[Callable[[int], None], Callable[[], int]] | None:
     """``(set_num_threads, get_num_threads)`` of the OpenBLAS that NumPy loaded, else None."""
-    try:
-        with open("/proc/self/maps") as f:
-            paths = {line.split()[-1] for line in f if re.search(r"openblas[^/]*\.so", line)}
-    except OSError:
-        return None
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
+    for lib in _cblas.loaded_openblas():
         setter = next((getattr(lib, s) for s in _SETTERS if hasattr(lib, s)), None)
         getter = next((getattr(lib, s) for s in _GETTERS if hasattr(lib, s)), None)
         if setter is None or getter is None:
@@ -207,15 +199,9 @@ def use_gemm(gemm: Callable | None) -> None:
     """Let :func:`matmul`, while :func:`adaptive_blas` is on, cut its large products over the
     threads of a compiled kernel set (``gemm``, see :mod:`nanogan._kernels._cblas`), with BLAS on
     one thread: called by :func:`nanogan._kernels.set_backend`. None: BLAS's own threads."""
-    _gemm[0] = gemm if _cblas_found() else None
+    _gemm[0] = gemm if _cblas.GEMM else None
     if _adaptive[0] and _BLAS is not None:
         blas_threads(1 if _gemm[0] is not None else BLAS_THREADS)
-
-
-def _cblas_found() -> bool:
-    from . import _cblas
-
-    return bool(_cblas.GEMM)
 
 
 def own_threads() -> bool:
