@@ -608,6 +608,67 @@ def test_gemm_falls_back_to_numpy_matmul(name):
     np.testing.assert_array_equal(g(sq, sq.copy(), out=sq, blocks=2), want)
     assert g(a[:, :0], b[:0], blocks=2).shape == (40, 20)
     assert not g(a[:, :0], b[:0], blocks=2).any()
+    np.testing.assert_array_equal(g(a[::-1], b, blocks=2), np.matmul(a[::-1], b))
+    frozen = np.zeros((40, 20), np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):  # np.matmul's error, nothing written
+        g(a, b, out=frozen, blocks=2)
+    assert not frozen.any()
+    for bad in (np.zeros((40, 20), np.float64), np.zeros((20, 40), np.float32).T):
+        want = np.matmul(a, b, out=np.zeros_like(bad))
+        assert g(a, b, out=bad, blocks=2) is bad
+        np.testing.assert_array_equal(bad, want)
+
+
+@pytest.mark.skipif(not _cblas.GEMM, reason="no CBLAS gemm found in NumPy's BLAS")
+@pytest.mark.skipif("cython" not in COMPILED, reason="the Cython extension is not built")
+def test_cython_gemm_arrays_takes_what_cblas_reads_and_declines_the_rest():
+    """The Cython set's ``gemm_arrays`` (the front end's checks done in C) computes the product
+    for every layout ``_cblas.layout`` describes, and returns None, writing nothing, wherever
+    ``CompiledOps.gemm`` would hand the product to ``np.matmul``."""
+    from nanogan._kernels import _cython_kernels as ext
+    rng = np.random.default_rng(10)
+    for la in LAYOUTS:
+        for lb in LAYOUTS:
+            for dtype in DTYPES:
+                a, b = operand(rng, 37, 19, dtype, la), operand(rng, 19, 23, dtype, lb)
+                assert _cblas.layout(a) is not None and _cblas.layout(b) is not None
+                got = ext.gemm_arrays(a, b, None, 2)
+                assert got is not None and got.dtype == dtype and got.flags.c_contiguous
+                assert_matches(got, a @ b, scale=np.abs(a) @ np.abs(b))
+    a = rng.standard_normal((40, 30)).astype(np.float32)
+    b = rng.standard_normal((30, 20)).astype(np.float32)
+    out = np.full((40, 20), 7.0, np.float32)
+    frozen = out.copy()
+    frozen.flags.writeable = False
+    declined = [
+        (a, b, None, 1),                                # one block: the caller's np.matmul
+        (a, b.astype(np.float64), None, 2),             # mixed dtypes
+        (a.astype(np.int64), b.astype(np.int64), None, 2),
+        (a[None], b[None], None, 2),                    # 3-D
+        (a.tolist(), b, None, 2),                       # not arrays
+        (a[:, ::2], b[::2], None, 2),                   # stepped
+        (a[::-1], b, None, 2),                          # negative stride
+        (np.broadcast_to(a[:1], a.shape), b, None, 2),  # stride 0
+        (a[:, :0], b[:0], None, 2),                     # empty
+        (a, b[:20], None, 2),                           # inner sizes differ
+        (a, b, frozen, 2),                              # read-only out
+        (a, b, out[:, :10], 2),                         # wrong shape
+        (a, b, np.asfortranarray(out), 2),              # not C-contiguous
+        (a, b, out.astype(np.float64), 2),              # wrong dtype
+        (a, b, [[0.0]], 2),                             # not an array
+    ]
+    for x, y, o, blocks in declined:
+        assert ext.gemm_arrays(x, y, o, blocks) is None
+    assert (out == 7).all() and (frozen == 7).all()
+    square = rng.standard_normal((32, 32)).astype(np.float32)
+    buf = np.zeros((64, 32), np.float32)
+    buf[:32] = square
+    assert ext.gemm_arrays(buf[:32], square, buf[:32], 2) is None       # out is a
+    assert ext.gemm_arrays(square, buf[16:48], buf[32:], 2) is None     # overlaps b's rows
+    got = ext.gemm_arrays(buf[:32], square, buf[32:], 2)                # adjacent, apart
+    assert got is not None
+    assert_matches(buf[32:], square @ square, scale=np.abs(square) @ np.abs(square))
 
 
 def test_cblas_layout_describes_rows_columns_and_nothing_else():

@@ -30,6 +30,8 @@ Low-level kernel table (what a compiled set must define, all outputs written in 
     gemm(fn, dbl, wide, ta, tb, M, N, K, a, lda, b, ldb, c, ldc, blocks)
                                                             C = op(A) op(B), by CBLAS, in blocks
     max_threads()                                           the threads a parallel loop uses
+    gemm_arrays(a, b, out, blocks) -> out or None           optional: gemm on the arrays, the
+                                                            checks of CompiledOps.gemm in C
 
 (``c1 = 1 - beta1``, ``c2 = 1 - beta2``, ``c = 1 - alpha`` and ``dampening`` enters SGD as
 ``1 - dampening``: the reference computes these in Python and rounds them to the array dtype.)
@@ -93,6 +95,10 @@ class CompiledOps:
 
     def __init__(self, k: Any) -> None:
         self._k = k
+        #: The set's ``gemm_arrays(a, b, out, blocks)``, if it has one: :meth:`gemm` with its
+        #: checks and layout descriptions done in compiled code, returning None where
+        #: :meth:`gemm` would run ``np.matmul``.
+        self._gemm_arrays = getattr(k, "gemm_arrays", None)
 
     # ------------------------------------------------------------------------ im2col / col2im
     def im2col(self, x: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph: int,
@@ -312,8 +318,11 @@ class CompiledOps:
         CBLAS found, other dtypes or ranks, an operand of neither row nor column layout, or an
         ``out`` that is not a C-contiguous array of the result's shape and dtype sharing no
         memory with ``a`` or ``b``."""
-        fn = _cblas.GEMM.get(a.dtype) if isinstance(a, np.ndarray) else None
         blocks = (int(self._k.max_threads()) if blocks is None else int(blocks)) if par else 1
+        if self._gemm_arrays is not None and blocks >= 2:  # the checks below, done in C
+            c = self._gemm_arrays(a, b, out, blocks)
+            return np.matmul(a, b, out=out) if c is None else c
+        fn = _cblas.GEMM.get(a.dtype) if isinstance(a, np.ndarray) else None
         if (blocks < 2 or fn is None or not _same_float(a, b) or a.ndim != 2 or b.ndim != 2
                 or a.shape[1] != b.shape[0]):
             return np.matmul(a, b, out=out)
@@ -322,7 +331,8 @@ class CompiledOps:
         if out is None:
             out = np.empty((M, N), dtype=a.dtype)
         elif not (isinstance(out, np.ndarray) and out.dtype == a.dtype and out.shape == (M, N)
-                  and out.flags.c_contiguous and not np.may_share_memory(out, a)
+                  and out.flags.c_contiguous and out.flags.writeable
+                  and not np.may_share_memory(out, a)
                   and not np.may_share_memory(out, b)):
             return np.matmul(a, b, out=out)
         address, wide = fn

@@ -17,10 +17,13 @@ from cython.parallel cimport prange
 from libc.math cimport exp, fabs, log1p, sqrt
 from libc.string cimport memset
 
+cimport numpy as cnp
 cimport openmp
 from cython cimport floating
 
 import numpy as np
+
+cnp.import_array()
 
 
 def max_threads():
@@ -817,13 +820,20 @@ def gemm(size_t fn, bint dbl, bint wide, int ta, int tb, i64 M, i64 N, i64 K, si
     ``blocks`` blocks (each a multiple of 16 long, the last one shorter), one per thread;
     ``a``, ``b``, ``c`` are data addresses, ``ta``/``tb`` CBLAS's transpose flags (111 no, 112
     yes), ``lda``, ``ldb``, ``ldc`` leading dimensions."""
+    _gemm_blocks(fn, dbl, wide, ta, tb, M, N, K, a, lda, b, ldb, c, ldc, blocks)
+
+
+cdef void _gemm_blocks(size_t fn, bint dbl, bint wide, int ta, int tb, i64 M, i64 N, i64 K,
+                       size_t a, i64 lda, size_t b, i64 ldb, size_t c, i64 ldc,
+                       int blocks) noexcept nogil:
+    """The body of :func:`gemm`."""
     cdef int t, nt = blocks if blocks < openmp.omp_get_max_threads() else \
         openmp.omp_get_max_threads()
     cdef bint rows = M >= N
     cdef i64 lo, hi, total = M if rows else N
     cdef i64 step = ((total + blocks - 1) // blocks + 15) // 16 * 16
     cdef size_t size = 8 if dbl else 4
-    for t in prange(blocks, nogil=True, schedule="static", chunksize=1, num_threads=nt):
+    for t in prange(blocks, schedule="static", chunksize=1, num_threads=nt):
         lo = t * step
         hi = lo + step
         if hi > total:
@@ -838,3 +848,102 @@ def gemm(size_t fn, bint dbl, bint wide, int ta, int tb, i64 M, i64 N, i64 K, si
             _gemm_block(fn, dbl, wide, ta, tb, M, hi - lo, K, a, lda,
                         b + size * <size_t>(lo * ldb if tb == 112 else lo), ldb,
                         c + size * <size_t>lo, ldc)
+
+
+# The same product with the arrays themselves as arguments: the checks and layout descriptions
+# of the Python front end (nanogan/_kernels/_common.py ``CompiledOps.gemm`` and
+# nanogan/_kernels/_cblas.py ``layout``) done in C. A large product of a small network takes
+# 0.1-0.2 ms, and reading shapes, strides and addresses through Python cost about 15 us of it.
+cdef size_t _SGEMM = 0, _DGEMM = 0
+cdef bint _WIDE = False
+
+
+def set_cblas(size_t sgemm, size_t dgemm, bint wide):
+    """Where :func:`gemm_arrays` finds ``cblas_sgemm`` and ``cblas_dgemm`` (0: not found), and
+    whether they take 64-bit integers (see :mod:`nanogan._kernels._cblas`)."""
+    global _SGEMM, _DGEMM, _WIDE
+    _SGEMM, _DGEMM, _WIDE = sgemm, dgemm, wide
+
+
+cdef inline bint _cblas_layout(cnp.ndarray x, int* trans, i64* ld) noexcept:
+    """``_cblas.layout`` in C: rows (111) or columns (112) of unit stride, and the leading
+    dimension; False for any other layout or an empty array."""
+    cdef i64 r = cnp.PyArray_DIM(x, 0), c = cnp.PyArray_DIM(x, 1)
+    cdef i64 s0 = cnp.PyArray_STRIDE(x, 0), s1 = cnp.PyArray_STRIDE(x, 1)
+    cdef i64 size = cnp.PyArray_ITEMSIZE(x)
+    if r == 0 or c == 0:
+        return False
+    if s1 == size and s0 % size == 0 and s0 >= size * c:
+        trans[0], ld[0] = 111, s0 // size
+        return True
+    if s0 == size and s1 % size == 0 and s1 >= size * r:
+        trans[0], ld[0] = 112, s1 // size
+        return True
+    return False
+
+
+cdef inline void _extent(cnp.ndarray x, size_t* lo, size_t* hi) noexcept:
+    """The bytes ``[lo, hi)`` that the non-empty 2-D array ``x`` spans (``np.may_share_memory``'s
+    bounds)."""
+    cdef i64 d, span, low = 0, high = cnp.PyArray_ITEMSIZE(x)
+    for d in range(2):
+        span = (cnp.PyArray_DIM(x, d) - 1) * cnp.PyArray_STRIDE(x, d)
+        if span < 0:
+            low += span
+        else:
+            high += span
+    lo[0] = <size_t>cnp.PyArray_DATA(x) + <size_t>low
+    hi[0] = <size_t>cnp.PyArray_DATA(x) + <size_t>high
+
+
+cdef inline bint _apart(cnp.ndarray x, cnp.ndarray y) noexcept:
+    """True when the extents of ``x`` and ``y`` do not overlap."""
+    cdef size_t xl, xh, yl, yh
+    _extent(x, &xl, &xh)
+    _extent(y, &yl, &yh)
+    return xh <= yl or yh <= xl
+
+
+def gemm_arrays(object a, object b, object out, int blocks):
+    """:func:`gemm` on arrays: ``out (M, N) = a (M, K) @ b (K, N)`` in ``blocks`` blocks, for
+    float32 or float64 ``a``, ``b`` of one dtype whose layouts CBLAS reads (rows or columns of
+    unit stride) and an ``out`` that is None (allocated here) or a writeable C-contiguous array
+    of the result's shape and dtype sharing no memory with ``a`` or ``b``. Returns the result,
+    or None when any of that does not hold (the caller then runs ``np.matmul``)."""
+    cdef cnp.ndarray A, B, C
+    cdef int ta, tb, typ
+    cdef i64 lda, ldb, M, N, K
+    cdef size_t fn
+    cdef cnp.npy_intp dims[2]
+    if blocks < 2 or not (cnp.PyArray_Check(a) and cnp.PyArray_Check(b)):
+        return None
+    A, B = <cnp.ndarray>a, <cnp.ndarray>b
+    typ = cnp.PyArray_TYPE(A)
+    if cnp.PyArray_NDIM(A) != 2 or cnp.PyArray_NDIM(B) != 2 or cnp.PyArray_TYPE(B) != typ:
+        return None
+    fn = _SGEMM if typ == cnp.NPY_FLOAT32 else (_DGEMM if typ == cnp.NPY_FLOAT64 else 0)
+    M, K, N = cnp.PyArray_DIM(A, 0), cnp.PyArray_DIM(A, 1), cnp.PyArray_DIM(B, 1)
+    if fn == 0 or cnp.PyArray_DIM(B, 0) != K:
+        return None
+    if not (_cblas_layout(A, &ta, &lda) and _cblas_layout(B, &tb, &ldb)):
+        return None
+    if not _WIDE and (M >= 2**31 or N >= 2**31 or K >= 2**31 or lda >= 2**31
+                      or ldb >= 2**31):
+        return None
+    if out is None:
+        dims[0], dims[1] = M, N
+        C = cnp.PyArray_EMPTY(2, dims, typ, 0)
+    else:
+        if not cnp.PyArray_Check(out):
+            return None
+        C = <cnp.ndarray>out
+        if not (cnp.PyArray_NDIM(C) == 2 and cnp.PyArray_TYPE(C) == typ
+                and cnp.PyArray_DIM(C, 0) == M and cnp.PyArray_DIM(C, 1) == N
+                and cnp.PyArray_IS_C_CONTIGUOUS(C) and cnp.PyArray_ISWRITEABLE(C)
+                and _apart(C, A) and _apart(C, B)):
+            return None
+    with nogil:
+        _gemm_blocks(fn, typ == cnp.NPY_FLOAT64, _WIDE, ta, tb, M, N, K,
+                     <size_t>cnp.PyArray_DATA(A), lda, <size_t>cnp.PyArray_DATA(B), ldb,
+                     <size_t>cnp.PyArray_DATA(C), N, blocks)
+    return C

@@ -10,11 +10,16 @@ next kernel set.
 
 from __future__ import annotations
 
+import numpy as np
+
+from . import _cblas
 from . import _cython_kernels as _ext  # ImportError when the extension is not built
 from ._common import CompiledOps
 
 NAME = "cython"
 
+_f32, _f64 = _cblas.GEMM.get(np.dtype(np.float32)), _cblas.GEMM.get(np.dtype(np.float64))
+_ext.set_cblas(_f32[0] if _f32 else 0, _f64[0] if _f64 else 0, bool(_f32 and _f32[1]))
 _OPS = CompiledOps(_ext)
 
 im2col = _OPS.im2col
