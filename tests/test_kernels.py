@@ -144,6 +144,73 @@ def test_im2col_of_a_non_contiguous_input(name):
     assert_matches(kernels(name).im2col(x, 3, 2, 2, 1, 1, 1), ref.im2col(x, 3, 2, 2, 1, 1, 1))
 
 
+def _storage(shape: tuple[int, ...], layout: str, fill, dtype) -> np.ndarray:
+    """Storage for an image of ``shape (N, C, H, W)`` kept as a batch slice of a larger NCHW
+    array, in the plans' CNHW order (channels, then images), or as a batch slice of larger CNHW
+    storage; see :func:`_in`."""
+    N, C, H, W = shape
+    full = {"nchw-slice": (N + 3, C, H, W), "cnhw": (C, N, H, W), "cnhw-slice": (C, N + 3, H, W)}
+    return np.full(full[layout], fill, dtype)
+
+
+def _in(storage: np.ndarray, layout: str, n: int) -> np.ndarray:
+    """The ``(n, C, H, W)`` view of the image that :func:`_storage` made room for."""
+    if layout == "nchw-slice":
+        return storage[2:n + 2]
+    if layout == "cnhw":
+        return storage.transpose(1, 0, 2, 3)
+    return storage[:, 1:n + 1].transpose(1, 0, 2, 3)
+
+
+PLANE_LAYOUTS = ["nchw-slice", "cnhw", "cnhw-slice"]
+
+
+@pytest.mark.parametrize("name", SETS)
+@settings(max_examples=30, deadline=None)
+@given(geometry=conv_geometry(), layout=st.sampled_from(PLANE_LAYOUTS), data=st.data())
+def test_im2col_col2im_on_strided_planes(name, geometry, layout, data):
+    """im2col reads, and col2im with ``out=`` writes, an image stored as a batch slice, in CNHW
+    order or as a batch slice of CNHW storage (what the plans' tiles are) in place: the same
+    numbers as on a C-contiguous image, every pixel of ``out`` written (it starts as NaN), and
+    nothing around it touched (NaN stays NaN there)."""
+    k = kernels(name)
+    shape, geom = geometry
+    for dtype in DTYPES:
+        x = draw_array(data.draw, shape, dtype)
+        store = _storage(shape, layout, np.nan, dtype)
+        view = _in(store, layout, shape[0])
+        view[...] = x
+        assert _common._planes(view) is not None  # the compiled sets read it in place
+        assert_matches(k.im2col(view, *geom), ref.im2col(x, *geom))
+        c = draw_array(data.draw, ref.im2col(x, *geom).shape, dtype)
+        store = _storage(shape, layout, np.nan, dtype)
+        out = _in(store, layout, shape[0])
+        assert k.col2im(c, shape, *geom, out=out) is out
+        assert_matches(out, ref.col2im(c, shape, *geom), scale=ref.col2im(np.abs(c), shape, *geom))
+        inside = _storage(shape, layout, False, bool)
+        _in(inside, layout, shape[0])[...] = True
+        assert np.isnan(store[~inside]).all()
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_col2im_out_of_another_layout_or_shape(name):
+    """An ``out`` the kernel cannot write plane by plane (stepped rows, another dtype) gets the
+    result copied in; one of another shape is refused, naming the argument."""
+    k = kernels(name)
+    rng = np.random.default_rng(3)
+    shape, geom = (2, 3, 8, 8), (4, 4, 2, 2, 1, 1)
+    c = rng.standard_normal(ref.im2col(np.zeros(shape), *geom).shape)
+    want = ref.col2im(c, shape, *geom)
+    stepped = np.full((2, 3, 8, 16), np.nan)[..., ::2]
+    assert k.col2im(c, shape, *geom, out=stepped) is stepped
+    assert_matches(stepped, want, scale=ref.col2im(np.abs(c), shape, *geom))
+    other = np.zeros(shape, np.float32)
+    k.col2im(c, shape, *geom, out=other)
+    np.testing.assert_allclose(other, want.astype(np.float32), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="'out' expected shape"):
+        k.col2im(c, shape, *geom, out=np.zeros((2, 3, 8, 7)))
+
+
 # ---------------------------------------------------------------------------- activations
 EXTREMES = [0.0, -0.0, 1e-30, -1e-30, 1e-3, -1e-3, 1.0, -1.0, 20.0, -20.0, 88.0, -88.0, 89.0,
             -89.0, 700.0, -700.0, 1e4, -1e4, 1e30, -1e30, np.inf, -np.inf]

@@ -14,8 +14,11 @@ wraps them with exactly the signatures and results of :mod:`nanogan._kernels.ref
 
 Low-level kernel table (what a compiled set must define, all outputs written in place)::
 
-    im2col(x, cols, kh, kw, sh, sw, ph, pw, par)            x (N, C, H, W) -> cols (R, N*OH*OW)
-    col2im(cols, x, kh, kw, sh, sw, ph, pw, par)            cols -> x (N, C, H, W), x zeroed first
+    im2col(x, cols, N, C, H, W, sN, sC, kh, kw, sh, sw, ph, pw, par)
+                                    image (N, C, H, W) -> cols (C*kh*kw, N*OH*OW); the image's
+                                    plane (n, c) is the H*W values of the 1-D x from n*sN + c*sC
+    col2im(cols, x, N, C, H, W, sN, sC, kh, kw, sh, sw, ph, pw, par)
+                                    cols -> image, every pixel written (x need not be zeroed)
     leaky_relu(x, out, slope, par)                          1-D
     leaky_relu_backward(dy, x, out, slope, par)             1-D
     sigmoid(x, out, par), softplus(x, out, par)             1-D
@@ -79,6 +82,26 @@ def _flat_out(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x.reshape(-1), out.reshape(-1)
 
 
+def _planes(x: np.ndarray) -> tuple[np.ndarray, int, int] | None:
+    """``(flat, sN, sC)`` for the low-level im2col/col2im: ``x (N, C, H, W)`` as the 1-D view of
+    its memory from its first element, and the offsets (in elements) at which its plane ``(n, c)``
+    starts, ``n*sN + c*sC``; None unless each ``(H, W)`` plane is contiguous and the planes lie
+    apart, in the order of images then channels (NCHW, or a batch slice of it) or of channels
+    then images (the plans' CNHW layout, or a batch slice of it)."""
+    N, C, H, W = x.shape
+    size, hw = x.itemsize, H * W
+    s_n, s_c, s_h, s_w = (st // size if st % size == 0 else -1 for st in x.strides)
+    if min(N, C, hw) == 0 or (W > 1 and s_w != 1) or (H > 1 and s_h != W):
+        return None
+    s_n, s_c = (s_n if N > 1 else 0), (s_c if C > 1 else 0)  # a stride of no step: unused
+    nchw = (C == 1 or s_c == hw) and (N == 1 or s_n >= C * hw)
+    cnhw = (N == 1 or s_n == hw) and (C == 1 or s_c >= N * hw)
+    if not (nchw or cnhw):
+        return None
+    span = (N - 1) * s_n + (C - 1) * s_c + hw
+    return np.lib.stride_tricks.as_strided(x, (span,), (size,)), s_n, s_c
+
+
 def _inplace_ok(*arrays: Any) -> bool:
     """Same float dtype, same shape, all C-contiguous (so 1-D views alias the arrays)."""
     return (_same_float(*arrays) and all(a.flags.c_contiguous for a in arrays)
@@ -114,25 +137,41 @@ class CompiledOps:
             return reference.im2col(x, kh, kw, sh, sw, ph, pw)
         cols = np.empty((C * kh * kw, N * OH * OW), dtype=x.dtype)
         if cols.size:
-            self._k.im2col(np.ascontiguousarray(x), cols, kh, kw, sh, sw, ph, pw,
-                           _par(cols.size))
+            planes = _planes(x) or _planes(np.ascontiguousarray(x))
+            self._k.im2col(planes[0], cols, N, C, H, W, planes[1], planes[2], kh, kw, sh, sw,
+                           ph, pw, _par(cols.size))
         return cols
 
     def col2im(self, cols: np.ndarray, x_shape: tuple[int, int, int, int], kh: int, kw: int,
-               sh: int, sw: int, ph: int, pw: int) -> np.ndarray:
+               sh: int, sw: int, ph: int, pw: int, out: np.ndarray | None = None) -> np.ndarray:
         """Compiled :func:`nanogan._kernels.reference.col2im`: ``(C*kh*kw, N*OH*OW)`` ->
-        ``(N, C, H, W)`` (C-contiguous), summing overlapping windows."""
+        ``(N, C, H, W)`` (C-contiguous, or ``out``), summing overlapping windows. An ``out``
+        whose planes the kernel can write in place (see :func:`_planes`) is written directly;
+        any other gets the result copied in."""
         kh, kw, sh, sw, ph, pw = int(kh), int(kw), int(sh), int(sw), int(ph), int(pw)
         N, C, H, W = (int(s) for s in x_shape)
         OH, OW = conv_output_size(H, kh, sh, ph), conv_output_size(W, kw, sw, pw)
         if (not _same_float(cols) or cols.ndim != 2 or min(kh, kw, sh, sw) < 1
                 or min(ph, pw) < 0 or OH <= 0 or OW <= 0
                 or cols.shape != (C * kh * kw, N * OH * OW)):
-            return reference.col2im(cols, x_shape, kh, kw, sh, sw, ph, pw)
-        x = np.zeros((N, C, H, W), dtype=cols.dtype)
-        if cols.size:
-            self._k.col2im(np.ascontiguousarray(cols), x, kh, kw, sh, sw, ph, pw,
-                           _par(cols.size))
+            return reference.col2im(cols, x_shape, kh, kw, sh, sw, ph, pw, out)
+        planes = None
+        if out is not None:
+            if tuple(out.shape) != (N, C, H, W):
+                raise ValueError(f"col2im: argument 'out' expected shape {(N, C, H, W)}, got "
+                                 f"{tuple(out.shape)}")
+            if (isinstance(out, np.ndarray) and out.dtype == cols.dtype
+                    and out.flags.writeable and not np.may_share_memory(out, cols)):
+                planes = _planes(out)
+            if planes is None:
+                out[...] = self.col2im(cols, x_shape, kh, kw, sh, sw, ph, pw)
+                return out
+        x = out if out is not None else np.empty((N, C, H, W), dtype=cols.dtype)
+        if x.size == 0:  # (else cols, of C*kh*kw rows and N*OH*OW columns, is not empty)
+            return x
+        planes = planes or _planes(x)
+        self._k.col2im(np.ascontiguousarray(cols), planes[0], N, C, H, W, planes[1], planes[2],
+                       kh, kw, sh, sw, ph, pw, _par(cols.size))
         return x
 
     # ------------------------------------------------------------------------ activations

@@ -66,7 +66,7 @@ cdef inline void _valid_range(Py_ssize_t k_off, Py_ssize_t pad, Py_ssize_t strid
 
 cdef inline void _im2col_planes(const floating* x, floating* cols, floating* buf, Py_ssize_t t,
                                 Py_ssize_t B, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
-                                Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+                                Py_ssize_t W, Py_ssize_t sN, Py_ssize_t sC, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
                                 Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t OH,
                                 Py_ssize_t OW, Py_ssize_t PH) noexcept nogil:
     """Unit ``t = c*nbk + blk``: unfold the planes ``x[n, c]`` of the images ``n0 = blk*B <= n <
@@ -84,7 +84,7 @@ cdef inline void _im2col_planes(const floating* x, floating* cols, floating* buf
     for n in range(n0, n1):
         for h in range(H):
             hp = h + ph
-            src = x + ((n * C + c) * H + h) * W
+            src = x + n * sN + c * sC + h * W
             for w in range(W):
                 prow[pw + w] = src[w]
             dst = buf + (n - n0) * P + ((hp % sh) * PH + hp // sh) * OW  # S[0, a][r, :]
@@ -112,12 +112,13 @@ cdef inline void _im2col_planes(const floating* x, floating* cols, floating* buf
 
 cdef inline void _col2im_planes(const floating* cols, floating* x, floating* buf, Py_ssize_t t,
                                 Py_ssize_t B, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
-                                Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+                                Py_ssize_t W, Py_ssize_t sN, Py_ssize_t sC, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
                                 Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t OH,
                                 Py_ssize_t OW, Py_ssize_t PH) noexcept nogil:
     """Unit ``t = c*nbk + blk``: add the columns of the images ``n0 <= n < n1`` of the ``kh*kw``
     rows of channel ``c`` into the zeroed ``buf``, each row read from left to right, then fold
-    ``buf`` into the planes ``x[n, c]`` (the adjoint of :func:`_im2col_planes`)."""
+    ``buf`` into the planes ``x[n, c]`` (the adjoint of :func:`_im2col_planes`), each row of a
+    plane written once (not added to: ``x`` need not be zeroed)."""
     cdef Py_ssize_t nbk = (N + B - 1) // B, L = OH * OW, P = kw * sh * PH * OW
     cdef Py_ssize_t c = t // nbk, n0 = (t % nbk) * B, n1 = min(N, n0 + B)
     cdef Py_ssize_t n, h, hp, i, j, ow, k
@@ -165,9 +166,9 @@ cdef inline void _col2im_planes(const floating* cols, floating* x, floating* buf
                 for j in range(kw):
                     for ow in range(OW):
                         prow[ow * sw + j] += src[j * JS + ow]
-            dst = x + ((n * C + c) * H + h) * W
+            dst = x + n * sN + c * sC + h * W
             for w in range(W):
-                dst[w] += prow[pw + w]
+                dst[w] = prow[pw + w]
 
 
 #: The planes path of im2col/col2im works on blocks of images whose unfolded planes take at most
@@ -194,12 +195,13 @@ cdef enum:
 
 cdef inline void _im2col_block(const floating* x, floating* cols, Py_ssize_t t,
                                Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                               Py_ssize_t sN, Py_ssize_t sC,
                                Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
                                Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t OH, Py_ssize_t OW,
                                const Py_ssize_t* oh_lo, const Py_ssize_t* oh_hi,
                                const Py_ssize_t* ow_lo, const Py_ssize_t* ow_hi) noexcept nogil:
     """Unit ``t = c*nb + b``: channel ``c`` of the images ``b*NB ...``, images innermost."""
-    cdef Py_ssize_t nb = (N + NB - 1) // NB, L = OH * OW, HW = H * W
+    cdef Py_ssize_t nb = (N + NB - 1) // NB, L = OH * OW
     cdef Py_ssize_t c = t // nb, n0 = (t % nb) * NB, n1 = min(N, n0 + NB)
     cdef Py_ssize_t i, j, oh, ow, n, src
     cdef floating* dst
@@ -211,9 +213,9 @@ cdef inline void _im2col_block(const floating* x, floating* cols, Py_ssize_t t,
                 for ow in range(OW):
                     dst = cols + ((c * kh + i) * kw + j) * (N * L) + oh * OW + ow
                     if valid_h and ow_lo[j] <= ow < ow_hi[j]:
-                        src = c * HW + (oh * sh + i - ph) * W + ow * sw + j - pw
+                        src = c * sC + (oh * sh + i - ph) * W + ow * sw + j - pw
                         for n in range(n0, n1):
-                            dst[n * L] = x[src + n * C * HW]
+                            dst[n * L] = x[src + n * sN]
                     else:
                         for n in range(n0, n1):
                             dst[n * L] = 0
@@ -221,23 +223,27 @@ cdef inline void _im2col_block(const floating* x, floating* cols, Py_ssize_t t,
 
 cdef inline void _col2im_block(const floating* cols, floating* x, Py_ssize_t t,
                                Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                               Py_ssize_t sN, Py_ssize_t sC,
                                Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
                                Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t OH, Py_ssize_t OW,
                                const Py_ssize_t* oh_lo, const Py_ssize_t* oh_hi,
                                const Py_ssize_t* ow_lo, const Py_ssize_t* ow_hi) noexcept nogil:
-    """Unit ``t = c*nb + b``: add into the planes ``x[b*NB ..., c]``, images innermost."""
+    """Unit ``t = c*nb + b``: zero the planes ``x[b*NB ..., c]``, then add into them, images
+    innermost."""
     cdef Py_ssize_t nb = (N + NB - 1) // NB, L = OH * OW, HW = H * W
     cdef Py_ssize_t c = t // nb, n0 = (t % nb) * NB, n1 = min(N, n0 + NB)
     cdef Py_ssize_t i, j, oh, ow, n, d
     cdef const floating* src
+    for n in range(n0, n1):
+        memset(x + n * sN + c * sC, 0, HW * sizeof(floating))
     for i in range(kh):
         for j in range(kw):
             for oh in range(oh_lo[i], oh_hi[i]):
                 for ow in range(ow_lo[j], ow_hi[j]):
                     src = cols + ((c * kh + i) * kw + j) * (N * L) + oh * OW + ow
-                    d = c * HW + (oh * sh + i - ph) * W + ow * sw + j - pw
+                    d = c * sC + (oh * sh + i - ph) * W + ow * sw + j - pw
                     for n in range(n0, n1):
-                        x[d + n * C * HW] += src[n * L]
+                        x[d + n * sN] += src[n * L]
 
 
 cdef void _ranges(Py_ssize_t k, Py_ssize_t pad, Py_ssize_t stride, Py_ssize_t out,
@@ -247,14 +253,15 @@ cdef void _ranges(Py_ssize_t k, Py_ssize_t pad, Py_ssize_t stride, Py_ssize_t ou
         _valid_range(k_off, pad, stride, out, size, &lo[k_off], &hi[k_off])
 
 
-def im2col(const floating[:, :, :, ::1] x, floating[:, ::1] cols, Py_ssize_t kh, Py_ssize_t kw,
+def im2col(const floating[::1] x, floating[:, ::1] cols, Py_ssize_t N, Py_ssize_t C,
+           Py_ssize_t H, Py_ssize_t W, Py_ssize_t sN, Py_ssize_t sC, Py_ssize_t kh, Py_ssize_t kw,
            Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, bint par):
-    """Fill ``cols (C*kh*kw, N*OH*OW)`` from ``x (N, C, H, W)`` (see the reference), one
-    (channel, image) plane per work unit."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    """Fill ``cols (C*kh*kw, N*OH*OW)`` from the image ``(N, C, H, W)`` (see the reference) whose
+    plane ``(n, c)`` is the ``H*W`` values of ``x`` from ``n*sN + c*sC`` on, one (channel, block
+    of images) per work unit."""
     cdef Py_ssize_t OH = (H + 2 * ph - kh) // sh + 1, OW = (W + 2 * pw - kw) // sw + 1
     cdef Py_ssize_t t, PH, nbuf, B
-    cdef const floating* xp = &x[0, 0, 0, 0]
+    cdef const floating* xp = &x[0]
     cdef floating* cp = &cols[0, 0]
     cdef Py_ssize_t nb = (N + NB - 1) // NB
     cdef int nt = openmp.omp_get_max_threads() if par else 1
@@ -269,7 +276,7 @@ def im2col(const floating[:, :, :, ::1] x, floating[:, ::1] cols, Py_ssize_t kh,
                         np.float32 if floating is float else np.float64)
         for t in prange(C * ((N + B - 1) // B), nogil=True, schedule="static", num_threads=nt):
             _im2col_planes(xp, cp, &bufs[openmp.omp_get_thread_num(), 0], t, B, N, C, H, W,
-                           kh, kw, sh, sw, ph, pw, OH, OW, PH)
+                           sN, sC, kh, kw, sh, sw, ph, pw, OH, OW, PH)
     else:
         oh_lo = np.empty(kh, np.intp)
         oh_hi = np.empty(kh, np.intp)
@@ -278,19 +285,21 @@ def im2col(const floating[:, :, :, ::1] x, floating[:, ::1] cols, Py_ssize_t kh,
         _ranges(kh, ph, sh, OH, H, oh_lo, oh_hi)
         _ranges(kw, pw, sw, OW, W, ow_lo, ow_hi)
         for t in prange(C * nb, nogil=True, schedule="static", num_threads=nt):
-            _im2col_block(xp, cp, t, N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW,
+            _im2col_block(xp, cp, t, N, C, H, W, sN, sC, kh, kw, sh, sw, ph, pw, OH, OW,
                           &oh_lo[0], &oh_hi[0], &ow_lo[0], &ow_hi[0])
 
 
-def col2im(const floating[:, ::1] cols, floating[:, :, :, ::1] x, Py_ssize_t kh, Py_ssize_t kw,
+def col2im(const floating[:, ::1] cols, floating[::1] x, Py_ssize_t N, Py_ssize_t C,
+           Py_ssize_t H, Py_ssize_t W, Py_ssize_t sN, Py_ssize_t sC, Py_ssize_t kh, Py_ssize_t kw,
            Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, bint par):
-    """Add the columns ``cols (C*kh*kw, N*OH*OW)`` into the zeroed ``x (N, C, H, W)``, one
-    (channel, image) plane per work unit (no two threads write the same pixel)."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    """Write the sums of the columns ``cols (C*kh*kw, N*OH*OW)`` into the image ``(N, C, H, W)``
+    whose plane ``(n, c)`` is the ``H*W`` values of ``x`` from ``n*sN + c*sC`` on (every pixel
+    written: ``x`` need not be zeroed), one (channel, block of images) per work unit (no two
+    threads write the same pixel)."""
     cdef Py_ssize_t OH = (H + 2 * ph - kh) // sh + 1, OW = (W + 2 * pw - kw) // sw + 1
     cdef Py_ssize_t t, PH, nbuf, B
     cdef const floating* cp = &cols[0, 0]
-    cdef floating* xp = &x[0, 0, 0, 0]
+    cdef floating* xp = &x[0]
     cdef Py_ssize_t nb = (N + NB - 1) // NB
     cdef int nt = openmp.omp_get_max_threads() if par else 1
     cdef Py_ssize_t[::1] oh_lo, oh_hi, ow_lo, ow_hi
@@ -303,7 +312,7 @@ def col2im(const floating[:, ::1] cols, floating[:, :, :, ::1] x, Py_ssize_t kh,
                         np.float32 if floating is float else np.float64)
         for t in prange(C * ((N + B - 1) // B), nogil=True, schedule="static", num_threads=nt):
             _col2im_planes(cp, xp, &bufs[openmp.omp_get_thread_num(), 0], t, B, N, C, H, W,
-                           kh, kw, sh, sw, ph, pw, OH, OW, PH)
+                           sN, sC, kh, kw, sh, sw, ph, pw, OH, OW, PH)
     else:
         oh_lo = np.empty(kh, np.intp)
         oh_hi = np.empty(kh, np.intp)
@@ -312,7 +321,7 @@ def col2im(const floating[:, ::1] cols, floating[:, :, :, ::1] x, Py_ssize_t kh,
         _ranges(kh, ph, sh, OH, H, oh_lo, oh_hi)
         _ranges(kw, pw, sw, OW, W, ow_lo, ow_hi)
         for t in prange(C * nb, nogil=True, schedule="static", num_threads=nt):
-            _col2im_block(cp, xp, t, N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW,
+            _col2im_block(cp, xp, t, N, C, H, W, sN, sC, kh, kw, sh, sw, ph, pw, OH, OW,
                           &oh_lo[0], &oh_hi[0], &ow_lo[0], &ow_hi[0])
 
 

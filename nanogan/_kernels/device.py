@@ -139,10 +139,16 @@ def cupy_set() -> types.ModuleType:
         return cols
 
     def col2im(cols: Any, x_shape: tuple[int, int, int, int], kh: int, kw: int, sh: int,
-               sw: int, ph: int, pw: int) -> Any:
+               sw: int, ph: int, pw: int, out: Any = None) -> Any:
         N, C, H, W = x_shape
         if cols.dtype.kind != "f":
-            return ref_col2im(cols, x_shape, kh, kw, sh, sw, ph, pw)
+            return ref_col2im(cols, x_shape, kh, kw, sh, sw, ph, pw, out)
+        if out is not None:  # written through a copy (the kernel writes C-contiguous images)
+            if tuple(out.shape) != tuple(x_shape):
+                raise ValueError(f"col2im: argument 'out' expected shape {tuple(x_shape)}, "
+                                 f"got {tuple(out.shape)}")
+            out[...] = col2im(cols, x_shape, kh, kw, sh, sw, ph, pw)
+            return out
         OH, OW = conv(H, kh, sh, ph), conv(W, kw, sw, pw)
         x = cupy.empty((N, C, H, W), dtype=cols.dtype)
         col2im_k(cupy.ascontiguousarray(cols), N, C, H, W, kh, kw, sh, sw, ph, pw, OH, OW, x)

@@ -111,16 +111,14 @@ def _image_block(N: int, C: int, P: int) -> int:
 
 
 @njit(parallel=True, **_JIT)
-def _im2col(x, cols, kh, kw, sh, sw, ph, pw):
+def _im2col(xf, cols, N, C, H, W, sN, sC, kh, kw, sh, sw, ph, pw):
+    # The image's plane (n, c) is the H*W values of the 1-D xf from n*sN + c*sC on.
     # Indices are cast to unsigned (np.uintp) in the inner loops: Numba then skips the
     # negative-index wraparound test, which otherwise costs about a third of the time.
-    N, C, H, W = x.shape
     OH = (H + 2 * ph - kh) // sh + 1
     OW = (W + 2 * pw - kw) // sw + 1
     L = OH * OW
     NL = N * L
-    HW = H * W
-    xf = x.reshape(-1)
     cf = cols.reshape(-1)
     oh_lo, oh_hi = _valid_ranges(kh, ph, sh, OH, H)
     ow_lo, ow_hi = _valid_ranges(kw, pw, sw, OW, W)
@@ -136,11 +134,11 @@ def _im2col(x, cols, kh, kw, sh, sw, ph, pw):
             c = t // nbk
             n0 = (t - c * nbk) * B
             n1 = min(N, n0 + B)
-            buf = np.zeros(B * P, dtype=x.dtype)
+            buf = np.zeros(B * P, dtype=xf.dtype)
             for n in range(n0, n1):
                 for h in range(H):
                     hp = h + ph
-                    src = (n * C + c) * HW + h * W - pw
+                    src = n * sN + c * sC + h * W - pw
                     for j in range(kw):
                         b0 = (n - n0) * P + ((j * sh + hp % sh) * PH + hp // sh) * OW
                         for ow in range(ow_lo[j], ow_hi[j]):
@@ -169,24 +167,24 @@ def _im2col(x, cols, kh, kw, sh, sw, ph, pw):
                         for ow in range(OW):
                             o = rb + oh * OW + ow
                             if valid_h and ow >= ow_lo[j] and ow < ow_hi[j]:
-                                src = c * HW + (oh * sh + i - ph) * W + ow * sw + j - pw
+                                src = c * sC + (oh * sh + i - ph) * W + ow * sw + j - pw
                                 for n in range(n0, n1):
-                                    cf[np.uintp(o + n * L)] = xf[np.uintp(src + n * C * HW)]
+                                    cf[np.uintp(o + n * L)] = xf[np.uintp(src + n * sN)]
                             else:
                                 for n in range(n0, n1):
                                     cf[o + n * L] = 0
 
 
 @njit(parallel=True, **_JIT)
-def _col2im(cols, x, kh, kw, sh, sw, ph, pw):
-    # Units own whole (channel, image) planes of x, so no two threads add into the same pixel.
-    N, C, H, W = x.shape
+def _col2im(cols, xf, N, C, H, W, sN, sC, kh, kw, sh, sw, ph, pw):
+    # The image's plane (n, c) is the H*W values of the 1-D xf from n*sN + c*sC on; each unit
+    # zeroes its own planes first (xf need not be zeroed). Units own whole (channel, image)
+    # planes, so no two threads add into the same pixel.
     OH = (H + 2 * ph - kh) // sh + 1
     OW = (W + 2 * pw - kw) // sw + 1
     L = OH * OW
     NL = N * L
     HW = H * W
-    xf = x.reshape(-1)
     cf = cols.reshape(-1)
     oh_lo, oh_hi = _valid_ranges(kh, ph, sh, OH, H)
     ow_lo, ow_hi = _valid_ranges(kw, pw, sw, OW, W)
@@ -201,7 +199,7 @@ def _col2im(cols, x, kh, kw, sh, sw, ph, pw):
             c = t // nbk
             n0 = (t - c * nbk) * B
             n1 = min(N, n0 + B)
-            buf = np.zeros(B * P, dtype=x.dtype)
+            buf = np.zeros(B * P, dtype=xf.dtype)
             for i in range(kh):
                 for j in range(kw):
                     o = ((c * kh + i) * kw + j) * NL + n0 * L
@@ -212,9 +210,12 @@ def _col2im(cols, x, kh, kw, sh, sw, ph, pw):
                         o += L
                         b0 += P
             for n in range(n0, n1):
+                p0 = n * sN + c * sC
+                for k in range(HW):
+                    xf[np.uintp(p0 + k)] = 0
                 for h in range(H):
                     hp = h + ph
-                    d = (n * C + c) * HW + h * W - pw
+                    d = p0 + h * W - pw
                     for j in range(kw):
                         b0 = (n - n0) * P + ((j * sh + hp % sh) * PH + hp // sh) * OW
                         for ow in range(ow_lo[j], ow_hi[j]):
@@ -225,15 +226,19 @@ def _col2im(cols, x, kh, kw, sh, sw, ph, pw):
             c = t // nb
             n0 = (t - c * nb) * _NB
             n1 = min(N, n0 + _NB)
+            for n in range(n0, n1):
+                p0 = n * sN + c * sC
+                for k in range(HW):
+                    xf[np.uintp(p0 + k)] = 0
             for i in range(kh):
                 for j in range(kw):
                     rb = ((c * kh + i) * kw + j) * NL
                     for oh in range(oh_lo[i], oh_hi[i]):
                         for ow in range(ow_lo[j], ow_hi[j]):
                             o = rb + oh * OW + ow
-                            d = c * HW + (oh * sh + i - ph) * W + ow * sw + j - pw
+                            d = c * sC + (oh * sh + i - ph) * W + ow * sw + j - pw
                             for n in range(n0, n1):
-                                xf[np.uintp(d + n * C * HW)] += cf[np.uintp(o + n * L)]
+                                xf[np.uintp(d + n * sN)] += cf[np.uintp(o + n * L)]
 
 
 # ---------------------------------------------------------------------------- activations

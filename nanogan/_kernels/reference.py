@@ -58,18 +58,26 @@ def im2col(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int) 
 
 
 def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kh: int, kw: int,
-           sh: int, sw: int, ph: int, pw: int) -> np.ndarray:
+           sh: int, sw: int, ph: int, pw: int, out: np.ndarray | None = None) -> np.ndarray:
     """Adjoint of :func:`im2col`: fold columns back, summing overlapping windows.
 
     Parameters
     ----------
     cols : ndarray, shape (C*kh*kw, N*OH*OW)
     x_shape : (N, C, H, W), the shape of the image the columns were (or would be) read from
+    out : optional ndarray of shape ``x_shape`` (any strides) to write the result into
 
     Returns
     -------
     x : ndarray, shape (N, C, H, W), with ``x[n, c, h, w] = sum of cols entries read from it``
+        (``out`` when given)
     """
+    if out is not None:
+        if tuple(out.shape) != tuple(x_shape):
+            raise ValueError(f"col2im: argument 'out' expected shape {tuple(x_shape)}, got "
+                             f"{tuple(out.shape)}")
+        out[...] = col2im(cols, x_shape, kh, kw, sh, sw, ph, pw)
+        return out
     N, C, H, W = x_shape
     OH, OW = conv_output_size(H, kh, sh, ph), conv_output_size(W, kw, sw, pw)
     cols6 = cols.reshape(C, kh, kw, N, OH, OW)
