@@ -637,21 +637,26 @@ LAYOUTS = ["c", "f", "c-slice", "f-slice"]
 @settings(max_examples=40, deadline=None)
 @given(m=st.integers(1, 70), k=st.integers(1, 40), n=st.integers(1, 70),
        dtype=st.sampled_from(DTYPES), la=st.sampled_from(LAYOUTS), lb=st.sampled_from(LAYOUTS),
-       blocks=st.integers(2, 5), with_out=st.booleans(), seed=st.integers(0, 2**16))
-def test_gemm_in_blocks_equals_numpy_matmul(name, m, k, n, dtype, la, lb, blocks, with_out,
+       blocks=st.integers(2, 5), out_kind=st.sampled_from([None, "c", "column-slice"]),
+       seed=st.integers(0, 2**16))
+def test_gemm_in_blocks_equals_numpy_matmul(name, m, k, n, dtype, la, lb, blocks, out_kind,
                                             seed):
     """A product cut into blocks of rows (``m >= n``) or of columns, each block one CBLAS call,
-    equals ``np.matmul`` for every layout CBLAS reads (rows, columns, slices), into ``out`` or
+    equals ``np.matmul`` for every layout CBLAS reads (rows, columns, slices), into ``out`` (a
+    C-contiguous array, or a column slice of a wider one, whose other columns stay untouched) or
     not. Blocks are multiples of 16 long, so sizes above 16 give several blocks, and a short
     last one."""
     rng = np.random.default_rng(seed)
     a, b = operand(rng, m, k, dtype, la), operand(rng, k, n, dtype, lb)
-    out = np.full((m, n), np.nan, dtype) if with_out else None
+    wide = np.full((m, n + 3), np.nan, dtype)
+    out = {None: None, "c": np.full((m, n), np.nan, dtype), "column-slice": wide[:, 1:n + 1]}[
+        out_kind]
     got = kernels(name).gemm(a, b, out=out, blocks=blocks)
-    if with_out:
+    if out_kind:
         assert got is out
     assert got.dtype == dtype and got.shape == (m, n)
     assert_matches(got, np.matmul(a, b), scale=np.abs(a) @ np.abs(b))
+    assert np.isnan(wide[:, 0]).all() and np.isnan(wide[:, n + 1:]).all()
 
 
 @pytest.mark.parametrize("name", SETS)
@@ -736,6 +741,11 @@ def test_cython_gemm_arrays_takes_what_cblas_reads_and_declines_the_rest():
     got = ext.gemm_arrays(buf[:32], square, buf[32:], 2)                # adjacent, apart
     assert got is not None
     assert_matches(buf[32:], square @ square, scale=np.abs(square) @ np.abs(square))
+    wide = np.full((32, 40), np.nan, np.float32)
+    view = wide[:, 4:36]                                                # rows of a wider one
+    assert ext.gemm_arrays(square, square, view, 2) is view
+    assert_matches(view, square @ square, scale=np.abs(square) @ np.abs(square))
+    assert np.isnan(wide[:, :4]).all() and np.isnan(wide[:, 36:]).all()
 
 
 def test_cblas_layout_describes_rows_columns_and_nothing_else():

@@ -355,8 +355,9 @@ class CompiledOps:
         shape), as BLAS's own threaded products do. ``blocks`` sets the number of blocks
         (default: the set's thread count; the tests use it). Anything else is ``np.matmul``: no
         CBLAS found, other dtypes or ranks, an operand of neither row nor column layout, or an
-        ``out`` that is not a C-contiguous array of the result's shape and dtype sharing no
-        memory with ``a`` or ``b``."""
+        ``out`` that is not a writeable array of the result's shape and dtype, stored by rows
+        (C-contiguous, or rows of a wider array: a column slice), sharing no memory with ``a``
+        or ``b``."""
         blocks = (int(self._k.max_threads()) if blocks is None else int(blocks)) if par else 1
         if self._gemm_arrays is not None and blocks >= 2:  # the checks below, done in C
             c = self._gemm_arrays(a, b, out, blocks)
@@ -370,7 +371,7 @@ class CompiledOps:
         if out is None:
             out = np.empty((M, N), dtype=a.dtype)
         elif not (isinstance(out, np.ndarray) and out.dtype == a.dtype and out.shape == (M, N)
-                  and out.flags.c_contiguous and out.flags.writeable
+                  and (_cblas.layout(out) or (0,))[0] == _cblas.NO_TRANS and out.flags.writeable
                   and not np.may_share_memory(out, a)
                   and not np.may_share_memory(out, b)):
             return np.matmul(a, b, out=out)
@@ -378,5 +379,6 @@ class CompiledOps:
         if la is None or lb is None or (not wide and max(M, N, K, la[1], lb[1]) >= 2**31):
             return np.matmul(a, b, out=out)
         self._k.gemm(address, a.dtype == np.float64, wide, la[0], lb[0], M, N, K,
-                     a.ctypes.data, la[1], b.ctypes.data, lb[1], out.ctypes.data, N, blocks)
+                     a.ctypes.data, la[1], b.ctypes.data, lb[1], out.ctypes.data,
+                     out.strides[0] // out.itemsize, blocks)
         return out

@@ -916,12 +916,13 @@ cdef inline bint _apart(cnp.ndarray x, cnp.ndarray y) noexcept:
 def gemm_arrays(object a, object b, object out, int blocks):
     """:func:`gemm` on arrays: ``out (M, N) = a (M, K) @ b (K, N)`` in ``blocks`` blocks, for
     float32 or float64 ``a``, ``b`` of one dtype whose layouts CBLAS reads (rows or columns of
-    unit stride) and an ``out`` that is None (allocated here) or a writeable C-contiguous array
-    of the result's shape and dtype sharing no memory with ``a`` or ``b``. Returns the result,
+    unit stride) and an ``out`` that is None (allocated here) or a writeable array of the
+    result's shape and dtype stored by rows (C-contiguous, or a column slice of a wider array),
+    sharing no memory with ``a`` or ``b``. Returns the result,
     or None when any of that does not hold (the caller then runs ``np.matmul``)."""
     cdef cnp.ndarray A, B, C
-    cdef int ta, tb, typ
-    cdef i64 lda, ldb, M, N, K
+    cdef int ta, tb, tc, typ
+    cdef i64 lda, ldb, ldc, M, N, K
     cdef size_t fn
     cdef cnp.npy_intp dims[2]
     if blocks < 2 or not (cnp.PyArray_Check(a) and cnp.PyArray_Check(b)):
@@ -942,17 +943,20 @@ def gemm_arrays(object a, object b, object out, int blocks):
     if out is None:
         dims[0], dims[1] = M, N
         C = cnp.PyArray_EMPTY(2, dims, typ, 0)
+        ldc = N
     else:
         if not cnp.PyArray_Check(out):
             return None
         C = <cnp.ndarray>out
         if not (cnp.PyArray_NDIM(C) == 2 and cnp.PyArray_TYPE(C) == typ
                 and cnp.PyArray_DIM(C, 0) == M and cnp.PyArray_DIM(C, 1) == N
-                and cnp.PyArray_IS_C_CONTIGUOUS(C) and cnp.PyArray_ISWRITEABLE(C)
+                and _cblas_layout(C, &tc, &ldc) and tc == 111 and cnp.PyArray_ISWRITEABLE(C)
                 and _apart(C, A) and _apart(C, B)):
             return None
+    if not _WIDE and ldc >= 2**31:
+        return None
     with nogil:
         _gemm_blocks(fn, typ == cnp.NPY_FLOAT64, _WIDE, ta, tb, M, N, K,
                      <size_t>cnp.PyArray_DATA(A), lda, <size_t>cnp.PyArray_DATA(B), ldb,
-                     <size_t>cnp.PyArray_DATA(C), N, blocks)
+                     <size_t>cnp.PyArray_DATA(C), ldc, blocks)
     return C
