@@ -48,17 +48,22 @@ def timed(clock: Clock, key: str, fn, *a, **kw) -> Any:
     return out
 
 
-_PLANS: dict[int, tuple[Any, list]] = {}  # id -> (network, its plan's steps)
+_PLANS: dict[int, tuple[Any, Any]] = {}  # id -> (network, its plan)
 
 
-def steps(seq) -> list:
-    """What ``GAN`` runs: the steps of the network's fused plan (:mod:`nanogan.fast`)."""
+def plan_of(seq):
+    """What ``GAN`` runs: the network's fused plan (:mod:`nanogan.fast`)."""
     from nanogan.fast import Plan
 
     entry = _PLANS.get(id(seq))
     if entry is None or entry[0] is not seq:  # an id is reused once its network is freed
-        entry = _PLANS[id(seq)] = (seq, Plan(seq).steps)
+        entry = _PLANS[id(seq)] = (seq, Plan(seq))
     return entry[1]
+
+
+def steps(seq) -> list:
+    """The steps of the network's fused plan."""
+    return plan_of(seq).steps
 
 
 def step_name(step) -> str:
@@ -66,14 +71,25 @@ def step_name(step) -> str:
 
 
 def seq_forward(clock: Clock, net: str, seq, x, phase: str):
+    """The plan's forward pass step by step, as ``Plan.forward`` runs it (a step's time includes
+    turning its input into the order of images it takes, where that changes)."""
+    from nanogan.fast.plan import relayout
+    from nanogan.fast.steps import NCHW
+
+    plan = plan_of(seq)
     caches = []
-    for i, step in enumerate(steps(seq)):
+    have = NCHW
+    for i, (step, want) in enumerate(zip(plan.steps, plan.layouts)):
         t0 = time.perf_counter()
+        x, have = relayout(x, have, want), want
         x, c = step.forward(x, True)
         dt = time.perf_counter() - t0
         clock.add(f"layer {net}.{i} {step_name(step)} fwd", dt)
         clock.add(phase, dt)
         caches.append(c)
+    t0 = time.perf_counter()
+    x = relayout(x, have, NCHW)
+    clock.add(phase, time.perf_counter() - t0)
     return x, caches
 
 
@@ -83,17 +99,23 @@ def seq_backward(clock: Clock, net: str, seq, dy, caches, phase: str, param_grad
     ``input_grad`` the steps before the first one with parameters are skipped and that one
     computes no input gradient (what ``GAN`` asks for in the D step and for G); with
     ``accumulate=False`` the pass writes the gradients (``GAN`` skips ``zero_grad`` on a plan)."""
-    plan = steps(seq)
+    from nanogan.fast.plan import relayout
+    from nanogan.fast.steps import NCHW
+
+    whole = plan_of(seq)
+    plan = whole.steps
     first = 0 if input_grad or not param_grads else next(
         (i for i, s in enumerate(plan) if s.has_params), len(plan))
+    have = NCHW
     for i in reversed(range(first, len(plan))):
         t0 = time.perf_counter()
+        dy, have = relayout(dy, have, whole.layouts[i]), whole.layouts[i]
         dy = plan[i].backward(dy, caches[i], param_grads=param_grads,
                               input_grad=input_grad or i > first, accumulate=accumulate)
         dt = time.perf_counter() - t0
         clock.add(f"layer {net}.{i} {step_name(plan[i])} bwd", dt)
         clock.add(phase, dt)
-    return dy
+    return relayout(dy, have, NCHW) if input_grad else None
 
 
 def iteration(clock: Clock, gan, x, rng) -> None:

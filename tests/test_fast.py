@@ -453,20 +453,36 @@ def test_conv_by_tiles_equals_plain(small_tiles, dtype, a, bias, k, s, p, hw, n,
     run_both(tconv, x, g.standard_normal(out).astype(dtype), dtype, True, *flags)
 
 
-def test_tiles_are_taken_and_keep_no_column_matrix(small_tiles):
-    """With a small limit the steps cache no column matrix (None) and still match; with the
-    default one a small batch runs whole."""
+def test_tiles_are_taken_and_keep_no_column_matrix(small_tiles, monkeypatch):
+    """With a small limit the convolutions run by several tiles and cache no column matrix (the
+    convolution None, the transposed one its input alone); with the default one a small batch
+    runs as one tile, and the convolution keeps its columns for the backward pass."""
     from nanogan.fast import steps
 
+    calls = {"im2col": 0, "col2im": 0}
+
+    def counting(op, real):
+        def spy(*a, **k):
+            calls[op] += 1
+            return real(*a, **k)
+        return spy
+
+    for op in calls:
+        monkeypatch.setattr(steps.ops, op, counting(op, getattr(steps.ops, op)))
     x = np.random.default_rng(0).standard_normal((5, 2, 6, 6))
     for limit, tiled in ((1 << 19, False), (50, True)):
         small_tiles(limit)
         conv = Plan(Sequential(Conv2d(2, 3, 3, 1, 1, rng=0, dtype=np.float64)))
         tconv = Plan(Sequential(ConvTranspose2d(2, 3, 4, 2, 1, rng=0, dtype=np.float64)))
-        for plan in (conv, tconv):
+        for plan, op in ((conv, "im2col"), (tconv, "col2im")):
             assert isinstance(plan.steps[0], (steps.ConvStep, steps.ConvTransposeStep))
+            calls[op] = 0
             _, cache = plan.forward(x, True)
-            assert (cache[0][0] is None) == tiled
+            assert (calls[op] > 1) == tiled
+            if plan is conv:
+                assert (cache[0][0] is None) == tiled
+            else:
+                assert cache[0][0].size == x.size
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -493,29 +493,31 @@ cdef inline void _bn_stats_run(const floating* xr, double K, Py_ssize_t M, doubl
 
 
 cdef inline void _bn_stats_block(const floating* x, Py_ssize_t n0, Py_ssize_t n1,
-                                 Py_ssize_t C, Py_ssize_t M, double* s1, double* s2) noexcept nogil:
-    """The per-channel sums of the images ``n0 <= n < n1`` into ``s1[c]``, ``s2[c]`` (zeroed
-    here), image by image in memory order."""
+                                 Py_ssize_t C, Py_ssize_t M, Py_ssize_t c0, Py_ssize_t c1,
+                                 double* s1, double* s2) noexcept nogil:
+    """The sums of the channels ``c0 <= c < c1`` over the images ``n0 <= n < n1`` into
+    ``s1[c]``, ``s2[c]`` (zeroed here), image by image in memory order."""
     cdef Py_ssize_t n, c
-    for c in range(C):
+    for c in range(c0, c1):
         s1[c] = 0.0
         s2[c] = 0.0
     for n in range(n0, n1):
-        for c in range(C):
+        for c in range(c0, c1):
             _bn_stats_run(x + (n * C + c) * M, <double>x[c * M], M, &s1[c], &s2[c])
 
 
 cdef inline void _bn_output_block(const floating* x, const floating* mean,
                                   const floating* scale, const floating* beta, floating slope,
                                   floating* y, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t C,
-                                  Py_ssize_t M) noexcept nogil:
-    """``y = leaky_relu((x - mean) * scale + beta)`` for the images ``n0 <= n < n1``."""
+                                  Py_ssize_t M, Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
+    """``y = leaky_relu((x - mean) * scale + beta)`` for the images ``n0 <= n < n1``, channels
+    ``c0 <= c < c1``."""
     cdef Py_ssize_t n, c, k
     cdef const floating* xr
     cdef floating* yr
     cdef floating mc, sc, b
     for n in range(n0, n1):
-        for c in range(C):
+        for c in range(c0, c1):
             mc = mean[c]
             sc = scale[c]
             b = beta[c]
@@ -530,7 +532,9 @@ def batchnorm_forward(const floating[:, :, ::1] x, const floating[::1] gamma,
                       floating[:, :, ::1] y, floating[::1] mean, floating[::1] var,
                       floating[::1] inv_std, bint par):
     """Training-mode batch norm of ``x (N, C, M)`` over axes 0 and 2 and a leaky ReLU of
-    ``slope``; threads take blocks of images (see above)."""
+    ``slope``; threads take blocks of images (see above), or channels when the images make one
+    block (the plans' CNHW layout passes ``N = 1``: each channel one run of ``M`` values), with
+    the same sums in the same order either way."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], M = x.shape[2], c, blk
     cdef Py_ssize_t B = _bn_images_per_block(N, C, M)
     cdef Py_ssize_t nblk = (N + B - 1) // B
@@ -541,8 +545,13 @@ def batchnorm_forward(const floating[:, :, ::1] x, const floating[::1] gamma,
     cdef double[:, ::1] p2 = np.empty((nblk, C), np.float64)
     cdef floating[::1] scale = np.empty(C, np.float32 if floating is float else np.float64)
     cdef double s1, s2, m = <double>(N * M), e1, v
-    for blk in prange(nblk, nogil=True, schedule="static", num_threads=nt):
-        _bn_stats_block(xp, blk * B, min(N, blk * B + B), C, M, &p1[blk, 0], &p2[blk, 0])
+    if nblk == 1:
+        for c in prange(C, nogil=True, schedule="static", num_threads=nt):
+            _bn_stats_block(xp, 0, N, C, M, c, c + 1, &p1[0, 0], &p2[0, 0])
+    else:
+        for blk in prange(nblk, nogil=True, schedule="static", num_threads=nt):
+            _bn_stats_block(xp, blk * B, min(N, blk * B + B), C, M, 0, C, &p1[blk, 0],
+                            &p2[blk, 0])
     for c in range(C):
         s1 = 0.0
         s2 = 0.0
@@ -555,9 +564,13 @@ def batchnorm_forward(const floating[:, :, ::1] x, const floating[::1] gamma,
         var[c] = <floating>(v if v > 0 else 0.0)
         inv_std[c] = <floating>(1.0 / <floating>sqrt(var[c] + eps))
         scale[c] = gamma[c] * inv_std[c]
-    for blk in prange(nblk, nogil=True, schedule="static", num_threads=nt):
-        _bn_output_block(xp, &mean[0], &scale[0], &beta[0], slope, yp, blk * B,
-                         min(N, blk * B + B), C, M)
+    if nblk == 1:
+        for c in prange(C, nogil=True, schedule="static", num_threads=nt):
+            _bn_output_block(xp, &mean[0], &scale[0], &beta[0], slope, yp, 0, N, C, M, c, c + 1)
+    else:
+        for blk in prange(nblk, nogil=True, schedule="static", num_threads=nt):
+            _bn_output_block(xp, &mean[0], &scale[0], &beta[0], slope, yp, blk * B,
+                             min(N, blk * B + B), C, M, 0, C)
 
 
 cdef inline void _bn_grad_sums_run(const floating* dy, const floating* y, floating slope,
@@ -598,16 +611,16 @@ cdef inline void _bn_grad_sums_run(const floating* dy, const floating* y, floati
 cdef inline void _bn_grad_sums_block(const floating* dy, const floating* y, floating slope,
                                      const floating* x, const floating* mean,
                                      const floating* inv_std, Py_ssize_t n0, Py_ssize_t n1,
-                                     Py_ssize_t C, Py_ssize_t M, double* sb,
-                                     double* sg) noexcept nogil:
-    """The per-channel ``sum g`` and ``sum g * xhat`` of the images ``n0 <= n < n1`` into
-    ``sb[c]``, ``sg[c]`` (zeroed here), image by image in memory order."""
+                                     Py_ssize_t C, Py_ssize_t M, Py_ssize_t c0, Py_ssize_t c1,
+                                     double* sb, double* sg) noexcept nogil:
+    """The ``sum g`` and ``sum g * xhat`` of the channels ``c0 <= c < c1`` over the images
+    ``n0 <= n < n1`` into ``sb[c]``, ``sg[c]`` (zeroed here), image by image in memory order."""
     cdef Py_ssize_t n, c, off
-    for c in range(C):
+    for c in range(c0, c1):
         sb[c] = 0.0
         sg[c] = 0.0
     for n in range(n0, n1):
-        for c in range(C):
+        for c in range(c0, c1):
             off = (n * C + c) * M
             _bn_grad_sums_run(dy + off, y + off, slope, x + off, mean[c], inv_std[c], M,
                               &sb[c], &sg[c])
@@ -617,12 +630,14 @@ cdef inline void _bn_dx_block(const floating* dy, const floating* y, floating sl
                               const floating* x, const floating* mean, const floating* inv_std,
                               const floating* scale, const floating* dgamma,
                               const floating* dbeta, floating mf, floating* dx, Py_ssize_t n0,
-                              Py_ssize_t n1, Py_ssize_t C, Py_ssize_t M) noexcept nogil:
-    """``dx = scale * (mf g - dbeta - xhat dgamma)`` for the images ``n0 <= n < n1``."""
+                              Py_ssize_t n1, Py_ssize_t C, Py_ssize_t M, Py_ssize_t c0,
+                              Py_ssize_t c1) noexcept nogil:
+    """``dx = scale * (mf g - dbeta - xhat dgamma)`` for the images ``n0 <= n < n1``, channels
+    ``c0 <= c < c1``."""
     cdef Py_ssize_t n, c, k, off
     cdef floating mc, ic, g, xhat, db, dg, sc
     for n in range(n0, n1):
-        for c in range(C):
+        for c in range(c0, c1):
             mc = mean[c]
             ic = inv_std[c]
             db = dbeta[c]
@@ -641,7 +656,8 @@ def batchnorm_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] y
                        const floating[::1] gamma, floating mf, floating[:, :, ::1] dx,
                        floating[::1] dgamma, floating[::1] dbeta, bint par):
     """Backward of :func:`batchnorm_forward` (``mf = N*M`` in the array dtype; the activation's
-    mask is read from its output ``y``); threads take blocks of images."""
+    mask is read from its output ``y``); threads take blocks of images, or channels when the
+    images make one block (as :func:`batchnorm_forward`)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], M = x.shape[2], c, blk
     cdef Py_ssize_t B = _bn_images_per_block(N, C, M)
     cdef Py_ssize_t nblk = (N + B - 1) // B
@@ -654,9 +670,14 @@ def batchnorm_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] y
     cdef double[:, ::1] pg = np.empty((nblk, C), np.float64)
     cdef floating[::1] scale = np.empty(C, np.float32 if floating is float else np.float64)
     cdef double tb, tg
-    for blk in prange(nblk, nogil=True, schedule="static", num_threads=nt):
-        _bn_grad_sums_block(dyp, yp, slope, xp, &mean[0], &inv_std[0], blk * B,
-                            min(N, blk * B + B), C, M, &pb[blk, 0], &pg[blk, 0])
+    if nblk == 1:
+        for c in prange(C, nogil=True, schedule="static", num_threads=nt):
+            _bn_grad_sums_block(dyp, yp, slope, xp, &mean[0], &inv_std[0], 0, N, C, M, c, c + 1,
+                                &pb[0, 0], &pg[0, 0])
+    else:
+        for blk in prange(nblk, nogil=True, schedule="static", num_threads=nt):
+            _bn_grad_sums_block(dyp, yp, slope, xp, &mean[0], &inv_std[0], blk * B,
+                                min(N, blk * B + B), C, M, 0, C, &pb[blk, 0], &pg[blk, 0])
     for c in range(C):
         tb = 0.0
         tg = 0.0
@@ -666,9 +687,14 @@ def batchnorm_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] y
         dbeta[c] = <floating>tb
         dgamma[c] = <floating>tg
         scale[c] = gamma[c] * inv_std[c] / mf
-    for blk in prange(nblk, nogil=True, schedule="static", num_threads=nt):
-        _bn_dx_block(dyp, yp, slope, xp, &mean[0], &inv_std[0], &scale[0], &dgamma[0],
-                     &dbeta[0], mf, dxp, blk * B, min(N, blk * B + B), C, M)
+    if nblk == 1:
+        for c in prange(C, nogil=True, schedule="static", num_threads=nt):
+            _bn_dx_block(dyp, yp, slope, xp, &mean[0], &inv_std[0], &scale[0], &dgamma[0],
+                         &dbeta[0], mf, dxp, 0, N, C, M, c, c + 1)
+    else:
+        for blk in prange(nblk, nogil=True, schedule="static", num_threads=nt):
+            _bn_dx_block(dyp, yp, slope, xp, &mean[0], &inv_std[0], &scale[0], &dgamma[0],
+                         &dbeta[0], mf, dxp, blk * B, min(N, blk * B + B), C, M, 0, C)
 
 
 # ---------------------------------------------------------------------------- loss

@@ -50,6 +50,26 @@ def _activation_slope(layer: Module | None) -> float | None:
     return None
 
 
+def layouts(steps: list[S.Step]) -> list[str]:
+    """The order of the images (:data:`~nanogan.fast.steps.NCHW` or ``CNHW``) each step takes and
+    gives: its own, or for an elementwise step the one it is handed (the plan's input is
+    NCHW)."""
+    out, cur = [], S.NCHW
+    for step in steps:
+        cur = step.layout or cur
+        out.append(cur)
+    return out
+
+
+def relayout(x: Any, have: str, want: str) -> Any:
+    """``x`` (an image batch, or anything else: returned as it is) from the order ``have`` into
+    ``want``: to CNHW as a transposed view (the steps read their input through views, or make it
+    contiguous where they need to), to NCHW as a contiguous copy (none for one channel)."""
+    if have == want or x is None or getattr(x, "ndim", 0) != 4:
+        return x
+    return S.nchw(x) if want == S.CNHW else xp.ascontiguousarray(S.nchw(x))
+
+
 def plan_steps(layers: list[Module]) -> list[S.Step]:
     """The steps that run ``layers`` in order, each fusable producer merged with the activation
     after it."""
@@ -101,6 +121,8 @@ class Plan(Module):
         self._children = model._children  # the same layers: same params, grads, keys
         self.dtype = None
         self.steps = plan_steps(model.layers)
+        #: the order of the images each step takes and gives (see :func:`layouts`)
+        self.layouts = layouts(self.steps)
         #: whether :meth:`forward_pair` runs two batches as one (see :func:`samplewise`)
         self.stacks = samplewise(model)
 
@@ -108,12 +130,15 @@ class Plan(Module):
         return "Plan(\n" + "\n".join(f"  {s!r}" for s in self.steps) + "\n)"
 
     def forward(self, x: np.ndarray, train: bool = True) -> tuple[np.ndarray, list[Any]]:
-        """Run each step; the cache is the list of the steps' caches."""
+        """Run each step, the images turned into the order it takes where it differs from the
+        last one's; the cache is the list of the steps' caches. Takes and gives NCHW."""
         caches: list[Any] = []
-        for step in self.steps:
+        have = S.NCHW
+        for step, want in zip(self.steps, self.layouts):
+            x, have = relayout(x, have, want), want
             x, c = step.forward(x, train)
             caches.append(c)
-        return x, caches
+        return relayout(x, have, S.NCHW), caches
 
     def forward_pair(self, a: np.ndarray, b: np.ndarray, train: bool = True
                      ) -> tuple[np.ndarray, np.ndarray, Any]:
@@ -179,7 +204,9 @@ class Plan(Module):
             return None
         first = 0 if input_grad or not param_grads else next(
             (i for i, s in enumerate(steps) if s.has_params), len(steps))
+        have = S.NCHW
         for i in range(len(steps) - 1, first - 1, -1):
+            dy, have = relayout(dy, have, self.layouts[i]), self.layouts[i]
             dy = steps[i].backward(dy, cache[i], param_grads=param_grads,
                                    input_grad=input_grad or i > first, accumulate=accumulate)
-        return dy if input_grad else None
+        return relayout(dy, have, S.NCHW) if input_grad else None

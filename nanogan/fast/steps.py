@@ -22,9 +22,27 @@ import numpy as np
 from .._kernels import matmul, ops
 from .._kernels._threads import _env_int
 from ..backend import asarray, xp
-from ..layers import BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2d, Dense, Module
+from ..layers import BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2d, Dense, Module, Sigmoid, Tanh
 from ..layers.base import _fmt_shape, accepts_input_grad
 from ..layers.conv import _check_grad
+
+#: The layout of the images between the plan's convolution and batch-norm steps: channels first,
+#: ``(C, N, H, W)``. A convolution's product ``W2 @ cols`` gives its output in that order, one
+#: tile of images as a block of columns, and a transposed convolution's input ``x2 (Cin, N*H*W)``
+#: is the array itself; in the NCHW order of the layers each of them is a transposed copy (see
+#: :class:`~nanogan.fast.plan.Plan`, which converts where a step of another layout follows).
+CNHW = "cnhw"
+NCHW = "nchw"
+
+
+def nchw(x: np.ndarray) -> np.ndarray:
+    """The ``(N, C, H, W)`` view of a CNHW image (and back: the transposition is its own
+    inverse); any other rank as it is (a layer's own check then names the error)."""
+    return x.transpose(1, 0, 2, 3) if x.ndim == 4 else x
+
+
+#: Layers that act on each value alone, deterministically: they run on images in any order.
+ELEMENTWISE = (Tanh, Sigmoid)
 
 
 def _has_params(layer: Module) -> bool:
@@ -102,6 +120,9 @@ class Step:
     """One or two consecutive layers of a ``Sequential`` run as a unit."""
 
     size = 1  # how many of the network's layers the step runs
+    #: The order of the images (4-D arrays) it takes and gives: ``NCHW`` (the layers' own),
+    #: ``CNHW`` (see :data:`CNHW`), or None for an elementwise step, which runs in either.
+    layout: str | None = NCHW
 
     def __init__(self, layer: Module) -> None:
         self.layer = layer
@@ -124,6 +145,8 @@ class LayerStep(Step):
     def __init__(self, layer: Module) -> None:
         super().__init__(layer)
         self.takes_input_grad = accepts_input_grad(layer)
+        if type(layer) in ELEMENTWISE:
+            self.layout = None
 
     def forward(self, x: np.ndarray, train: bool) -> tuple[np.ndarray, Any]:
         return self.layer.forward(x, train)
@@ -154,6 +177,8 @@ class _Fusing(Step):
 
 class ActivationStep(Step):
     """``LeakyReLU``/``ReLU`` by the compiled kernel ops."""
+
+    layout = None
 
     def forward(self, x: np.ndarray, train: bool) -> tuple[np.ndarray, np.ndarray]:
         x = self.layer._check_input(x, tuple(range(1, 33)), "(N, *)")
@@ -226,101 +251,126 @@ def _tile_images(per_image: int, n: int) -> int:
 
 def _whole_window(conv: Conv2d, x_shape: tuple[int, ...]) -> bool:
     """True when one unpadded window covers each whole image (an output of size 1 x 1): then
-    ``im2col(x)`` is ``x.reshape(N, C*H*W)^T``, a view, and ``col2im`` a reshape."""
+    ``im2col(x)`` is ``x.reshape(N, C*H*W)^T`` and ``col2im`` a reshape."""
     return tuple(x_shape[2:]) == tuple(conv.kernel_size) and tuple(conv.padding) == (0, 0)
 
 
 class ConvStep(_Fusing):
-    """``Conv2d`` (+ ``LeakyReLU`` when it has a bias), with the whole-window shortcut."""
+    """``Conv2d`` (+ ``LeakyReLU`` when it has a bias) on CNHW images: ``y2 = W2 @ im2col(x)``,
+    tile by tile of the batch, each tile's product written into its columns of ``y``."""
 
     layer: Conv2d
+    layout = CNHW
 
     def forward(self, x: np.ndarray, train: bool) -> tuple[np.ndarray, tuple]:
         c = self.layer
-        x = c._checked_input(x)
+        xn = c._checked_input(nchw(x))                           # (N, C, H, W) view
         (kh, kw), (sh, sw), (ph, pw) = c.kernel_size, c.stride, c.padding
-        N, O, OH, OW = c.output_shape(x.shape)
+        N, O, OH, OW = c.output_shape(xn.shape)
+        L = OH * OW
         W2 = c.weight.reshape(O, -1)
-        tile = _tile_images(W2.shape[1] * OH * OW, N)
-        if _whole_window(c, x.shape):
-            cols = x.reshape(N, -1).T                             # (C*kh*kw, N), a view
-            y = matmul(cols.T, W2.T).reshape(N, O, 1, 1)          # no transpose copy
-        elif tile < N:                                            # by tiles; no cols kept
-            cols = None
-            y = xp.empty((N, O, OH, OW), dtype=x.dtype)
-            for s in range(0, N, tile):
-                xt = x[s:s + tile]
-                ct = ops.im2col(xt, kh, kw, sh, sw, ph, pw)
-                y[s:s + len(xt)] = matmul(W2, ct).reshape(O, -1, OH, OW).transpose(1, 0, 2, 3)
+        cols = None
+        if _whole_window(c, xn.shape):
+            y = self._whole_forward(xn, W2)
         else:
-            cols = ops.im2col(x, kh, kw, sh, sw, ph, pw)          # (C*kh*kw, N*OH*OW)
-            y = xp.ascontiguousarray(matmul(W2, cols).reshape(O, N, OH, OW).transpose(1, 0, 2, 3))
+            y = xp.empty((O, N, OH, OW), dtype=xn.dtype)
+            y2 = y.reshape(O, N * L)
+            tile = _tile_images(W2.shape[1] * L, N)
+            for s in range(0, N, tile):  # by tiles of the batch; no column matrix kept
+                n = min(tile, N - s)
+                ct = ops.im2col(xn[s:s + n], kh, kw, sh, sw, ph, pw)  # (C*kh*kw, n*L)
+                matmul(W2, ct, out=y2[:, s * L:(s + n) * L])
+                if n == N:
+                    cols = ct  # one tile: the backward pass reuses its columns
         if self.slope is not None:
-            ops.bias_leaky_relu(y.reshape(N, O, -1), c.bias, self.slope)
-            return y, (cols, x, y)
+            ops.bias_leaky_relu(y.reshape(1, O, -1), c.bias, self.slope)
+            return y, (cols, xn, y)
         if c.bias is not None:
-            y += c.bias[None, :, None, None]
-        return y, (cols, x, None)
+            y += c.bias[:, None, None, None]
+        return y, (cols, xn, None)
+
+    @staticmethod
+    def _whole_forward(xn: np.ndarray, W2: np.ndarray) -> np.ndarray:
+        """``y[o, n] = sum_{c, p} W[o, c, p] x[n, c, p]`` (one window per image): one product
+        when ``x`` is stored NCHW (the plan's input), else one per channel, summed."""
+        N, C = xn.shape[:2]
+        O = W2.shape[0]
+        if xn.flags.c_contiguous:
+            y = matmul(W2, xn.reshape(N, -1).T)                  # (O, N)
+        else:
+            x3 = xp.ascontiguousarray(nchw(xn)).reshape(C, N, -1)
+            y = matmul(W2.reshape(O, C, -1).transpose(1, 0, 2),
+                       x3.transpose(0, 2, 1)).sum(axis=0)        # sum_c (O, p) @ (p, N)
+        return xp.ascontiguousarray(y).reshape(O, N, 1, 1)
 
     def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool,
                  input_grad: bool, accumulate: bool = True) -> np.ndarray | None:
         c = self.layer
-        cols, x, y = cache
-        x_shape = x.shape
-        out_shape = c.output_shape(x_shape)
-        dy = _check_grad(c, dy, out_shape)
-        N, O = out_shape[:2]
+        cols, xn, y = cache
+        out_shape = c.output_shape(xn.shape)
+        dy = nchw(_check_grad(c, nchw(dy), out_shape))           # back to (O, N, OH, OW)
+        N, O, OH, OW = out_shape
+        L = OH * OW
         if self.slope is None:
-            dz = dy
+            dz2 = dy.reshape(O, N * L)
             if param_grads and c.bias is not None:
-                put_grad(c, "bias", dy.sum(axis=(0, 2, 3)), accumulate)
+                put_grad(c, "bias", dz2.sum(axis=1), accumulate)
         else:
-            dz, db = ops.bias_leaky_relu_backward(dy.reshape(N, O, -1), y.reshape(N, O, -1),
+            dz, db = ops.bias_leaky_relu_backward(dy.reshape(1, O, N * L), y.reshape(1, O, -1),
                                                   self.slope)
+            dz2 = dz.reshape(O, N * L)
             if param_grads:
                 put_grad(c, "bias", db, accumulate)
-        (kh, kw), (sh, sw), (ph, pw) = c.kernel_size, c.stride, c.padding
         W2 = c.weight.reshape(O, -1)
-        if cols is None:  # the forward pass ran by tiles: so does this one
-            return self._backward_tiled(dz.reshape(out_shape), x, W2, param_grads, input_grad,
-                                        accumulate)
-        dy2 = dz.reshape(out_shape).transpose(1, 0, 2, 3).reshape(O, -1)  # (O, N*OH*OW)
-        if param_grads:
-            put_grad(c, "weight", matmul_nt(dy2, cols), accumulate)
-        if not input_grad:
-            return None
-        if _whole_window(c, x_shape):
-            return matmul(dy2.T, W2).reshape(x_shape)
-        return ops.col2im(matmul(W2.T, dy2), tuple(x_shape), kh, kw, sh, sw, ph, pw)
-
-    def _backward_tiled(self, dz: np.ndarray, x: np.ndarray, W2: np.ndarray, param_grads: bool,
-                        input_grad: bool, accumulate: bool) -> np.ndarray | None:
-        """The backward pass by the forward pass's tiles, each tile's columns recomputed:
-        ``dW += dy2_t cols_t^T``, ``dx_t = col2im(W2^T dy2_t)``."""
-        c = self.layer
+        if _whole_window(c, xn.shape):
+            return self._whole_backward(dz2, xn, W2, param_grads, input_grad, accumulate)
         (kh, kw), (sh, sw), (ph, pw) = c.kernel_size, c.stride, c.padding
-        N, O, OH, OW = dz.shape
-        tile = _tile_images(W2.shape[1] * OH * OW, N)
+        C, H, W = xn.shape[1:]
+        tile = N if cols is not None else _tile_images(W2.shape[1] * L, N)
         gW = _TileSum() if param_grads else None
-        dx = xp.empty(x.shape, dtype=x.dtype) if input_grad else None
-        for s in range(0, N, tile):
-            xt = x[s:s + tile]
-            dy2 = dz[s:s + tile].transpose(1, 0, 2, 3).reshape(O, -1)      # (O, n*OH*OW)
+        dx = xp.empty((C, N, H, W), dtype=xn.dtype) if input_grad else None
+        for s in range(0, N, tile):  # the forward pass's tiles, each tile's columns recomputed
+            n = min(tile, N - s)
+            dy2 = dz2[:, s * L:(s + n) * L]                      # (O, n*L), a view
             if gW is not None:
-                gW.add(matmul_nt(dy2, ops.im2col(xt, kh, kw, sh, sw, ph, pw)))
-            if dx is not None:
-                dx[s:s + len(xt)] = ops.col2im(matmul(W2.T, dy2), tuple(xt.shape), kh, kw,
-                                               sh, sw, ph, pw)
+                ct = cols if cols is not None else ops.im2col(xn[s:s + n], kh, kw, sh, sw, ph, pw)
+                gW.add(matmul_nt(dy2, ct))                       # dW += dy2 cols^T
+            if dx is not None:                                   # dx = col2im(W2^T dy2)
+                ops.col2im(matmul(W2.T, dy2), (n, C, H, W), kh, kw, sh, sw, ph, pw,
+                           out=nchw(dx)[s:s + n])
         if gW is not None:
             put_grad(c, "weight", gW.value(), accumulate)
         return dx
 
+    def _whole_backward(self, dz2: np.ndarray, xn: np.ndarray, W2: np.ndarray,
+                        param_grads: bool, input_grad: bool, accumulate: bool
+                        ) -> np.ndarray | None:
+        """The backward pass of :meth:`_whole_forward`: ``dW[o, c, p] = sum_n dy[o, n] x[n, c,
+        p]``, ``dx[n, c, p] = sum_o dy[o, n] W[o, c, p]``."""
+        c = self.layer
+        N, C = xn.shape[:2]
+        O = W2.shape[0]
+        if xn.flags.c_contiguous:                                # the plan's input, NCHW
+            if param_grads:
+                put_product(c, "weight", dz2, xn.reshape(N, -1), accumulate)
+            return nchw(matmul(dz2.T, W2).reshape(xn.shape)) if input_grad else None
+        x3 = xp.ascontiguousarray(nchw(xn)).reshape(C, N, -1)
+        W3 = W2.reshape(O, C, -1).transpose(1, 0, 2)            # (C, O, p)
+        if param_grads:  # per channel (O, N) @ (N, p)
+            put_grad(c, "weight", matmul(xp.broadcast_to(dz2, (C, *dz2.shape)), x3)
+                     .transpose(1, 0, 2), accumulate)
+        if not input_grad:
+            return None
+        return matmul(xp.broadcast_to(dz2.T, (C, N, O)), W3).reshape(nchw(xn).shape)  # CNHW
+
 
 class ConvTransposeStep(Step):
-    """``ConvTranspose2d`` with the 1 x 1-input shortcut: each input pixel scatters one whole
-    kernel, ``col2im`` is a transpose, and ``y = x2^T @ W2`` is already in NCHW order."""
+    """``ConvTranspose2d`` on CNHW images: ``y = col2im(W2^T @ x2)`` tile by tile, with ``x2
+    (Cin, N*H*W)`` the input array itself and ``col2im`` writing each tile into ``y``; the 1 x 1
+    input (each input pixel scatters one whole kernel) as one product."""
 
     layer: ConvTranspose2d
+    layout = CNHW
 
     def _single_pixel(self, x_shape: tuple[int, ...]) -> bool:
         t = self.layer
@@ -329,79 +379,57 @@ class ConvTransposeStep(Step):
 
     def forward(self, x: np.ndarray, train: bool) -> tuple[np.ndarray, tuple]:
         t = self.layer
-        x = t._checked_input(x)
-        out_shape = t.output_shape(x.shape)
+        xn = t._checked_input(nchw(x))
+        out_shape = t.output_shape(xn.shape)
         (kh, kw), (sh, sw), (ph, pw) = t.kernel_size, t.stride, t.padding
-        Cin = t.in_channels
+        N, Cin, H, W = xn.shape
+        Cout, OH, OW = out_shape[1:]
         W2 = t.weight.reshape(Cin, -1)
-        N, _, H, W = x.shape
-        tile = _tile_images(W2.shape[1] * H * W, N)
-        if self._single_pixel(x.shape):
-            x2 = x.transpose(1, 0, 2, 3).reshape(Cin, -1)         # (Cin, N*H*W)
-            y = matmul(x2.T, W2).reshape(out_shape)
-        elif tile < N:                                            # by tiles; no x2 kept
-            x2 = None
-            y = xp.empty(out_shape, dtype=x.dtype)
-            for s in range(0, N, tile):
-                xt = x[s:s + tile]
-                x2t = xt.transpose(1, 0, 2, 3).reshape(Cin, -1)
-                y[s:s + len(xt)] = ops.col2im(matmul(W2.T, x2t), (len(xt), *out_shape[1:]),
-                                              kh, kw, sh, sw, ph, pw)
+        x2 = xp.ascontiguousarray(nchw(xn)).reshape(Cin, N * H * W)   # (Cin, N*H*W)
+        if self._single_pixel(xn.shape):
+            # y2 = x2^T @ W2 is (N, Cout*kh*kw), NCHW order: one product, one transposed copy
+            y = xp.ascontiguousarray(matmul(x2.T, W2).reshape(N, Cout, kh * kw)
+                                     .transpose(1, 0, 2)).reshape(Cout, N, OH, OW)
         else:
-            x2 = x.transpose(1, 0, 2, 3).reshape(Cin, -1)         # (Cin, N*H*W)
-            y = xp.ascontiguousarray(ops.col2im(matmul(W2.T, x2), out_shape, kh, kw, sh, sw,
-                                                ph, pw))
+            y = xp.empty((Cout, N, OH, OW), dtype=xn.dtype)
+            HW = H * W
+            tile = _tile_images(W2.shape[1] * HW, N)
+            for s in range(0, N, tile):  # by tiles of the batch; no column matrix kept
+                n = min(tile, N - s)
+                ops.col2im(matmul(W2.T, x2[:, s * HW:(s + n) * HW]), (n, Cout, OH, OW),
+                           kh, kw, sh, sw, ph, pw, out=nchw(y)[s:s + n])
         if t.bias is not None:
-            y += t.bias[None, :, None, None]
-        return y, (x2, x)
+            y += t.bias[:, None, None, None]
+        return y, (x2, xn.shape)
 
     def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool,
                  input_grad: bool, accumulate: bool = True) -> np.ndarray | None:
         t = self.layer
-        x2, x = cache
-        x_shape = x.shape
-        dy = _check_grad(t, dy, t.output_shape(x_shape))
+        x2, x_shape = cache
+        out_shape = t.output_shape(x_shape)
+        dyn = _check_grad(t, nchw(dy), out_shape)                # (N, Cout, OH, OW) view
         (kh, kw), (sh, sw), (ph, pw) = t.kernel_size, t.stride, t.padding
         N, Cin, H, W = x_shape
+        Cout = out_shape[1]
         W2 = t.weight.reshape(Cin, -1)
-        if x2 is None:  # the forward pass ran by tiles: so does this one
-            if param_grads and t.bias is not None:
-                put_grad(t, "bias", dy.sum(axis=(0, 2, 3)), accumulate)
-            return self._backward_tiled(dy, x, W2, param_grads, input_grad, accumulate)
-        single = self._single_pixel(x_shape)
-        dcols = dy.reshape(N, -1).T if single else ops.im2col(dy, kh, kw, sh, sw, ph, pw)
-        if param_grads:
-            if single:  # x2 (Cin, N) @ dy2 (N, Cout*kh*kw): already the gradient's layout
-                put_product(t, "weight", x2, dcols.T, accumulate)
-            else:
-                put_grad(t, "weight", matmul_nt(x2, dcols), accumulate)
-            if t.bias is not None:
-                put_grad(t, "bias", dy.sum(axis=(0, 2, 3)), accumulate)
-        if not input_grad:
-            return None
-        if single:
-            return matmul(dcols.T, W2.T).reshape(x_shape)         # (N, Cin) = dx2^T
-        dx2 = matmul(W2, dcols)                                   # (Cin, N*H*W)
-        return xp.ascontiguousarray(dx2.reshape(Cin, N, H, W).transpose(1, 0, 2, 3))
-
-    def _backward_tiled(self, dy: np.ndarray, x: np.ndarray, W2: np.ndarray, param_grads: bool,
-                        input_grad: bool, accumulate: bool) -> np.ndarray | None:
-        """The backward pass by the forward pass's tiles: ``dcols_t = im2col(dy_t)``,
-        ``dW += x2_t dcols_t^T``, ``dx_t = (W2 dcols_t)`` back in NCHW order."""
-        t = self.layer
-        (kh, kw), (sh, sw), (ph, pw) = t.kernel_size, t.stride, t.padding
-        N, Cin, H, W = x.shape
-        tile = _tile_images(W2.shape[1] * H * W, N)
+        if param_grads and t.bias is not None:
+            put_grad(t, "bias", nchw(dyn).reshape(Cout, -1).sum(axis=1), accumulate)
+        if self._single_pixel(x_shape):
+            dy2 = xp.ascontiguousarray(dyn).reshape(N, -1)        # (N, Cout*kh*kw)
+            if param_grads:  # x2 (Cin, N) @ dy2: already the gradient's layout
+                put_product(t, "weight", x2, dy2, accumulate)
+            return matmul(W2, dy2.T).reshape(Cin, N, 1, 1) if input_grad else None
+        HW = H * W
+        tile = _tile_images(W2.shape[1] * HW, N)
         gW = _TileSum() if param_grads else None
-        dx = xp.empty(x.shape, dtype=x.dtype) if input_grad else None
-        for s in range(0, N, tile):
-            xt = x[s:s + tile]
-            n = len(xt)
-            dcols = ops.im2col(dy[s:s + n], kh, kw, sh, sw, ph, pw)   # (Cout*kh*kw, n*H*W)
+        dx = xp.empty((Cin, N, H, W), dtype=dyn.dtype) if input_grad else None
+        for s in range(0, N, tile):  # the forward pass's tiles
+            n = min(tile, N - s)
+            dcols = ops.im2col(dyn[s:s + n], kh, kw, sh, sw, ph, pw)  # (Cout*kh*kw, n*H*W)
             if gW is not None:
-                gW.add(matmul_nt(xt.transpose(1, 0, 2, 3).reshape(Cin, -1), dcols))
+                gW.add(matmul_nt(x2[:, s * HW:(s + n) * HW], dcols))  # dW += x2 dcols^T
             if dx is not None:
-                dx[s:s + n] = matmul(W2, dcols).reshape(Cin, n, H, W).transpose(1, 0, 2, 3)
+                matmul(W2, dcols, out=dx.reshape(Cin, N * HW)[:, s * HW:(s + n) * HW])
         if gW is not None:
             put_grad(t, "weight", gW.value(), accumulate)
         return dx
@@ -410,19 +438,29 @@ class ConvTransposeStep(Step):
 class BatchNormActStep(_Fusing):
     """``BatchNorm`` + ``LeakyReLU``: in training, normalisation, affine map and activation are
     one kernel pass (``ops.batchnorm_leaky_relu``) that writes ``y`` once, and the backward
-    kernel recomputes the activation's gradient in both of its passes instead of storing it."""
+    kernel recomputes the activation's gradient in both of its passes instead of storing it.
+    ``BatchNorm2d`` runs on CNHW images, ``(C, N*H*W)``: each channel one contiguous run."""
 
     layer: BatchNorm1d | BatchNorm2d
 
+    def __init__(self, layer: Module, slope: float | None = None) -> None:
+        super().__init__(layer, slope)
+        self.layout = CNHW if isinstance(layer, BatchNorm2d) else NCHW
+
     def forward(self, x: np.ndarray, train: bool) -> tuple[np.ndarray, tuple]:
         bn = self.layer
-        if not train:
+        cnhw = self.layout == CNHW
+        x = bn._check_input(nchw(x) if cnhw else x, bn._ranks, bn._layout,
+                            {1: bn.num_features})                 # the layer's own order
+        shape = x.shape
+        if not train:  # the layer's pass, in its own order
             u, cache = bn.forward(x, train)
             y = ops.leaky_relu(u, self.slope)
-            return y, (cache, y)
-        x = bn._check_input(x, bn._ranks, bn._layout, {1: bn.num_features})
-        shape = x.shape
-        x3 = xp.ascontiguousarray(x.reshape(shape[0], shape[1], -1))
+            return (xp.ascontiguousarray(nchw(y)) if cnhw else y), (cache, y)
+        if cnhw:  # (1, C, N*H*W): the statistics of a channel are those of one run
+            x3 = xp.ascontiguousarray(nchw(x)).reshape(1, shape[1], -1)
+        else:
+            x3 = xp.ascontiguousarray(x.reshape(shape[0], shape[1], -1))
         n = x3.shape[0] * x3.shape[2]
         if n <= 1:
             raise ValueError(f"{bn!r}: argument 'x' expected more than 1 value per channel "
@@ -430,18 +468,22 @@ class BatchNormActStep(_Fusing):
         gamma, beta = bn._gamma_beta()
         y3, mean, var, inv_std = ops.batchnorm_leaky_relu(x3, gamma, beta, bn.eps, self.slope)
         bn._update_running(mean, var, n)
-        return y3.reshape(shape), ((True, x3, mean, inv_std, shape), y3)
+        y = y3.reshape(nchw(x).shape if cnhw else shape)
+        return y, ((True, x3, mean, inv_std, shape), y3)
 
     def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool,
                  input_grad: bool, accumulate: bool = True) -> np.ndarray | None:
         bn = self.layer
+        cnhw = self.layout == CNHW
         bn_cache, y = cache
         train, x3, mean, inv_std, shape = bn_cache
         if not train:
-            du = ops.leaky_relu_backward(asarray(dy, y.dtype), y, self.slope)
+            du = ops.leaky_relu_backward(asarray(nchw(dy) if cnhw else dy, y.dtype), y,
+                                         self.slope)
             if not accumulate and param_grads:
                 bn.zero_grad()
-            return bn.backward(du, bn_cache, param_grads=param_grads, input_grad=input_grad)
+            dx = bn.backward(du, bn_cache, param_grads=param_grads, input_grad=input_grad)
+            return nchw(dx) if cnhw and dx is not None else dx
         dy3 = xp.ascontiguousarray(asarray(dy, x3.dtype).reshape(x3.shape))
         gamma, _ = bn._gamma_beta()
         dx3, dgamma, dbeta = ops.batchnorm_leaky_relu_backward(
@@ -449,8 +491,10 @@ class BatchNormActStep(_Fusing):
         if param_grads and bn.affine:
             put_grad(bn, "weight", dgamma, accumulate)
             put_grad(bn, "bias", dbeta, accumulate)
-        return dx3.reshape(shape) if input_grad else None
+        if not input_grad:
+            return None
+        return dx3.reshape((shape[1], shape[0], *shape[2:]) if cnhw else shape)
 
 
-__all__ = ["ActivationStep", "BatchNormActStep", "ConvStep", "ConvTransposeStep", "DenseStep",
-           "LayerStep", "Step", "matmul_nt"]
+__all__ = ["CNHW", "NCHW", "ActivationStep", "BatchNormActStep", "ConvStep", "ConvTransposeStep",
+           "DenseStep", "LayerStep", "Step", "matmul_nt", "nchw"]
