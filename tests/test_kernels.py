@@ -542,6 +542,40 @@ def test_batchnorm_serial_and_parallel_paths_give_the_same_bits(name, n, c, m, d
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("name", COMPILED)
+@settings(max_examples=20, deadline=None)
+@given(n=st.sampled_from([1, 1, 2, 5]), c=st.integers(1, 6), m=st.integers(1, 700),
+       dtype=st.sampled_from(DTYPES), slope=st.sampled_from([0.0, 0.2]))
+def test_bias_leaky_relu_serial_and_parallel_paths_give_the_same_bits(name, n, c, m, dtype,
+                                                                      slope):
+    """The fused bias + activation and its backward (one image: the plans' CNHW layout, whose
+    channels go to the threads) give the same bits on one thread and on all, and match the
+    reference."""
+    k = kernels(name)
+    rng = np.random.default_rng(n * 1000 + c * 10 + m)
+    z = rng.standard_normal((n, c, m)).astype(dtype)
+    b, = rng.standard_normal((1, c)).astype(dtype)
+    dy = rng.standard_normal(z.shape).astype(dtype)
+    results = []
+    for parallel_min in (2**62, 0):
+        old = _common.PARALLEL_MIN
+        _common.PARALLEL_MIN = parallel_min
+        _threads._load[:] = [math.inf, True]  # the load check says: cores to spare
+        try:
+            y = k.bias_leaky_relu(z.copy(), b, slope)
+            results.append([y, *k.bias_leaky_relu_backward(dy, y, slope)])
+        finally:
+            _common.PARALLEL_MIN = old
+            _threads._load[:] = [-math.inf, True]
+    for a, b_ in zip(*results):
+        np.testing.assert_array_equal(a, b_)
+    y, du, db = results[0]
+    assert_matches(y, ref.bias_leaky_relu(z.copy(), b, slope))
+    rdu, rdb = ref.bias_leaky_relu_backward(dy, y, slope)
+    assert_matches(du, rdu)
+    assert_matches(db, rdb, scale=np.abs(dy).sum(axis=(0, 2)))
+
+
 PARALLEL_GEOMETRIES = [
     ((3, 5, 14, 14), (4, 4, 2, 2, 1, 1)),   # DCGAN-28's strided 4x4 convolution
     ((20, 3, 7, 7), (7, 7, 1, 1, 0, 0)),    # a 1x1 output: the block-of-images loops

@@ -226,7 +226,7 @@ class CompiledOps:
         du = np.empty(y.shape, dtype=y.dtype)
         db = np.empty(y.shape[1], dtype=y.dtype)
         self._k.bias_leaky_relu_backward(np.ascontiguousarray(dy), np.ascontiguousarray(y),
-                                         y.dtype.type(slope), du, db, False)
+                                         y.dtype.type(slope), du, db, _par(y.size))
         return du, db
 
     # ------------------------------------------------------------------------ batch norm

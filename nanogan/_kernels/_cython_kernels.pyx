@@ -392,12 +392,19 @@ def softplus(const floating[::1] x, floating[::1] out, bint par):
 # ---------------------------------------------------------------------------- fused bias + act
 def bias_leaky_relu(floating[:, :, ::1] z, const floating[::1] b, floating slope, bint par):
     """In place on ``z (N, C, M)``: ``z = leaky_relu(z + b[c], slope)``, one image per work
-    unit (for ``M = 1``, the Dense layout, the inner loop runs along the bias)."""
+    unit (for ``M = 1``, the Dense layout, the inner loop runs along the bias), or one channel
+    when there is one image (the plans' CNHW layout passes ``N = 1``)."""
     cdef Py_ssize_t N = z.shape[0], C = z.shape[1], M = z.shape[2], n, c, k
     cdef floating* zp = &z[0, 0, 0]
     cdef const floating* bp = &b[0]
     cdef floating* row
     cdef int nt = openmp.omp_get_max_threads() if par else 1
+    if N == 1 and M > 1:
+        for c in prange(C, nogil=True, schedule="static", num_threads=nt):
+            row = zp + c * M
+            for k in range(M):
+                row[k] = _lrelu1(row[k] + bp[c], slope)
+        return
     for n in prange(N, nogil=True, schedule="static", num_threads=nt):
         row = zp + n * C * M
         if M == 1:
@@ -409,11 +416,29 @@ def bias_leaky_relu(floating[:, :, ::1] z, const floating[::1] b, floating slope
                     row[c * M + k] = _lrelu1(row[c * M + k] + bp[c], slope)
 
 
+cdef inline floating _lrelu_grad_run(const floating* dy, const floating* y, floating slope,
+                                     floating* du, Py_ssize_t M) noexcept nogil:
+    """``du = dy * (1 if y > 0 else slope)`` over one run of ``M`` values; returns its sum, added
+    in the array dtype from left to right."""
+    cdef Py_ssize_t k
+    cdef floating g, total = 0
+    cdef floating fac[2]
+    fac[0] = slope
+    fac[1] = 1
+    for k in range(M):
+        g = dy[k] * fac[y[k] > 0]
+        du[k] = g
+        total += g
+    return total
+
+
 def bias_leaky_relu_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] y,
                              floating slope, floating[:, :, ::1] du, floating[::1] db, bint par):
     """``du = dy * (1 if y > 0 else slope)`` and ``db[c] = sum du[:, c, :]`` in one serial pass,
     summing in the array dtype in the order of NumPy's ``du.sum(axis=0)`` for Dense layers
-    (``M = 1``), so that a fused Dense + LeakyReLU gives the unfused layers' bias gradient."""
+    (``M = 1``), so that a fused Dense + LeakyReLU gives the unfused layers' bias gradient. With
+    one image (the plans' CNHW layout) channels go to threads (``par``): each channel's sum is
+    the same run in the same order."""
     cdef Py_ssize_t N = y.shape[0], C = y.shape[1], M = y.shape[2], n, c, k, i
     cdef floating g
     cdef floating fac[2]  # the activation's derivative, looked up without a branch
@@ -423,6 +448,11 @@ def bias_leaky_relu_backward(const floating[:, :, ::1] dy, const floating[:, :, 
     cdef floating* dbp = &db[0]
     fac[0] = slope
     fac[1] = 1
+    cdef int nt = openmp.omp_get_max_threads() if par else 1
+    if N == 1 and M > 1:
+        for c in prange(C, nogil=True, schedule="static", num_threads=nt):
+            dbp[c] = _lrelu_grad_run(dyp + c * M, yp + c * M, slope, dup + c * M, M)
+        return
     with nogil:
         for c in range(C):
             dbp[c] = 0

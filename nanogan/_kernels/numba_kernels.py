@@ -319,6 +319,13 @@ def _bias_leaky_relu_s(z, b, slope):
 @njit(parallel=True, **_JIT)
 def _bias_leaky_relu_p(z, b, slope):
     N, C, M = z.shape
+    if N == 1:  # the plans' CNHW layout: one image, channels to the threads
+        for c in prange(C):
+            bc = b[c]
+            for k in range(M):
+                u = z[0, c, k] + bc
+                z[0, c, k] = u if u > 0 else u * slope
+        return
     for n in prange(N):
         for c in range(C):
             bc = b[c]
@@ -340,6 +347,23 @@ def _bias_leaky_relu_backward(dy, y, slope, du, db):
                 g = g if y[n, c, k] > 0 else g * slope
                 du[n, c, k] = g
                 db[c] += g
+
+
+@njit(parallel=True, **_JIT)
+def _bias_leaky_relu_backward_p(dy, y, slope, du, db):
+    # With one image (the plans' CNHW layout) channels go to the threads, each channel's sum the
+    # same run in the same order as the serial loop's; otherwise the serial loop.
+    N, C, M = y.shape
+    if N != 1:
+        _bias_leaky_relu_backward(dy, y, slope, du, db)
+        return
+    for c in prange(C):
+        db[c] = 0
+        for k in range(M):
+            g = dy[0, c, k]
+            g = g if y[0, c, k] > 0 else g * slope
+            du[0, c, k] = g
+            db[c] += g
 
 
 # ---------------------------------------------------------------------------- batch norm
@@ -616,7 +640,7 @@ _LOW_LEVEL = types.SimpleNamespace(
     leaky_relu_backward=_pick(_leaky_relu_backward_s, _leaky_relu_backward_p),
     sigmoid=_pick(_sigmoid_s, _sigmoid_p), softplus=_pick(_softplus_s, _softplus_p),
     bias_leaky_relu=_pick(_bias_leaky_relu_s, _bias_leaky_relu_p),
-    bias_leaky_relu_backward=_pick(_bias_leaky_relu_backward, _bias_leaky_relu_backward),
+    bias_leaky_relu_backward=_pick(_bias_leaky_relu_backward, _bias_leaky_relu_backward_p),
     batchnorm_forward=_on_one_thread_unless(_batchnorm_forward),
     batchnorm_backward=_on_one_thread_unless(_batchnorm_backward),
     sgd_update=_pick(_sgd_s, _sgd_p), adam_update=_pick(_adam_s, _adam_p),

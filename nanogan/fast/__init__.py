@@ -6,9 +6,13 @@ lives here, beside them: :func:`compile` turns a :class:`~nanogan.layers.Sequent
 the same parameters (the plan shares the network's arrays, so ``params``, ``grads``,
 ``state_dict`` and the optimizers see one network), that
 
-* runs a Dense, a Conv2d with a bias or a BatchNorm followed by a ``LeakyReLU``/``ReLU`` as one
+* runs a Dense with a bias, a Conv2d or a BatchNorm followed by a ``LeakyReLU``/``ReLU`` as one
   step: the activation is applied in place in the producer's last pass over its output, and its
   gradient is taken in the same pass as the bias (or BatchNorm) sums (see :mod:`.steps`);
+* keeps the images between its convolution and batch-norm steps channels first, ``(C, N, H,
+  W)``, the order the products give and take (``y2 = W2 @ cols`` is ``(O, N*OH*OW)``), and
+  converts to the layers' NCHW only at its ends and around steps that need it
+  (:func:`.plan.layouts`);
 * sends matrix products through :func:`nanogan._kernels.matmul` (one BLAS thread for small ones);
 * takes the shortcuts of special shapes: a convolution whose window covers the whole image, a
   transposed convolution of a 1 x 1 input, the operand order BLAS prefers for weight gradients;

@@ -82,7 +82,7 @@ def plan_steps(layers: list[Module]) -> list[S.Step]:
         if kind is Dense:
             step: S.Step = S.DenseStep(layer, slope if layer.bias is not None else None)
         elif kind is Conv2d:
-            step = S.ConvStep(layer, slope if layer.bias is not None else None)
+            step = S.ConvStep(layer, slope)
         elif kind is ConvTranspose2d:
             step = S.ConvTransposeStep(layer)
         elif kind in (BatchNorm1d, BatchNorm2d) and slope is not None:

@@ -256,8 +256,10 @@ def _whole_window(conv: Conv2d, x_shape: tuple[int, ...]) -> bool:
 
 
 class ConvStep(_Fusing):
-    """``Conv2d`` (+ ``LeakyReLU`` when it has a bias) on CNHW images: ``y2 = W2 @ im2col(x)``,
-    tile by tile of the batch, each tile's product written into its columns of ``y``."""
+    """``Conv2d`` (+ ``LeakyReLU``) on CNHW images: ``y2 = W2 @ im2col(x)``, tile by tile of the
+    batch, each tile's product written into its columns of ``y``; bias and activation in one
+    pass over ``y`` (a zero bias where the layer has none: ``z + 0`` is ``z``, but for the sign
+    of a zero, which the activation and its gradient do not see)."""
 
     layer: Conv2d
     layout = CNHW
@@ -283,7 +285,8 @@ class ConvStep(_Fusing):
                 if n == N:
                     cols = ct  # one tile: the backward pass reuses its columns
         if self.slope is not None:
-            ops.bias_leaky_relu(y.reshape(1, O, -1), c.bias, self.slope)
+            b = c.bias if c.bias is not None else xp.zeros(O, dtype=y.dtype)
+            ops.bias_leaky_relu(y.reshape(1, O, -1), b, self.slope)
             return y, (cols, xn, y)
         if c.bias is not None:
             y += c.bias[:, None, None, None]
@@ -319,7 +322,7 @@ class ConvStep(_Fusing):
             dz, db = ops.bias_leaky_relu_backward(dy.reshape(1, O, N * L), y.reshape(1, O, -1),
                                                   self.slope)
             dz2 = dz.reshape(O, N * L)
-            if param_grads:
+            if param_grads and c.bias is not None:
                 put_grad(c, "bias", db, accumulate)
         W2 = c.weight.reshape(O, -1)
         if _whole_window(c, xn.shape):
