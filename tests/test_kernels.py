@@ -650,6 +650,20 @@ def test_outer_products_equal_numpy_matmul(m, n, dtype, layout, with_out, scale)
         assert got is out
 
 
+@pytest.mark.parametrize(("sa", "sb"), [((3, 5, 1), (3, 1, 4)), ((5, 1), (3, 1, 4)),
+                                       ((2, 1, 5, 1), (3, 1, 4)), ((3, 5, 1), (1, 4))])
+def test_batched_outer_products_equal_numpy_matmul(sa, sb):
+    """Stacks of k = 1 products, broadcast over the leading axes as np.matmul does (a
+    whole-window convolution's input gradient per channel), give np.matmul's values."""
+    rng = np.random.default_rng(11)
+    a, b = rng.standard_normal(sa), rng.standard_normal(sb)
+    got = _kernels.matmul(a, b)
+    np.testing.assert_array_equal(got, np.matmul(a, b))
+    out = np.full(got.shape, np.nan)
+    assert _kernels.matmul(a, b, out=out) is out
+    np.testing.assert_array_equal(out, np.matmul(a, b))
+
+
 # ---------------------------------------------------------------------------- split products
 def operand(rng, rows: int, cols: int, dtype, layout: str) -> np.ndarray:
     """A ``(rows, cols)`` operand stored by rows, by columns, or as a slice of a wider array
