@@ -230,6 +230,19 @@ def test_strict_backend_switches_namespace_and_kernels(strict):
     backend.synchronize()  # a no-op off the GPU
 
 
+def test_device_matmul_into_a_column_slice(strict):
+    """The device sets' matmul writes a product into a column slice of a larger array (the
+    plans' convolution tiles) through a copy, the rest of the array untouched."""
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((4, 3)), rng.standard_normal((3, 5))
+    big = backend.asarray(np.full((4, 9), np.nan))
+    view = big[:, 2:7]
+    assert _kernels.matmul(backend.asarray(a), backend.asarray(b), out=view) is view
+    host = backend.to_numpy(big)
+    np.testing.assert_allclose(host[:, 2:7], a @ b, rtol=1e-12)
+    assert np.isnan(host[:, :2]).all() and np.isnan(host[:, 7:]).all()
+
+
 def test_back_to_numpy_restores_the_numpy_kernel_set():
     previous = backend.get_backend()
     try:

@@ -40,7 +40,12 @@ def rebind(namespace: Any, name: str) -> types.ModuleType:
             setattr(mod, key, value)
 
     def matmul(a: Any, b: Any, out: Any = None) -> Any:
-        """``a @ b`` on the backend (cuBLAS on CuPy)."""
+        """``a @ b`` on the backend (cuBLAS on CuPy); an ``out`` that is not C-contiguous (the
+        plans write a tile's product into its columns of a larger array) gets the product
+        copied in."""
+        if out is not None and not out.flags.c_contiguous:
+            out[...] = namespace.matmul(a, b)
+            return out
         return namespace.matmul(a, b, out=out)
 
     mod.matmul = matmul
