@@ -59,8 +59,10 @@ def extensions():
         "nanogan._kernels._cython_kernels",
         [pyx],
         include_dirs=[np.get_include()],
+        # -ffp-contract=off: no a*b + c fused into one rounding, so that a kernel rounds like
+        # the NumPy expression it replaces (the plans must land where the layers do)
         extra_compile_args=["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math",
-                            *native_flags()],
+                            "-ffp-contract=off", *native_flags()],
         extra_link_args=["-fopenmp"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )

@@ -159,8 +159,29 @@ def test_steps_fuse_what_they_should():
     kinds = [(type(s).__name__, s.size) for s in Plan(net).steps]
     assert kinds == [("DenseStep", 2), ("DenseStep", 1), ("ActivationStep", 1),
                      ("BatchNormActStep", 2), ("DenseStep", 1), ("ActivationStep", 1),
-                     ("LayerStep", 1), ("LayerStep", 1)]
+                     ("LayerStep", 1), ("TanhStep", 1)]
     assert compile(net).model is net and compile(Dense(2, 2)).__class__ is Dense
+
+
+def test_layouts_follow_the_steps():
+    """Convolution and 2-D batch-norm steps take CNHW images, elementwise steps the order they
+    are handed, everything else the layers' NCHW; the plan's input is NCHW."""
+    net = Sequential(Tanh(), Conv2d(1, 2, 3, rng=0), LeakyReLU(0.2), BatchNorm2d(2), ReLU(),
+                     Tanh(), ConvTranspose2d(2, 2, 3, rng=1), Flatten(), Sigmoid(),
+                     Reshape((2, 5, 5)), Conv2d(2, 1, 5, rng=2))
+    plan = Plan(net)
+    assert [type(s).__name__ for s in plan.steps] == [
+        "TanhStep", "ConvStep", "BatchNormActStep", "TanhStep", "ConvTransposeStep",
+        "LayerStep", "LayerStep", "LayerStep", "ConvStep"]
+    assert plan.layouts == ["nchw", "cnhw", "cnhw", "cnhw", "cnhw", "nchw", "nchw", "nchw",
+                            "cnhw"]
+    x = np.random.default_rng(0).standard_normal((3, 1, 5, 5))
+    run_both(lambda: Sequential(Tanh(), Conv2d(1, 2, 3, rng=0, dtype=np.float64), LeakyReLU(0.2),
+                                BatchNorm2d(2, dtype=np.float64), ReLU(), Tanh(),
+                                ConvTranspose2d(2, 2, 3, rng=1, dtype=np.float64), Flatten(),
+                                Sigmoid(), Reshape((2, 5, 5)),
+                                Conv2d(2, 1, 5, rng=2, dtype=np.float64)),
+             x, np.random.default_rng(1).standard_normal((3, 1, 1, 1)), np.float64)
 
 
 def test_plan_shares_the_network_arrays_and_keys():

@@ -248,6 +248,23 @@ def test_leaky_relu_and_backward(name, x, slope):
 @given(x=activation_input())
 @example(x=np.array(EXTREMES, np.float32))
 @example(x=np.array(EXTREMES, np.float64))
+def test_tanh_backward(name, x):
+    """``dy * (1 - y^2)`` to the bit of NumPy's expression (every operation in the array dtype,
+    no fused multiply-add), for outputs of tanh (saturated ones included) and, the formula being
+    defined for any ``y``, for arbitrary values up to the extremes."""
+    k = kernels(name)
+    dy = x[..., ::-1] * x.dtype.type(0.5) if x.ndim else x * x.dtype.type(0.5)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for y in (np.tanh(x), x):
+            got, want = k.tanh_backward(dy, y), ref.tanh_backward(dy, y)
+            assert got.dtype == want.dtype == x.dtype
+            np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("name", COMPILED)
+@given(x=activation_input())
+@example(x=np.array(EXTREMES, np.float32))
+@example(x=np.array(EXTREMES, np.float64))
 def test_sigmoid_and_softplus(name, x):
     k = kernels(name)
     assert_matches(k.sigmoid(x), ref.sigmoid(x))
@@ -277,6 +294,8 @@ def test_elementwise_parallel_sizes_and_layouts(name, dtype):
         dy = np.ones_like(arr) * dtype(3)
         assert_matches(k.leaky_relu(arr, 0.2), ref.leaky_relu(arr, 0.2))
         assert_matches(k.leaky_relu_backward(dy, arr, 0.2), ref.leaky_relu_backward(dy, arr, 0.2))
+        y = np.tanh(arr)
+        assert_matches(k.tanh_backward(dy, y), ref.tanh_backward(dy, y), scale=np.abs(dy))
         assert_matches(k.sigmoid(arr), ref.sigmoid(arr))
         assert_matches(k.softplus(arr), ref.softplus(arr))
 
@@ -290,6 +309,8 @@ def test_non_float_inputs_follow_the_reference(name):
     x32, x64 = np.linspace(-2, 2, 5, dtype=np.float32), np.linspace(-2, 2, 5)
     out = k.leaky_relu_backward(x64, x32, 0.1)
     assert out.dtype == ref.leaky_relu_backward(x64, x32, 0.1).dtype
+    np.testing.assert_array_equal(k.tanh_backward(x64, x32), ref.tanh_backward(x64, x32))
+    assert k.tanh_backward(x64, x32).dtype == np.float64
 
 
 # ---------------------------------------------------------------------------- batch norm

@@ -31,7 +31,7 @@ __all__ = [
 #: The op names every kernel set provides (the reference module defines the semantics).
 OP_NAMES: tuple[str, ...] = (
     "im2col", "col2im",
-    "leaky_relu", "leaky_relu_backward", "sigmoid", "softplus",
+    "leaky_relu", "leaky_relu_backward", "tanh_backward", "sigmoid", "softplus",
     "bias_leaky_relu", "bias_leaky_relu_backward",
     "batchnorm_forward", "batchnorm_backward",
     "batchnorm_leaky_relu", "batchnorm_leaky_relu_backward",

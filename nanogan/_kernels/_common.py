@@ -21,6 +21,7 @@ Low-level kernel table (what a compiled set must define, all outputs written in 
                                     cols -> image, every pixel written (x need not be zeroed)
     leaky_relu(x, out, slope, par)                          1-D
     leaky_relu_backward(dy, x, out, slope, par)             1-D
+    tanh_backward(dy, y, out, one, par)                     1-D (one: 1 in the array dtype)
     sigmoid(x, out, par), softplus(x, out, par)             1-D
     bias_leaky_relu(z, b, slope, par)                       z (N, C, M) in place
     bias_leaky_relu_backward(dy, y, slope, du, db, par)     db summed in float64
@@ -207,6 +208,15 @@ class CompiledOps:
         xf = np.ascontiguousarray(x).reshape(-1)
         self._k.leaky_relu_backward(dyf, xf, out, dy.dtype.type(slope), _par(xf.size))
         return out.reshape(x.shape)
+
+    def tanh_backward(self, dy: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Compiled :func:`nanogan._kernels.reference.tanh_backward`, any shape."""
+        if not _same_float(dy, y) or dy.shape != y.shape:
+            return reference.tanh_backward(dy, y)
+        dyf, out = _flat_out(dy)
+        yf = np.ascontiguousarray(y).reshape(-1)
+        self._k.tanh_backward(dyf, yf, out, y.dtype.type(1), _par(yf.size))
+        return out.reshape(y.shape)
 
     def sigmoid(self, x: np.ndarray) -> np.ndarray:
         """Compiled :func:`nanogan._kernels.reference.sigmoid`, any shape."""

@@ -365,6 +365,20 @@ def leaky_relu_backward(const floating[::1] dy, const floating[::1] x, floating[
                 out[i] = dy[i] * (<floating>1 if x[i] > 0 else slope)
 
 
+def tanh_backward(const floating[::1] dy, const floating[::1] y, floating[::1] out, floating one,
+                  bint par):
+    """``out = dy * (one - y * y)`` (``y = tanh(x)``, ``one`` = 1: every operation in the array
+    dtype, rounded as NumPy's three)."""
+    cdef Py_ssize_t i, n = y.shape[0]
+    if par:
+        for i in prange(n, nogil=True, schedule="static"):
+            out[i] = dy[i] * (one - y[i] * y[i])
+    else:
+        with nogil:
+            for i in range(n):
+                out[i] = dy[i] * (one - y[i] * y[i])
+
+
 def sigmoid(const floating[::1] x, floating[::1] out, bint par):
     """Stable logistic, computed in double."""
     cdef Py_ssize_t i, n = x.shape[0]

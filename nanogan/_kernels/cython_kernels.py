@@ -26,6 +26,7 @@ im2col = _OPS.im2col
 col2im = _OPS.col2im
 leaky_relu = _OPS.leaky_relu
 leaky_relu_backward = _OPS.leaky_relu_backward
+tanh_backward = _OPS.tanh_backward
 sigmoid = _OPS.sigmoid
 softplus = _OPS.softplus
 bias_leaky_relu = _OPS.bias_leaky_relu

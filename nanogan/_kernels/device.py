@@ -272,6 +272,7 @@ def compare_with_reference(mod: Any, dtype: Any = "float64", seed: int = 0
     for slope in (0.0, 0.2):
         run("leaky_relu", x, slope)
         run("leaky_relu_backward", dy, x, slope)
+    run("tanh_backward", dy, np.tanh(x))
     run("sigmoid", big)
     run("softplus", big)
     b = rand(6)

@@ -281,6 +281,18 @@ def _leaky_relu_backward_p(dy, x, out, slope):
 
 
 @njit(**_JIT)
+def _tanh_backward_s(dy, y, out, one):
+    for i in range(y.size):  # one: 1 in the array dtype (an integer 1 would widen to float64)
+        out[i] = dy[i] * (one - y[i] * y[i])
+
+
+@njit(parallel=True, **_JIT)
+def _tanh_backward_p(dy, y, out, one):
+    for i in prange(y.size):
+        out[i] = dy[i] * (one - y[i] * y[i])
+
+
+@njit(**_JIT)
 def _sigmoid_s(x, out):
     for i in range(x.size):
         out[i] = _sigmoid1(x[i])
@@ -638,6 +650,7 @@ _LOW_LEVEL = types.SimpleNamespace(
     im2col=_on_one_thread_unless(_im2col), col2im=_on_one_thread_unless(_col2im),
     leaky_relu=_pick(_leaky_relu_s, _leaky_relu_p),
     leaky_relu_backward=_pick(_leaky_relu_backward_s, _leaky_relu_backward_p),
+    tanh_backward=_pick(_tanh_backward_s, _tanh_backward_p),
     sigmoid=_pick(_sigmoid_s, _sigmoid_p), softplus=_pick(_softplus_s, _softplus_p),
     bias_leaky_relu=_pick(_bias_leaky_relu_s, _bias_leaky_relu_p),
     bias_leaky_relu_backward=_pick(_bias_leaky_relu_backward, _bias_leaky_relu_backward_p),
@@ -655,6 +668,7 @@ im2col = _OPS.im2col
 col2im = _OPS.col2im
 leaky_relu = _OPS.leaky_relu
 leaky_relu_backward = _OPS.leaky_relu_backward
+tanh_backward = _OPS.tanh_backward
 sigmoid = _OPS.sigmoid
 softplus = _OPS.softplus
 bias_leaky_relu = _OPS.bias_leaky_relu

@@ -100,6 +100,11 @@ def leaky_relu_backward(dy: np.ndarray, x: np.ndarray, slope: float) -> np.ndarr
     return np.where(x > 0, dy, dy * dy.dtype.type(slope))
 
 
+def tanh_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``dx = dy * (1 - y^2)``, the gradient of ``y = tanh(x)`` from its output."""
+    return dy * (1 - y * y)
+
+
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """Stable logistic ``1 / (1 + exp(-x))``: never exponentiates a positive number."""
     e = np.exp(-np.abs(x))

@@ -89,6 +89,8 @@ def plan_steps(layers: list[Module]) -> list[S.Step]:
             step = S.BatchNormActStep(layer, slope)
         elif kind in (LeakyReLU, ReLU):
             step = S.ActivationStep(layer)
+        elif kind is Tanh:
+            step = S.TanhStep(layer)
         elif isinstance(layer, Sequential):
             step = S.LayerStep(Plan(layer))
         else:

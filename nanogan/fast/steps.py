@@ -23,7 +23,7 @@ from .._kernels import matmul, ops
 from .._kernels._threads import _env_int
 from ..backend import asarray, xp
 from ..layers import BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2d, Dense, Module, Sigmoid, Tanh
-from ..layers.base import _fmt_shape, accepts_input_grad
+from ..layers.base import _fmt_shape, accepts_input_grad, check_dy
 from ..layers.conv import _check_grad
 
 #: The layout of the images between the plan's convolution and batch-norm steps: channels first,
@@ -188,6 +188,21 @@ class ActivationStep(Step):
                  input_grad: bool, accumulate: bool = True) -> np.ndarray | None:
         return ops.leaky_relu_backward(dy, cache, self.layer.negative_slope) if input_grad \
             else None
+
+
+class TanhStep(Step):
+    """``Tanh``: its backward pass ``dy * (1 - y^2)`` as one kernel pass (the layer's NumPy
+    expression takes three, and two temporaries)."""
+
+    layout = None
+
+    def forward(self, x: np.ndarray, train: bool) -> tuple[np.ndarray, np.ndarray]:
+        return self.layer.forward(x, train)
+
+    def backward(self, dy: np.ndarray, cache: np.ndarray, *, param_grads: bool,
+                 input_grad: bool, accumulate: bool = True) -> np.ndarray | None:
+        y = cache
+        return ops.tanh_backward(check_dy(self.layer, dy, y.shape), y) if input_grad else None
 
 
 class DenseStep(_Fusing):
@@ -500,4 +515,4 @@ class BatchNormActStep(_Fusing):
 
 
 __all__ = ["CNHW", "NCHW", "ActivationStep", "BatchNormActStep", "ConvStep", "ConvTransposeStep",
-           "DenseStep", "LayerStep", "Step", "matmul_nt", "nchw"]
+           "DenseStep", "LayerStep", "Step", "TanhStep", "matmul_nt", "nchw"]
