@@ -685,6 +685,12 @@ def test_batched_outer_products_equal_numpy_matmul(sa, sb):
     np.testing.assert_array_equal(out, np.matmul(a, b))
 
 
+def test_a_k_1_operand_against_a_mismatched_one_is_an_error():
+    """``(m, 1) @ (m, n)`` is np.matmul's shape error, not a broadcast multiply."""
+    with pytest.raises(ValueError):
+        _kernels.matmul(np.ones((4, 1)), np.ones((4, 3)))
+
+
 # ---------------------------------------------------------------------------- split products
 def operand(rng, rows: int, cols: int, dtype, layout: str) -> np.ndarray:
     """A ``(rows, cols)`` operand stored by rows, by columns, or as a slice of a wider array

@@ -178,7 +178,8 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     ((512, 1) @ (1, 256): 0.05 against 0.16 ms, one core; (128, 256, 1) @ (128, 1, 49): 0.9
     against 2.1 ms).
     """
-    if a.shape[-1] == 1 and min(a.ndim, b.ndim) >= 2 and a.dtype == b.dtype:
+    if (a.shape[-1] == 1 and min(a.ndim, b.ndim) >= 2 and b.shape[-2] == 1
+            and a.dtype == b.dtype):
         return np.multiply(a, b, out=out)
     if _adaptive[0] and _BLAS is not None:
         flops = 2 * a.size * b.shape[-1]  # 2 m n k (times the batch size of a)
