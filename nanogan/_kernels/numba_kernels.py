@@ -397,6 +397,51 @@ def _images_per_block(N, C, M):
     return min(max(N, 1), max(1, (65536 + per - 1) // per))
 
 
+@njit(inline="always")
+def _bn_stats_run(x, n, c, M):
+    """The sums of ``x[n, c, :] - K`` and of their squares (``K = x[0, c, 0]``), in float64."""
+    K = np.float64(x[0, c, 0])
+    s1 = 0.0
+    s2 = 0.0
+    for k in range(M):
+        d = np.float64(x[n, c, k]) - K
+        s1 += d
+        s2 += d * d
+    return s1, s2
+
+
+@njit(inline="always")
+def _bn_output_run(x, y, n, c, M, mc, sc, b, slope):
+    for k in range(M):
+        u = (x[n, c, k] - mc) * sc + b
+        y[n, c, k] = u if u > 0 else u * slope
+
+
+@njit(inline="always")
+def _bn_grad_sums_run(dy, y, slope, x, n, c, M, mc, ic):
+    """``sum g`` and ``sum g * xhat`` over ``[n, c, :]`` (``g = dy`` through the activation)."""
+    sb = 0.0
+    sg = 0.0
+    for k in range(M):
+        g = dy[n, c, k]
+        g = g if y[n, c, k] > 0 else g * slope
+        sb += g
+        sg += g * ((x[n, c, k] - mc) * ic)
+    return sb, sg
+
+
+@njit(inline="always")
+def _bn_dx_run(dy, y, slope, x, dx, n, c, M, mc, ic, db, dg, sc, mf):
+    for k in range(M):
+        g = dy[n, c, k]
+        g = g if y[n, c, k] > 0 else g * slope
+        xhat = (x[n, c, k] - mc) * ic
+        dx[n, c, k] = sc * (mf * g - db - xhat * dg)
+
+
+# When the images make one block (the plans' CNHW layout passes N = 1: each channel one run), the
+# channels go to the threads instead of the blocks: each channel's sums are the same runs added in
+# the same order.
 @njit(parallel=True, **_SUMS)
 def _batchnorm_forward(x, gamma, beta, eps, slope, y, mean, var, inv_std):
     N, C, M = x.shape
@@ -405,18 +450,19 @@ def _batchnorm_forward(x, gamma, beta, eps, slope, y, mean, var, inv_std):
     nblk = (N + B - 1) // B
     p1 = np.zeros((nblk, C))
     p2 = np.zeros((nblk, C))
-    for blk in prange(nblk):  # each block's sums, image by image in memory order
-        for n in range(blk * B, min(N, blk * B + B)):
-            for c in range(C):
-                K = np.float64(x[0, c, 0])
-                s1 = 0.0
-                s2 = 0.0
-                for k in range(M):
-                    d = np.float64(x[n, c, k]) - K
-                    s1 += d
-                    s2 += d * d
-                p1[blk, c] += s1
-                p2[blk, c] += s2
+    if nblk == 1:
+        for c in prange(C):
+            for n in range(N):
+                s1, s2 = _bn_stats_run(x, n, c, M)
+                p1[0, c] += s1
+                p2[0, c] += s2
+    else:
+        for blk in prange(nblk):  # each block's sums, image by image in memory order
+            for n in range(blk * B, min(N, blk * B + B)):
+                for c in range(C):
+                    s1, s2 = _bn_stats_run(x, n, c, M)
+                    p1[blk, c] += s1
+                    p2[blk, c] += s2
     scale = np.empty(C, dtype=x.dtype)
     for c in range(C):  # the blocks added in block order
         s1 = 0.0
@@ -429,15 +475,15 @@ def _batchnorm_forward(x, gamma, beta, eps, slope, y, mean, var, inv_std):
         var[c] = max(s2 / m - e1 * e1, 0.0)
         inv_std[c] = 1.0 / np.sqrt(var[c] + eps)
         scale[c] = gamma[c] * inv_std[c]  # mean, inv_std read back: the array dtype
-    for blk in prange(nblk):
-        for n in range(blk * B, min(N, blk * B + B)):
-            for c in range(C):
-                mc = mean[c]
-                sc = scale[c]
-                b = beta[c]
-                for k in range(M):
-                    u = (x[n, c, k] - mc) * sc + b
-                    y[n, c, k] = u if u > 0 else u * slope
+    if nblk == 1:
+        for c in prange(C):
+            for n in range(N):
+                _bn_output_run(x, y, n, c, M, mean[c], scale[c], beta[c], slope)
+    else:
+        for blk in prange(nblk):
+            for n in range(blk * B, min(N, blk * B + B)):
+                for c in range(C):
+                    _bn_output_run(x, y, n, c, M, mean[c], scale[c], beta[c], slope)
 
 
 @njit(parallel=True, **_SUMS)
@@ -447,20 +493,19 @@ def _batchnorm_backward(dy, y, slope, x, mean, inv_std, gamma, mf, dx, dgamma, d
     nblk = (N + B - 1) // B
     pb = np.zeros((nblk, C))
     pg = np.zeros((nblk, C))
-    for blk in prange(nblk):
-        for n in range(blk * B, min(N, blk * B + B)):
-            for c in range(C):
-                mc = mean[c]
-                ic = inv_std[c]
-                sb = 0.0
-                sg = 0.0
-                for k in range(M):
-                    g = dy[n, c, k]
-                    g = g if y[n, c, k] > 0 else g * slope
-                    sb += g
-                    sg += g * ((x[n, c, k] - mc) * ic)
-                pb[blk, c] += sb
-                pg[blk, c] += sg
+    if nblk == 1:
+        for c in prange(C):
+            for n in range(N):
+                sb, sg = _bn_grad_sums_run(dy, y, slope, x, n, c, M, mean[c], inv_std[c])
+                pb[0, c] += sb
+                pg[0, c] += sg
+    else:
+        for blk in prange(nblk):
+            for n in range(blk * B, min(N, blk * B + B)):
+                for c in range(C):
+                    sb, sg = _bn_grad_sums_run(dy, y, slope, x, n, c, M, mean[c], inv_std[c])
+                    pb[blk, c] += sb
+                    pg[blk, c] += sg
     scale = np.empty(C, dtype=x.dtype)
     for c in range(C):
         sb = 0.0
@@ -471,19 +516,17 @@ def _batchnorm_backward(dy, y, slope, x, mean, inv_std, gamma, mf, dx, dgamma, d
         dbeta[c] = sb
         dgamma[c] = sg
         scale[c] = gamma[c] * inv_std[c] / mf
-    for blk in prange(nblk):
-        for n in range(blk * B, min(N, blk * B + B)):
-            for c in range(C):
-                mc = mean[c]
-                ic = inv_std[c]
-                db = dbeta[c]
-                dg = dgamma[c]
-                sc = scale[c]
-                for k in range(M):
-                    g = dy[n, c, k]
-                    g = g if y[n, c, k] > 0 else g * slope
-                    xhat = (x[n, c, k] - mc) * ic
-                    dx[n, c, k] = sc * (mf * g - db - xhat * dg)
+    if nblk == 1:
+        for c in prange(C):
+            for n in range(N):
+                _bn_dx_run(dy, y, slope, x, dx, n, c, M, mean[c], inv_std[c], dbeta[c],
+                           dgamma[c], scale[c], mf)
+    else:
+        for blk in prange(nblk):
+            for n in range(blk * B, min(N, blk * B + B)):
+                for c in range(C):
+                    _bn_dx_run(dy, y, slope, x, dx, n, c, M, mean[c], inv_std[c], dbeta[c],
+                               dgamma[c], scale[c], mf)
 
 
 # ---------------------------------------------------------------------------- loss
