@@ -542,25 +542,32 @@ def test_batchnorm_serial_and_parallel_paths_give_the_same_bits(name, n, c, m, d
         x = np.concatenate([x, x + 1])
     gamma, beta = rng.standard_normal((2, c)).astype(dtype)
     dy = rng.standard_normal(x.shape).astype(dtype)
+
+    def run():
+        if slope is None:
+            fwd = k.batchnorm_forward(x, gamma, beta, 1e-5)
+            return [*fwd, *k.batchnorm_backward(dy, x, fwd[1], fwd[3], gamma)]
+        fwd = k.batchnorm_leaky_relu(x, gamma, beta, 1e-5, slope)
+        return [*fwd, *k.batchnorm_leaky_relu_backward(dy, fwd[0], x, fwd[1], fwd[3], gamma,
+                                                       slope)]
+
+    for a, b in zip(*serial_and_parallel(run)):
+        np.testing.assert_array_equal(a, b)
+
+
+def serial_and_parallel(run):
+    """``run()``'s results with every kernel on its serial path, then on its parallel one."""
     results = []
     for parallel_min in (2**62, 0):
         old = _common.PARALLEL_MIN
         _common.PARALLEL_MIN = parallel_min
         _threads._load[:] = [math.inf, True]  # the load check says: cores to spare
         try:
-            if slope is None:
-                fwd = k.batchnorm_forward(x, gamma, beta, 1e-5)
-                bwd = k.batchnorm_backward(dy, x, fwd[1], fwd[3], gamma)
-            else:
-                fwd = k.batchnorm_leaky_relu(x, gamma, beta, 1e-5, slope)
-                bwd = k.batchnorm_leaky_relu_backward(dy, fwd[0], x, fwd[1], fwd[3], gamma,
-                                                      slope)
+            results.append(run())
         finally:
             _common.PARALLEL_MIN = old
             _threads._load[:] = [-math.inf, True]
-        results.append([*fwd, *bwd])
-    for a, b in zip(*results):
-        np.testing.assert_array_equal(a, b)
+    return results
 
 
 @pytest.mark.parametrize("name", COMPILED)
@@ -577,17 +584,12 @@ def test_bias_leaky_relu_serial_and_parallel_paths_give_the_same_bits(name, n, c
     z = rng.standard_normal((n, c, m)).astype(dtype)
     b, = rng.standard_normal((1, c)).astype(dtype)
     dy = rng.standard_normal(z.shape).astype(dtype)
-    results = []
-    for parallel_min in (2**62, 0):
-        old = _common.PARALLEL_MIN
-        _common.PARALLEL_MIN = parallel_min
-        _threads._load[:] = [math.inf, True]  # the load check says: cores to spare
-        try:
-            y = k.bias_leaky_relu(z.copy(), b, slope)
-            results.append([y, *k.bias_leaky_relu_backward(dy, y, slope)])
-        finally:
-            _common.PARALLEL_MIN = old
-            _threads._load[:] = [-math.inf, True]
+
+    def run():
+        y = k.bias_leaky_relu(z.copy(), b, slope)
+        return [y, *k.bias_leaky_relu_backward(dy, y, slope)]
+
+    results = serial_and_parallel(run)
     for a, b_ in zip(*results):
         np.testing.assert_array_equal(a, b_)
     y, du, db = results[0]
