@@ -78,14 +78,14 @@ MUTATIONS: list[Mutation] = [
        "leaky or LeakyReLU")),
     M("leaky-relu-layer-slope", "LeakyReLU layer backward passes dy through for x < 0",
       "nanogan/layers/activations.py",
-      "return np.where(x > 0, d, d.dtype.type(self.negative_slope) * d)",
-      "return np.where(x > 0, d, d)", ("tests/test_activations.py",)),
+      "return xp.where(x > 0, d, d.dtype.type(self.negative_slope) * d)",
+      "return xp.where(x > 0, d, d)", ("tests/test_activations.py",)),
     M("dropout-no-rescale", "Dropout keeps values without the 1/(1-p) scale",
       "nanogan/layers/dropout.py", "mask *= x.dtype.type(1.0 / (1.0 - self.p))",
       "mask *= x.dtype.type(1.0)", ("tests/test_dropout.py",)),
     M("maxout-grad-first-piece", "Maxout sends the gradient to piece 0, not the winner",
-      "nanogan/layers/maxout.py", "np.put_along_axis(dz, arg, dy[:, :, None], axis=2)",
-      "np.put_along_axis(dz, 0 * arg, dy[:, :, None], axis=2)", ("tests/test_maxout.py",)),
+      "nanogan/layers/maxout.py", "xp.put_along_axis(dz, arg, dy[:, :, None], axis=2)",
+      "xp.put_along_axis(dz, 0 * arg, dy[:, :, None], axis=2)", ("tests/test_maxout.py",)),
     M("state-dict-key", "BatchNorm's running_var saved under another name",
       "nanogan/layers/batchnorm.py", 'self.add_buffer("running_var",',
       'self.add_buffer("running_variance",', ("tests/test_state_dict.py",)),
@@ -104,8 +104,8 @@ MUTATIONS: list[Mutation] = [
       "nanogan/layers/layernorm.py", "dx_dot = (r_dot / r) * dx + r * (",
       "dx_dot = 0 * dx + r * (", ("tests/test_double_backward.py",)),
     M("layernorm-unbiased-var", "LayerNorm normalises with the unbiased variance",
-      "nanogan/layers/layernorm.py", "r = 1.0 / np.sqrt(_mean(xc * xc) + ",
-      "r = 1.0 / np.sqrt((xc * xc).sum(axis=1, keepdims=True) / max(xc.shape[1] - 1, 1) + ",
+      "nanogan/layers/layernorm.py", "r = 1.0 / xp.sqrt(_mean(xc * xc) + ",
+      "r = 1.0 / xp.sqrt((xc * xc).sum(axis=1, keepdims=True) / max(xc.shape[1] - 1, 1) + ",
       ("tests/test_layernorm.py",)),
     M("gp-ignores-target", "the gradient penalty's derivative pulls the norms to 0, not target",
       "nanogan/penalties.py", "coef = weight * 2.0 * (n - target) / N",
@@ -130,6 +130,20 @@ MUTATIONS: list[Mutation] = [
     M("rmsprop-alpha-swapped", "reference RMSprop weighs the new g^2 by alpha",
       "nanogan/_kernels/reference.py", "    sq *= alpha\n    sq += (1 - alpha) * g * g\n",
       "    sq *= 1 - alpha\n    sq += alpha * g * g\n", ("tests/test_optim.py",)),
+    # ------------------------------------------------------------------ the fast path's layouts
+    M("cnhw-conv-dx-first-tile", "a tiled convolution writes every tile's input gradient into the "
+      "first tile", "nanogan/fast/steps.py", "out=nchw(dx)[s:s + n])", "out=nchw(dx)[:n])",
+      ("tests/test_fast.py", "-k", "tiles")),
+    M("plan-backward-keeps-order", "the plan's backward pass hands a step its gradient in the "
+      "previous step's order", "nanogan/fast/plan.py",
+      "dy, have = relayout(dy, have, self.layouts[i]), self.layouts[i]",
+      "have = self.layouts[i]", ("tests/test_fast.py", "-k", "conv or layouts")),
+    M("planes-strides-swapped", "im2col/col2im are told the image's plane strides the wrong way "
+      "round", "nanogan/_kernels/_common.py", "return _flat_span(x, span), s_n, s_c",
+      "return _flat_span(x, span), s_c, s_n", ("tests/test_kernels.py", "-k", "im2col or col2im")),
+    M("tanh-step-no-derivative", "the plan's Tanh passes dy through without 1 - y^2",
+      "nanogan/fast/steps.py", "return ops.tanh_backward(check_dy(self.layer, dy, y.shape), y)",
+      "return check_dy(self.layer, dy, y.shape)", ("tests/test_fast.py", "-k", "dense or mlps")),
     # ------------------------------------------------------------------ losses and Algorithm 1
     M("minimax-g-sign", "minimax generator loss with its sign flipped", "nanogan/losses.py",
       "        value, d_fake = ops.bce_with_logits(sf, 0.0)\n        return -value, -d_fake\n",
@@ -148,9 +162,10 @@ MUTATIONS: list[Mutation] = [
       ("tests/test_gan.py", "tests/test_train.py", "-k", "nan or NaN or finite")),
     M("g-never-updated", "the generator step never updates G (a stalled generator)",
       "nanogan/gan.py",
-      "        G.backward(d_x_fake, c_g, **_no_input_grad(G))  # no gradient for the noise\n"
-      "        self.g_opt.step()\n",
-      "        G.backward(d_x_fake, c_g, **_no_input_grad(G))  # no gradient for the noise\n",
+      "        G.backward(d_x_fake, c_g, **_no_input_grad(G), **fresh)"
+      "  # no gradient for the noise\n        self.g_opt.step()\n",
+      "        G.backward(d_x_fake, c_g, **_no_input_grad(G), **fresh)"
+      "  # no gradient for the noise\n",
       ("tests/test_mnist_learning.py",)),
     # ------------------------------------------------------------------ files
     M("checkpoint-not-atomic", "checkpoints written straight onto the target file",
