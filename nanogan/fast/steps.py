@@ -333,11 +333,13 @@ class ConvStep(_Fusing):
             dz2 = dy.reshape(O, N * L)
             if param_grads and c.bias is not None:
                 put_grad(c, "bias", dz2.sum(axis=1), accumulate)
+        elif c.bias is None:  # the activation alone: no bias sums to form
+            dz2 = ops.leaky_relu_backward(dy, y, self.slope).reshape(O, N * L)
         else:
             dz, db = ops.bias_leaky_relu_backward(dy.reshape(1, O, N * L), y.reshape(1, O, -1),
                                                   self.slope)
             dz2 = dz.reshape(O, N * L)
-            if param_grads and c.bias is not None:
+            if param_grads:
                 put_grad(c, "bias", db, accumulate)
         W2 = c.weight.reshape(O, -1)
         if _whole_window(c, xn.shape):
