@@ -61,11 +61,6 @@ def plan_of(seq):
     return entry[1]
 
 
-def steps(seq) -> list:
-    """The steps of the network's fused plan."""
-    return plan_of(seq).steps
-
-
 def step_name(step) -> str:
     return type(step.layer).__name__ + ("+act" if step.size == 2 else "")
 

@@ -221,12 +221,12 @@ def test_profile_op_times_clock_every_op_and_put_them_back():
 
 
 def test_profile_plans_are_not_taken_from_a_freed_network_with_the_same_id(monkeypatch):
-    """``profile_nanogan.steps`` caches plans by ``id``; a new network that gets the id of a freed
-    one (CPython reuses them) must get its own plan, not the old network's."""
+    """``profile_nanogan.plan_of`` caches plans by ``id``; a new network that gets the id of a
+    freed one (CPython reuses them) must get its own plan, not the old network's."""
     import nano_side
     import profile_nanogan
 
     old, new = nano_side.build_gan("mlp").D, nano_side.build_gan("dcgan").D
-    monkeypatch.setattr(profile_nanogan, "_PLANS", {id(new): (old, ["stale"])})
-    got = profile_nanogan.steps(new)
-    assert got != ["stale"] and got[0].layer is new.layers[0]
+    monkeypatch.setattr(profile_nanogan, "_PLANS", {id(new): (old, "stale")})
+    got = profile_nanogan.plan_of(new)
+    assert got != "stale" and got.model is new and got.steps[0].layer is new.layers[0]

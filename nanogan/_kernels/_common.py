@@ -33,9 +33,9 @@ Low-level kernel table (what a compiled set must define, all outputs written in 
     rmsprop_update(p, g, sq, lr, alpha, c, eps, weight_decay, par)
     gemm(fn, dbl, wide, ta, tb, M, N, K, a, lda, b, ldb, c, ldc, blocks)
                                                             C = op(A) op(B), by CBLAS, in blocks
+      or gemm_arrays(a, b, out, blocks) -> out or None      the same on the arrays, with the
+                                                            checks of CompiledOps.gemm (Cython)
     max_threads()                                           the threads a parallel loop uses
-    gemm_arrays(a, b, out, blocks) -> out or None           optional: gemm on the arrays, the
-                                                            checks of CompiledOps.gemm in C
 
 (``c1 = 1 - beta1``, ``c2 = 1 - beta2``, ``c = 1 - alpha`` and ``dampening`` enters SGD as
 ``1 - dampening``: the reference computes these in Python and rounds them to the array dtype.)

@@ -895,19 +895,13 @@ cdef void _gemm_block(size_t fn, bint dbl, bint wide, int ta, int tb, i64 m, i64
                         <const float*>b, <int>ldb, 0.0, <float*>c, <int>ldc)
 
 
-def gemm(size_t fn, bint dbl, bint wide, int ta, int tb, i64 M, i64 N, i64 K, size_t a, i64 lda,
-         size_t b, i64 ldb, size_t c, i64 ldc, int blocks):
+cdef void _gemm_blocks(size_t fn, bint dbl, bint wide, int ta, int tb, i64 M, i64 N, i64 K,
+                       size_t a, i64 lda, size_t b, i64 ldb, size_t c, i64 ldc,
+                       int blocks) noexcept nogil:
     """``C (M, N) = op(A) op(B)``, the rows of ``C`` (its columns when ``N > M``) cut into
     ``blocks`` blocks (each a multiple of 16 long, the last one shorter), one per thread;
     ``a``, ``b``, ``c`` are data addresses, ``ta``/``tb`` CBLAS's transpose flags (111 no, 112
     yes), ``lda``, ``ldb``, ``ldc`` leading dimensions."""
-    _gemm_blocks(fn, dbl, wide, ta, tb, M, N, K, a, lda, b, ldb, c, ldc, blocks)
-
-
-cdef void _gemm_blocks(size_t fn, bint dbl, bint wide, int ta, int tb, i64 M, i64 N, i64 K,
-                       size_t a, i64 lda, size_t b, i64 ldb, size_t c, i64 ldc,
-                       int blocks) noexcept nogil:
-    """The body of :func:`gemm`."""
     cdef int t, nt = blocks if blocks < openmp.omp_get_max_threads() else \
         openmp.omp_get_max_threads()
     cdef bint rows = M >= N
@@ -986,7 +980,8 @@ cdef inline bint _apart(cnp.ndarray x, cnp.ndarray y) noexcept:
 
 
 def gemm_arrays(object a, object b, object out, int blocks):
-    """:func:`gemm` on arrays: ``out (M, N) = a (M, K) @ b (K, N)`` in ``blocks`` blocks, for
+    """The blocked product (``_gemm_blocks``) on arrays: ``out (M, N) = a (M, K) @ b (K, N)`` in
+    ``blocks`` blocks, for
     float32 or float64 ``a``, ``b`` of one dtype whose layouts CBLAS reads (rows or columns of
     unit stride) and an ``out`` that is None (allocated here) or a writeable array of the
     result's shape and dtype stored by rows (C-contiguous, or a column slice of a wider array),
