@@ -6,10 +6,11 @@
                                       [--json out.json]
 
 Runs :func:`nanogan._kernels.device.compare_with_reference` (every op of
-``nanogan._kernels.OP_NAMES``: im2col/col2im on the DCGAN-28 geometries and odd ones, the
-activations, BatchNorm, the loss, the optimizer updates) for the backend's kernel set (the CUDA
-kernels on ``cupy``), prints the largest relative error per op, writes them as JSON, and exits
-with status 1 if one exceeds ``--tol`` (2 if the backend is not available).
+``nanogan._kernels.OP_NAMES``: im2col/col2im and the convolution products on the DCGAN-28
+geometries and odd ones, the activations, BatchNorm, the loss, the optimizer updates) for the
+backend's kernel set (the CUDA kernels on ``cupy``), prints the largest relative error per op,
+writes them as JSON, and exits with status 1 if one exceeds ``--tol`` (2 if the backend is not
+available).
 """
 
 from __future__ import annotations

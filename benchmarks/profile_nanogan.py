@@ -148,6 +148,11 @@ def iteration(clock: Clock, gan, x, rng) -> None:
     timed(clock, "G step: Adam", gan.g_opt.step)
 
 
+#: The ops listed with both operands' shapes: the products, and the kernel ops that run a
+#: convolution's products with its column matrix.
+PRODUCTS = ("matmul", "im2col_matmul", "matmul_col2im", "matmul_im2col_t")
+
+
 def op_times(gan, x, rng, iters: int) -> str:
     """Time every kernel op and every product of ``iters`` real iterations (``gan.step``), by op
     and by the shape of its first argument: calls and ms per iteration."""
@@ -162,7 +167,7 @@ def op_times(gan, x, rng, iters: int) -> str:
             t0 = time.perf_counter()
             out = fn(*args, **kwargs)
             key = (name, str(tuple(getattr(args[0], "shape", ()))),
-                   str(tuple(getattr(args[1], "shape", ()))) if name == "matmul" else "")
+                   str(tuple(getattr(args[1], "shape", ()))) if name in PRODUCTS else "")
             acc[key] += time.perf_counter() - t0
             calls[key] += 1
             return out

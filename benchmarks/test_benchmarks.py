@@ -64,6 +64,7 @@ def test_nanogan_flop_count_is_what_an_iteration_multiplies(arch, monkeypatch):
     _common.use_checkout()
     import nano_side
 
+    from nanogan._kernels import _threads
     from nanogan.fast import steps
 
     count = [0]
@@ -73,12 +74,25 @@ def test_nanogan_flop_count_is_what_an_iteration_multiplies(arch, monkeypatch):
         count[0] += 2 * a.shape[-2] * a.shape[-1] * b.shape[-1] * int(np.prod(a.shape[:-2]))
         return real(a, b, out)
 
+    def conv_product(op):  # the convolution products run inside kernel ops: 2 m k n each
+        fn = getattr(steps.ops, op)
+
+        def spy(a, *rest, **kw):
+            out = fn(a, *rest, **kw)
+            n = rest[0].shape[1] if op == "matmul_col2im" else out.shape[1]
+            count[0] += 2 * a.shape[0] * a.shape[1] * n
+            return out
+        return spy
+
     gan = nano_side.build_gan(arch)
     x = _common.real_batch(specs.X_SHAPE[arch], 3)
     gan.step(iter([x]), np.random.default_rng(0))  # the plans are built
     monkeypatch.setattr(steps, "matmul", counting)
-    for tile in (steps.CONV_TILE_ELEMENTS, 1):
-        monkeypatch.setattr(steps, "CONV_TILE_ELEMENTS", tile)
+    for op in ("im2col_matmul", "matmul_col2im", "matmul_im2col_t"):
+        monkeypatch.setattr(steps.ops, op, conv_product(op))
+    for tile in (_threads.CONV_THREAD_TILE_ELEMENTS, 1):
+        monkeypatch.setattr(_threads, "CONV_TILE_ELEMENTS", tile)
+        monkeypatch.setattr(_threads, "CONV_THREAD_TILE_ELEMENTS", tile)
         count[0] = 0
         gan.step(iter([x]), np.random.default_rng(0))
         assert count[0] == specs.iteration_flops(arch, 3, "nanogan"), tile
@@ -214,7 +228,8 @@ def test_profile_op_times_clock_every_op_and_put_them_back():
     gan = nano_side.build_gan("dcgan")
     text = profile_nanogan.op_times(gan, _common.real_batch(specs.X_SHAPE["dcgan"], 4),
                                     np.random.default_rng(0), 1)
-    assert "matmul (" in text and "im2col (" in text
+    assert "matmul (" in text and "im2col_matmul (" in text and "matmul_im2col_t (" in text
+    assert "matmul_col2im (" in text
     assert "batchnorm_leaky_relu (" in text
     assert all(getattr(ops, op) is fn for op, fn in before.items())
     assert fast_steps.matmul is matmul

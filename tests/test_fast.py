@@ -9,6 +9,8 @@ above that; most float64 results are bit-identical).
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -441,11 +443,13 @@ def test_d_step_runs_real_and_fake_as_one_batch(monkeypatch):
 # ---------------------------------------------------------------------------- convolution tiles
 @pytest.fixture
 def small_tiles(monkeypatch):
-    """Column matrices above a few elements run by tiles of the batch."""
-    from nanogan.fast import steps
+    """Column matrices above a few elements run by tiles of the batch (in every kernel set's
+    convolution products: the tile of the fused kernels and of the composition)."""
+    from nanogan._kernels import _threads
 
     def use(limit):
-        monkeypatch.setattr(steps, "CONV_TILE_ELEMENTS", limit)
+        monkeypatch.setattr(_threads, "CONV_TILE_ELEMENTS", limit)
+        monkeypatch.setattr(_threads, "CONV_THREAD_TILE_ELEMENTS", limit)
     return use
 
 
@@ -474,42 +478,69 @@ def test_conv_by_tiles_equals_plain(small_tiles, dtype, a, bias, k, s, p, hw, n,
     run_both(tconv, x, g.standard_normal(out).astype(dtype), dtype, True, *flags)
 
 
-def test_tiles_are_taken_and_keep_no_column_matrix(small_tiles, monkeypatch):
-    """With a small limit the convolutions run by several tiles and cache no column matrix (the
-    convolution None, the transposed one its input alone); with the default one a small batch
-    runs as one tile, and the convolution keeps its columns for the backward pass."""
+def test_conv_steps_keep_no_column_matrix(small_tiles, monkeypatch):
+    """The convolution steps cache their input (and the fused activation's output), never a
+    column matrix; their products go to the tiled kernel ops, which run by several tiles under a
+    small limit (counted on the composition path: the set's im2col and col2im per tile)."""
+    from nanogan._kernels import _common
     from nanogan.fast import steps
 
-    calls = {"im2col": 0, "col2im": 0}
+    x = np.random.default_rng(0).standard_normal((5, 2, 6, 6))
+    conv = Plan(Sequential(Conv2d(2, 3, 3, 1, 1, rng=0, dtype=np.float64), LeakyReLU(0.2)))
+    tconv = Plan(Sequential(ConvTranspose2d(2, 3, 4, 2, 1, rng=0, dtype=np.float64)))
+    assert isinstance(conv.steps[0], steps.ConvStep)
+    assert isinstance(tconv.steps[0], steps.ConvTransposeStep)
+    _, cache = conv.forward(x, True)
+    assert [a.size for a in cache[0]] == [x.size, 5 * 3 * 36]   # x, y
+    _, cache = tconv.forward(x, True)
+    assert cache[0][0].size == x.size                            # x2
 
-    def counting(op, real):
-        def spy(*a, **k):
+    calls = {"im2col": 0, "col2im": 0}
+    real = {op: getattr(_common.CompiledOps, op) for op in calls}
+
+    def counting(op):
+        def spy(self, *a, **k):
             calls[op] += 1
-            return real(*a, **k)
+            return real[op](self, *a, **k)
         return spy
 
     for op in calls:
-        monkeypatch.setattr(steps.ops, op, counting(op, getattr(steps.ops, op)))
-    x = np.random.default_rng(0).standard_normal((5, 2, 6, 6))
-    for limit, tiled in ((1 << 19, False), (50, True)):
-        small_tiles(limit)
-        conv = Plan(Sequential(Conv2d(2, 3, 3, 1, 1, rng=0, dtype=np.float64)))
-        tconv = Plan(Sequential(ConvTranspose2d(2, 3, 4, 2, 1, rng=0, dtype=np.float64)))
-        for plan, op in ((conv, "im2col"), (tconv, "col2im")):
-            assert isinstance(plan.steps[0], (steps.ConvStep, steps.ConvTransposeStep))
-            calls[op] = 0
-            _, cache = plan.forward(x, True)
-            assert (calls[op] > 1) == tiled
-            if plan is conv:
-                assert (cache[0][0] is None) == tiled
-            else:
-                assert cache[0][0].size == x.size
+        monkeypatch.setattr(_common.CompiledOps, op, counting(op))
+    compiled = [n for n in ("numba", "cython") if n in _kernels.available()]
+    for name in compiled:
+        ops = _kernels.load(name)
+        k = ops._OPS._k
+        bare = types.SimpleNamespace(**{n: getattr(k, n) for n in dir(k) if not n.startswith("_")
+                                        and n not in ("im2col_gemm", "gemm_col2im",
+                                                      "gemm_im2col_t")})
+        composed = _common.CompiledOps(bare)
+        W2 = np.ones((3, 18))
+        for limit, tiles in ((1 << 19, 1), (2 * 18 * 36, 3)):
+            small_tiles(limit)
+            calls.update(im2col=0, col2im=0)
+            composed.im2col_matmul(W2, x, 3, 3, 1, 1, 1, 1)
+            composed.matmul_im2col_t(np.ones((3, 5 * 36)), x, 3, 3, 1, 1, 1, 1)
+            composed.matmul_col2im(W2.T, np.ones((3, 5 * 36)), x.shape, 3, 3, 1, 1, 1, 1)
+            assert calls == {"im2col": 2 * tiles, "col2im": tiles}, (name, limit)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_whole_iterations_by_tiles_equal_plain(small_tiles, dtype):
-    """Algorithm 1 on the small DCGAN with every convolution run by tiles of 2 images."""
+@pytest.mark.parametrize("own", [False, True])
+def test_whole_iterations_by_tiles_equal_plain(small_tiles, monkeypatch, dtype, own):
+    """Algorithm 1 on the small DCGAN with every convolution run by tiles of 2 images, with the
+    products on BLAS's threads or (``own``) on the kernel set's (the Cython set's fused
+    convolution kernels, every kernel on its parallel path)."""
+    from nanogan._kernels import _common, _threads
+
     small_tiles(2 * 16 * 16)
+    _kernels.get_backend()
+    if own:
+        if not _threads._gemm[0]:
+            pytest.skip("no kernel set with CBLAS")
+        monkeypatch.setattr(_common, "PARALLEL_MIN", 0)
+        monkeypatch.setattr(_threads, "MAX_LOAD", float("inf"))
+        monkeypatch.setattr(_threads, "_adaptive", [False])
+        _threads.adaptive_blas(True)
     gans = []
     for fast in (True, False):
         G, D, zs, xs = small_pair("dcgan", dtype, 7)
@@ -521,6 +552,8 @@ def test_whole_iterations_by_tiles_equal_plain(small_tiles, dtype):
         for _ in range(3):
             gan.step(it, rng)
         gans.append(gan)
+    if own:
+        _threads.adaptive_blas(False)
     sd1, sd2 = gans[0].state_dict(), gans[1].state_dict()
     for key in sd2:
         close(sd1[key], sd2[key], dtype if sd2[key].dtype.kind == "f" else np.float64, key)
@@ -604,6 +637,14 @@ def test_conv_and_pair_backward_write_the_gradients(small_tiles, limit):
                                  run_g)
 
 
+def logged(fn, log: list):
+    """``fn``, appending its name to ``log`` at every call."""
+    def spy(*args):
+        log.append(fn.__name__)
+        return fn(*args)
+    return spy
+
+
 @pytest.mark.parametrize("name", [n for n in _kernels.available() if n != "reference"])
 @pytest.mark.parametrize("arch", ["mlp", "dcgan"])
 def test_whole_iterations_on_nanogan_threads_equal_blas_threads(name, arch, monkeypatch):
@@ -634,17 +675,26 @@ def test_whole_iterations_on_nanogan_threads_equal_blas_threads(name, arch, monk
             gan.step(it, rng)
         return gan.state_dict()
 
+    low = _kernels.load(name)._OPS._k  # the set's low-level table: its fused conv kernels
+    fused: list[str] = []
+    for op in ("im2col_gemm", "gemm_col2im", "gemm_im2col_t"):
+        if hasattr(low, op):
+            monkeypatch.setattr(low, op, logged(getattr(low, op), fused))
     try:
         _kernels.set_backend(name)
         gemm = _threads._gemm[0]
         _threads._gemm[0] = lambda a, b, out, par: (blocked.append(a.shape),
                                                     gemm(a, b, out, par))[1]
         on_ours = run(True)
+        n_ours = len(blocked) + len(fused)
         on_blas = run(False)
     finally:
         _threads.adaptive_blas(False)
         _kernels.set_backend(before)  # the set's own gemm back
-    assert len(blocked) > 10  # the products went to the blocked gemm
+    # the products went to the blocked gemm or, for convolutions, the set's fused kernels; with
+    # BLAS's threads, to neither
+    assert n_ours > 10 and len(blocked) + len(fused) == n_ours
+    assert (len(fused) > 0) == (arch == "dcgan" and hasattr(low, "im2col_gemm"))
     for key in on_blas:
         tol = 1e-10 if on_blas[key].dtype.kind == "f" else 0
         close_to(on_ours[key], on_blas[key], tol, key)

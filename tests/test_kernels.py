@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from nanogan import _kernels
@@ -209,6 +209,131 @@ def test_col2im_out_of_another_layout_or_shape(name):
     np.testing.assert_allclose(other, want.astype(np.float32), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="'out' expected shape"):
         k.col2im(c, shape, *geom, out=np.zeros((2, 3, 8, 7)))
+
+
+# ---------------------------------------------------------------------------- convolution products
+@pytest.fixture(params=["own threads", "blas threads"])
+def product_threads(request, monkeypatch):
+    """The two ways products run: on the kernel set's threads with BLAS on one (``configure()``'s
+    mode: the Cython set's fused convolution kernels run), or on BLAS's own threads (every set
+    composes im2col/col2im and ``np.matmul`` tile by tile)."""
+    own = request.param == "own threads"
+    _kernels.get_backend()  # the set chosen at import loaded: its gemm takes the products
+    if own and not (_threads._BLAS and _cblas.GEMM and _threads._gemm[0]):
+        pytest.skip("no OpenBLAS with CBLAS")
+    before = _threads._adaptive[0]
+    _threads.adaptive_blas(own)
+    yield own
+    _threads.adaptive_blas(before)
+
+
+def _conv_products(k, x, a_fwd, a_bwd, b, geom, out_fwd=None, out_bwd=None):
+    return (k.im2col_matmul(a_fwd, x, *geom, out=out_fwd),
+            k.matmul_col2im(a_bwd, b, x.shape, *geom, out=out_bwd),
+            k.matmul_im2col_t(b, x, *geom))
+
+
+@pytest.mark.parametrize("name", SETS)
+@settings(max_examples=40, deadline=None,  # the fixtures set constants, the same for every input
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(geometry=conv_geometry(), m=st.integers(1, 6), limit=st.sampled_from([1, 40, 300, 2**40]),
+       layout=st.sampled_from(["nchw", *PLANE_LAYOUTS]), par=st.booleans(), data=st.data())
+def test_conv_products_match_reference(product_threads, monkeypatch, name, geometry, m, limit,
+                                       layout, par, data):
+    """``im2col_matmul``, ``matmul_col2im`` and ``matmul_im2col_t`` equal the reference (the
+    whole column matrix, one product) for any geometry, tile size (one image per tile, a short
+    last tile, one tile), image layout (the plans' CNHW views, batch slices) and ``out`` (an
+    ``(M, N*L)`` array; image planes written in place, nothing around them touched)."""
+    monkeypatch.setattr(_threads, "CONV_TILE_ELEMENTS", limit)
+    monkeypatch.setattr(_threads, "CONV_THREAD_TILE_ELEMENTS", limit)
+    monkeypatch.setattr(_common, "PARALLEL_MIN", 0 if par else 2**62)  # all threads, or one
+    monkeypatch.setattr(_threads, "MAX_LOAD", math.inf)
+    k = kernels(name)
+    shape, geom = geometry
+    N, C, H, W = shape
+    kh, kw, sh, sw, ph, pw = geom
+    L = ref.conv_output_size(H, kh, sh, ph) * ref.conv_output_size(W, kw, sw, pw)
+    for dtype in DTYPES:
+        x = draw_array(data.draw, shape, dtype)
+        if layout != "nchw":
+            store = _storage(shape, layout, np.nan, dtype)
+            view = _in(store, layout, N)
+            view[...] = x
+        else:
+            view = x
+        a_fwd = draw_array(data.draw, (m, C * kh * kw), dtype)
+        a_bwd = draw_array(data.draw, (m, C * kh * kw), dtype).T    # W2^T: a transposed view
+        b = draw_array(data.draw, (m, N * L), dtype)
+        out_fwd = np.full((m, N * L), np.nan, dtype)
+        img = _storage(shape, "cnhw" if layout == "nchw" else layout, np.nan, dtype)
+        out_bwd = _in(img, "cnhw" if layout == "nchw" else layout, N)
+        got = _conv_products(k, view, a_fwd, a_bwd, b, geom, out_fwd, out_bwd)
+        assert got[0] is out_fwd and got[1] is out_bwd
+        cols = ref.im2col(x, *geom)
+        assert_matches(got[0], a_fwd @ cols, scale=np.abs(a_fwd) @ np.abs(cols))
+        assert_matches(got[1], ref.col2im(a_bwd @ b, shape, *geom),
+                       scale=ref.col2im(np.abs(a_bwd) @ np.abs(b), shape, *geom))
+        assert_matches(got[2], b @ cols.T, scale=np.abs(b) @ np.abs(cols).T)
+        inside = _storage(shape, "cnhw" if layout == "nchw" else layout, False, bool)
+        _in(inside, "cnhw" if layout == "nchw" else layout, N)[...] = True
+        assert np.isnan(img[~inside]).all()
+        # without out=, and again: the same bits (the per-thread sums go to fixed threads)
+        again = _conv_products(k, view, a_fwd, a_bwd, b, geom)
+        for g, h in zip(got, again):
+            np.testing.assert_array_equal(g, h)
+
+
+@pytest.mark.parametrize("name", SETS)
+@pytest.mark.parametrize(("shape", "geom"), [GEOMETRIES[0], GEOMETRIES[-2], GEOMETRIES[-1]])
+def test_conv_products_named_geometries(product_threads, monkeypatch, name, shape, geom):
+    """The DCGAN-28 layer shapes and planes too large for one block of images, at the default
+    tile sizes (several tiles per thread at batch 10); on the set's own threads the Cython set
+    runs its fused kernels."""
+    k = kernels(name)
+    fused = []
+    low = getattr(getattr(k, "_OPS", None), "_k", None)
+    for op in ("im2col_gemm", "gemm_col2im", "gemm_im2col_t"):
+        if hasattr(low, op):
+            real = getattr(low, op)
+            monkeypatch.setattr(low, op, lambda *a, _f=real: (fused.append(1), _f(*a))[1])
+    rng = np.random.default_rng(1)
+    for dtype in DTYPES:
+        x = rng.standard_normal(shape).astype(dtype)
+        K = shape[1] * geom[0] * geom[1]
+        cols = ref.im2col(x, *geom)
+        a = rng.standard_normal((7, K)).astype(dtype)
+        b = rng.standard_normal((7, cols.shape[1])).astype(dtype)
+        got = _conv_products(k, x, a, np.ascontiguousarray(a.T), b, geom)
+        assert_matches(got[0], a @ cols, scale=np.abs(a) @ np.abs(cols))
+        assert_matches(got[1], ref.col2im(a.T @ b, shape, *geom),
+                       scale=ref.col2im(np.abs(a.T) @ np.abs(b), shape, *geom))
+        assert_matches(got[2], b @ cols.T, scale=np.abs(b) @ np.abs(cols).T)
+    assert len(fused) == (6 if product_threads and hasattr(low, "im2col_gemm") else 0)
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_conv_products_refuse_mismatched_operands(name):
+    """An operand that does not fit the image and window is refused, naming the op, the argument
+    and both shapes; an ``out`` of another layout or dtype gets the result copied in."""
+    k = kernels(name)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 8, 8))
+    geom = (4, 4, 2, 2, 1, 1)                                  # K = 48, N*L = 32
+    with pytest.raises(ValueError, match=r"im2col_matmul: argument 'a' expected shape \(5, 48\)"):
+        k.im2col_matmul(np.zeros((5, 47)), x, *geom)
+    with pytest.raises(ValueError, match="im2col_matmul: argument 'out' expected shape"):
+        k.im2col_matmul(np.zeros((5, 48)), x, *geom, out=np.zeros((5, 31)))
+    with pytest.raises(ValueError, match=r"matmul_col2im: argument 'b' expected shape \(5, 32\)"):
+        k.matmul_col2im(np.zeros((48, 5)), np.zeros((5, 33)), x.shape, *geom)
+    with pytest.raises(ValueError, match="matmul_col2im: argument 'a' expected shape"):
+        k.matmul_col2im(np.zeros((47, 5)), np.zeros((5, 32)), x.shape, *geom)
+    with pytest.raises(ValueError, match=r"matmul_im2col_t: argument 'a' expected shape \(5, 32\)"):
+        k.matmul_im2col_t(np.zeros((5, 30)), x, *geom)
+    a = rng.standard_normal((5, 48))
+    stepped = np.full((5, 64), np.nan)[:, ::2]
+    assert k.im2col_matmul(a, x, *geom, out=stepped) is stepped
+    cols = ref.im2col(x, *geom)
+    assert_matches(stepped, a @ cols, scale=np.abs(a) @ np.abs(cols))
 
 
 # ---------------------------------------------------------------------------- activations

@@ -30,7 +30,7 @@ __all__ = [
 
 #: The op names every kernel set provides (the reference module defines the semantics).
 OP_NAMES: tuple[str, ...] = (
-    "im2col", "col2im",
+    "im2col", "col2im", "im2col_matmul", "matmul_col2im", "matmul_im2col_t",
     "leaky_relu", "leaky_relu_backward", "tanh_backward", "sigmoid", "softplus",
     "bias_leaky_relu", "bias_leaky_relu_backward",
     "batchnorm_forward", "batchnorm_backward",

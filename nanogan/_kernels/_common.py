@@ -19,6 +19,15 @@ Low-level kernel table (what a compiled set must define, all outputs written in 
                                     plane (n, c) is the H*W values of the 1-D x from n*sN + c*sC
     col2im(cols, x, N, C, H, W, sN, sC, kh, kw, sh, sw, ph, pw, par)
                                     cols -> image, every pixel written (x need not be zeroed)
+    optional, the convolution products fused by tiles of B images (else CompiledOps composes
+    them from im2col, col2im and gemm, tile by tile); each returns False where it does not
+    apply (the caller then composes):
+      im2col_gemm(a, x, out, N, C, H, W, sN, sC, kh, kw, sh, sw, ph, pw, B, par) -> bool
+                                    out (M, N*OH*OW) = a @ im2col(x)
+      gemm_col2im(a, b, x, N, C, H, W, sN, sC, kh, kw, sh, sw, ph, pw, B, par) -> bool
+                                    image planes of x = col2im(a @ b)
+      gemm_im2col_t(a, x, acc, N, C, H, W, sN, sC, kh, kw, sh, sw, ph, pw, B, swap, par) -> bool
+                                    acc[thread] += a_tile @ cols_tile^T (swap: transposed)
     leaky_relu(x, out, slope, par)                          1-D
     leaky_relu_backward(dy, x, out, slope, par)             1-D
     tanh_backward(dy, y, out, one, par)                     1-D (one: 1 in the array dtype)
@@ -190,6 +199,156 @@ class CompiledOps:
         self._k.col2im(np.ascontiguousarray(cols), planes[0], N, C, H, W, planes[1], planes[2],
                        kh, kw, sh, sw, ph, pw, _par(cols.size))
         return x
+
+    # ------------------------------------------------------------------------ convolution products
+    @staticmethod
+    def _conv_geometry(x_shape: tuple[int, ...], kh: int, kw: int, sh: int, sw: int, ph: int,
+                       pw: int) -> tuple[int, int, int, int, int, int] | None:
+        """``(N, C, H, W, L, K)`` (``L = OH*OW``, ``K = C*kh*kw``) when the compiled path applies,
+        None where the reference must run (odd geometry, empty arrays)."""
+        if len(x_shape) != 4 or min(kh, kw, sh, sw) < 1 or min(ph, pw) < 0:
+            return None
+        N, C, H, W = (int(v) for v in x_shape)
+        OH, OW = conv_output_size(H, kh, sh, ph), conv_output_size(W, kw, sw, pw)
+        if OH <= 0 or OW <= 0 or min(N, C, H, W) == 0:
+            return None
+        return N, C, H, W, OH * OW, C * kh * kw
+
+    def _fused(self, name: str) -> Any:
+        """The set's fused convolution kernel ``name``, if it has one and the products run on the
+        set's threads with BLAS on one thread (:func:`nanogan._kernels._threads.own_threads`):
+        each thread of a fused kernel makes single-threaded BLAS calls."""
+        fn = getattr(self._k, name, None)
+        if fn is None or not _threads.own_threads():
+            return None
+        _threads.blas_threads(1)
+        return fn
+
+    def _tile(self, per_image: int, N: int, fused: bool) -> int:
+        """Images per tile of the fused kernels (one tile per thread at a time) or of the
+        composition (im2col, then a product on all threads)."""
+        if fused:
+            return _threads.conv_tile_images(per_image, N, _threads.CONV_THREAD_TILE_ELEMENTS,
+                                             int(self._k.max_threads()))
+        return _threads.conv_tile_images(per_image, N, _threads.CONV_TILE_ELEMENTS)
+
+    def im2col_matmul(self, a: np.ndarray, x: np.ndarray, kh: int, kw: int, sh: int, sw: int,
+                      ph: int, pw: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Compiled :func:`nanogan._kernels.reference.im2col_matmul`: ``a @ im2col(x)`` by tiles
+        of the batch, each tile's product written into its columns of the result. With the set's
+        fused kernel (``im2col_gemm``) each thread unfolds and multiplies whole tiles; else each
+        tile is ``im2col`` then a product on all threads."""
+        kh, kw, sh, sw, ph, pw = int(kh), int(kw), int(sh), int(sw), int(ph), int(pw)
+        geo = (self._conv_geometry(x.shape, kh, kw, sh, sw, ph, pw)
+               if _same_float(a, x) and a.ndim == 2 else None)
+        if geo is None:
+            return reference.im2col_matmul(a, x, kh, kw, sh, sw, ph, pw, out)
+        N, C, H, W, L, K = geo
+        M = a.shape[0]
+        reference.expect_shape("im2col_matmul", "a", a, (M, K))
+        if out is not None:
+            reference.expect_shape("im2col_matmul", "out", out, (M, N * L))
+        y = out
+        if not (isinstance(out, np.ndarray) and out.dtype == x.dtype and out.flags.c_contiguous
+                and out.flags.writeable and not np.may_share_memory(out, a)
+                and not np.may_share_memory(out, x)):
+            y = np.empty((M, N * L), dtype=x.dtype)
+        fused = self._fused("im2col_gemm")
+        planes = _planes(x) or _planes(np.ascontiguousarray(x))
+        if not (fused and fused(a, planes[0], y, N, C, H, W, planes[1], planes[2], kh, kw, sh, sw,
+                                ph, pw, self._tile(K * L, N, True), _par(N * K * L))):
+            tile = self._tile(K * L, N, False)
+            for s in range(0, N, tile):
+                n = min(tile, N - s)
+                _threads.matmul(a, self.im2col(x[s:s + n], kh, kw, sh, sw, ph, pw),
+                                y[:, s * L:(s + n) * L])
+        if out is not None and y is not out:
+            out[...] = y
+            return out
+        return y
+
+    def matmul_col2im(self, a: np.ndarray, b: np.ndarray, x_shape: tuple[int, int, int, int],
+                      kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
+                      out: np.ndarray | None = None) -> np.ndarray:
+        """Compiled :func:`nanogan._kernels.reference.matmul_col2im`: ``col2im(a @ b)`` by tiles
+        of the batch (each tile's columns of ``b``, one product, folded into the tile's images;
+        with the set's fused kernel ``gemm_col2im``, whole tiles per thread). An ``out`` whose
+        planes the kernels can write (see :func:`_planes`) is written directly."""
+        kh, kw, sh, sw, ph, pw = int(kh), int(kw), int(sh), int(sw), int(ph), int(pw)
+        geo = (self._conv_geometry(tuple(x_shape), kh, kw, sh, sw, ph, pw)
+               if _same_float(a, b) and a.ndim == 2 and b.ndim == 2 else None)
+        if geo is None:
+            return reference.matmul_col2im(a, b, x_shape, kh, kw, sh, sw, ph, pw, out)
+        N, C, H, W, L, K = geo
+        M = a.shape[1]
+        reference.expect_shape("matmul_col2im", "a", a, (K, M))
+        reference.expect_shape("matmul_col2im", "b", b, (M, N * L))
+        if out is not None:
+            reference.expect_shape("matmul_col2im", "out", out, (N, C, H, W))
+        x = out
+        planes = None
+        if (isinstance(out, np.ndarray) and out.dtype == b.dtype and out.flags.writeable
+                and not np.may_share_memory(out, a) and not np.may_share_memory(out, b)):
+            planes = _planes(out)
+        if planes is None:
+            x = np.empty((N, C, H, W), dtype=b.dtype)
+            planes = _planes(x)
+        fused = self._fused("gemm_col2im")
+        if not (fused and fused(a, b, planes[0], N, C, H, W, planes[1], planes[2], kh, kw, sh,
+                                sw, ph, pw, self._tile(K * L, N, True), _par(N * K * L))):
+            tile = self._tile(K * L, N, False)
+            for s in range(0, N, tile):
+                n = min(tile, N - s)
+                self.col2im(_threads.matmul(a, b[:, s * L:(s + n) * L]), (n, C, H, W), kh, kw,
+                            sh, sw, ph, pw, out=x[s:s + n])
+        if out is not None and x is not out:
+            out[...] = x
+            return out
+        return x
+
+    def matmul_im2col_t(self, a: np.ndarray, x: np.ndarray, kh: int, kw: int, sh: int, sw: int,
+                        ph: int, pw: int) -> np.ndarray:
+        """Compiled :func:`nanogan._kernels.reference.matmul_im2col_t`: ``a @ im2col(x)^T``, the
+        sum of one product per tile of the batch. With the set's fused kernel
+        (``gemm_im2col_t``) each thread adds its tiles' products into its own accumulator and
+        the accumulators are summed in thread order (tile ``t`` goes to thread ``t %
+        threads``: the same sums on every run); else the tiles' products are summed in order.
+        When ``C*kh*kw`` exceeds ``M`` the products are formed transposed, ``im2col(x) @ a^T``
+        (BLAS runs them about a fifth faster with the operand of more rows first), and the
+        result is a transposed view."""
+        kh, kw, sh, sw, ph, pw = int(kh), int(kw), int(sh), int(sw), int(ph), int(pw)
+        geo = (self._conv_geometry(x.shape, kh, kw, sh, sw, ph, pw)
+               if _same_float(a, x) and a.ndim == 2 else None)
+        if geo is None:
+            return reference.matmul_im2col_t(a, x, kh, kw, sh, sw, ph, pw)
+        N, C, H, W, L, K = geo
+        M = a.shape[0]
+        reference.expect_shape("matmul_im2col_t", "a", a, (M, N * L))
+        swap = K > M
+        fused = self._fused("gemm_im2col_t")
+        if fused is not None:
+            par = _par(N * K * L)
+            acc = np.zeros((int(self._k.max_threads()) if par else 1,
+                            *((K, M) if swap else (M, K))), dtype=x.dtype)
+            planes = _planes(x) or _planes(np.ascontiguousarray(x))
+            if fused(a, planes[0], acc, N, C, H, W, planes[1], planes[2], kh, kw, sh, sw, ph,
+                     pw, self._tile(K * L, N, True), swap, par):
+                g = acc[0]
+                for part in acc[1:]:
+                    g += part
+                return g.T if swap else g
+        tile = self._tile(K * L, N, False)
+        g = None
+        for s in range(0, N, tile):
+            n = min(tile, N - s)
+            cols = self.im2col(x[s:s + n], kh, kw, sh, sw, ph, pw)
+            a_t = a[:, s * L:(s + n) * L]
+            p = _threads.matmul(cols, a_t.T) if swap else _threads.matmul(a_t, cols.T)
+            if g is None:
+                g = p
+            else:
+                g += p
+        return g.T if swap else g
 
     # ------------------------------------------------------------------------ activations
     def leaky_relu(self, x: np.ndarray, slope: float) -> np.ndarray:

@@ -6,7 +6,9 @@ Every function writes into preallocated, C-contiguous arrays of one floating dty
 type ``floating``: float32 or float64); :mod:`nanogan._kernels.cython_kernels` gives them the
 reference signatures. Loops run without the GIL; ``prange`` (OpenMP, ``OMP_NUM_THREADS``
 threads) splits im2col and col2im over (channel, block of images) units (images innermost
-when the output is tiny), batch norm over channels, and elementwise ops over big arrays;
+when the output is tiny), a convolution's products with its column matrix over tiles of images
+(each thread unfolds a tile and multiplies it by single-threaded BLAS), batch norm over
+channels, and elementwise ops over big arrays;
 every kernel takes a last argument ``par``: with ``par=False`` its loop runs on one thread (the
 caller decides by size, see :mod:`nanogan._kernels._threads`).
 Arithmetic is done in the array dtype wherever the reference does it (scalars arrive converted),
@@ -879,20 +881,22 @@ ctypedef void (*dgemm32_t)(int, int, int, int, int, int, double, const double*, 
 
 
 cdef void _gemm_block(size_t fn, bint dbl, bint wide, int ta, int tb, i64 m, i64 n, i64 k,
-                      size_t a, i64 lda, size_t b, i64 ldb, size_t c, i64 ldc) noexcept nogil:
-    """``C[m, n] = op(A)[m, k] op(B)[k, n]`` by the CBLAS function at address ``fn``."""
+                      size_t a, i64 lda, size_t b, i64 ldb, size_t c, i64 ldc,
+                      double beta=0.0) noexcept nogil:
+    """``C[m, n] = op(A)[m, k] op(B)[k, n] + beta C`` by the CBLAS function at address ``fn``
+    (``beta`` 0: ``C`` is only written; 1: the product is added)."""
     if dbl and wide:
         (<dgemm64_t>fn)(101, ta, tb, m, n, k, 1.0, <const double*>a, lda, <const double*>b, ldb,
-                        0.0, <double*>c, ldc)
+                        beta, <double*>c, ldc)
     elif dbl:
         (<dgemm32_t>fn)(101, ta, tb, <int>m, <int>n, <int>k, 1.0, <const double*>a, <int>lda,
-                        <const double*>b, <int>ldb, 0.0, <double*>c, <int>ldc)
+                        <const double*>b, <int>ldb, beta, <double*>c, <int>ldc)
     elif wide:
         (<sgemm64_t>fn)(101, ta, tb, m, n, k, 1.0, <const float*>a, lda, <const float*>b, ldb,
-                        0.0, <float*>c, ldc)
+                        <float>beta, <float*>c, ldc)
     else:
         (<sgemm32_t>fn)(101, ta, tb, <int>m, <int>n, <int>k, 1.0, <const float*>a, <int>lda,
-                        <const float*>b, <int>ldb, 0.0, <float*>c, <int>ldc)
+                        <const float*>b, <int>ldb, <float>beta, <float*>c, <int>ldc)
 
 
 cdef void _gemm_blocks(size_t fn, bint dbl, bint wide, int ta, int tb, i64 M, i64 N, i64 K,
@@ -1027,3 +1031,164 @@ def gemm_arrays(object a, object b, object out, int blocks):
                      <size_t>cnp.PyArray_DATA(A), lda, <size_t>cnp.PyArray_DATA(B), ldb,
                      <size_t>cnp.PyArray_DATA(C), ldc, blocks)
     return C
+
+
+# ---------------------------------------------------------------------------- convolution tiles
+# A convolution's three products with its column matrix, ``A @ im2col(x)``, ``col2im(A @ B)``
+# and ``A @ im2col(x)^T``, one tile of ``B`` images per work unit: a thread unfolds its tile into
+# its own column buffer (sized by the caller to stay in the core's L2 cache, about 1 MB), then runs
+# one single-threaded BLAS product on it. The columns never go to memory, and the threads meet
+# once per call instead of twice per tile (once in im2col, once in the product).
+cdef inline Py_ssize_t _scratch(Py_ssize_t B, Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh,
+                                Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
+                                Py_ssize_t pw) noexcept:
+    """Values of the planes path's scratch for ``B`` images (see ``_im2col_planes``)."""
+    cdef Py_ssize_t PH = (H + 2 * ph + sh - 1) // sh, OW = (W + 2 * pw - kw) // sw + 1
+    return B * kw * sh * PH * OW + W + 2 * pw + kw
+
+
+cdef inline bint _operand(object a, int typ, i64 rows, i64 cols, int* trans,
+                          i64* ld) noexcept:
+    """``a`` is a 2-D array of dtype ``typ`` and shape ``(rows, cols)`` whose layout CBLAS reads."""
+    if not cnp.PyArray_Check(a):
+        return False
+    cdef cnp.ndarray A = <cnp.ndarray>a
+    return (cnp.PyArray_NDIM(A) == 2 and cnp.PyArray_TYPE(A) == typ
+            and cnp.PyArray_DIM(A, 0) == rows and cnp.PyArray_DIM(A, 1) == cols
+            and _cblas_layout(A, trans, ld))
+
+
+def im2col_gemm(object a, const floating[::1] x, floating[:, ::1] out, Py_ssize_t N,
+                Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t sN, Py_ssize_t sC,
+                Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
+                Py_ssize_t pw, Py_ssize_t B, bint par):
+    """``out (M, N*OH*OW) = a (M, C*kh*kw) @ im2col(x)`` (image planes as in :func:`im2col`),
+    ``B`` images per tile, each tile's columns of ``out`` one product. False (nothing done)
+    when ``a`` is not an operand CBLAS reads, no CBLAS is known or ``OH*OW`` is below the planes
+    path's ``SMALL_L``."""
+    cdef Py_ssize_t OH = (H + 2 * ph - kh) // sh + 1, OW = (W + 2 * pw - kw) // sw + 1
+    cdef Py_ssize_t L = OH * OW, K = C * kh * kw, M = out.shape[0], PH, t, c, n0, n, tid
+    cdef int typ = cnp.NPY_FLOAT32 if floating is float else cnp.NPY_FLOAT64
+    cdef size_t fn = _SGEMM if floating is float else _DGEMM
+    cdef int ta
+    cdef i64 lda
+    cdef int nt = openmp.omp_get_max_threads() if par else 1
+    if fn == 0 or L < SMALL_L or not _operand(a, typ, M, K, &ta, &lda) or out.shape[1] != N * L:
+        return False
+    PH = (H + 2 * ph + sh - 1) // sh
+    cdef Py_ssize_t ncol = B * K * L, nbuf = ncol + _scratch(B, H, W, kh, kw, sh, sw, ph, pw)
+    cdef floating[:, ::1] bufs = np.zeros((nt, nbuf), np.float32 if floating is float
+                                          else np.float64)
+    cdef const floating* xp = &x[0]
+    cdef floating* op = &out[0, 0]
+    cdef floating* cols
+    cdef size_t ap = <size_t>cnp.PyArray_DATA(<cnp.ndarray>a)
+    for t in prange((N + B - 1) // B, nogil=True, schedule="static", chunksize=1,
+                    num_threads=nt):
+        tid = openmp.omp_get_thread_num()
+        cols = &bufs[tid, 0]
+        n0 = t * B
+        n = min(B, N - n0)
+        for c in range(C):
+            _im2col_planes(xp + n0 * sN, cols, cols + ncol, c, B, n, C, H, W, sN, sC, kh, kw,
+                           sh, sw, ph, pw, OH, OW, PH)
+        _gemm_block(fn, floating is double, _WIDE, ta, 111, M, n * L, K, ap, lda,
+                    <size_t>cols, n * L, <size_t>(op + n0 * L), N * L)
+    return True
+
+
+def gemm_col2im(object a, object b, floating[::1] x, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
+                Py_ssize_t W, Py_ssize_t sN, Py_ssize_t sC, Py_ssize_t kh, Py_ssize_t kw,
+                Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t B,
+                bint par):
+    """The image ``col2im(a (C*kh*kw, M) @ b (M, N*OH*OW))`` written into the planes of ``x``
+    (as in :func:`col2im`: every pixel written), ``B`` images per tile. False (nothing done)
+    when ``a`` or ``b`` is not an operand CBLAS reads, no CBLAS is known or ``OH*OW`` is below
+    ``SMALL_L``."""
+    cdef Py_ssize_t OH = (H + 2 * ph - kh) // sh + 1, OW = (W + 2 * pw - kw) // sw + 1
+    cdef Py_ssize_t L = OH * OW, K = C * kh * kw, M, PH, t, c, n0, n, tid
+    cdef int typ = cnp.NPY_FLOAT32 if floating is float else cnp.NPY_FLOAT64
+    cdef size_t fn = _SGEMM if floating is float else _DGEMM
+    cdef size_t size = sizeof(floating)
+    cdef int ta, tb
+    cdef i64 lda, ldb
+    cdef int nt = openmp.omp_get_max_threads() if par else 1
+    if fn == 0 or L < SMALL_L or not cnp.PyArray_Check(a) or cnp.PyArray_NDIM(<cnp.ndarray>a) != 2:
+        return False
+    M = cnp.PyArray_DIM(<cnp.ndarray>a, 1)
+    if not (_operand(a, typ, K, M, &ta, &lda) and _operand(b, typ, M, N * L, &tb, &ldb)
+            and tb == 111):
+        return False
+    PH = (H + 2 * ph + sh - 1) // sh
+    cdef Py_ssize_t ncol = B * K * L, nbuf = ncol + _scratch(B, H, W, kh, kw, sh, sw, ph, pw)
+    cdef floating[:, ::1] bufs = np.empty((nt, nbuf), np.float32 if floating is float
+                                          else np.float64)
+    cdef floating* xp = &x[0]
+    cdef floating* cols
+    cdef size_t ap = <size_t>cnp.PyArray_DATA(<cnp.ndarray>a)
+    cdef size_t bp = <size_t>cnp.PyArray_DATA(<cnp.ndarray>b)
+    for t in prange((N + B - 1) // B, nogil=True, schedule="static", chunksize=1,
+                    num_threads=nt):
+        tid = openmp.omp_get_thread_num()
+        cols = &bufs[tid, 0]
+        n0 = t * B
+        n = min(B, N - n0)
+        _gemm_block(fn, floating is double, _WIDE, ta, 111, K, n * L, M, ap, lda,
+                    bp + size * <size_t>(n0 * L), ldb, <size_t>cols, n * L)
+        for c in range(C):
+            _col2im_planes(cols, xp + n0 * sN, cols + ncol, c, B, n, C, H, W, sN, sC, kh, kw,
+                           sh, sw, ph, pw, OH, OW, PH)
+    return True
+
+
+def gemm_im2col_t(object a, const floating[::1] x, floating[:, :, ::1] acc, Py_ssize_t N,
+                  Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t sN, Py_ssize_t sC,
+                  Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
+                  Py_ssize_t pw, Py_ssize_t B, bint swap, bint par):
+    """``a (M, N*OH*OW) @ im2col(x)^T``, ``B`` images per tile, summed per thread: thread ``i``
+    adds its tiles' products into ``acc[i]`` (zeroed by the caller; ``(M, C*kh*kw)``, or with
+    ``swap`` the transposed product ``(C*kh*kw, M)``, which BLAS runs faster when ``C*kh*kw >
+    M``); the caller sums ``acc`` over its first axis, in order. Tile ``t`` goes to thread ``t %
+    threads``, so the sums are the same from run to run. False (nothing done) as in
+    :func:`im2col_gemm`."""
+    cdef Py_ssize_t OH = (H + 2 * ph - kh) // sh + 1, OW = (W + 2 * pw - kw) // sw + 1
+    cdef Py_ssize_t L = OH * OW, K = C * kh * kw, M, PH, t, c, n0, n, tid
+    cdef int typ = cnp.NPY_FLOAT32 if floating is float else cnp.NPY_FLOAT64
+    cdef size_t fn = _SGEMM if floating is float else _DGEMM
+    cdef size_t size = sizeof(floating)
+    cdef int ta
+    cdef i64 lda
+    cdef int nt = acc.shape[0]
+    if fn == 0 or L < SMALL_L or not cnp.PyArray_Check(a) or cnp.PyArray_NDIM(<cnp.ndarray>a) != 2:
+        return False
+    M = cnp.PyArray_DIM(<cnp.ndarray>a, 0)
+    if (not _operand(a, typ, M, N * L, &ta, &lda) or ta != 111
+            or acc.shape[1] != (K if swap else M) or acc.shape[2] != (M if swap else K)):
+        return False
+    if not par:
+        nt = 1
+    PH = (H + 2 * ph + sh - 1) // sh
+    cdef Py_ssize_t ncol = B * K * L, nbuf = ncol + _scratch(B, H, W, kh, kw, sh, sw, ph, pw)
+    cdef floating[:, ::1] bufs = np.zeros((nt, nbuf), np.float32 if floating is float
+                                          else np.float64)
+    cdef const floating* xp = &x[0]
+    cdef floating* cols
+    cdef size_t ap = <size_t>cnp.PyArray_DATA(<cnp.ndarray>a)
+    for t in prange((N + B - 1) // B, nogil=True, schedule="static", chunksize=1,
+                    num_threads=nt):
+        tid = openmp.omp_get_thread_num()
+        cols = &bufs[tid, 0]
+        n0 = t * B
+        n = min(B, N - n0)
+        for c in range(C):
+            _im2col_planes(xp + n0 * sN, cols, cols + ncol, c, B, n, C, H, W, sN, sC, kh, kw,
+                           sh, sw, ph, pw, OH, OW, PH)
+        if swap:  # acc (K, M) += cols (K, nL) @ a_t^T
+            _gemm_block(fn, floating is double, _WIDE, 111, 112, K, M, n * L, <size_t>cols,
+                        n * L, ap + size * <size_t>(n0 * L), lda, <size_t>&acc[tid, 0, 0], M,
+                        1.0)
+        else:     # acc (M, K) += a_t (M, nL) @ cols^T
+            _gemm_block(fn, floating is double, _WIDE, 111, 112, M, K, n * L,
+                        ap + size * <size_t>(n0 * L), lda, <size_t>cols, n * L,
+                        <size_t>&acc[tid, 0, 0], K, 1.0)
+    return True

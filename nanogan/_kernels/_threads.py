@@ -79,6 +79,35 @@ BLAS_PARALLEL_MIN_FLOPS: int = _env_int("NANOGAN_BLAS_PARALLEL_MIN_FLOPS", 5_000
 #: ``benchmarks/sweep_thresholds.py --threads 2 --blas 2e7 --kernel 1048576,262144,65536,16384``).
 KERNEL_PARALLEL_MIN: int = _env_int("NANOGAN_KERNEL_PARALLEL_MIN", 1 << 16)
 
+#: A convolution product (``im2col_matmul``, ``matmul_col2im``, ``matmul_im2col_t``) whose column
+#: matrix holds more elements than this runs by tiles of the batch, each tile's columns made, used
+#: and dropped while they are in the cache, never the whole column matrix (DCGAN-28's 64 -> 128
+#: convolution at batch 256: 51 MB). This is the tile of the kernel sets that unfold a tile and
+#: then run its product on all threads (Numba); 4 MB in float32 (measured on the DCGAN-28
+#: iteration at batch 256, each setting in its own process, ``benchmarks/sweep_thresholds.py
+#: --configs dcgan256 --tiles 1e12,1048576 --rounds 3``: 628 -> 568 ms on one thread; on two,
+#: 449 -> 442, and 450 at 2^19).
+CONV_TILE_ELEMENTS: int = _env_int("NANOGAN_CONV_TILE_ELEMENTS", 1 << 20)
+
+#: The tile of the Cython set, whose threads each take whole tiles (unfold, then a
+#: single-threaded product) while the products run on nanogan's threads: at most this many
+#: column-matrix elements per tile, 2 MB in float32, so that a tile stays in its core's L2 cache
+#: (2 MB on the machine measured). ``benchmarks/sweep_thresholds.py --configs dcgan256,dcgan64
+#: --blas 5e6 --kernel 65536 --tiles 262144,524288,1048576 --rounds 3``, medians in ms:
+#: 2 threads, b256 314 / 307 / 333, b64 86 / 82 / 83; 1 thread, b256 605 / 588 / 578, b64 155 /
+#: 145 / 142 (2^18 / 2^19 / 2^20).
+CONV_THREAD_TILE_ELEMENTS: int = _env_int("NANOGAN_CONV_THREAD_TILE_ELEMENTS", 1 << 19)
+
+
+def conv_tile_images(per_image: int, n: int, limit: int, threads: int = 1) -> int:
+    """Images per tile: tiles of at most ``limit`` column-matrix elements (``per_image`` per
+    image; one image at least), their number rounded up to a multiple of ``threads`` so that
+    the threads get equal shares."""
+    tiles = -(-max(1, per_image) * n // max(1, limit))
+    tiles = -(-tiles // threads) * threads
+    return max(1, -(-n // max(1, tiles)))
+
+
 #: Parallel regions run only while the 1-minute load average is at most this.
 MAX_LOAD: float = _env_float("NANOGAN_PARALLEL_MAX_LOAD", (os.cpu_count() or 1) + 0.5)
 

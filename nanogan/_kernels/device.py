@@ -181,8 +181,24 @@ def cupy_set() -> types.ModuleType:
                               "reference update on CuPy", stacklevel=2)
         ref_adam(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step)
 
+    def im2col_matmul(a: Any, x: Any, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
+                      out: Any = None) -> Any:
+        """``a @ im2col(x)``: the CUDA im2col, then one cuBLAS product (no tiles: a GPU's
+        memory holds the column matrix, and one large product keeps it busy)."""
+        return mod.matmul(a, im2col(x, kh, kw, sh, sw, ph, pw), out)
+
+    def matmul_col2im(a: Any, b: Any, x_shape: tuple[int, int, int, int], kh: int, kw: int,
+                      sh: int, sw: int, ph: int, pw: int, out: Any = None) -> Any:
+        return col2im(cupy.matmul(a, b), x_shape, kh, kw, sh, sw, ph, pw, out)
+
+    def matmul_im2col_t(a: Any, x: Any, kh: int, kw: int, sh: int, sw: int, ph: int,
+                        pw: int) -> Any:
+        return cupy.matmul(a, im2col(x, kh, kw, sh, sw, ph, pw).T)
+
     mod.adam_update = adam_update
     mod.im2col, mod.col2im = im2col, col2im
+    mod.im2col_matmul, mod.matmul_col2im = im2col_matmul, matmul_col2im
+    mod.matmul_im2col_t = matmul_im2col_t
     mod.leaky_relu, mod.leaky_relu_backward = leaky_relu, leaky_relu_backward
     mod.sigmoid, mod.softplus = sigmoid_k, softplus_k
     return mod
@@ -262,6 +278,10 @@ def compare_with_reference(mod: Any, dtype: Any = "float64", seed: int = 0
         oh = reference.conv_output_size(h, kh, sh, ph)
         ow = reference.conv_output_size(w, kw, sw, pw)
         run("col2im", rand(c * kh * kw, n * oh * ow), shape, kh, kw, sh, sw, ph, pw)
+        run("im2col_matmul", rand(5, c * kh * kw), x, kh, kw, sh, sw, ph, pw)
+        run("matmul_col2im", rand(c * kh * kw, 5), rand(5, n * oh * ow), shape, kh, kw, sh, sw,
+            ph, pw)
+        run("matmul_im2col_t", rand(5, n * oh * ow), x, kh, kw, sh, sw, ph, pw)
     xt = rand(2, 3, 8, 9).transpose(0, 1, 3, 2)  # a non-contiguous input
     run("im2col", np.ascontiguousarray(xt), 3, 3, 2, 1, 1, 0)
     got = host(mod.im2col(dev(xt.copy())[:, :, ::2], 2, 2, 1, 1, 0, 0))

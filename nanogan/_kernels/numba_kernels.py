@@ -709,6 +709,9 @@ _OPS = CompiledOps(_LOW_LEVEL)
 
 im2col = _OPS.im2col
 col2im = _OPS.col2im
+im2col_matmul = _OPS.im2col_matmul
+matmul_col2im = _OPS.matmul_col2im
+matmul_im2col_t = _OPS.matmul_im2col_t
 leaky_relu = _OPS.leaky_relu
 leaky_relu_backward = _OPS.leaky_relu_backward
 tanh_backward = _OPS.tanh_backward

@@ -89,6 +89,112 @@ def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kh: int, kw: in
     return xp[:, :, ph:ph + H, pw:pw + W] if (ph or pw) else xp
 
 
+# ---------------------------------------------------------------------------- convolution products
+# A convolution (and a transposed one) is three products with the column matrix of one image:
+#
+#     forward          y2 = W2 @ im2col(x)                   im2col_matmul(W2, x, ...)
+#     input gradient   dx = col2im(W2^T @ dy2)               matmul_col2im(W2.T, dy2, x.shape, ...)
+#     weight gradient  dW2 = dy2 @ im2col(x)^T               matmul_im2col_t(dy2, x, ...)
+#
+# (W2 = W.reshape(O, C*kh*kw), y2 = y as (O, N*OH*OW); a transposed convolution runs the same three
+# with the roles of x and y exchanged). As ops, a kernel set may compute them without ever holding
+# the whole column matrix: the compiled sets unfold one tile of images at a time into a buffer
+# that stays in the cache and run the tile's product from there.
+def expect_shape(op: str, name: str, arr: np.ndarray, shape: tuple[int, ...]) -> None:
+    """Refuse an argument of the wrong shape, naming the op, the argument and both shapes."""
+    if tuple(arr.shape) != tuple(shape):
+        raise ValueError(f"{op}: argument {name!r} expected shape {tuple(shape)}, got "
+                         f"{tuple(arr.shape)}")
+
+
+def _conv_sizes(x_shape: tuple[int, ...], kh: int, kw: int, sh: int, sw: int, ph: int,
+                pw: int) -> tuple[int, int]:
+    """``(C*kh*kw, N*OH*OW)``: the shape of the column matrix of an image of shape ``x_shape``."""
+    N, C, H, W = x_shape
+    return C * kh * kw, N * conv_output_size(H, kh, sh, ph) * conv_output_size(W, kw, sw, pw)
+
+
+def im2col_matmul(a: np.ndarray, x: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph: int,
+                  pw: int, out: np.ndarray | None = None) -> np.ndarray:
+    """``a @ im2col(x)``: a convolution's output, channels first.
+
+    Parameters
+    ----------
+    a : ndarray, shape (M, C*kh*kw)
+    x : ndarray, shape (N, C, H, W)
+    kh, kw, sh, sw, ph, pw : the window, as in :func:`im2col`
+    out : optional ndarray of shape (M, N*OH*OW) to write the result into
+
+    Returns
+    -------
+    y2 : ndarray, shape (M, N*OH*OW) (``out`` when given)
+
+    Equations
+    ---------
+    ``y2[m, (n*OH + oh)*OW + ow] = sum_{c, i, j} a[m, (c*kh + i)*kw + j] xpad[n, c, oh*sh + i,
+    ow*sw + j]``
+    """
+    K, NL = _conv_sizes(x.shape, kh, kw, sh, sw, ph, pw)
+    expect_shape("im2col_matmul", "a", a, (a.shape[0], K))
+    if out is not None:
+        expect_shape("im2col_matmul", "out", out, (a.shape[0], NL))
+    y2 = a @ im2col(x, kh, kw, sh, sw, ph, pw)
+    if out is None:
+        return y2
+    out[...] = y2
+    return out
+
+
+def matmul_col2im(a: np.ndarray, b: np.ndarray, x_shape: tuple[int, int, int, int], kh: int,
+                  kw: int, sh: int, sw: int, ph: int, pw: int,
+                  out: np.ndarray | None = None) -> np.ndarray:
+    """``col2im(a @ b)``: a convolution's input gradient (``a = W2^T``, ``b = dy2``), or a
+    transposed convolution's output.
+
+    Parameters
+    ----------
+    a : ndarray, shape (C*kh*kw, M)
+    b : ndarray, shape (M, N*OH*OW)
+    x_shape : (N, C, H, W), the image the columns fold into
+    kh, kw, sh, sw, ph, pw : the window, as in :func:`im2col`
+    out : optional ndarray of shape ``x_shape`` (any strides) to write the result into
+
+    Returns
+    -------
+    x : ndarray, shape (N, C, H, W) (``out`` when given)
+    """
+    K, NL = _conv_sizes(x_shape, kh, kw, sh, sw, ph, pw)
+    expect_shape("matmul_col2im", "a", a, (K, a.shape[1]))
+    expect_shape("matmul_col2im", "b", b, (a.shape[1], NL))
+    if out is not None:
+        expect_shape("matmul_col2im", "out", out, x_shape)
+    return col2im(a @ b, x_shape, kh, kw, sh, sw, ph, pw, out)
+
+
+def matmul_im2col_t(a: np.ndarray, x: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph: int,
+                    pw: int) -> np.ndarray:
+    """``a @ im2col(x)^T``: a convolution's weight gradient (``a = dy2``).
+
+    Parameters
+    ----------
+    a : ndarray, shape (M, N*OH*OW)
+    x : ndarray, shape (N, C, H, W)
+    kh, kw, sh, sw, ph, pw : the window, as in :func:`im2col`
+
+    Returns
+    -------
+    g : ndarray, shape (M, C*kh*kw); it may be a transposed view
+
+    Equations
+    ---------
+    ``g[m, (c*kh + i)*kw + j] = sum_{n, oh, ow} a[m, (n*OH + oh)*OW + ow] xpad[n, c, oh*sh + i,
+    ow*sw + j]``
+    """
+    expect_shape("matmul_im2col_t", "a", a, (a.shape[0], _conv_sizes(x.shape, kh, kw, sh, sw,
+                                                                      ph, pw)[1]))
+    return a @ im2col(x, kh, kw, sh, sw, ph, pw).T
+
+
 # ---------------------------------------------------------------------------- activations
 def leaky_relu(x: np.ndarray, slope: float) -> np.ndarray:
     """``y = x if x > 0 else slope * x`` (``slope = 0`` is ReLU)."""

@@ -16,8 +16,10 @@ the same parameters (the plan shares the network's arrays, so ``params``, ``grad
 * sends matrix products through :func:`nanogan._kernels.matmul` (one BLAS thread for small ones);
 * takes the shortcuts of special shapes: a convolution whose window covers the whole image, a
   transposed convolution of a 1 x 1 input, the operand order BLAS prefers for weight gradients;
-* runs a convolution whose column matrix would be large by tiles of the batch, each tile's columns
-  made, used and dropped while they are in the cache (:data:`.steps.CONV_TILE_ELEMENTS`);
+* runs a convolution's three products with its column matrix as kernel ops
+  (``ops.im2col_matmul``, ``ops.matmul_col2im``, ``ops.matmul_im2col_t``) that work by tiles of
+  the batch, each tile's columns made, used and dropped while they are in the cache, never the
+  whole column matrix (:data:`nanogan._kernels._threads.CONV_THREAD_TILE_ELEMENTS`);
 * runs the discriminator on the real and the fake batch as one batch of ``2N`` when none of its
   layers mixes samples or draws random numbers (:meth:`Plan.forward_pair`, which
   :meth:`nanogan.GAN.d_step` calls): one product per layer instead of two.

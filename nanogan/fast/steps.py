@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from .._kernels import matmul, ops
-from .._kernels._threads import _env_int
 from ..backend import asarray, xp
 from ..layers import BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2d, Dense, Module, Sigmoid, Tanh
 from ..layers.base import _fmt_shape, accepts_input_grad, check_dy
@@ -84,36 +83,6 @@ def put_product(layer: Module, name: str, a: np.ndarray, b: np.ndarray,
         g += matmul(a, b)
     else:
         matmul(a, b, out=g)
-
-
-class _TileSum:
-    """The sum over tiles of ``matmul_nt`` products, added in the layout the products come in
-    (``matmul_nt`` may return a transposed view): contiguous additions, and one copy into the
-    gradient at the end instead of a strided addition per tile."""
-
-    def __init__(self) -> None:
-        self.acc: np.ndarray | None = None
-        self.transposed = False
-
-    def add(self, p: np.ndarray) -> None:
-        if self.acc is None:
-            self.transposed = not p.flags.c_contiguous and p.T.flags.c_contiguous
-            self.acc = (p.T if self.transposed else p).copy()
-        else:
-            self.acc += p.T if self.transposed else p
-
-    def value(self) -> np.ndarray:
-        return self.acc.T if self.transposed else self.acc
-
-
-def matmul_nt(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a @ b^T`` for ``a (m, k)`` and ``b (n, k)`` (a weight gradient: both read along the long
-    ``k``), computed as ``(b @ a^T)^T`` when ``b`` has more rows: BLAS runs such products about a
-    fifth faster with the operand of more rows first (measured with OpenBLAS for the DCGAN-28
-    layers; the other way round for few rows). Returns a view when transposed."""
-    if b.shape[0] > a.shape[0]:
-        return matmul(b, a.T).T
-    return matmul(a, b.T)
 
 
 class Step:
@@ -246,24 +215,6 @@ class DenseStep(_Fusing):
         return matmul(dz, d.weight) if input_grad else None
 
 
-#: A convolution whose column matrix would hold more elements than this runs by tiles of the
-#: batch: ``im2col``, product and ``col2im`` one tile of images at a time, so that the tile's
-#: columns (4 MB in float32) stay in the cache between the kernel that writes them and the product
-#: that reads them, instead of a column matrix of tens of MB going to memory and back (DCGAN-28's
-#: 64 -> 128 convolution at batch 256: 51 MB). The backward pass recomputes each tile's columns
-#: from the input instead of caching them. Results equal the untiled ones up to the order of the
-#: weight-gradient sums. Measured on the DCGAN-28 iteration at batch 256, each setting in its own
-#: process (``benchmarks/sweep_thresholds.py --configs dcgan256 --tiles 1e12,1048576 --rounds 3``):
-#: 628 -> 568 ms on one thread; on two, 449 -> 442 (within the noise; 2^19 elements: 450).
-#: ``NANOGAN_CONV_TILE_ELEMENTS`` sets it (read at import).
-CONV_TILE_ELEMENTS: int = _env_int("NANOGAN_CONV_TILE_ELEMENTS", 1 << 20)
-
-
-def _tile_images(per_image: int, n: int) -> int:
-    """Images per tile for a column matrix of ``per_image`` elements per image (``n``: none)."""
-    return n if per_image * n <= CONV_TILE_ELEMENTS else max(1, CONV_TILE_ELEMENTS // per_image)
-
-
 def _whole_window(conv: Conv2d, x_shape: tuple[int, ...]) -> bool:
     """True when one unpadded window covers each whole image (an output of size 1 x 1): then
     ``im2col(x)`` is ``x.reshape(N, C*H*W)^T`` and ``col2im`` a reshape."""
@@ -271,10 +222,11 @@ def _whole_window(conv: Conv2d, x_shape: tuple[int, ...]) -> bool:
 
 
 class ConvStep(_Fusing):
-    """``Conv2d`` (+ ``LeakyReLU``) on CNHW images: ``y2 = W2 @ im2col(x)``, tile by tile of the
-    batch, each tile's product written into its columns of ``y``; bias and activation in one
-    pass over ``y`` (a zero bias where the layer has none: ``z + 0`` is ``z``, but for the sign
-    of a zero, which the activation and its gradient do not see)."""
+    """``Conv2d`` (+ ``LeakyReLU``) on CNHW images: ``y2 = W2 @ im2col(x)`` as one kernel op
+    (``ops.im2col_matmul``, which runs by tiles of the batch and never holds the column matrix),
+    written straight into ``y``; bias and activation in one pass over ``y`` (a zero bias where
+    the layer has none: ``z + 0`` is ``z``, but for the sign of a zero, which the activation and
+    its gradient do not see)."""
 
     layer: Conv2d
     layout = CNHW
@@ -282,30 +234,21 @@ class ConvStep(_Fusing):
     def forward(self, x: np.ndarray, train: bool) -> tuple[np.ndarray, tuple]:
         c = self.layer
         xn = c._checked_input(nchw(x))                           # (N, C, H, W) view
-        (kh, kw), (sh, sw), (ph, pw) = c.kernel_size, c.stride, c.padding
         N, O, OH, OW = c.output_shape(xn.shape)
-        L = OH * OW
         W2 = c.weight.reshape(O, -1)
-        cols = None
         if _whole_window(c, xn.shape):
             y = self._whole_forward(xn, W2)
         else:
             y = xp.empty((O, N, OH, OW), dtype=xn.dtype)
-            y2 = y.reshape(O, N * L)
-            tile = _tile_images(W2.shape[1] * L, N)
-            for s in range(0, N, tile):  # by tiles of the batch; no column matrix kept
-                n = min(tile, N - s)
-                ct = ops.im2col(xn[s:s + n], kh, kw, sh, sw, ph, pw)  # (C*kh*kw, n*L)
-                matmul(W2, ct, out=y2[:, s * L:(s + n) * L])
-                if n == N:
-                    cols = ct  # one tile: the backward pass reuses its columns
+            ops.im2col_matmul(W2, xn, *c.kernel_size, *c.stride, *c.padding,
+                              out=y.reshape(O, N * OH * OW))
         if self.slope is not None:
             b = c.bias if c.bias is not None else xp.zeros(O, dtype=y.dtype)
             ops.bias_leaky_relu(y.reshape(1, O, -1), b, self.slope)
-            return y, (cols, xn, y)
+            return y, (xn, y)
         if c.bias is not None:
             y += c.bias[:, None, None, None]
-        return y, (cols, xn, None)
+        return y, (xn, None)
 
     @staticmethod
     def _whole_forward(xn: np.ndarray, W2: np.ndarray) -> np.ndarray:
@@ -324,7 +267,7 @@ class ConvStep(_Fusing):
     def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool,
                  input_grad: bool, accumulate: bool = True) -> np.ndarray | None:
         c = self.layer
-        cols, xn, y = cache
+        xn, y = cache
         out_shape = c.output_shape(xn.shape)
         dy = nchw(_check_grad(c, nchw(dy), out_shape))           # back to (O, N, OH, OW)
         N, O, OH, OW = out_shape
@@ -344,22 +287,13 @@ class ConvStep(_Fusing):
         W2 = c.weight.reshape(O, -1)
         if _whole_window(c, xn.shape):
             return self._whole_backward(dz2, xn, W2, param_grads, input_grad, accumulate)
-        (kh, kw), (sh, sw), (ph, pw) = c.kernel_size, c.stride, c.padding
-        C, H, W = xn.shape[1:]
-        tile = N if cols is not None else _tile_images(W2.shape[1] * L, N)
-        gW = _TileSum() if param_grads else None
-        dx = xp.empty((C, N, H, W), dtype=xn.dtype) if input_grad else None
-        for s in range(0, N, tile):  # the forward pass's tiles, each tile's columns recomputed
-            n = min(tile, N - s)
-            dy2 = dz2[:, s * L:(s + n) * L]                      # (O, n*L), a view
-            if gW is not None:
-                ct = cols if cols is not None else ops.im2col(xn[s:s + n], kh, kw, sh, sw, ph, pw)
-                gW.add(matmul_nt(dy2, ct))                       # dW += dy2 cols^T
-            if dx is not None:                                   # dx = col2im(W2^T dy2)
-                ops.col2im(matmul(W2.T, dy2), (n, C, H, W), kh, kw, sh, sw, ph, pw,
-                           out=nchw(dx)[s:s + n])
-        if gW is not None:
-            put_grad(c, "weight", gW.value(), accumulate)
+        window = (*c.kernel_size, *c.stride, *c.padding)
+        if param_grads:                                          # dW2 = dy2 im2col(x)^T
+            put_grad(c, "weight", ops.matmul_im2col_t(dz2, xn, *window), accumulate)
+        if not input_grad:
+            return None
+        dx = xp.empty((xn.shape[1], N, *xn.shape[2:]), dtype=xn.dtype)
+        ops.matmul_col2im(W2.T, dz2, xn.shape, *window, out=nchw(dx))  # dx = col2im(W2^T dy2)
         return dx
 
     def _whole_backward(self, dz2: np.ndarray, xn: np.ndarray, W2: np.ndarray,
@@ -385,9 +319,10 @@ class ConvStep(_Fusing):
 
 
 class ConvTransposeStep(Step):
-    """``ConvTranspose2d`` on CNHW images: ``y = col2im(W2^T @ x2)`` tile by tile, with ``x2
-    (Cin, N*H*W)`` the input array itself and ``col2im`` writing each tile into ``y``; the 1 x 1
-    input (each input pixel scatters one whole kernel) as one product."""
+    """``ConvTranspose2d`` on CNHW images: ``y = col2im(W2^T @ x2)`` as one kernel op
+    (``ops.matmul_col2im``, by tiles of the batch) with ``x2 (Cin, N*H*W)`` the input array itself,
+    written straight into ``y``; the 1 x 1 input (each input pixel scatters one whole kernel) as
+    one product."""
 
     layer: ConvTranspose2d
     layout = CNHW
@@ -410,14 +345,9 @@ class ConvTransposeStep(Step):
             # y2 = x2^T @ W2 is (N, Cout*kh*kw), NCHW order: one product, one transposed copy
             y = xp.ascontiguousarray(matmul(x2.T, W2).reshape(N, Cout, kh * kw)
                                      .transpose(1, 0, 2)).reshape(Cout, N, OH, OW)
-        else:
+        else:  # y = col2im(W2^T x2), by tiles of the batch inside the op
             y = xp.empty((Cout, N, OH, OW), dtype=xn.dtype)
-            HW = H * W
-            tile = _tile_images(W2.shape[1] * HW, N)
-            for s in range(0, N, tile):  # by tiles of the batch; no column matrix kept
-                n = min(tile, N - s)
-                ops.col2im(matmul(W2.T, x2[:, s * HW:(s + n) * HW]), (n, Cout, OH, OW),
-                           kh, kw, sh, sw, ph, pw, out=nchw(y)[s:s + n])
+            ops.matmul_col2im(W2.T, x2, (N, Cout, OH, OW), kh, kw, sh, sw, ph, pw, out=nchw(y))
         if t.bias is not None:
             y += t.bias[:, None, None, None]
         return y, (x2, xn.shape)
@@ -439,19 +369,13 @@ class ConvTransposeStep(Step):
             if param_grads:  # x2 (Cin, N) @ dy2: already the gradient's layout
                 put_product(t, "weight", x2, dy2, accumulate)
             return matmul(W2, dy2.T).reshape(Cin, N, 1, 1) if input_grad else None
-        HW = H * W
-        tile = _tile_images(W2.shape[1] * HW, N)
-        gW = _TileSum() if param_grads else None
-        dx = xp.empty((Cin, N, H, W), dtype=dyn.dtype) if input_grad else None
-        for s in range(0, N, tile):  # the forward pass's tiles
-            n = min(tile, N - s)
-            dcols = ops.im2col(dyn[s:s + n], kh, kw, sh, sw, ph, pw)  # (Cout*kh*kw, n*H*W)
-            if gW is not None:
-                gW.add(matmul_nt(x2[:, s * HW:(s + n) * HW], dcols))  # dW += x2 dcols^T
-            if dx is not None:
-                matmul(W2, dcols, out=dx.reshape(Cin, N * HW)[:, s * HW:(s + n) * HW])
-        if gW is not None:
-            put_grad(t, "weight", gW.value(), accumulate)
+        if param_grads:                                          # dW2 = x2 im2col(dy)^T
+            put_grad(t, "weight", ops.matmul_im2col_t(x2, dyn, kh, kw, sh, sw, ph, pw),
+                     accumulate)
+        if not input_grad:
+            return None
+        dx = xp.empty((Cin, N, H, W), dtype=dyn.dtype)                # dx2 = W2 im2col(dy)
+        ops.im2col_matmul(W2, dyn, kh, kw, sh, sw, ph, pw, out=dx.reshape(Cin, N * H * W))
         return dx
 
 
@@ -517,4 +441,4 @@ class BatchNormActStep(_Fusing):
 
 
 __all__ = ["CNHW", "NCHW", "ActivationStep", "BatchNormActStep", "ConvStep", "ConvTransposeStep",
-           "DenseStep", "LayerStep", "Step", "TanhStep", "matmul_nt", "nchw"]
+           "DenseStep", "LayerStep", "Step", "TanhStep", "nchw"]
