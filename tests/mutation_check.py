@@ -131,9 +131,12 @@ MUTATIONS: list[Mutation] = [
       "nanogan/_kernels/reference.py", "    sq *= alpha\n    sq += (1 - alpha) * g * g\n",
       "    sq *= 1 - alpha\n    sq += alpha * g * g\n", ("tests/test_optim.py",)),
     # ------------------------------------------------------------------ the fast path's layouts
-    M("cnhw-conv-dx-first-tile", "a tiled convolution writes every tile's input gradient into the "
-      "first tile", "nanogan/fast/steps.py", "out=nchw(dx)[s:s + n])", "out=nchw(dx)[:n])",
-      ("tests/test_fast.py", "-k", "tiles")),
+    M("conv-composed-first-tile", "the composed matmul_col2im folds every tile into the first "
+      "tile's images", "nanogan/_kernels/_common.py", "sh, sw, ph, pw, out=x[s:s + n])",
+      "sh, sw, ph, pw, out=x[:n])", ("tests/test_kernels.py", "-k", "conv_products")),
+    M("conv-thread-sums-dropped", "the weight gradient keeps the first thread's tiles only",
+      "nanogan/_kernels/_common.py", "                    g += part\n",
+      "                    g += 0 * part\n", ("tests/test_kernels.py", "-k", "conv_products")),
     M("plan-backward-keeps-order", "the plan's backward pass hands a step its gradient in the "
       "previous step's order", "nanogan/fast/plan.py",
       "dy, have = relayout(dy, have, self.layouts[i]), self.layouts[i]",

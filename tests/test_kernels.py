@@ -211,6 +211,58 @@ def test_col2im_out_of_another_layout_or_shape(name):
         k.col2im(c, shape, *geom, out=np.zeros((2, 3, 8, 7)))
 
 
+@st.composite
+def simd_geometry(draw):
+    """Planes around the AVX-512 path's limits (a padded row of up to 32 values, an output row of
+    up to 16), with outputs of at least 16 pixels (the planes path)."""
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 6))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, kh)), draw(st.integers(0, kw))
+    H = draw(st.integers(max(4, kh - 2 * ph), 20))
+    W = draw(st.integers(max(1, kw - 2 * pw), 34 - 2 * pw))
+    return (draw(st.integers(1, 3)), draw(st.integers(1, 3)), H, W), (kh, kw, sh, sw, ph, pw)
+
+
+@pytest.mark.skipif("cython" not in COMPILED, reason="the Cython extension is not built")
+@settings(max_examples=60, deadline=None)
+@given(geometry=simd_geometry(), layout=st.sampled_from(["nchw", *PLANE_LAYOUTS]), data=st.data())
+def test_cython_simd_planes_equal_portable_loops_and_reference(geometry, layout, data):
+    """The float32 AVX-512 im2col/col2im (``nanogan/_kernels/_simd.h``) against the portable
+    loops and the reference: im2col bit for bit (it copies), col2im bit for bit against the
+    reference (it adds the window offsets in the reference's order, from zero); also where the
+    geometry is outside the AVX-512 path (then both runs are the portable loops)."""
+    ext = kernels("cython")._OPS._k
+    shape, geom = geometry
+    N = shape[0]
+    x = draw_array(data.draw, shape, np.float32)
+    cols = draw_array(data.draw, ref.im2col(x, *geom).shape, np.float32)
+    if layout != "nchw":
+        view = _in(_storage(shape, layout, np.nan, np.float32), layout, N)
+        view[...] = x
+    else:
+        view = x
+    results = []
+    try:
+        for simd in (False, True):
+            ext.use_simd(simd)
+            out = _in(_storage(shape, "cnhw", np.nan, np.float32), "cnhw", N)
+            results.append((kernels("cython").im2col(view, *geom),
+                            kernels("cython").col2im(cols, shape, *geom, out=out)))
+    finally:
+        ext.use_simd(True)
+    (c0, x0), (c1, x1) = results
+    np.testing.assert_array_equal(c0, ref.im2col(x, *geom))
+    np.testing.assert_array_equal(c1, c0)
+    want = ref.col2im(cols, shape, *geom)
+    kh, kw, sh, sw, ph, pw = geom
+    OH = ref.conv_output_size(shape[2], kh, sh, ph)
+    OW = ref.conv_output_size(shape[3], kw, sw, pw)
+    simd_path = shape[3] + 2 * pw <= 32 and OW <= 16 and OH * OW >= 16  # (planes path: L >= 16)
+    if ext.use_simd(True) and simd_path:
+        np.testing.assert_array_equal(x1, want)
+    assert_matches(x0, want, scale=ref.col2im(np.abs(cols), shape, *geom))
+
+
 # ---------------------------------------------------------------------------- convolution products
 @pytest.fixture(params=["own threads", "blas threads"])
 def product_threads(request, monkeypatch):

@@ -34,6 +34,31 @@ def max_threads():
 
 
 # ---------------------------------------------------------------------------- im2col / col2im
+cdef extern from "_simd.h" nogil:
+    # AVX-512 unfold/fold of the float32 planes of one channel (nanogan/_kernels/_simd.h); where
+    # nanogan_simd_ok says no (or the build does not target AVX-512) the loops below run
+    int nanogan_simd_ok(Py_ssize_t H, Py_ssize_t W, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t OW)
+    void nanogan_im2col_f32(const float* x, Py_ssize_t sN, Py_ssize_t nimg, float* cols,
+                            Py_ssize_t rowstride, Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh,
+                            Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
+                            Py_ssize_t pw, Py_ssize_t OH, Py_ssize_t OW)
+    void nanogan_col2im_f32(const float* cols, Py_ssize_t rowstride, float* x, Py_ssize_t sN,
+                            Py_ssize_t nimg, Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh,
+                            Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
+                            Py_ssize_t pw, Py_ssize_t OH, Py_ssize_t OW)
+
+cdef bint _SIMD = True
+
+
+def use_simd(bint on):
+    """Let the float32 planes of im2col/col2im take the AVX-512 path where it applies (the
+    default); False runs the portable loops (the tests compare the two). Returns whether the
+    extension was built with the AVX-512 path."""
+    global _SIMD
+    _SIMD = on
+    return bool(nanogan_simd_ok(1, 1, 0, 0, 1))
+
+
 # Planes path (``OH*OW >= SMALL_L``): a work unit is one channel of a block of ``B`` images.
 # Each of its planes is first unfolded along its width only, into a per-thread buffer of
 # ``kw*sh`` *row-phase planes* of ``PH x OW`` values (``PH = ceil((H + 2 ph) / sh)``):
@@ -83,6 +108,11 @@ cdef inline void _im2col_planes(const floating* x, floating* cols, floating* buf
     cdef Py_ssize_t JS = sh * PH * OW, w
     cdef floating* prow = buf + B * P  # one zero-padded input row; the padding stays zero
     cdef const floating* v
+    if floating is float:
+        if _SIMD and nanogan_simd_ok(H, W, ph, pw, OW):
+            nanogan_im2col_f32(x + n0 * sN + c * sC, sN, n1 - n0, cols + c * kh * kw * (N * L)
+                               + n0 * L, N * L, H, W, kh, kw, sh, sw, ph, pw, OH, OW)
+            return
     for n in range(n0, n1):
         for h in range(H):
             hp = h + ph
@@ -130,6 +160,11 @@ cdef inline void _col2im_planes(const floating* cols, floating* x, floating* buf
     # and zero the rows below it, instead of adding into a zeroed buffer. If kh < sh, some S[j, a]
     # are reached by no offset at all, and the buffer is zeroed first.
     cdef bint store = kh >= sh
+    if floating is float:
+        if _SIMD and nanogan_simd_ok(H, W, ph, pw, OW):
+            nanogan_col2im_f32(cols + c * kh * kw * (N * L) + n0 * L, N * L, x + n0 * sN + c * sC,
+                               sN, n1 - n0, H, W, kh, kw, sh, sw, ph, pw, OH, OW)
+            return
     if not store:
         memset(buf, 0, (n1 - n0) * P * sizeof(floating))
     for i in range(kh):

@@ -1,0 +1,174 @@
+/* AVX-512 im2col / col2im of float32 image planes, for nanogan's Cython kernels.
+ *
+ * One unit is one channel c of a block of images. A zero-padded input row (at most 32 values:
+ * two registers, the padding supplied by masked loads, which never touch the masked lanes) gives
+ * the output row oh of every window offset (i, j) reading it:
+ *
+ *   im2col: chunk[oh*OW + ow] = xpad[oh*sh + i][ow*sw + j]
+ *           one two-register permute and one masked store of OW lanes per (i, j, oh);
+ *   col2im: the adjoint, built one image row at a time in two registers:
+ *           x[h][w] = sum over (i, j) in order of chunk_ij[oh*OW + ow] where oh*sh + i = h + ph
+ *           and ow*sw + j = w + pw, one masked load and two permute-and-adds per (i, j), then
+ *           a masked store of the row.
+ *
+ * col2im adds the offsets (i, j) in the reference's order, starting from zero, so each pixel gets
+ * exactly the reference's float32 sum. The functions apply when the padded row fits two registers
+ * (W + 2 pw <= 32) and an output row one (OW <= 16): nanogan_simd_ok tells; it is 0 when the
+ * compiler does not target AVX-512, and the callers then run their portable loops.
+ */
+#ifndef NANOGAN_SIMD_H
+#define NANOGAN_SIMD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+static inline int nanogan_simd_ok(ptrdiff_t H, ptrdiff_t W, ptrdiff_t ph, ptrdiff_t pw,
+                                  ptrdiff_t OW)
+{
+    (void)H; (void)ph;
+    return W + 2 * pw <= 32 && OW >= 1 && OW <= 16;
+}
+
+/* The lanes [lo, hi) of a 32-lane pair of registers, as two 16-lane masks. */
+static inline void nanogan_lanes(ptrdiff_t lo, ptrdiff_t hi, __mmask16* m0, __mmask16* m1)
+{
+    const uint64_t bits = (hi > lo) ? (((uint64_t)1 << (hi - lo)) - 1) << lo : 0;
+    *m0 = (__mmask16)(bits & 0xFFFFu);
+    *m1 = (__mmask16)((bits >> 16) & 0xFFFFu);
+}
+
+/* im2col of channel c of nimg images: plane n (H rows of W) at x + n*sN; the chunk of image n
+ * for offset (i, j) at cols + (i*kw + j)*rowstride + n*OH*OW. */
+static inline void nanogan_im2col_f32(const float* x, ptrdiff_t sN, ptrdiff_t nimg, float* cols,
+                                      ptrdiff_t rowstride, ptrdiff_t H, ptrdiff_t W,
+                                      ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
+                                      ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW)
+{
+    const ptrdiff_t L = OH * OW;
+    const __mmask16 m = (__mmask16)((1u << OW) - 1u);
+    const __m512 zero = _mm512_setzero_ps();
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    __m512i idx[32];  /* lane ow reads padded position ow*sw + j; kw <= W + 2 pw <= 32 */
+    for (ptrdiff_t j = 0; j < kw; ++j)
+        idx[j] = _mm512_add_epi32(_mm512_mullo_epi32(lane, _mm512_set1_epi32((int)sw)),
+                                  _mm512_set1_epi32((int)j));
+    __mmask16 v0, v1;  /* the padded positions that hold pixels */
+    nanogan_lanes(pw, pw + W, &v0, &v1);
+    for (ptrdiff_t n = 0; n < nimg; ++n) {
+        const float* plane = x + n * sN;
+        float* chunk = cols + n * L;
+        for (ptrdiff_t i = 0; i < kh; ++i) {
+            for (ptrdiff_t oh = 0; oh < OH; ++oh) {
+                const ptrdiff_t h = oh * sh + i - ph;
+                float* dst = chunk + i * kw * rowstride + oh * OW;
+                if (h < 0 || h >= H) {
+                    for (ptrdiff_t j = 0; j < kw; ++j)
+                        _mm512_mask_storeu_ps(dst + j * rowstride, m, zero);
+                    continue;
+                }
+                /* padded position p holds plane[h][p - pw]: masked lanes are never read */
+                const uintptr_t row = (uintptr_t)(plane + h * W) - (uintptr_t)pw * sizeof(float);
+                const __m512 a = _mm512_maskz_loadu_ps(v0, (const void*)row);
+                const __m512 b = _mm512_maskz_loadu_ps(v1, (const void*)(row + 16 * sizeof(float)));
+                for (ptrdiff_t j = 0; j < kw; ++j)
+                    _mm512_mask_storeu_ps(dst + j * rowstride, m,
+                                          _mm512_permutex2var_ps(a, idx[j], b));
+            }
+        }
+    }
+}
+
+/* col2im of channel c of nimg images (the adjoint of nanogan_im2col_f32): every pixel of the
+ * planes written. */
+static inline void nanogan_col2im_f32(const float* cols, ptrdiff_t rowstride, float* x,
+                                      ptrdiff_t sN, ptrdiff_t nimg, ptrdiff_t H, ptrdiff_t W,
+                                      ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
+                                      ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW)
+{
+    const ptrdiff_t L = OH * OW;
+    const __mmask16 m = (__mmask16)((1u << OW) - 1u);
+    /* pixel column w of a row takes lane (w + pw - j)/sw of offset j's chunk row, when that is a
+     * whole number in [0, OW); kw <= W + 2 pw <= 32 */
+    __m512i lo_i[32], hi_i[32];
+    __mmask16 lo_m[32], hi_m[32];
+    for (ptrdiff_t j = 0; j < kw; ++j) {
+        int src[32];
+        uint32_t take = 0;
+        for (int w = 0; w < 32; ++w) {
+            const ptrdiff_t d = w + pw - j;
+            const int ok = w < W && d >= 0 && d % sw == 0 && d / sw < OW;
+            src[w] = ok ? (int)(d / sw) : 0;
+            take |= (uint32_t)ok << w;
+        }
+        lo_i[j] = _mm512_loadu_si512(src);
+        hi_i[j] = _mm512_loadu_si512(src + 16);
+        lo_m[j] = (__mmask16)(take & 0xFFFFu);
+        hi_m[j] = (__mmask16)(take >> 16);
+    }
+    __mmask16 w0, w1;
+    nanogan_lanes(0, W, &w0, &w1);
+    for (ptrdiff_t n = 0; n < nimg; ++n) {
+        const float* chunk = cols + n * L;
+        float* plane = x + n * sN;
+        /* padded row h + ph = q*sh + r is read by the offsets i = r, r + sh, ... at the output
+         * rows oh = q, q - 1, ... (q and r kept without dividing) */
+        ptrdiff_t q = ph / sh, r = ph % sh;
+        for (ptrdiff_t h = 0; h < H; ++h) {
+            __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
+            ptrdiff_t oh = q;
+            for (ptrdiff_t i = r; i < kh; i += sh, --oh) {
+                if (oh < 0)
+                    break;
+                if (oh >= OH)
+                    continue;
+                const float* src = chunk + i * kw * rowstride + oh * OW;
+                for (ptrdiff_t j = 0; j < kw; ++j) {
+                    const __m512 v = _mm512_maskz_loadu_ps(m, src + j * rowstride);
+                    a = _mm512_mask_add_ps(a, lo_m[j], a, _mm512_permutexvar_ps(lo_i[j], v));
+                    if (W > 16)
+                        b = _mm512_mask_add_ps(b, hi_m[j], b, _mm512_permutexvar_ps(hi_i[j], v));
+                }
+            }
+            _mm512_mask_storeu_ps(plane + h * W, w0, a);
+            if (W > 16)
+                _mm512_mask_storeu_ps(plane + h * W + 16, w1, b);
+            if (++r == sh) {
+                r = 0;
+                ++q;
+            }
+        }
+    }
+}
+
+#else  /* no AVX-512: the callers run their portable loops */
+
+static inline int nanogan_simd_ok(ptrdiff_t H, ptrdiff_t W, ptrdiff_t ph, ptrdiff_t pw,
+                                  ptrdiff_t OW)
+{
+    (void)H; (void)W; (void)ph; (void)pw; (void)OW;
+    return 0;
+}
+
+static inline void nanogan_im2col_f32(const float* x, ptrdiff_t sN, ptrdiff_t nimg, float* cols,
+                                      ptrdiff_t rowstride, ptrdiff_t H, ptrdiff_t W,
+                                      ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
+                                      ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW)
+{
+    (void)x; (void)sN; (void)nimg; (void)cols; (void)rowstride; (void)H; (void)W; (void)kh;
+    (void)kw; (void)sh; (void)sw; (void)ph; (void)pw; (void)OH; (void)OW;
+}
+
+static inline void nanogan_col2im_f32(const float* cols, ptrdiff_t rowstride, float* x,
+                                      ptrdiff_t sN, ptrdiff_t nimg, ptrdiff_t H, ptrdiff_t W,
+                                      ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
+                                      ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW)
+{
+    (void)cols; (void)rowstride; (void)x; (void)sN; (void)nimg; (void)H; (void)W; (void)kh;
+    (void)kw; (void)sh; (void)sw; (void)ph; (void)pw; (void)OH; (void)OW;
+}
+
+#endif
+#endif
