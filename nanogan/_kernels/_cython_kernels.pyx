@@ -610,6 +610,19 @@ cdef inline void _bn_output_block(const floating* x, const floating* mean,
                 yr[k] = _lrelu1((xr[k] - mc) * sc + b, slope)
 
 
+cdef inline void _bn_finish(const floating* x, const floating* gamma, floating eps, double s1,
+                            double s2, double m, Py_ssize_t c, Py_ssize_t M, floating* mean,
+                            floating* var, floating* inv_std, floating* scale) noexcept nogil:
+    """Channel ``c``'s mean, variance, ``1/std`` and ``gamma/std`` from its sums ``s1``, ``s2``
+    of ``m`` values shifted by its first value ``x[0, c, 0]`` (see ``_bn_stats_run``)."""
+    cdef double e1 = s1 / m
+    cdef double v = s2 / m - e1 * e1
+    mean[c] = <floating>(x[c * M] + e1)
+    var[c] = <floating>(v if v > 0 else 0.0)
+    inv_std[c] = <floating>(1.0 / <floating>sqrt(var[c] + eps))
+    scale[c] = gamma[c] * inv_std[c]
+
+
 def batchnorm_forward(const floating[:, :, ::1] x, const floating[::1] gamma,
                       const floating[::1] beta, floating eps, floating slope,
                       floating[:, :, ::1] y, floating[::1] mean, floating[::1] var,
@@ -627,33 +640,29 @@ def batchnorm_forward(const floating[:, :, ::1] x, const floating[::1] gamma,
     cdef double[:, ::1] p1 = np.empty((nblk, C), np.float64)
     cdef double[:, ::1] p2 = np.empty((nblk, C), np.float64)
     cdef floating[::1] scale = np.empty(C, np.float32 if floating is float else np.float64)
-    cdef double s1, s2, m = <double>(N * M), e1, v
+    cdef double s1, s2, m = <double>(N * M)
     if nblk == 1:
+        # channels to threads: a channel's statistics, then its output, while its values are
+        # still in the cache (the same sums, in the same order, as the two separate passes)
         for c in prange(C, nogil=True, schedule="static", num_threads=nt):
             _bn_stats_block(xp, 0, N, C, M, c, c + 1, &p1[0, 0], &p2[0, 0])
-    else:
-        for blk in prange(nblk, nogil=True, schedule="static", num_threads=nt):
-            _bn_stats_block(xp, blk * B, min(N, blk * B + B), C, M, 0, C, &p1[blk, 0],
-                            &p2[blk, 0])
+            _bn_finish(xp, &gamma[0], eps, 0.0 + p1[0, c], 0.0 + p2[0, c], m, c, M, &mean[0],
+                       &var[0], &inv_std[0], &scale[0])
+            _bn_output_block(xp, &mean[0], &scale[0], &beta[0], slope, yp, 0, N, C, M, c, c + 1)
+        return
+    for blk in prange(nblk, nogil=True, schedule="static", num_threads=nt):
+        _bn_stats_block(xp, blk * B, min(N, blk * B + B), C, M, 0, C, &p1[blk, 0], &p2[blk, 0])
     for c in range(C):
         s1 = 0.0
         s2 = 0.0
         for blk in range(nblk):
             s1 = s1 + p1[blk, c]
             s2 = s2 + p2[blk, c]
-        e1 = s1 / m
-        v = s2 / m - e1 * e1
-        mean[c] = <floating>(x[0, c, 0] + e1)
-        var[c] = <floating>(v if v > 0 else 0.0)
-        inv_std[c] = <floating>(1.0 / <floating>sqrt(var[c] + eps))
-        scale[c] = gamma[c] * inv_std[c]
-    if nblk == 1:
-        for c in prange(C, nogil=True, schedule="static", num_threads=nt):
-            _bn_output_block(xp, &mean[0], &scale[0], &beta[0], slope, yp, 0, N, C, M, c, c + 1)
-    else:
-        for blk in prange(nblk, nogil=True, schedule="static", num_threads=nt):
-            _bn_output_block(xp, &mean[0], &scale[0], &beta[0], slope, yp, blk * B,
-                             min(N, blk * B + B), C, M, 0, C)
+        _bn_finish(xp, &gamma[0], eps, s1, s2, m, c, M, &mean[0], &var[0], &inv_std[0],
+                   &scale[0])
+    for blk in prange(nblk, nogil=True, schedule="static", num_threads=nt):
+        _bn_output_block(xp, &mean[0], &scale[0], &beta[0], slope, yp, blk * B,
+                         min(N, blk * B + B), C, M, 0, C)
 
 
 cdef inline void _bn_grad_sums_run(const floating* dy, const floating* y, floating slope,
@@ -754,13 +763,20 @@ def batchnorm_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] y
     cdef floating[::1] scale = np.empty(C, np.float32 if floating is float else np.float64)
     cdef double tb, tg
     if nblk == 1:
+        # channels to threads: a channel's sums, then its input gradient, while its values are
+        # still in the cache (the same sums, in the same order, as the two separate passes)
         for c in prange(C, nogil=True, schedule="static", num_threads=nt):
             _bn_grad_sums_block(dyp, yp, slope, xp, &mean[0], &inv_std[0], 0, N, C, M, c, c + 1,
                                 &pb[0, 0], &pg[0, 0])
-    else:
-        for blk in prange(nblk, nogil=True, schedule="static", num_threads=nt):
-            _bn_grad_sums_block(dyp, yp, slope, xp, &mean[0], &inv_std[0], blk * B,
-                                min(N, blk * B + B), C, M, 0, C, &pb[blk, 0], &pg[blk, 0])
+            dbeta[c] = <floating>(0.0 + pb[0, c])
+            dgamma[c] = <floating>(0.0 + pg[0, c])
+            scale[c] = gamma[c] * inv_std[c] / mf
+            _bn_dx_block(dyp, yp, slope, xp, &mean[0], &inv_std[0], &scale[0], &dgamma[0],
+                         &dbeta[0], mf, dxp, 0, N, C, M, c, c + 1)
+        return
+    for blk in prange(nblk, nogil=True, schedule="static", num_threads=nt):
+        _bn_grad_sums_block(dyp, yp, slope, xp, &mean[0], &inv_std[0], blk * B,
+                            min(N, blk * B + B), C, M, 0, C, &pb[blk, 0], &pg[blk, 0])
     for c in range(C):
         tb = 0.0
         tg = 0.0
@@ -770,14 +786,9 @@ def batchnorm_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] y
         dbeta[c] = <floating>tb
         dgamma[c] = <floating>tg
         scale[c] = gamma[c] * inv_std[c] / mf
-    if nblk == 1:
-        for c in prange(C, nogil=True, schedule="static", num_threads=nt):
-            _bn_dx_block(dyp, yp, slope, xp, &mean[0], &inv_std[0], &scale[0], &dgamma[0],
-                         &dbeta[0], mf, dxp, 0, N, C, M, c, c + 1)
-    else:
-        for blk in prange(nblk, nogil=True, schedule="static", num_threads=nt):
-            _bn_dx_block(dyp, yp, slope, xp, &mean[0], &inv_std[0], &scale[0], &dgamma[0],
-                         &dbeta[0], mf, dxp, blk * B, min(N, blk * B + B), C, M, 0, C)
+    for blk in prange(nblk, nogil=True, schedule="static", num_threads=nt):
+        _bn_dx_block(dyp, yp, slope, xp, &mean[0], &inv_std[0], &scale[0], &dgamma[0],
+                     &dbeta[0], mf, dxp, blk * B, min(N, blk * B + B), C, M, 0, C)
 
 
 # ---------------------------------------------------------------------------- loss
