@@ -150,7 +150,7 @@ def iteration(clock: Clock, gan, x, rng) -> None:
 
 #: The ops listed with both operands' shapes: the products, and the kernel ops that run a
 #: convolution's products with its column matrix.
-PRODUCTS = ("matmul", "im2col_matmul", "matmul_col2im", "matmul_im2col_t")
+PRODUCTS = ("matmul", "matmul_pair", "im2col_matmul", "matmul_col2im", "matmul_im2col_t")
 
 
 def op_times(gan, x, rng, iters: int) -> str:
@@ -174,11 +174,12 @@ def op_times(gan, x, rng, iters: int) -> str:
         return clocked
 
     saved = {op: getattr(ops, op) for op in OP_NAMES}
-    saved_matmul = fast_steps.matmul
+    saved_matmul, saved_pair = fast_steps.matmul, fast_steps.matmul_pair
     try:
         for op, fn in saved.items():
             setattr(ops, op, wrap(op, fn))
         fast_steps.matmul = wrap("matmul", saved_matmul)
+        fast_steps.matmul_pair = wrap("matmul_pair", saved_pair)
         t0 = time.perf_counter()
         for _ in range(iters):
             gan.step([x], rng)
@@ -186,7 +187,7 @@ def op_times(gan, x, rng, iters: int) -> str:
     finally:
         for op, fn in saved.items():
             setattr(ops, op, fn)
-        fast_steps.matmul = saved_matmul
+        fast_steps.matmul, fast_steps.matmul_pair = saved_matmul, saved_pair
     rows = sorted(acc.items(), key=lambda kv: -kv[1])
     table = [[f"{op} {a}" + (f" @ {b}" if b else ""), f"{calls[(op, a, b)] / iters:.0f}",
               1e3 * t / iters, f"{100 * t / iters / total:.0f}%"] for (op, a, b), t in rows[:16]]

@@ -88,6 +88,14 @@ def test_nanogan_flop_count_is_what_an_iteration_multiplies(arch, monkeypatch):
     x = _common.real_batch(specs.X_SHAPE[arch], 3)
     gan.step(iter([x]), np.random.default_rng(0))  # the plans are built
     monkeypatch.setattr(steps, "matmul", counting)
+    pair = steps.matmul_pair
+
+    def counting_pair(a1, b1, a2, b2, out1=None):
+        for a, b in ((a1, b1), (a2, b2)):
+            count[0] += 2 * a.shape[-2] * a.shape[-1] * b.shape[-1]
+        return pair(a1, b1, a2, b2, out1)
+
+    monkeypatch.setattr(steps, "matmul_pair", counting_pair)
     for op in ("im2col_matmul", "matmul_col2im", "matmul_im2col_t"):
         monkeypatch.setattr(steps.ops, op, conv_product(op))
     for tile in (_threads.CONV_THREAD_TILE_ELEMENTS, 1):
@@ -224,7 +232,7 @@ def test_profile_op_times_clock_every_op_and_put_them_back():
     from nanogan._kernels import OP_NAMES, ops
 
     before = {op: getattr(ops, op) for op in OP_NAMES}
-    matmul = fast_steps.matmul
+    matmul, matmul_pair = fast_steps.matmul, fast_steps.matmul_pair
     gan = nano_side.build_gan("dcgan")
     text = profile_nanogan.op_times(gan, _common.real_batch(specs.X_SHAPE["dcgan"], 4),
                                     np.random.default_rng(0), 1)
@@ -232,7 +240,7 @@ def test_profile_op_times_clock_every_op_and_put_them_back():
     assert "matmul_col2im (" in text
     assert "batchnorm_leaky_relu (" in text
     assert all(getattr(ops, op) is fn for op, fn in before.items())
-    assert fast_steps.matmul is matmul
+    assert fast_steps.matmul is matmul and fast_steps.matmul_pair is matmul_pair
 
 
 def test_profile_plans_are_not_taken_from_a_freed_network_with_the_same_id(monkeypatch):

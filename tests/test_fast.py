@@ -685,19 +685,58 @@ def test_whole_iterations_on_nanogan_threads_equal_blas_threads(name, arch, monk
         gemm = _threads._gemm[0]
         _threads._gemm[0] = lambda a, b, out, par: (blocked.append(a.shape),
                                                     gemm(a, b, out, par))[1]
+        pair = _threads._gemm_pair[0]
+        if pair is not None:  # logged when it ran (it declines on other than two threads)
+            _threads._gemm_pair[0] = lambda *a: (lambda r: (r is not None and fused.append(
+                "gemm_pair"), r)[1])(pair(*a))
         on_ours = run(True)
         n_ours = len(blocked) + len(fused)
         on_blas = run(False)
     finally:
         _threads.adaptive_blas(False)
         _kernels.set_backend(before)  # the set's own gemm back
-    # the products went to the blocked gemm or, for convolutions, the set's fused kernels; with
-    # BLAS's threads, to neither
+    # the products went to the blocked gemm or, for convolutions, the set's fused kernels, or
+    # side by side for a Dense layer's two gradients; with BLAS's threads, to none of them
     assert n_ours > 10 and len(blocked) + len(fused) == n_ours
-    assert (len(fused) > 0) == (arch == "dcgan" and hasattr(low, "im2col_gemm"))
+    assert any(f != "gemm_pair" for f in fused) == (arch == "dcgan"
+                                                     and hasattr(low, "im2col_gemm"))
+    pairs_expected = (arch == "mlp" and name == "cython" and low.max_threads() == 2)
+    assert ("gemm_pair" in fused) == pairs_expected
     for key in on_blas:
         tol = 1e-10 if on_blas[key].dtype.kind == "f" else 0
         close_to(on_ours[key], on_blas[key], tol, key)
+
+
+@pytest.mark.skipif("cython" not in _kernels.available(), reason="the Cython set is not built")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_pair_equals_two_products_and_refuses_what_it_cannot_do(dtype):
+    """``gemm_pair_arrays``: a Dense layer's two backward products side by side (transposed
+    operands, a result written into a given array) equal ``np.matmul``; mismatched shapes, an
+    operand CBLAS cannot read, or a result overlapping the other product's operands give None
+    (nothing written); ``matmul_pair`` then multiplies them one by one."""
+    from nanogan._kernels import _cblas, _threads
+    from nanogan._kernels import _cython_kernels as ext
+
+    if not _cblas.GEMM:
+        pytest.skip("no CBLAS")
+    _kernels.load("cython")  # the extension knows its CBLAS
+    g = np.random.default_rng(0)
+    dz, x, W = (g.standard_normal(s).astype(dtype) for s in ((64, 30), (64, 20), (30, 20)))
+    gW = np.full((30, 20), np.nan, dtype)
+    c1, c2 = ext.gemm_pair_arrays(dz.T, x, gW, dz, W, None)
+    assert c1 is gW
+    tol = dict(rtol=1e-5, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gW, dz.T @ x, **tol)
+    np.testing.assert_allclose(c2, dz @ W, **tol)
+    assert ext.gemm_pair_arrays(dz.T, x, None, dz, W.T, None) is None           # 30 vs 20
+    stepped = dz[:, ::2].T                                                       # (15, 64)
+    assert ext.gemm_pair_arrays(stepped, x, None, dz, W, None) is None          # no unit stride
+    buf = np.zeros((64, 30), dtype)
+    assert ext.gemm_pair_arrays(dz.T, x, buf[:30, :20], buf, W, None) is None   # c1 overlaps a2
+    assert not buf.any()
+    a, b = _threads.matmul_pair(stepped, x, dz, W)                               # one by one
+    np.testing.assert_allclose(a, stepped @ x, **tol)
+    np.testing.assert_allclose(b, dz @ W, **tol)
 
 
 def test_gradients_are_written_through_views_or_refused():

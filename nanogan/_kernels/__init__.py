@@ -24,7 +24,8 @@ import warnings
 from . import _threads, reference
 
 __all__ = [
-    "OP_NAMES", "PREFERENCE", "available", "get_backend", "load", "matmul", "ops", "reference",
+    "OP_NAMES", "PREFERENCE", "available", "get_backend", "load", "matmul", "matmul_pair", "ops",
+    "reference",
     "set_backend", "why_unavailable",
 ]
 
@@ -71,6 +72,14 @@ def matmul(a, b, out=None):
     """``a @ b`` on the active backend: NumPy's BLAS (one thread for small products, see
     :mod:`._threads`) or the device library's (cuBLAS on CuPy)."""
     return ops.matmul(a, b, out)
+
+
+def matmul_pair(a1, b1, a2, b2, out1=None):
+    """``(a1 @ b1, a2 @ b2)``, two independent products: side by side on the kernel set's two
+    threads where it can (:func:`._threads.matmul_pair`), else :func:`matmul` twice."""
+    if _array_backend[0] == "numpy":
+        return _threads.matmul_pair(a1, b1, a2, b2, out1)
+    return ops.matmul(a1, b1, out1), ops.matmul(a2, b2)
 _errors: dict[str, str] = {}
 
 
@@ -115,7 +124,8 @@ def set_backend(name: str) -> None:
     for op in OP_NAMES:
         setattr(ops, op, getattr(mod, op))
     ops.matmul = _threads.matmul
-    _threads.use_gemm(None if name == "reference" else getattr(mod, "gemm", None))
+    _threads.use_gemm(None if name == "reference" else getattr(mod, "gemm", None),
+                      getattr(mod, "gemm_pair", None))
     _active[0] = name
     _numpy_set[0] = name
     _pending.clear()

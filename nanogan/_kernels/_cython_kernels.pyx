@@ -1029,6 +1029,57 @@ cdef inline bint _apart(cnp.ndarray x, cnp.ndarray y) noexcept:
     return xh <= yl or yh <= xl
 
 
+cdef struct _Product:
+    # one product C (M, N) = op(A) op(B) as CBLAS takes it: data addresses, transpose flags,
+    # leading dimensions, and the function (cblas_sgemm or cblas_dgemm)
+    size_t fn, a, b, c
+    bint dbl
+    int ta, tb
+    i64 M, N, K, lda, ldb, ldc
+
+
+cdef object _product(object a, object b, object out, _Product* p):
+    """The checks of :func:`gemm_arrays` for ``out = a @ b``: fills ``p`` and returns the result
+    array (``out``, or a new one when ``out`` is None), or None when they do not hold."""
+    cdef cnp.ndarray A, B, C
+    cdef int tc, typ
+    cdef cnp.npy_intp dims[2]
+    if not (cnp.PyArray_Check(a) and cnp.PyArray_Check(b)):
+        return None
+    A, B = <cnp.ndarray>a, <cnp.ndarray>b
+    typ = cnp.PyArray_TYPE(A)
+    if cnp.PyArray_NDIM(A) != 2 or cnp.PyArray_NDIM(B) != 2 or cnp.PyArray_TYPE(B) != typ:
+        return None
+    p.fn = _SGEMM if typ == cnp.NPY_FLOAT32 else (_DGEMM if typ == cnp.NPY_FLOAT64 else 0)
+    p.dbl = typ == cnp.NPY_FLOAT64
+    p.M, p.K, p.N = cnp.PyArray_DIM(A, 0), cnp.PyArray_DIM(A, 1), cnp.PyArray_DIM(B, 1)
+    if p.fn == 0 or cnp.PyArray_DIM(B, 0) != p.K:
+        return None
+    if not (_cblas_layout(A, &p.ta, &p.lda) and _cblas_layout(B, &p.tb, &p.ldb)):
+        return None
+    if not _WIDE and (p.M >= 2**31 or p.N >= 2**31 or p.K >= 2**31 or p.lda >= 2**31
+                      or p.ldb >= 2**31):
+        return None
+    if out is None:
+        dims[0], dims[1] = p.M, p.N
+        C = cnp.PyArray_EMPTY(2, dims, typ, 0)
+        p.ldc = p.N
+    else:
+        if not cnp.PyArray_Check(out):
+            return None
+        C = <cnp.ndarray>out
+        if not (cnp.PyArray_NDIM(C) == 2 and cnp.PyArray_TYPE(C) == typ
+                and cnp.PyArray_DIM(C, 0) == p.M and cnp.PyArray_DIM(C, 1) == p.N
+                and _cblas_layout(C, &tc, &p.ldc) and tc == 111 and cnp.PyArray_ISWRITEABLE(C)
+                and _apart(C, A) and _apart(C, B)):
+            return None
+    if not _WIDE and p.ldc >= 2**31:
+        return None
+    p.a, p.b = <size_t>cnp.PyArray_DATA(A), <size_t>cnp.PyArray_DATA(B)
+    p.c = <size_t>cnp.PyArray_DATA(C)
+    return C
+
+
 def gemm_arrays(object a, object b, object out, int blocks):
     """The blocked product (``_gemm_blocks``) on arrays: ``out (M, N) = a (M, K) @ b (K, N)`` in
     ``blocks`` blocks, for
@@ -1037,46 +1088,45 @@ def gemm_arrays(object a, object b, object out, int blocks):
     result's shape and dtype stored by rows (C-contiguous, or a column slice of a wider array),
     sharing no memory with ``a`` or ``b``. Returns the result,
     or None when any of that does not hold (the caller then runs ``np.matmul``)."""
-    cdef cnp.ndarray A, B, C
-    cdef int ta, tb, tc, typ
-    cdef i64 lda, ldb, ldc, M, N, K
-    cdef size_t fn
-    cdef cnp.npy_intp dims[2]
-    if blocks < 2 or not (cnp.PyArray_Check(a) and cnp.PyArray_Check(b)):
+    cdef _Product p
+    if blocks < 2:
         return None
-    A, B = <cnp.ndarray>a, <cnp.ndarray>b
-    typ = cnp.PyArray_TYPE(A)
-    if cnp.PyArray_NDIM(A) != 2 or cnp.PyArray_NDIM(B) != 2 or cnp.PyArray_TYPE(B) != typ:
-        return None
-    fn = _SGEMM if typ == cnp.NPY_FLOAT32 else (_DGEMM if typ == cnp.NPY_FLOAT64 else 0)
-    M, K, N = cnp.PyArray_DIM(A, 0), cnp.PyArray_DIM(A, 1), cnp.PyArray_DIM(B, 1)
-    if fn == 0 or cnp.PyArray_DIM(B, 0) != K:
-        return None
-    if not (_cblas_layout(A, &ta, &lda) and _cblas_layout(B, &tb, &ldb)):
-        return None
-    if not _WIDE and (M >= 2**31 or N >= 2**31 or K >= 2**31 or lda >= 2**31
-                      or ldb >= 2**31):
-        return None
-    if out is None:
-        dims[0], dims[1] = M, N
-        C = cnp.PyArray_EMPTY(2, dims, typ, 0)
-        ldc = N
-    else:
-        if not cnp.PyArray_Check(out):
-            return None
-        C = <cnp.ndarray>out
-        if not (cnp.PyArray_NDIM(C) == 2 and cnp.PyArray_TYPE(C) == typ
-                and cnp.PyArray_DIM(C, 0) == M and cnp.PyArray_DIM(C, 1) == N
-                and _cblas_layout(C, &tc, &ldc) and tc == 111 and cnp.PyArray_ISWRITEABLE(C)
-                and _apart(C, A) and _apart(C, B)):
-            return None
-    if not _WIDE and ldc >= 2**31:
+    C = _product(a, b, out, &p)
+    if C is None:
         return None
     with nogil:
-        _gemm_blocks(fn, typ == cnp.NPY_FLOAT64, _WIDE, ta, tb, M, N, K,
-                     <size_t>cnp.PyArray_DATA(A), lda, <size_t>cnp.PyArray_DATA(B), ldb,
-                     <size_t>cnp.PyArray_DATA(C), ldc, blocks)
+        _gemm_blocks(p.fn, p.dbl, _WIDE, p.ta, p.tb, p.M, p.N, p.K, p.a, p.lda, p.b, p.ldb, p.c,
+                     p.ldc, blocks)
     return C
+
+
+def gemm_pair_arrays(object a1, object b1, object out1, object a2, object b2, object out2):
+    """Two independent products, ``a1 @ b1`` and ``a2 @ b2`` (each as in :func:`gemm_arrays`),
+    run side by side: each one single-threaded BLAS call on a thread of its own (a layer's
+    weight and input gradients: one meeting of the threads instead of two, and each product
+    whole instead of cut in halves). Returns ``(c1, c2)``, or None (nothing done) when either
+    product fails the checks or a result overlaps an operand of the other product."""
+    cdef _Product p1, p2
+    cdef int t
+    C1 = _product(a1, b1, out1, &p1)
+    if C1 is None:
+        return None
+    C2 = _product(a2, b2, out2, &p2)
+    if C2 is None or not (_apart(<cnp.ndarray>C1, <cnp.ndarray>a2)
+                          and _apart(<cnp.ndarray>C1, <cnp.ndarray>b2)
+                          and _apart(<cnp.ndarray>C2, <cnp.ndarray>a1)
+                          and _apart(<cnp.ndarray>C2, <cnp.ndarray>b1)
+                          and _apart(<cnp.ndarray>C1, <cnp.ndarray>C2)):
+        return None
+    for t in prange(2, nogil=True, schedule="static", chunksize=1,
+                    num_threads=2 if openmp.omp_get_max_threads() >= 2 else 1):
+        if t == 0:
+            _gemm_block(p1.fn, p1.dbl, _WIDE, p1.ta, p1.tb, p1.M, p1.N, p1.K, p1.a, p1.lda, p1.b,
+                        p1.ldb, p1.c, p1.ldc)
+        else:
+            _gemm_block(p2.fn, p2.dbl, _WIDE, p2.ta, p2.tb, p2.M, p2.N, p2.K, p2.a, p2.lda, p2.b,
+                        p2.ldb, p2.c, p2.ldc)
+    return C1, C2
 
 
 # ---------------------------------------------------------------------------- convolution tiles

@@ -48,3 +48,13 @@ gemm = _OPS.gemm
 def num_threads() -> int:
     """Threads the parallel kernels of this set use (OpenMP's ``omp_get_max_threads``)."""
     return int(_ext.max_threads())
+
+
+def gemm_pair(a1: np.ndarray, b1: np.ndarray, out1: np.ndarray | None, a2: np.ndarray,
+              b2: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(a1 @ b1, a2 @ b2)`` side by side on two threads, each product one single-threaded CBLAS
+    call (see :func:`nanogan._kernels._threads.matmul_pair`); None where the set has not exactly
+    two threads or the operands do not suit CBLAS (the caller then multiplies them one by one)."""
+    if _ext.max_threads() != 2:
+        return None
+    return _ext.gemm_pair_arrays(a1, b1, out1, a2, b2, None)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .._kernels import matmul, ops
+from .._kernels import matmul, matmul_pair, ops
 from ..backend import asarray, xp
 from ..layers import BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2d, Dense, Module, Sigmoid, Tanh
 from ..layers.base import _fmt_shape, accepts_input_grad, check_dy
@@ -207,6 +207,12 @@ class DenseStep(_Fusing):
             dz = dz.reshape(N, O)
             if param_grads:
                 put_grad(d, "bias", db, accumulate)
+        if param_grads and input_grad:  # two independent products, side by side
+            gW, dx = matmul_pair(dz.T, x, dz, d.weight,
+                                 None if accumulate else d._grads["weight"])
+            if accumulate:
+                d._grads["weight"] += gW
+            return dx
         if param_grads:
             if accumulate:
                 d._grads["weight"] += matmul(dz.T, x)
