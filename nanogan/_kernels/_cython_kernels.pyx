@@ -1173,8 +1173,11 @@ def im2col_gemm(object a, const floating[::1] x, floating[:, ::1] out, Py_ssize_
         return False
     PH = (H + 2 * ph + sh - 1) // sh
     cdef Py_ssize_t ncol = B * K * L, nbuf = ncol + _scratch(B, H, W, kh, kw, sh, sw, ph, pw)
-    cdef floating[:, ::1] bufs = np.zeros((nt, nbuf), np.float32 if floating is float
+    # the columns are written before they are read; only the unfolding's scratch (its padding
+    # entries are never written) starts zeroed
+    cdef floating[:, ::1] bufs = np.empty((nt, nbuf), np.float32 if floating is float
                                           else np.float64)
+    bufs[:, ncol:] = 0
     cdef const floating* xp = &x[0]
     cdef floating* op = &out[0, 0]
     cdef floating* cols
@@ -1265,8 +1268,11 @@ def gemm_im2col_t(object a, const floating[::1] x, floating[:, :, ::1] acc, Py_s
         nt = 1
     PH = (H + 2 * ph + sh - 1) // sh
     cdef Py_ssize_t ncol = B * K * L, nbuf = ncol + _scratch(B, H, W, kh, kw, sh, sw, ph, pw)
-    cdef floating[:, ::1] bufs = np.zeros((nt, nbuf), np.float32 if floating is float
+    # the columns are written before they are read; only the unfolding's scratch (its padding
+    # entries are never written) starts zeroed
+    cdef floating[:, ::1] bufs = np.empty((nt, nbuf), np.float32 if floating is float
                                           else np.float64)
+    bufs[:, ncol:] = 0
     cdef const floating* xp = &x[0]
     cdef floating* cols
     cdef size_t ap = <size_t>cnp.PyArray_DATA(<cnp.ndarray>a)

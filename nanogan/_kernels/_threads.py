@@ -27,7 +27,9 @@ the BLAS library's own thread count, and nothing of the process is changed.
 
 The thresholds can be set with the environment variables ``NANOGAN_BLAS_PARALLEL_MIN_FLOPS``,
 ``NANOGAN_KERNEL_PARALLEL_MIN`` and ``NANOGAN_PARALLEL_MAX_LOAD`` (read at import; ``0`` for the
-first two and ``inf`` for the third parallelise everything the thread counts allow). The BLAS
+first two and ``inf`` for the third parallelise everything the thread counts allow), and the
+convolution tiles with ``NANOGAN_CONV_THREAD_TILE_ELEMENTS`` and
+``NANOGAN_CONV_TILE_ELEMENTS``. The BLAS
 thread count is switched through OpenBLAS's ``openblas_set_num_threads`` (found with ``ctypes``
 among the libraries loaded by NumPy); with another BLAS, :func:`matmul` is plain ``np.matmul``.
 That switch is process-wide: after a small nanogan product, NumPy's own ``@`` elsewhere in the
@@ -95,7 +97,8 @@ CONV_TILE_ELEMENTS: int = _env_int("NANOGAN_CONV_TILE_ELEMENTS", 1 << 20)
 #: (2 MB on the machine measured). ``benchmarks/sweep_thresholds.py --configs dcgan256,dcgan64
 #: --blas 5e6 --kernel 65536 --tiles 262144,524288,1048576 --rounds 3``, medians in ms:
 #: 2 threads, b256 314 / 307 / 333, b64 86 / 82 / 83; 1 thread, b256 605 / 588 / 578, b64 155 /
-#: 145 / 142 (2^18 / 2^19 / 2^20).
+#: 145 / 142 (2^18 / 2^19 / 2^20); again with the AVX-512 unfolding (2^18 / 2^19): 2 threads
+#: b256 273 / 260, b64 72 / 67; 1 thread b256 486 / 467, b64 124 / 122.
 CONV_THREAD_TILE_ELEMENTS: int = _env_int("NANOGAN_CONV_THREAD_TILE_ELEMENTS", 1 << 19)
 
 

@@ -185,14 +185,23 @@ def cupy_set() -> types.ModuleType:
                       out: Any = None) -> Any:
         """``a @ im2col(x)``: the CUDA im2col, then one cuBLAS product (no tiles: a GPU's
         memory holds the column matrix, and one large product keeps it busy)."""
+        K, NL = reference._conv_sizes(x.shape, kh, kw, sh, sw, ph, pw)
+        reference.expect_shape("im2col_matmul", "a", a, (a.shape[0], K))
+        if out is not None:
+            reference.expect_shape("im2col_matmul", "out", out, (a.shape[0], NL))
         return mod.matmul(a, im2col(x, kh, kw, sh, sw, ph, pw), out)
 
     def matmul_col2im(a: Any, b: Any, x_shape: tuple[int, int, int, int], kh: int, kw: int,
                       sh: int, sw: int, ph: int, pw: int, out: Any = None) -> Any:
+        K, NL = reference._conv_sizes(x_shape, kh, kw, sh, sw, ph, pw)
+        reference.expect_shape("matmul_col2im", "a", a, (K, a.shape[1]))
+        reference.expect_shape("matmul_col2im", "b", b, (a.shape[1], NL))
         return col2im(cupy.matmul(a, b), x_shape, kh, kw, sh, sw, ph, pw, out)
 
     def matmul_im2col_t(a: Any, x: Any, kh: int, kw: int, sh: int, sw: int, ph: int,
                         pw: int) -> Any:
+        NL = reference._conv_sizes(x.shape, kh, kw, sh, sw, ph, pw)[1]
+        reference.expect_shape("matmul_im2col_t", "a", a, (a.shape[0], NL))
         return cupy.matmul(a, im2col(x, kh, kw, sh, sw, ph, pw).T)
 
     mod.adam_update = adam_update

@@ -90,7 +90,7 @@ def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kh: int, kw: in
 
 
 # ---------------------------------------------------------------------------- convolution products
-# A convolution (and a transposed one) is three products with the column matrix of one image:
+# A convolution (and a transposed one) is three products with the column matrix of its input:
 #
 #     forward          y2 = W2 @ im2col(x)                   im2col_matmul(W2, x, ...)
 #     input gradient   dx = col2im(W2^T @ dy2)               matmul_col2im(W2.T, dy2, x.shape, ...)
