@@ -1135,12 +1135,29 @@ def gemm_pair_arrays(object a1, object b1, object out1, object a2, object b2, ob
 # its own column buffer (sized by the caller to stay in the core's L2 cache, about 1 MB), then runs
 # one single-threaded BLAS product on it. The columns never go to memory, and the threads meet
 # once per call instead of twice per tile (once in im2col, once in the product).
-cdef inline Py_ssize_t _scratch(Py_ssize_t B, Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh,
-                                Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
-                                Py_ssize_t pw) noexcept:
-    """Values of the planes path's scratch for ``B`` images (see ``_im2col_planes``)."""
+cdef object _tile_buffers(Py_ssize_t nt, Py_ssize_t ncol, Py_ssize_t B, Py_ssize_t H,
+                          Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                          Py_ssize_t ph, Py_ssize_t pw, object dtype):
+    """One row per thread: ``ncol`` values for a tile's columns (written before they are read),
+    then the planes path's scratch for ``B`` images (see ``_im2col_planes``), zeroed: its padding
+    entries are never written."""
     cdef Py_ssize_t PH = (H + 2 * ph + sh - 1) // sh, OW = (W + 2 * pw - kw) // sw + 1
-    return B * kw * sh * PH * OW + W + 2 * pw + kw
+    bufs = np.empty((nt, ncol + B * kw * sh * PH * OW + W + 2 * pw + kw), dtype)
+    bufs[:, ncol:] = 0
+    return bufs
+
+
+cdef inline void _unfold_tile(const floating* x, floating* cols, floating* scratch, Py_ssize_t B,
+                              Py_ssize_t n, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                              Py_ssize_t sN, Py_ssize_t sC, Py_ssize_t kh, Py_ssize_t kw,
+                              Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
+                              Py_ssize_t OH, Py_ssize_t OW) noexcept nogil:
+    """The columns ``(C*kh*kw, n*OH*OW)`` of the ``n <= B`` images from ``x`` on, channel by
+    channel (``scratch``: this thread's, from :func:`_tile_buffers`)."""
+    cdef Py_ssize_t c, PH = (H + 2 * ph + sh - 1) // sh
+    for c in range(C):
+        _im2col_planes(x, cols, scratch, c, B, n, C, H, W, sN, sC, kh, kw, sh, sw, ph, pw, OH, OW,
+                       PH)
 
 
 cdef inline bint _operand(object a, int typ, i64 rows, i64 cols, int* trans,
@@ -1163,7 +1180,7 @@ def im2col_gemm(object a, const floating[::1] x, floating[:, ::1] out, Py_ssize_
     when ``a`` is not an operand CBLAS reads, no CBLAS is known or ``OH*OW`` is below the planes
     path's ``SMALL_L``."""
     cdef Py_ssize_t OH = (H + 2 * ph - kh) // sh + 1, OW = (W + 2 * pw - kw) // sw + 1
-    cdef Py_ssize_t L = OH * OW, K = C * kh * kw, M = out.shape[0], PH, t, c, n0, n, tid
+    cdef Py_ssize_t L = OH * OW, K = C * kh * kw, M = out.shape[0], t, n0, n, tid
     cdef int typ = cnp.NPY_FLOAT32 if floating is float else cnp.NPY_FLOAT64
     cdef size_t fn = _SGEMM if floating is float else _DGEMM
     cdef int ta
@@ -1171,13 +1188,9 @@ def im2col_gemm(object a, const floating[::1] x, floating[:, ::1] out, Py_ssize_
     cdef int nt = openmp.omp_get_max_threads() if par else 1
     if fn == 0 or L < SMALL_L or not _operand(a, typ, M, K, &ta, &lda) or out.shape[1] != N * L:
         return False
-    PH = (H + 2 * ph + sh - 1) // sh
-    cdef Py_ssize_t ncol = B * K * L, nbuf = ncol + _scratch(B, H, W, kh, kw, sh, sw, ph, pw)
-    # the columns are written before they are read; only the unfolding's scratch (its padding
-    # entries are never written) starts zeroed
-    cdef floating[:, ::1] bufs = np.empty((nt, nbuf), np.float32 if floating is float
-                                          else np.float64)
-    bufs[:, ncol:] = 0
+    cdef Py_ssize_t ncol = B * K * L
+    cdef floating[:, ::1] bufs = _tile_buffers(nt, ncol, B, H, W, kh, kw, sh, sw, ph, pw,
+                                               np.float32 if floating is float else np.float64)
     cdef const floating* xp = &x[0]
     cdef floating* op = &out[0, 0]
     cdef floating* cols
@@ -1188,9 +1201,8 @@ def im2col_gemm(object a, const floating[::1] x, floating[:, ::1] out, Py_ssize_
         cols = &bufs[tid, 0]
         n0 = t * B
         n = min(B, N - n0)
-        for c in range(C):
-            _im2col_planes(xp + n0 * sN, cols, cols + ncol, c, B, n, C, H, W, sN, sC, kh, kw,
-                           sh, sw, ph, pw, OH, OW, PH)
+        _unfold_tile(xp + n0 * sN, cols, cols + ncol, B, n, C, H, W, sN, sC, kh, kw, sh, sw,
+                     ph, pw, OH, OW)
         _gemm_block(fn, floating is double, _WIDE, ta, 111, M, n * L, K, ap, lda,
                     <size_t>cols, n * L, <size_t>(op + n0 * L), N * L)
     return True
@@ -1219,9 +1231,9 @@ def gemm_col2im(object a, object b, floating[::1] x, Py_ssize_t N, Py_ssize_t C,
             and tb == 111):
         return False
     PH = (H + 2 * ph + sh - 1) // sh
-    cdef Py_ssize_t ncol = B * K * L, nbuf = ncol + _scratch(B, H, W, kh, kw, sh, sw, ph, pw)
-    cdef floating[:, ::1] bufs = np.empty((nt, nbuf), np.float32 if floating is float
-                                          else np.float64)
+    cdef Py_ssize_t ncol = B * K * L
+    cdef floating[:, ::1] bufs = _tile_buffers(nt, ncol, B, H, W, kh, kw, sh, sw, ph, pw,
+                                               np.float32 if floating is float else np.float64)
     cdef floating* xp = &x[0]
     cdef floating* cols
     cdef size_t ap = <size_t>cnp.PyArray_DATA(<cnp.ndarray>a)
@@ -1251,7 +1263,7 @@ def gemm_im2col_t(object a, const floating[::1] x, floating[:, :, ::1] acc, Py_s
     threads``, so the sums are the same from run to run. False (nothing done) as in
     :func:`im2col_gemm`."""
     cdef Py_ssize_t OH = (H + 2 * ph - kh) // sh + 1, OW = (W + 2 * pw - kw) // sw + 1
-    cdef Py_ssize_t L = OH * OW, K = C * kh * kw, M, PH, t, c, n0, n, tid
+    cdef Py_ssize_t L = OH * OW, K = C * kh * kw, M, t, n0, n, tid
     cdef int typ = cnp.NPY_FLOAT32 if floating is float else cnp.NPY_FLOAT64
     cdef size_t fn = _SGEMM if floating is float else _DGEMM
     cdef size_t size = sizeof(floating)
@@ -1266,13 +1278,9 @@ def gemm_im2col_t(object a, const floating[::1] x, floating[:, :, ::1] acc, Py_s
         return False
     if not par:
         nt = 1
-    PH = (H + 2 * ph + sh - 1) // sh
-    cdef Py_ssize_t ncol = B * K * L, nbuf = ncol + _scratch(B, H, W, kh, kw, sh, sw, ph, pw)
-    # the columns are written before they are read; only the unfolding's scratch (its padding
-    # entries are never written) starts zeroed
-    cdef floating[:, ::1] bufs = np.empty((nt, nbuf), np.float32 if floating is float
-                                          else np.float64)
-    bufs[:, ncol:] = 0
+    cdef Py_ssize_t ncol = B * K * L
+    cdef floating[:, ::1] bufs = _tile_buffers(nt, ncol, B, H, W, kh, kw, sh, sw, ph, pw,
+                                               np.float32 if floating is float else np.float64)
     cdef const floating* xp = &x[0]
     cdef floating* cols
     cdef size_t ap = <size_t>cnp.PyArray_DATA(<cnp.ndarray>a)
@@ -1282,9 +1290,8 @@ def gemm_im2col_t(object a, const floating[::1] x, floating[:, :, ::1] acc, Py_s
         cols = &bufs[tid, 0]
         n0 = t * B
         n = min(B, N - n0)
-        for c in range(C):
-            _im2col_planes(xp + n0 * sN, cols, cols + ncol, c, B, n, C, H, W, sN, sC, kh, kw,
-                           sh, sw, ph, pw, OH, OW, PH)
+        _unfold_tile(xp + n0 * sN, cols, cols + ncol, B, n, C, H, W, sN, sC, kh, kw, sh, sw,
+                     ph, pw, OH, OW)
         if swap:  # acc (K, M) += cols (K, nL) @ a_t^T
             _gemm_block(fn, floating is double, _WIDE, 111, 112, K, M, n * L, <size_t>cols,
                         n * L, ap + size * <size_t>(n0 * L), lda, <size_t>&acc[tid, 0, 0], M,
