@@ -144,6 +144,7 @@ class GAN:
         self._finite_at = 0  # the last step at which the full non-finite scan found nothing
         self.fast = bool(fast)
         self._plans: dict[int, Module] = {}
+        self._ahead = _fast.Ahead()  # G run once for two updates (see step)
 
     def _run(self, model: Module) -> Module:
         """What runs ``model``: its fused plan when :attr:`fast`, else the model itself."""
@@ -172,9 +173,9 @@ class GAN:
         ``D_acc`` (fraction of real scored > 0 and fake scored < 0); see :mod:`nanogan.stats`.
         """
         G, D = self._run(self.G), self._run(self.D)
-        x_real, z = asarray(x_real), asarray(z)  # to the device once (no-ops if already there)
+        x_real = asarray(x_real)  # to the device once (a no-op if already there)
         fresh = _zero_grad(D)  # D's gradients start at zero
-        fake, _ = G.forward(z, train=True)
+        fake, _ = self._ahead.forward(G, 0, z)  # G(z), or taken from step's one pass of G
         s_real, s_fake, cache = _forward_pair(D, x_real, fake)  # D(x), D(G(z))
         value, d_real, d_fake = self.loss.d_loss(s_real, s_fake)
         _backward_pair(D, d_real, d_fake, cache, fresh)  # D's own update needs no dL/dx
@@ -198,7 +199,7 @@ class GAN:
         """
         G, D = self._run(self.G), self._run(self.D)
         fresh = _zero_grad(G)  # G's gradients start at zero
-        fake, c_g = G.forward(z, train=True)
+        fake, c_g = self._ahead.forward(G, 1, z)  # G(z), or taken from step's one pass of G
         s_fake, c_d = D.forward(fake, train=True)
         value, d_fake = self.loss.g_loss(s_fake)
         d_x_fake = D.backward(d_fake, c_d, param_grads=False)
@@ -263,19 +264,28 @@ class GAN:
         """One iteration of Algorithm 1: ``k`` D steps, each on the next real minibatch and fresh
         noise, then one G step on fresh noise (as many samples as the last real batch).
 
+        On the fast path, where G's plan can cut a pass of two batches in two
+        (:attr:`nanogan.fast.Plan.splits`), the last D step's ``G(z)`` and the G step's go through
+        G as one pass (:class:`nanogan.fast.Ahead`): G does not change in between. The noise is
+        drawn as before, and the values are the same up to the order of BLAS's sums.
+
         ``real_batches`` should be an iterator (e.g. :class:`nanogan.data.Minibatches`); a plain
         iterable is restarted at every call. Raises :class:`NonFiniteError` on a NaN or infinite
         loss, naming the step and the quantity.
         """
         it = real_batches if isinstance(real_batches, Iterator) else iter(real_batches)
         stats: dict[str, float] = Stats()
-        for _ in range(self.k):
+        once = self._ahead.wanted(self)  # G once for the last D update and the G update
+        for i in range(self.k):
             try:
                 x = next(it)
             except StopIteration:
                 raise ValueError("GAN.step: real_batches ran out of minibatches") from None
-            stats = self.d_step(x, self.sample_noise(len(x), rng))
-        stats.update(self.g_step(self.sample_noise(len(x), rng)))
+            z = self.sample_noise(len(x), rng)
+            if once and i == self.k - 1:  # the G step's noise, drawn here as it is below
+                z_g = self._ahead.run(self._run(self.G), z, self.sample_noise(len(x), rng))
+            stats = self.d_step(x, z)
+        stats.update(self.g_step(z_g if once else self.sample_noise(len(x), rng)))
         self.steps += 1
         self.check_finite(stats, params=self.steps % self.finite_check_every == 0)
         return stats

@@ -137,6 +137,10 @@ MUTATIONS: list[Mutation] = [
     M("conv-thread-sums-dropped", "the weight gradient keeps the first thread's tiles only",
       "nanogan/_kernels/_common.py", "                    g += part\n",
       "                    g += 0 * part\n", ("tests/test_kernels.py", "-k", "conv_products")),
+    M("g-once-wrong-half", "GAN.step's G update takes the D update's half of G's stacked "
+      "cache", "nanogan/fast/ahead.py", "c_d, c_g = G.split_pair(cache)",
+      "c_g, c_d = G.split_pair(cache)",
+      ("tests/test_fast.py", "-k", "whole_iterations_fast or split or once")),
     M("plan-backward-keeps-order", "the plan's backward pass hands a step its gradient in the "
       "previous step's order", "nanogan/fast/plan.py",
       "dy, have = relayout(dy, have, self.layouts[i]), self.layouts[i]",

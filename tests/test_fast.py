@@ -258,6 +258,13 @@ def small_pair(arch, dtype, seed):
         D = Sequential(Dense(6, 8, rng=r, dtype=dtype), LeakyReLU(0.2),
                        Dense(8, 1, rng=r, dtype=dtype))
         return G, D, (4,), (6,)
+    if arch == "mlp-samplewise":  # G without BatchNorm: its plan splits (GAN.step runs it once)
+        G = Sequential(Dense(4, 8, rng=r, dtype=dtype), LeakyReLU(0.2),
+                       Dense(8, 8, rng=r, dtype=dtype), ReLU(),
+                       Dense(8, 6, rng=r, dtype=dtype), Tanh())
+        D = Sequential(Dense(6, 8, rng=r, dtype=dtype), LeakyReLU(0.2),
+                       Dense(8, 1, rng=r, dtype=dtype))
+        return G, D, (4,), (6,)
     G = Sequential(ConvTranspose2d(4, 4, 4, 1, 0, bias=False, rng=r, dtype=dtype),
                    BatchNorm2d(4, dtype=dtype), ReLU(),
                    ConvTranspose2d(4, 1, 4, 2, 1, rng=r, dtype=dtype), Tanh())
@@ -269,7 +276,7 @@ def small_pair(arch, dtype, seed):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("arch", ["mlp", "dcgan"])
+@pytest.mark.parametrize("arch", ["mlp", "mlp-samplewise", "dcgan"])
 @pytest.mark.parametrize("loss,k", [("nonsaturating", 1), ("wasserstein", 2), ("lsgan", 1)])
 def test_whole_iterations_fast_equals_plain(arch, dtype, loss, k):
     """Three iterations of Algorithm 1 (and one simultaneous step) with ``fast=True`` and
@@ -292,6 +299,7 @@ def test_whole_iterations_fast_equals_plain(arch, dtype, loss, k):
     fast_gan, plain_gan = gans
     assert isinstance(fast_gan._run(fast_gan.G), Plan) and plain_gan._run(plain_gan.G) is \
         plain_gan.G
+    assert fast_gan._run(fast_gan.G).splits == (arch == "mlp-samplewise")  # G run once a step
     # The fast D step sums the real and fake weight gradients in one product (mlp), so they
     # differ from the plain ones by rounding (1e-16); Adam's first steps divide by sqrt(v), which
     # turns that into up to ~1e-12 relative for a gradient entry near zero: float64 to 1e-10.
@@ -419,6 +427,104 @@ def test_pair_runs_two_passes_when_it_cannot_stack():
         close(plan.buffers[k], plain.buffers[k], np.float64, k)
     mlp = Plan(Sequential(Dense(3, 1, rng=0)))
     assert mlp.forward_pair(a.astype(np.float32), b, True)[2][0] is False  # dtypes differ
+
+
+@st.composite
+def splitting_arch(draw):
+    """Dense layers (with or without bias) and activations whose steps cut their caches."""
+    widths = draw(st.lists(st.integers(1, 6), min_size=2, max_size=5))
+    acts = st.sampled_from(["none", "relu", "leaky0.2", "leaky1.5", "tanh"])
+    return widths, [(draw(st.booleans()), False, draw(acts)) for _ in widths[1:]]
+
+
+@FIXTURE_OK
+@given(arch=splitting_arch(), dtype=st.sampled_from([np.float32, np.float64]),
+       na=st.integers(1, 5), nb=st.integers(1, 5), seed=st.integers(0, 2**16),
+       flags=st.sampled_from([(True, True), (True, False), (False, True)]))
+def test_split_pair_gives_each_batch_its_own_cache(kernel_set, arch, dtype, na, nb, seed, flags):
+    """``forward_pair`` then ``split_pair``: each half's cache, sent back alone, gives what a
+    pass of that batch alone gives on the plain network (input and parameter gradients)."""
+    widths, spec = arch
+    g = np.random.default_rng(seed)
+    a, b = (g.standard_normal((n, widths[0])).astype(dtype) for n in (na, nb))
+    da, db = (g.standard_normal((n, widths[-1])).astype(dtype) for n in (na, nb))
+    param_grads, input_grad = flags
+    for which in (0, 1):
+        plain, other = twins(lambda: build_mlp(widths, spec, dtype, seed))
+        plan = Plan(other)
+        assert plan.splits
+        pa, pb, cache = plan.forward_pair(a, b, True)
+        assert cache[0] is True
+        x, dy, y = ((a, da, pa), (b, db, pb))[which]
+        y_plain, c_plain = plain.forward(x, True)
+        close(y, y_plain, dtype, "output")
+        half = plan.split_pair(cache)[which]
+        plan.zero_grad()
+        dx = plan.backward(dy, half, param_grads=param_grads, input_grad=input_grad)
+        dx_plain = plain.backward(dy, c_plain, param_grads=param_grads, input_grad=input_grad)
+        if input_grad:
+            close(dx, dx_plain, dtype, f"dL/dx of half {which}")
+        else:
+            assert dx is None
+        for k, grad in plain.grads.items():
+            close(plan.grads[k], grad, dtype, f"grad {k} of half {which}")
+
+
+def test_split_pair_only_where_every_cache_is_cut_by_samples():
+    from nanogan import LayerNorm, Maxout
+
+    d = dict(rng=0, dtype=np.float64)
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    mlp = Plan(Sequential(Dense(4, 3, **d), LeakyReLU(0.2), Dense(3, 2, **d), Tanh()))
+    assert mlp.splits
+    first, second = mlp.split_pair(mlp.forward_pair(x, x[:2], True)[2])
+    assert [len(c[0]) for c in (first[0], second[0])] == [3, 2]  # Dense's input rows
+    # stacks, but a layer's own cache (Maxout, LayerNorm) is not cut: refused, by name
+    other = Plan(Sequential(Dense(4, 4, **d), Maxout(4, 2, 2, **d), LayerNorm(2, dtype=np.float64)))
+    assert other.stacks and not other.splits
+    with pytest.raises(ValueError, match="split_pair"):
+        other.split_pair(other.forward_pair(x, x, True)[2])
+    # images in the plan's CNHW order are not cut by rows either
+    conv = Plan(Sequential(Reshape(1, 2, 2), Conv2d(1, 2, 2, **d), LeakyReLU(0.2), Flatten()))
+    assert conv.stacks and not conv.splits
+    # two passes (BatchNorm): each pass keeps its own cache
+    bn = Plan(Sequential(Dense(4, 3, **d), BatchNorm1d(3, dtype=np.float64), ReLU()))
+    assert not bn.stacks and not bn.splits
+    cache = bn.forward_pair(x, x[:2], True)[2]
+    assert bn.split_pair(cache) == (cache[1], cache[2])
+
+
+def test_step_runs_g_forward_once_where_it_can(monkeypatch):
+    """GAN.step's last D update and its G update take G(z_d) and G(z_g) from one forward pass
+    of 2N samples where G's plan splits, and draw the same noise as two separate steps (the
+    generator's state afterwards is the same); a G with BatchNorm, a subclass with its own
+    updates, and the earlier D steps of k > 1 go forward as before."""
+    calls = []
+    original = Plan.forward
+
+    def spy(self, x, train=True):
+        calls.append((self.model, len(x)))
+        return original(self, x, train)
+
+    monkeypatch.setattr(Plan, "forward", spy)
+
+    class OwnDStep(GAN):
+        def d_step(self, x_real, z):
+            return super().d_step(x_real, z)
+
+    for arch, cls, k, g_passes in (("mlp-samplewise", GAN, 1, [12]),
+                                    ("mlp-samplewise", GAN, 2, [6, 12]),
+                                    ("mlp-samplewise", OwnDStep, 1, [6, 6]),
+                                    ("mlp", GAN, 1, [6, 6])):
+        G, D, zs, xs = small_pair(arch, np.float64, 0)
+        gan = cls(G, D, z_shape=zs, k=k)
+        rngs = [np.random.default_rng(5), np.random.default_rng(5)]
+        calls.clear()
+        gan.step(iter(np.zeros((k, 6, *xs))), rngs[0])
+        assert [n for m, n in calls if m is G] == g_passes, (arch, cls, k)
+        for _ in range(k + 1):
+            gan.sample_noise(6, rngs[1])
+        assert rngs[0].bit_generator.state == rngs[1].bit_generator.state
 
 
 def test_d_step_runs_real_and_fake_as_one_batch(monkeypatch):

@@ -22,7 +22,11 @@ the same parameters (the plan shares the network's arrays, so ``params``, ``grad
   whole column matrix (:data:`nanogan._kernels._threads.CONV_THREAD_TILE_ELEMENTS`);
 * runs the discriminator on the real and the fake batch as one batch of ``2N`` when none of its
   layers mixes samples or draws random numbers (:meth:`Plan.forward_pair`, which
-  :meth:`nanogan.GAN.d_step` calls): one product per layer instead of two.
+  :meth:`nanogan.GAN.d_step` calls): one product per layer instead of two;
+* runs the generator once per iteration where its plan can cut a stacked pass's cache by samples
+  (:meth:`Plan.split_pair`): :meth:`nanogan.GAN.step` sends the last D update's noise and the G
+  update's through G as one batch of ``2N`` (G does not change in between), and the G update's
+  backward pass takes its half of the cache (:class:`Ahead`).
 
 Its results equal the plain layers' (up to the order of floating-point sums; the tests hold the
 two paths together layer by layer and over whole training iterations). :class:`nanogan.GAN`
@@ -32,9 +36,10 @@ trains with plans by default; ``GAN(..., fast=False)`` runs the plain layers.
 from __future__ import annotations
 
 from ..layers import Module, Sequential
+from .ahead import Ahead
 from .plan import Plan
 
-__all__ = ["Plan", "compile"]
+__all__ = ["Ahead", "Plan", "compile"]
 
 
 def compile(model: Module) -> Module:

@@ -127,6 +127,10 @@ class Plan(Module):
         self.layouts = layouts(self.steps)
         #: whether :meth:`forward_pair` runs two batches as one (see :func:`samplewise`)
         self.stacks = samplewise(model)
+        #: whether :meth:`split_pair` can cut a stacked pass's cache into the two batches' caches
+        #: (every step's cache holds samples first: see :meth:`~nanogan.fast.steps.Step.rows`)
+        self.splits = self.stacks and all(
+            step.splits and layout == S.NCHW for step, layout in zip(self.steps, self.layouts))
 
     def __repr__(self) -> str:
         return "Plan(\n" + "\n".join(f"  {s!r}" for s in self.steps) + "\n)"
@@ -174,6 +178,25 @@ class Plan(Module):
         dx = self.backward(xp.concatenate([da, db]), c1, param_grads=param_grads,
                            input_grad=input_grad, accumulate=accumulate)
         return (None, None) if dx is None else (dx[:c2], dx[c2:])
+
+    def split_pair(self, cache: tuple) -> tuple[list[Any], list[Any]]:
+        """The caches of ``f(a)`` and of ``f(b)`` alone, from :meth:`forward_pair`'s: each one
+        goes to :meth:`backward` as if its batch had gone forward by itself.
+
+        The generator's two batches of an iteration, ``G(z1)`` for the discriminator's update and
+        ``G(z2)`` for its own, go forward as one batch of ``2N`` (G's parameters do not change in
+        between; see :meth:`nanogan.GAN.step`), and only the second is sent back. A stacked
+        pass's cache is cut by samples (views, nothing copied), which needs :attr:`splits`.
+        """
+        stacked, c1, c2 = cache
+        if not stacked:
+            return c1, c2
+        if not self.splits:
+            raise ValueError("Plan.split_pair: this plan's steps cannot cut their caches by "
+                             "samples (Plan.splits is False)")
+        n = c2
+        return ([s.rows(c, 0, n) for s, c in zip(self.steps, c1)],
+                [s.rows(c, n, None) for s, c in zip(self.steps, c1)])
 
     # second order (gradient penalties) runs on the plain layers, with their own caches
     def jvp(self, x_dot: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:

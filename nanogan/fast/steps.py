@@ -107,6 +107,19 @@ class Step:
                  input_grad: bool, accumulate: bool = True) -> np.ndarray | None:
         raise NotImplementedError
 
+    #: Whether :meth:`rows` can cut this step's cache by samples.
+    splits = False
+
+    def rows(self, cache: Any, lo: int, hi: int | None) -> Any:
+        """The cache of the forward pass of samples ``lo:hi`` alone, cut from the cache of a pass
+        over a larger batch (views, no copies): what :meth:`~nanogan.fast.Plan.split_pair` uses
+        to run the backward pass of one of two batches that went forward as one."""
+        raise NotImplementedError(f"{type(self).__name__}: its cache cannot be cut by samples")
+
+
+def _rows(a: np.ndarray | None, lo: int, hi: int | None) -> np.ndarray | None:
+    return None if a is None else a[lo:hi]
+
 
 class LayerStep(Step):
     """A layer run by its own ``forward`` and ``backward``."""
@@ -158,6 +171,11 @@ class ActivationStep(Step):
         return ops.leaky_relu_backward(dy, cache, self.layer.negative_slope) if input_grad \
             else None
 
+    splits = True
+
+    def rows(self, cache: np.ndarray, lo: int, hi: int | None) -> np.ndarray:
+        return cache[lo:hi]  # the input x, samples first
+
 
 class TanhStep(Step):
     """``Tanh``: its backward pass ``dy * (1 - y^2)`` as one kernel pass (the layer's NumPy
@@ -172,6 +190,11 @@ class TanhStep(Step):
                  input_grad: bool, accumulate: bool = True) -> np.ndarray | None:
         y = cache
         return ops.tanh_backward(check_dy(self.layer, dy, y.shape), y) if input_grad else None
+
+    splits = True
+
+    def rows(self, cache: np.ndarray, lo: int, hi: int | None) -> np.ndarray:
+        return cache[lo:hi]  # the output y, samples first
 
 
 class DenseStep(_Fusing):
@@ -219,6 +242,12 @@ class DenseStep(_Fusing):
             else:  # the product written straight into the gradient: no zero-fill, no temporary
                 matmul(dz.T, x, out=d._grads["weight"])
         return matmul(dz, d.weight) if input_grad else None
+
+    splits = True
+
+    def rows(self, cache: tuple, lo: int, hi: int | None) -> tuple:
+        x, y = cache  # (N, in) and (N, out) or None: samples first
+        return _rows(x, lo, hi), _rows(y, lo, hi)
 
 
 def _whole_window(conv: Conv2d, x_shape: tuple[int, ...]) -> bool:
