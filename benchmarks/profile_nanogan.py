@@ -6,7 +6,8 @@
                                          [--cprofile] [--ops]
 
 Re-enacts ``GAN.d_step`` and ``GAN.g_step`` with a clock around each phase (noise, G forward,
-D forward, loss, D backward, G backward, optimizer) and around every step's forward
+D forward, loss, D backward, G backward, optimizer; G forward once for both steps where
+``GAN.step`` runs it so, :class:`nanogan.fast.Ahead`) and around every step's forward
 and backward (the steps of the fused plan ``GAN`` runs: a layer, or a layer and its activation);
 prints medians over ``N`` iterations after warm-up. ``--ops`` adds the time of every kernel op
 and matrix product of real ``GAN.step`` iterations, by op and operand shape; ``--cprofile`` the
@@ -117,11 +118,21 @@ def iteration(clock: Clock, gan, x, rng) -> None:
     """``gan.step([x], rng)`` with clocks; the same calls in the same order."""
     import numpy as np  # not at the top: main() sets the thread count before NumPy loads
 
+    from nanogan.fast import Ahead
+
     G, D, loss = gan.G, gan.D, gan.loss
-    z = timed(clock, "noise", gan.sample_noise, len(x), rng)
-    fake, _ = seq_forward(clock, "G", G, z, "D step: G forward")
+    n = len(x)
+    z = timed(clock, "noise", gan.sample_noise, n, rng)
+    once = Ahead.wanted(gan)  # G(z) and G(z_g) as one batch, as GAN.step runs them
+    if once:
+        z_g = timed(clock, "noise", gan.sample_noise, n, rng)
+        both = timed(clock, "G forward (D and G steps)", np.concatenate, [z, z_g])
+        fakes, c = seq_forward(clock, "G", G, both, "G forward (D and G steps)")
+        fake, fake_g = fakes[:n], fakes[n:]
+        c_g = plan_of(G).split_pair((True, c, n))[1]
+    else:
+        fake, _ = seq_forward(clock, "G", G, z, "D step: G forward")
     if gan._run(D).stacks:  # real and fake as one batch (nanogan.fast.Plan.forward_pair)
-        n = len(x)
         both = timed(clock, "D step: D forward (real, fake)", np.concatenate, [x, fake])
         s, c = seq_forward(clock, "D", D, both, "D step: D forward (real, fake)")
         _, d_real, d_fake = timed(clock, "losses", loss.d_loss, s[:n], s[n:])
@@ -137,8 +148,11 @@ def iteration(clock: Clock, gan, x, rng) -> None:
         seq_backward(clock, "D", D, d_fake, c_fake, "D step: D backward (real, fake)",
                      input_grad=False)
     timed(clock, "D step: Adam", gan.d_opt.step)
-    z = timed(clock, "noise", gan.sample_noise, len(x), rng)
-    fake, c_g = seq_forward(clock, "G", G, z, "G step: G forward")
+    if once:
+        fake = fake_g
+    else:
+        z = timed(clock, "noise", gan.sample_noise, n, rng)
+        fake, c_g = seq_forward(clock, "G", G, z, "G step: G forward")
     s_fake, c_d = seq_forward(clock, "D", D, fake, "G step: D forward")
     _, d_fake = timed(clock, "losses", loss.g_loss, s_fake)
     dfake = seq_backward(clock, "D", D, d_fake, c_d, "G step: D backward (dx only)",
