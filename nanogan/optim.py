@@ -5,8 +5,9 @@ An optimizer holds the live parameter and gradient arrays of a model (``model.pa
 arrays of the parameters' dtype, on their array backend (:mod:`nanogan.backend`). Each
 :meth:`Optimizer.step` calls one kernel op per parameter (``ops.sgd_update``, ``ops.adam_update``,
 ``ops.rmsprop_update``; see ``nanogan/_kernels/reference.py`` for the equations), which updates
-the parameter and its state in place. The op is looked up at step time, so a kernel-set switch
-takes effect immediately.
+the parameter and its state in place; Adam's step updates all parameters in one call
+(``ops.adam_update_many``, the same equations). The op is looked up at step time, so a
+kernel-set switch takes effect immediately.
 
 Usage::
 
@@ -293,6 +294,21 @@ class Adam(Optimizer):
             raise ValueError(f"Adam: invalid beta parameter at index 1: {self.beta2}")
         if not 0.0 <= self.weight_decay:
             raise ValueError(f"Adam: invalid weight_decay value: {self.weight_decay}")
+
+    def step(self) -> None:
+        """Update every parameter in place by :meth:`_update`'s equations, all of them in one
+        kernel call (``ops.adam_update_many``: one parallel loop over the model's parameters in
+        the compiled sets, the same values as one call per parameter). A subclass with its own
+        :meth:`_update` is stepped through it, one parameter at a time."""
+        if type(self)._update is not Adam._update:
+            return super().step()
+        self.step_count += 1
+        names, state = list(self.params), self.state
+        ops.adam_update_many([self.params[n] for n in names], [self.grads[n] for n in names],
+                             [state[n]["exp_avg"] for n in names],
+                             [state[n]["exp_avg_sq"] for n in names], self.lr, self.beta1,
+                             self.beta2, self.eps, self.weight_decay, self.step_count)
+        return None
 
     def _update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
         """One Adam step on one parameter (``t`` = steps taken, this one included).

@@ -141,6 +141,10 @@ MUTATIONS: list[Mutation] = [
       "cache", "nanogan/fast/ahead.py", "c_d, c_g = G.split_pair(cache)",
       "c_g, c_d = G.split_pair(cache)",
       ("tests/test_fast.py", "-k", "whole_iterations_fast or split or once")),
+    M("adam-many-wrong-scalar", "the many-parameter Adam hands the kernel 1 - beta2 for "
+      "1 - beta1", "nanogan/_kernels/_common.py", "float(t(beta1)), float(t(1 - beta1)),",
+      "float(t(beta1)), float(t(1 - beta2)),",
+      ("tests/test_kernels.py", "-k", "adam_update_many")),
     M("plan-backward-keeps-order", "the plan's backward pass hands a step its gradient in the "
       "previous step's order", "nanogan/fast/plan.py",
       "dy, have = relayout(dy, have, self.layouts[i]), self.layouts[i]",

@@ -621,6 +621,60 @@ def test_adam_update(name, case, step, betas):
     check_in_place(name, "adam_update", [p, g, m, v], (2e-4, *betas, 1e-8, wd, step))
 
 
+@pytest.mark.parametrize("name", SETS)
+@given(shapes=st.lists(st.lists(st.integers(0, 9), min_size=1, max_size=3).map(tuple),
+                       min_size=1, max_size=5),
+       dtype=st.sampled_from(DTYPES), step=st.sampled_from([1, 3, 1000]),
+       wd=st.sampled_from([0.0, 1e-2]), big=st.booleans(), seed=st.integers(0, 2**16))
+def test_adam_update_many_equals_one_update_per_parameter(name, shapes, dtype, step, wd, big,
+                                                          seed):
+    """A model's parameters in one call: each parameter, gradient and state array updated in
+    place exactly as that set's ``adam_update`` updates it alone (bit for bit: the same
+    per-element arithmetic), whatever the sizes (empty ones included) and wherever the threads'
+    shares of the elements laid end to end begin and end (``big``: past the parallel size)."""
+    rng = np.random.default_rng(seed)
+    if big:
+        shapes = [*shapes, (_common.PARALLEL_MIN // 3 + 7,)]
+    arrays = [[rng.uniform(-2, 2, s).astype(dtype) for s in shapes] for _ in range(3)]
+    arrays.append([rng.uniform(0, 1e-2, s).astype(dtype) for s in shapes])
+    many = [[a.copy() for a in lst] for lst in arrays]
+    one = [[a.copy() for a in lst] for lst in arrays]
+    ids = [[id(a) for a in lst] for lst in many]
+    k = kernels(name)
+    args = (2e-4, 0.5, 0.999, 1e-8, wd, step)
+    assert k.adam_update_many(*many, *args) is None
+    for p, g, m, v in zip(*one):
+        k.adam_update(p, g, m, v, *args)
+    assert [[id(a) for a in lst] for lst in many] == ids
+    for got_list, want_list in zip(many, one):
+        for got, want in zip(got_list, want_list):
+            np.testing.assert_array_equal(got, want)
+    if sum(int(np.prod(s)) for s in shapes):
+        assert not all(np.array_equal(a, b) for a, b in zip(many[0], arrays[0]))
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_adam_update_many_refuses_lists_of_other_lengths_and_takes_any_layout(name):
+    k = kernels(name)
+    p = [np.ones((2, 3), np.float32), np.ones(4, np.float32)]
+    with pytest.raises(ValueError, match=r"adam_update_many.*ps 2, gs 1"):
+        k.adam_update_many(p, p[:1], p, p, 1e-3, 0.9, 0.999, 1e-8, 0.0, 1)
+    # a strided view, a float64 array among float32 ones: updated (one call per parameter)
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((4, 6)).astype(np.float32)
+    ps = [base[:, ::2], rng.standard_normal(5)]
+    gs = [np.ones((4, 3), np.float32), np.ones(5)]
+    ms = [np.zeros((4, 3), np.float32), np.zeros(5)]
+    vs = [np.zeros((4, 3), np.float32), np.zeros(5)]
+    want = [a.copy() for a in ps], [a.copy() for a in gs], [a.copy() for a in ms], \
+        [a.copy() for a in vs]
+    k.adam_update_many(ps, gs, ms, vs, 1e-3, 0.9, 0.999, 1e-8, 0.0, 1)
+    ref.adam_update_many(*want, 1e-3, 0.9, 0.999, 1e-8, 0.0, 1)
+    for got, exp in zip(ps, want[0]):
+        assert_matches(got, exp, scale=1.0)
+    assert_matches(base[:, ::2], want[0][0], scale=1.0)  # written through the view
+
+
 @pytest.mark.parametrize("name", COMPILED)
 @given(case=optimizer_case(), alpha=st.sampled_from([0.99, 0.9]))
 def test_rmsprop_update(name, case, alpha):

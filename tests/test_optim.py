@@ -310,3 +310,47 @@ def test_lr_setter_and_model_checks():
     with pytest.raises(TypeError, match="Module"):
         optim.Adam([np.zeros(3)])
     assert "lr=0.1" in repr(opt)
+
+
+@pytest.mark.parametrize("kernel_set", ["reference", "numba", "cython"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_steps_all_parameters_in_one_call_with_the_same_values(kernel_set, dtype,
+                                                                    monkeypatch):
+    """``Adam.step`` hands every parameter to one ``ops.adam_update_many`` call; the values are
+    bit for bit those of one ``adam_update`` per parameter (a subclass with its own ``_update``
+    is stepped that way, through the base class)."""
+    from nanogan import _kernels
+
+    if kernel_set not in _kernels.available():
+        pytest.skip(f"kernel set {kernel_set!r} not available")
+    before = _kernels.get_backend()
+    _kernels.set_backend(kernel_set)
+    try:
+        class PerParameter(optim.Adam):
+            def _update(self, p, g, state):
+                super()._update(p, g, state)
+
+        runs = []
+        for cls in (optim.Adam, PerParameter):
+            model = make_model(dtype, seed=3)
+            opt = cls(model, lr=1e-2, betas=(0.5, 0.999), weight_decay=1e-3)
+            calls: list[int] = []
+
+            def spy(*a, _calls=calls, _many=_kernels.ops.adam_update_many, **k):
+                _calls.append(len(a[0]))
+                return _many(*a, **k)
+
+            monkeypatch.setattr(_kernels.ops, "adam_update_many", spy)
+            rng = np.random.default_rng(1)
+            for _ in range(3):
+                for g in model.grads.values():
+                    g[...] = rng.standard_normal(g.shape)
+                opt.step()
+            monkeypatch.undo()
+            runs.append((model, calls))
+        (fused, calls), (single, none) = runs
+        assert calls == [len(fused.params)] * 3 and none == []
+        for k in fused.params:
+            np.testing.assert_array_equal(fused.params[k], single.params[k], err_msg=k)
+    finally:
+        _kernels.set_backend(before)

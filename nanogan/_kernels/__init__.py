@@ -37,7 +37,7 @@ OP_NAMES: tuple[str, ...] = (
     "batchnorm_forward", "batchnorm_backward",
     "batchnorm_leaky_relu", "batchnorm_leaky_relu_backward",
     "bce_with_logits",
-    "sgd_update", "adam_update", "rmsprop_update",
+    "sgd_update", "adam_update", "adam_update_many", "rmsprop_update",
 )
 
 #: Preference order when nothing is forced.

@@ -39,6 +39,9 @@ Low-level kernel table (what a compiled set must define, all outputs written in 
     bce_with_logits(s, t, c1, ct, n, grad) -> float        1-D; returns the float64 sum
     sgd_update(p, g, buf, lr, momentum, dampening, nesterov, weight_decay, first, par)
     adam_update(p, g, m, v, beta1, c1, beta2, c2, eps, weight_decay, step_size, sqrt_bc2, par)
+    optional: adam_update_many(ps, gs, ms, vs, beta1, c1, beta2, c2, eps, weight_decay,
+              step_size, sqrt_bc2, par) -> bool   lists of arrays, one parallel loop over all;
+                                    False where it does not apply (else one call per array)
     rmsprop_update(p, g, sq, lr, alpha, c, eps, weight_decay, par)
     gemm(fn, dbl, wide, ta, tb, M, N, K, a, lda, b, ldb, c, ldc, blocks)
                                                             C = op(A) op(B), by CBLAS, in blocks
@@ -514,6 +517,30 @@ class CompiledOps:
                             v.reshape(-1), t(beta1), t(1 - beta1), t(beta2), t(1 - beta2),
                             t(eps), t(weight_decay), t(lr / bc1), t(math.sqrt(bc2)),
                             _par(p.size))
+        return None
+
+    def adam_update_many(self, ps: list[np.ndarray], gs: list[np.ndarray],
+                         ms: list[np.ndarray], vs: list[np.ndarray], lr: float, beta1: float,
+                         beta2: float, eps: float, weight_decay: float, step: int) -> None:
+        """Compiled :func:`nanogan._kernels.reference.adam_update_many`: the set's
+        many-parameter kernel where it has one and the arrays suit it (one parallel loop over
+        all elements, results equal to one :meth:`adam_update` per parameter), else
+        :meth:`adam_update` on each."""
+        if not len(ps) == len(gs) == len(ms) == len(vs):
+            return reference.adam_update_many(ps, gs, ms, vs, lr, beta1, beta2, eps,
+                                              weight_decay, step)
+        many = getattr(self._k, "adam_update_many", None)
+        if many is not None and ps and isinstance(ps[0], np.ndarray) and ps[0].dtype in FLOATS:
+            t = ps[0].dtype.type
+            bc1, bc2 = 1 - beta1 ** step, 1 - beta2 ** step
+            # the scalars rounded to the array dtype as adam_update rounds them
+            if many(list(ps), list(gs), list(ms), list(vs), float(t(beta1)), float(t(1 - beta1)),
+                    float(t(beta2)), float(t(1 - beta2)), float(t(eps)), float(t(weight_decay)),
+                    float(t(lr / bc1)), float(t(math.sqrt(bc2))),
+                    _par(sum(p.size for p in ps))):
+                return None
+        for p, g, m, v in zip(ps, gs, ms, vs):
+            self.adam_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step)
         return None
 
     def rmsprop_update(self, p: np.ndarray, g: np.ndarray, sq: np.ndarray, lr: float,

@@ -884,6 +884,85 @@ def adam_update(floating[::1] p, const floating[::1] g, floating[::1] m, floatin
                 _adam1(pp, gp, mp, vp, i, beta1, c1, beta2, c2, eps, wd, step_size, sqrt_bc2)
 
 
+cdef void _adam_span(const Py_ssize_t* addr, const Py_ssize_t* size, Py_ssize_t k,
+                     Py_ssize_t lo, Py_ssize_t hi, floating beta1, floating c1, floating beta2,
+                     floating c2, floating eps, floating wd, floating step_size,
+                     floating sqrt_bc2) noexcept nogil:
+    """:func:`_adam1` on the elements ``lo:hi`` of the ``k`` parameters laid end to end
+    (``addr``: the addresses of p, g, m, v of parameter ``j`` at ``4 j`` to ``4 j + 3``)."""
+    cdef Py_ssize_t j = 0, base = 0, a, b, i
+    while j < k and base + size[j] <= lo:
+        base += size[j]
+        j += 1
+    while j < k and base < hi:
+        a = lo - base if lo > base else 0
+        b = hi - base if hi - base < size[j] else size[j]
+        for i in range(a, b):
+            _adam1(<floating*>addr[4 * j], <const floating*>addr[4 * j + 1],
+                   <floating*>addr[4 * j + 2], <floating*>addr[4 * j + 3], i, beta1, c1, beta2,
+                   c2, eps, wd, step_size, sqrt_bc2)
+        base += size[j]
+        j += 1
+
+
+cdef bint _adam_operand(object a, object dtype, object shape, bint write):
+    """An array the many-parameter Adam can update through its address: of ``dtype`` and
+    ``shape``, C-contiguous, and writeable where it is written."""
+    if not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != shape:
+        return False
+    return cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a) and (
+        not write or cnp.PyArray_ISWRITEABLE(<cnp.ndarray>a))
+
+
+def adam_update_many(list ps, list gs, list ms, list vs, double beta1, double c1, double beta2,
+                     double c2, double eps, double wd, double step_size, double sqrt_bc2,
+                     bint par):
+    """:func:`adam_update` on every ``(p, g, m, v)`` of the lists at once: one parallel loop over
+    all their elements laid end to end, the threads given equal shares (a model's parameters in
+    one call instead of one call, and one meeting of the threads, per parameter). The scalars
+    are already rounded to the arrays' dtype. Each element is updated as :func:`adam_update`
+    updates it, so the results are the same bit for bit. Returns False, having done nothing,
+    unless all arrays are C-contiguous of one float dtype, each parameter's four of one shape,
+    ``p``, ``m`` and ``v`` writeable (the caller then updates them one by one)."""
+    cdef Py_ssize_t k = len(ps), j, total = 0, t, nt
+    if k == 0 or len(gs) != k or len(ms) != k or len(vs) != k:
+        return False
+    first = ps[0]
+    if not isinstance(first, np.ndarray) or first.dtype not in (np.float32, np.float64):
+        return False
+    dtype = first.dtype
+    addr_arr = np.empty(4 * k, dtype=np.intp)
+    size_arr = np.empty(k, dtype=np.intp)
+    cdef Py_ssize_t[::1] addr = addr_arr, size = size_arr
+    for j in range(k):
+        shape = getattr(ps[j], "shape", None)
+        if not (_adam_operand(ps[j], dtype, shape, True) and _adam_operand(gs[j], dtype, shape, False)
+                and _adam_operand(ms[j], dtype, shape, True)
+                and _adam_operand(vs[j], dtype, shape, True)):
+            return False
+        addr[4 * j] = <Py_ssize_t>cnp.PyArray_DATA(<cnp.ndarray>ps[j])
+        addr[4 * j + 1] = <Py_ssize_t>cnp.PyArray_DATA(<cnp.ndarray>gs[j])
+        addr[4 * j + 2] = <Py_ssize_t>cnp.PyArray_DATA(<cnp.ndarray>ms[j])
+        addr[4 * j + 3] = <Py_ssize_t>cnp.PyArray_DATA(<cnp.ndarray>vs[j])
+        size[j] = cnp.PyArray_SIZE(<cnp.ndarray>ps[j])
+        total += size[j]
+    nt = openmp.omp_get_max_threads() if par else 1
+    if nt < 1:
+        nt = 1
+    cdef const Py_ssize_t* ap = &addr[0]
+    cdef const Py_ssize_t* sp = &size[0]
+    cdef bint dbl = dtype == np.float64
+    for t in prange(nt, nogil=True, schedule="static", chunksize=1, num_threads=nt):
+        if dbl:
+            _adam_span(ap, sp, k, total * t // nt, total * (t + 1) // nt, beta1, c1, beta2, c2,
+                       eps, wd, step_size, sqrt_bc2)
+        else:
+            _adam_span(ap, sp, k, total * t // nt, total * (t + 1) // nt, <float>beta1,
+                       <float>c1, <float>beta2, <float>c2, <float>eps, <float>wd,
+                       <float>step_size, <float>sqrt_bc2)
+    return True
+
+
 cdef inline void _rmsprop1(floating* p, const floating* g, floating* sq, Py_ssize_t i,
                            floating lr, floating alpha, floating c, floating eps,
                            floating wd) noexcept nogil:

@@ -41,6 +41,7 @@ batchnorm_leaky_relu_backward = _OPS.batchnorm_leaky_relu_backward
 bce_with_logits = _OPS.bce_with_logits
 sgd_update = _OPS.sgd_update
 adam_update = _OPS.adam_update
+adam_update_many = _OPS.adam_update_many
 rmsprop_update = _OPS.rmsprop_update
 gemm = _OPS.gemm
 

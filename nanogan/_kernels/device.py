@@ -204,7 +204,13 @@ def cupy_set() -> types.ModuleType:
         reference.expect_shape("matmul_im2col_t", "a", a, (a.shape[0], NL))
         return cupy.matmul(a, im2col(x, kh, kw, sh, sw, ph, pw).T)
 
-    mod.adam_update = adam_update
+    def adam_update_many(ps: list, gs: list, ms: list, vs: list, lr: float, beta1: float,
+                         beta2: float, eps: float, weight_decay: float, step: int) -> None:
+        reference.expect_same_length("adam_update_many", ps=ps, gs=gs, ms=ms, vs=vs)
+        for p, g, m, v in zip(ps, gs, ms, vs):  # one fused kernel per parameter
+            adam_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step)
+
+    mod.adam_update, mod.adam_update_many = adam_update, adam_update_many
     mod.im2col, mod.col2im = im2col, col2im
     mod.im2col_matmul, mod.matmul_col2im = im2col_matmul, matmul_col2im
     mod.matmul_im2col_t = matmul_im2col_t
@@ -327,6 +333,17 @@ def compare_with_reference(mod: Any, dtype: Any = "float64", seed: int = 0
     for step, wd in ((1, 0.0), (7, 0.01)):
         run("adam_update", p, g, rand(5, 7), rand(5, 7, lo=0.0, hi=2.0), 2e-4, 0.5, 0.999,
             1e-8, wd, step, inplace=(0, 2, 3))
+    shapes = ((5, 7), (3,), (2, 4))  # a model's parameters, in one call
+    for step, wd in ((1, 0.0), (7, 0.01)):
+        lists = [[rand(*s) for s in shapes] for _ in range(3)]
+        lists.append([rand(*s, lo=0.0, hi=2.0) for s in shapes])
+        ref_lists = [[a.copy() for a in arrays] for arrays in lists]
+        dev_lists = [[dev(a.copy()) for a in arrays] for arrays in lists]
+        reference.adam_update_many(*ref_lists, 2e-4, 0.5, 0.999, 1e-8, wd, step)
+        mod.adam_update_many(*dev_lists, 2e-4, 0.5, 0.999, 1e-8, wd, step)
+        for i in (0, 2, 3):  # p, m, v updated in place
+            for got, want in zip(dev_lists[i], ref_lists[i]):
+                record("adam_update_many", host(got), want)
     for wd in (0.0, 0.01):
         run("rmsprop_update", p, g, rand(5, 7, lo=0.0, hi=2.0), 1e-2, 0.99, 1e-8, wd,
             inplace=(0, 2))

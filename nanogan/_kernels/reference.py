@@ -107,6 +107,13 @@ def expect_shape(op: str, name: str, arr: np.ndarray, shape: tuple[int, ...]) ->
                          f"{tuple(arr.shape)}")
 
 
+def expect_same_length(op: str, **lists: list) -> None:
+    """Refuse lists of different lengths, naming the op and each list's length."""
+    if len({len(v) for v in lists.values()}) > 1:
+        got = ", ".join(f"{k} {len(v)}" for k, v in lists.items())
+        raise ValueError(f"{op}: the lists {', '.join(lists)} must be of one length, got {got}")
+
+
 def _conv_sizes(x_shape: tuple[int, ...], kh: int, kw: int, sh: int, sw: int, ph: int,
                 pw: int) -> tuple[int, int]:
     """``(C*kh*kw, N*OH*OW)``: the shape of the column matrix of an image of shape ``x_shape``."""
@@ -398,6 +405,17 @@ def adam_update(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, lr: 
     t = p.dtype.type
     denom = np.sqrt(v) / t(math.sqrt(bc2)) + t(eps)
     p -= t(lr / bc1) * m / denom
+
+
+def adam_update_many(ps: list[np.ndarray], gs: list[np.ndarray], ms: list[np.ndarray],
+                     vs: list[np.ndarray], lr: float, beta1: float, beta2: float, eps: float,
+                     weight_decay: float, step: int) -> None:
+    """:func:`adam_update` on every ``(p, g, m, v)`` of the four lists (a model's parameters,
+    gradients and Adam states, in one call: the compiled sets update them all in one parallel
+    loop, with the same results)."""
+    expect_same_length("adam_update_many", ps=ps, gs=gs, ms=ms, vs=vs)
+    for p, g, m, v in zip(ps, gs, ms, vs):
+        adam_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step)
 
 
 def rmsprop_update(p: np.ndarray, g: np.ndarray, sq: np.ndarray, lr: float, alpha: float,
