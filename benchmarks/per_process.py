@@ -3,13 +3,18 @@
 ::
 
     python benchmarks/per_process.py [--configs mlp64,mlp256,dcgan64,dcgan256] [--threads 1,2]
-                                     [--rounds 3] [--iters 10] [--frameworks nanogan,torch,jax]
+                                     [--rounds 3] [--iters 10] [--seconds 1.0]
+                                     [--frameworks nanogan,torch,jax]
                                      [--out benchmarks/per_process_results.json]
 
 This is the headline comparison (BENCHMARKS.md, "How to time"). For every thread count, round
 and config, one fresh process per framework runs the iteration of BENCHMARKS.md (Algorithm 1,
 k = 1, non-saturating loss, Adam(2e-4, (0.5, 0.999)), float32, fresh noise for the D and the G
-step) ``--warmup`` times untimed and ``--iters`` times timed, and reports the median. The
+step) untimed for ``--warmup`` iterations and at least half of ``--seconds``, then timed for
+``--iters`` iterations and at least ``--seconds`` (a few milliseconds' MLP iteration runs a few
+hundred times: over ten iterations, 40 ms, one hiccup of the host or the first iterations after
+start-up moved a process's median by 50%; every framework is timed the same way), and reports
+the median. The
 processes alternate (A B C, then B C A, ...). Published: the median over rounds of each round's
 median, and the spread (smallest and largest round median).
 
@@ -72,7 +77,8 @@ def pin_cores(threads: int) -> set[int] | None:
     return set(allowed[:threads]) if threads < len(allowed) else None
 
 
-def worker(framework: str, config: str, threads: int, iters: int, warmup: int) -> dict[str, Any]:
+def worker(framework: str, config: str, threads: int, iters: int, warmup: int,
+           seconds: float = 0.0) -> dict[str, Any]:
     """Time one framework on one config in this process (the thread variables are already set
     by the parent's environment for this process)."""
     sys.path[:0] = [HERE, ROOT]
@@ -106,11 +112,14 @@ def worker(framework: str, config: str, threads: int, iters: int, warmup: int) -
         del gan
     else:
         raise ValueError(f"unknown framework {framework!r}")
-    for _ in range(warmup):
+    t_end = time.perf_counter() + seconds / 2
+    done = 0
+    while done < warmup or time.perf_counter() < t_end:
         step()
-    times = []
+        done += 1
+    times: list[float] = []
     cpu0 = _cpu_seconds()
-    for _ in range(iters):
+    while len(times) < iters or sum(times) < seconds:
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
@@ -122,12 +131,13 @@ def worker(framework: str, config: str, threads: int, iters: int, warmup: int) -
             "pinned_cores": sorted(os.sched_getaffinity(0))}
 
 
-def run_process(framework: str, config: str, threads: int, iters: int, warmup: int
-                ) -> dict[str, Any]:
+def run_process(framework: str, config: str, threads: int, iters: int, warmup: int,
+                seconds: float = 0.0) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if k not in USER_THREAD_VARS}
     env.update({k: str(threads) for k in USER_THREAD_VARS})
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--configs", config,
-           "--threads", str(threads), "--iters", str(iters), "--warmup", str(warmup)]
+           "--threads", str(threads), "--iters", str(iters), "--warmup", str(warmup),
+           "--seconds", str(seconds)]
     cores = pin_cores(threads)
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False,
                          preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None)
@@ -207,16 +217,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=1.0,
+                    help="time at least this long (and warm up half as long) per process")
     ap.add_argument("--frameworks", default=",".join(FRAMEWORKS))
     ap.add_argument("--out", default=os.path.join(HERE, "per_process_results.json"))
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    for name, lo in (("--rounds", 1), ("--iters", 1), ("--warmup", 0)):
+    for name, lo in (("--rounds", 1), ("--iters", 1), ("--warmup", 0), ("--seconds", 0)):
         if getattr(args, name[2:]) < lo:
             ap.error(f"{name} must be >= {lo}, got {getattr(args, name[2:])}")
     if args.worker:
         print(json.dumps(worker(args.worker, args.configs, int(args.threads), args.iters,
-                                args.warmup)))
+                                args.warmup, args.seconds)))
         return 0
     sys.path[:0] = [HERE, ROOT]
     from specs import CONFIGS
@@ -239,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             for config in configs:
                 order = frameworks[r % len(frameworks):] + frameworks[:r % len(frameworks)]
                 for fw in order:
-                    res = run_process(fw, config, t, args.iters, args.warmup)
+                    res = run_process(fw, config, t, args.iters, args.warmup, args.seconds)
                     res["round"] = r
                     runs.append(res)
                     print(f"threads {t} round {r + 1} {config:9s} {fw:13s} "
@@ -251,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                      "variables, and below the core count the process pinned to that many "
                      "cores; alternating order; median over rounds of round medians",
               "rounds": args.rounds, "iters": args.iters, "warmup": args.warmup,
+              "min_seconds": args.seconds,
               "loadavg_1min_at_start": load0, "loadavg_1min_at_end": os.getloadavg()[0],
               "seconds": time.time() - started, "rows": rows, "runs": runs}
     tmp = args.out + ".tmp"

@@ -38,10 +38,20 @@ def test_worker_process_reports_a_timing_with_only_thread_variables_set():
     assert res["median_ms"] > 0 and res["peak_mb"] >= res["above_import_mb"] > 0
 
 
+def test_a_short_iteration_is_timed_for_at_least_the_seconds_asked():
+    """Every framework's process keeps timing past ``iters`` until ``seconds`` have passed (an
+    MLP iteration of a few milliseconds: hundreds of them, not ten)."""
+    res = per_process.run_process("nanogan", "mlp64", 1, iters=2, warmup=1, seconds=0.2)
+    assert len(res["times_ms"]) > 2 and sum(res["times_ms"]) >= 200
+
+
 def test_bad_flags_are_argparse_errors(capsys):
     with pytest.raises(SystemExit) as exc:
         per_process.main(["--rounds", "0"])
     assert exc.value.code == 2 and "--rounds must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        per_process.main(["--seconds", "-1"])
+    assert exc.value.code == 2 and "--seconds must be >= 0" in capsys.readouterr().err
 
 
 def test_below_the_core_count_a_process_is_pinned_and_reports_its_cores():
