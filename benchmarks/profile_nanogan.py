@@ -180,7 +180,10 @@ def op_times(gan, x, rng, iters: int) -> str:
         def clocked(*args, **kwargs):
             t0 = time.perf_counter()
             out = fn(*args, **kwargs)
-            key = (name, str(tuple(getattr(args[0], "shape", ()))),
+            first = args[0]
+            what = (f"[{len(first)} arrays, {sum(a.size for a in first):,} values]"
+                    if isinstance(first, list) else str(tuple(getattr(first, "shape", ()))))
+            key = (name, what,
                    str(tuple(getattr(args[1], "shape", ()))) if name in PRODUCTS else "")
             acc[key] += time.perf_counter() - t0
             calls[key] += 1
