@@ -530,7 +530,8 @@ class CompiledOps:
             return reference.adam_update_many(ps, gs, ms, vs, lr, beta1, beta2, eps,
                                               weight_decay, step)
         many = getattr(self._k, "adam_update_many", None)
-        if many is not None and ps and isinstance(ps[0], np.ndarray) and ps[0].dtype in FLOATS:
+        if (many is not None and ps and all(isinstance(p, np.ndarray) for p in ps)
+                and ps[0].dtype in FLOATS):
             t = ps[0].dtype.type
             bc1, bc2 = 1 - beta1 ** step, 1 - beta2 ** step
             # the scalars rounded to the array dtype as adam_update rounds them

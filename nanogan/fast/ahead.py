@@ -55,5 +55,4 @@ class Ahead:
         return G.forward(asarray(z), train=True)
 
 
-
 __all__ = ["Ahead"]
