@@ -494,11 +494,9 @@ def test_split_pair_only_where_every_cache_is_cut_by_samples():
     assert bn.split_pair(cache) == (cache[1], cache[2])
 
 
-def test_step_runs_g_forward_once_where_it_can(monkeypatch):
-    """GAN.step's last D update and its G update take G(z_d) and G(z_g) from one forward pass
-    of 2N samples where G's plan splits, and draw the same noise as two separate steps (the
-    generator's state afterwards is the same); a G with BatchNorm, a subclass with its own
-    updates, and the earlier D steps of k > 1 go forward as before."""
+@pytest.fixture
+def forward_calls(monkeypatch):
+    """``(network, batch size)`` of every ``Plan.forward`` call while the test runs."""
     calls = []
     original = Plan.forward
 
@@ -507,7 +505,14 @@ def test_step_runs_g_forward_once_where_it_can(monkeypatch):
         return original(self, x, train)
 
     monkeypatch.setattr(Plan, "forward", spy)
+    return calls
 
+
+def test_step_runs_g_forward_once_where_it_can(forward_calls):
+    """GAN.step's last D update and its G update take G(z_d) and G(z_g) from one forward pass
+    of 2N samples where G's plan splits, and draw the same noise as two separate steps (the
+    generator's state afterwards is the same); a G with BatchNorm, a subclass with its own
+    updates, and the earlier D steps of k > 1 go forward as before."""
     class OwnDStep(GAN):
         def d_step(self, x_real, z):
             return super().d_step(x_real, z)
@@ -519,31 +524,23 @@ def test_step_runs_g_forward_once_where_it_can(monkeypatch):
         G, D, zs, xs = small_pair(arch, np.float64, 0)
         gan = cls(G, D, z_shape=zs, k=k)
         rngs = [np.random.default_rng(5), np.random.default_rng(5)]
-        calls.clear()
+        forward_calls.clear()
         gan.step(iter(np.zeros((k, 6, *xs))), rngs[0])
-        assert [n for m, n in calls if m is G] == g_passes, (arch, cls, k)
+        assert [n for m, n in forward_calls if m is G] == g_passes, (arch, cls, k)
         for _ in range(k + 1):
             gan.sample_noise(6, rngs[1])
         assert rngs[0].bit_generator.state == rngs[1].bit_generator.state
 
 
-def test_d_step_runs_real_and_fake_as_one_batch(monkeypatch):
+def test_d_step_runs_real_and_fake_as_one_batch(forward_calls):
     """GAN.d_step takes the one-batch path for a samplewise D (one forward pass of D, with the
     real and the fake batch stacked), and two passes for a D with BatchNorm."""
-    calls = []
-    original = Plan.forward
-
-    def spy(self, x, train=True):
-        calls.append((self.model, len(x)))
-        return original(self, x, train)
-
-    monkeypatch.setattr(Plan, "forward", spy)
     for arch, d_passes in (("mlp", [12]), ("dcgan", [6, 6])):
         G, D, zs, xs = small_pair(arch, np.float64, 0)
         gan = GAN(G, D, z_shape=zs)
-        calls.clear()
+        forward_calls.clear()
         gan.d_step(np.zeros((6, *xs)), gan.sample_noise(6, np.random.default_rng(0)))
-        assert [n for m, n in calls if m is D] == d_passes, arch
+        assert [n for m, n in forward_calls if m is D] == d_passes, arch
 
 
 # ---------------------------------------------------------------------------- convolution tiles
