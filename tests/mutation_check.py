@@ -145,6 +145,14 @@ MUTATIONS: list[Mutation] = [
       "1 - beta1", "nanogan/_kernels/_common.py", "float(t(beta1)), float(t(1 - beta1)),",
       "float(t(beta1)), float(t(1 - beta2)),",
       ("tests/test_kernels.py", "-k", "adam_update_many")),
+    M("dense-tanh-no-grad", "the fused Dense + Tanh sends its gradient back without the tanh "
+      "derivative", "nanogan/fast/steps.py",
+      "dz = ops.tanh_backward(check_dy(d, dy, y.shape), y)", "dz = check_dy(d, dy, y.shape)",
+      ("tests/test_fast.py", "-k", "dense_step or fuse")),
+    M("bias-tanh-wrong-bias", "the compiled fused bias + tanh subtracts the bias",
+      "nanogan/_kernels/_common.py", "self._k.bias_tanh(z, np.ascontiguousarray(b), _par(z.size))",
+      "self._k.bias_tanh(z, np.ascontiguousarray(-b), _par(z.size))",
+      ("tests/test_kernels.py", "-k", "bias_tanh")),
     M("plan-backward-keeps-order", "the plan's backward pass hands a step its gradient in the "
       "previous step's order", "nanogan/fast/plan.py",
       "dy, have = relayout(dy, have, self.layouts[i]), self.layouts[i]",

@@ -157,11 +157,15 @@ def test_batchnorm_step(kernel_set, dtype, a, affine, two_d, train, seed, flags)
 def test_steps_fuse_what_they_should():
     net = Sequential(Dense(3, 4, rng=0), LeakyReLU(0.2), Dense(4, 4, bias=False, rng=1),
                      LeakyReLU(0.2), BatchNorm1d(4), ReLU(), Dense(4, 2, rng=2), LeakyReLU(-1.0),
-                     Sequential(Dense(2, 2, rng=3), ReLU()), Tanh())
-    kinds = [(type(s).__name__, s.size) for s in Plan(net).steps]
+                     Sequential(Dense(2, 2, rng=3), ReLU()), Tanh(), Dense(2, 3, rng=4), Tanh(),
+                     Dense(3, 3, bias=False, rng=5), Tanh())
+    steps = Plan(net).steps
+    kinds = [(type(s).__name__, s.size) for s in steps]
     assert kinds == [("DenseStep", 2), ("DenseStep", 1), ("ActivationStep", 1),
                      ("BatchNormActStep", 2), ("DenseStep", 1), ("ActivationStep", 1),
-                     ("LayerStep", 1), ("TanhStep", 1)]
+                     ("LayerStep", 1), ("TanhStep", 1), ("DenseStep", 2), ("DenseStep", 2)]
+    assert [getattr(s, "tanh", None) for s in steps] == [False, False, None, None, False, None,
+                                                         None, None, True, True]
     assert compile(net).model is net and compile(Dense(2, 2)).__class__ is Dense
 
 

@@ -1152,6 +1152,96 @@ def test_bias_leaky_relu_and_backward(name, case):
 
 
 @pytest.mark.parametrize("name", SETS)
+@given(case=bias_act_input())
+def test_bias_tanh(name, case):
+    """``z = tanh(z + b[c])`` in place; the Cython set's tanh is NumPy's own loop, so its values
+    are ``np.tanh``'s to the bit (the Numba set's libm tanh: within the tolerance)."""
+    z, b, _, _ = case
+    k = kernels(name)
+    expected = np.tanh(z + b[None, :, None])  # the definition
+    zc = z.copy()
+    y = k.bias_tanh(zc, b)
+    assert y is zc  # in place
+    if name == "reference" or (name == "cython" and z.dtype.name in _cython_tanh_dtypes()):
+        np.testing.assert_array_equal(y, expected)
+    else:
+        assert_matches(y, expected)
+
+
+def _cython_tanh_dtypes() -> list[str]:
+    from nanogan._kernels import _cython_kernels
+
+    return list(_cython_kernels.TANH_FROM_NUMPY)
+
+
+@pytest.mark.parametrize("name", COMPILED)
+@settings(max_examples=20, deadline=None)
+@given(n=st.sampled_from([1, 1, 2, 5]), c=st.integers(1, 6), m=st.integers(1, 700),
+       dtype=st.sampled_from(DTYPES))
+def test_bias_tanh_serial_and_parallel_paths_give_the_same_bits(name, n, c, m, dtype):
+    """One image (the CNHW layout: channels to the threads) or several (images to the threads):
+    the same bits on one thread and on all."""
+    k = kernels(name)
+    rng = np.random.default_rng(n * 1000 + c * 10 + m)
+    z = (3 * rng.standard_normal((n, c, m))).astype(dtype)
+    b = rng.standard_normal(c).astype(dtype)
+    serial, parallel = serial_and_parallel(lambda: k.bias_tanh(z.copy(), b))
+    np.testing.assert_array_equal(serial, parallel)
+    assert_matches(serial, ref.bias_tanh(z.copy(), b))
+
+
+@pytest.mark.parametrize("name", SETS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bias_tanh_extremes_and_odd_inputs(name, dtype):
+    """|z| = 1e4 saturates to +-1 (finite), infinities to +-1, NaN stays NaN, signed zeros keep
+    their sign; a non-contiguous or read-only ``z`` and a mixed-dtype bias take the reference
+    path with its result."""
+    k = kernels(name)
+    z = np.array([[1e4, -1e4, np.inf, -np.inf, np.nan, -0.0, 0.0, 0.5]], dtype=dtype)[..., None]
+    b = np.zeros(8, dtype)
+    b[5] = -0.0  # -0 + -0 is -0 (a +0 bias would turn it into +0)
+    y = k.bias_tanh(z.copy(), b)                                       # (1, 8, 1)
+    np.testing.assert_array_equal(y[0, :4, 0], [1, -1, 1, -1])
+    assert np.isnan(y[0, 4, 0])
+    assert np.signbit(y[0, 5, 0]) and not np.signbit(y[0, 6, 0])
+    assert_matches(y[0, 7:, 0], np.tanh(np.array([0.5], dtype)))
+    rng = np.random.default_rng(3)
+    big = rng.standard_normal((4, 3, 6)).astype(dtype)
+    strided = big[:, :, ::2]
+    b = rng.standard_normal(3).astype(dtype)
+    want = np.tanh(strided + b[None, :, None])
+    assert_matches(k.bias_tanh(strided, b), want)
+    other = b.astype(np.float32 if dtype == np.float64 else np.float64)
+    mixed = big[:, :, :3].copy()
+    got = k.bias_tanh(mixed.copy(), other)
+    assert got.dtype == dtype  # in place: z keeps its dtype
+    np.testing.assert_array_equal(got, ref.bias_tanh(mixed.copy(), other))
+
+
+@pytest.mark.skipif("cython" not in SETS, reason="the Cython kernels are not built")
+def test_bias_tanh_numpy_loops_and_libm_agree():
+    """The Cython kernel's two tanh paths: NumPy's loops (kept only where they give np.tanh's
+    bits on a probe) and libm's tanh, which the kernel falls back to, within an ulp or two."""
+    from nanogan._kernels import _cython_kernels as ext
+
+    k = kernels("cython")
+    rng = np.random.default_rng(5)
+    for dtype in DTYPES:
+        z = (6 * rng.standard_normal((64, 300, 1))).astype(dtype)
+        b = rng.standard_normal(300).astype(dtype)
+        try:
+            assert ext.use_numpy_tanh(False) == []
+            libm = k.bias_tanh(z.copy(), b)
+        finally:
+            kept = ext.use_numpy_tanh(True)
+        numpy_way = k.bias_tanh(z.copy(), b)
+        if np.dtype(dtype).name in kept:
+            np.testing.assert_array_equal(numpy_way, np.tanh(z + b[None, :, None]))
+        assert_matches(libm, numpy_way)
+        assert np.abs(libm - numpy_way).max() <= 4 * np.finfo(dtype).eps
+
+
+@pytest.mark.parametrize("name", SETS)
 def test_bias_leaky_relu_backward_sums_like_numpy_for_dense(name):
     """For M = 1 the bias gradient is NumPy's ``du.sum(axis=0)`` to the bit (fused and unfused
     Dense layers train identically)."""

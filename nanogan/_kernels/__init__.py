@@ -33,7 +33,7 @@ __all__ = [
 OP_NAMES: tuple[str, ...] = (
     "im2col", "col2im", "im2col_matmul", "matmul_col2im", "matmul_im2col_t",
     "leaky_relu", "leaky_relu_backward", "tanh_backward", "sigmoid", "softplus",
-    "bias_leaky_relu", "bias_leaky_relu_backward",
+    "bias_leaky_relu", "bias_leaky_relu_backward", "bias_tanh",
     "batchnorm_forward", "batchnorm_backward",
     "batchnorm_leaky_relu", "batchnorm_leaky_relu_backward",
     "bce_with_logits",

@@ -34,6 +34,7 @@ Low-level kernel table (what a compiled set must define, all outputs written in 
     sigmoid(x, out, par), softplus(x, out, par)             1-D
     bias_leaky_relu(z, b, slope, par)                       z (N, C, M) in place
     bias_leaky_relu_backward(dy, y, slope, du, db, par)     db summed in float64
+    bias_tanh(z, b, par)                                    z (N, C, M) in place
     batchnorm_forward(x, gamma, beta, eps, slope, y, mean, var, inv_std, par)
     batchnorm_backward(dy, y, slope, x, mean, inv_std, gamma, mf, dx, dgamma, dbeta, par)
     bce_with_logits(s, t, c1, ct, n, grad) -> float        1-D; returns the float64 sum
@@ -404,6 +405,14 @@ class CompiledOps:
                 and z.flags.writeable and b.shape == (z.shape[1],) and z.size):
             return reference.bias_leaky_relu(z, b, slope)
         self._k.bias_leaky_relu(z, np.ascontiguousarray(b), z.dtype.type(slope), _par(z.size))
+        return z
+
+    def bias_tanh(self, z: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Compiled :func:`nanogan._kernels.reference.bias_tanh`, in place on ``z (N, C, M)``."""
+        if not (_same_float(z, b) and z.ndim == 3 and z.flags.c_contiguous
+                and z.flags.writeable and b.shape == (z.shape[1],) and z.size):
+            return reference.bias_tanh(z, b)
+        self._k.bias_tanh(z, np.ascontiguousarray(b), _par(z.size))
         return z
 
     def bias_leaky_relu_backward(self, dy: np.ndarray, y: np.ndarray, slope: float

@@ -16,7 +16,7 @@ sums are accumulated in double.
 """
 
 from cython.parallel cimport prange
-from libc.math cimport exp, fabs, log1p, sqrt
+from libc.math cimport exp, fabs, log1p, sqrt, tanh
 from libc.string cimport memset
 
 cimport numpy as cnp
@@ -520,6 +520,117 @@ def bias_leaky_relu_backward(const floating[:, :, ::1] dy, const floating[:, :, 
                         g = dyp[i + c * M + k] * fac[yp[i + c * M + k] > 0]
                         dup[i + c * M + k] = g
                         dbp[c] += g
+
+
+# ---------------------------------------------------------------------------- fused bias + tanh
+# tanh itself is NumPy's own loop (the one ``np.tanh`` runs on float32 or float64 arrays, found in
+# the ufunc's table of loops), called on one run of values at a time from the threads: the same
+# vectorised code, so the same bits as ``np.tanh``, on all cores and while the run is in cache.
+# Where the table has no such loop, or it does not give np.tanh's values on a test array, libm's
+# tanh runs instead (within an ulp or two).
+ctypedef void (*_ufunc_loop)(char** args, cnp.npy_intp* dims, cnp.npy_intp* steps,
+                             void* data) noexcept nogil
+
+cdef _ufunc_loop _TANH_LOOP[2]   # float32, float64; NULL: libm
+cdef void* _TANH_DATA[2]
+_TANH_LOOP[0] = NULL
+_TANH_LOOP[1] = NULL
+
+
+cdef inline void _tanh_run(floating* run, Py_ssize_t n) noexcept nogil:
+    """``run[:n] = tanh(run[:n])`` in place."""
+    cdef int which = 0 if floating is float else 1
+    cdef char* args[2]
+    cdef cnp.npy_intp dims[1]
+    cdef cnp.npy_intp steps[2]
+    cdef Py_ssize_t i
+    if _TANH_LOOP[which] != NULL:
+        args[0] = <char*>run
+        args[1] = <char*>run
+        dims[0] = n
+        steps[0] = sizeof(floating)
+        steps[1] = sizeof(floating)
+        _TANH_LOOP[which](args, dims, steps, _TANH_DATA[which])
+    else:
+        for i in range(n):
+            run[i] = <floating>tanh(run[i])
+
+
+def _find_tanh_loops():
+    """Take ``np.tanh``'s float32 and float64 loops from its table, each kept only if it gives
+    ``np.tanh``'s values on a test array (returns which were kept)."""
+    cdef cnp.ufunc u = <cnp.ufunc>np.tanh
+    cdef int i, k
+    cdef cnp.ndarray t
+    kept = []
+    for k, (dt, code) in enumerate(((np.float32, cnp.NPY_FLOAT32),
+                                    (np.float64, cnp.NPY_FLOAT64))):
+        _TANH_LOOP[k] = NULL
+        for i in range(u.ntypes):
+            if u.types[2 * i] == code and u.types[2 * i + 1] == code:
+                _TANH_LOOP[k] = <_ufunc_loop><void*>u.functions[i]  # a plain C loop: no GIL needed
+                _TANH_DATA[k] = u.data[i]
+                break
+        if _TANH_LOOP[k] == NULL:
+            continue
+        probe = np.concatenate([np.linspace(-20, 20, 997), [0.0, -0.0, 1e-30, -1e-30, 9.1,
+                                                              np.inf, -np.inf]]).astype(dt)
+        t = probe.copy()
+        if k == 0:
+            _tanh_run(<float*>cnp.PyArray_DATA(t), t.shape[0])
+        else:
+            _tanh_run(<double*>cnp.PyArray_DATA(t), t.shape[0])
+        if not np.array_equal(t, np.tanh(probe)):
+            _TANH_LOOP[k] = NULL
+        else:
+            kept.append(np.dtype(dt).name)
+    return kept
+
+
+def use_numpy_tanh(bint on):
+    """Whether :func:`bias_tanh` runs NumPy's tanh loops (the default, where they pass the check
+    of ``_find_tanh_loops``) or libm's ``tanh`` (the tests compare the two). Returns the dtypes
+    that take NumPy's loops."""
+    global TANH_FROM_NUMPY
+    if on:
+        TANH_FROM_NUMPY = _find_tanh_loops()
+    else:
+        _TANH_LOOP[0] = NULL
+        _TANH_LOOP[1] = NULL
+        TANH_FROM_NUMPY = []
+    return list(TANH_FROM_NUMPY)
+
+
+#: The dtypes whose tanh is NumPy's own loop (see :func:`use_numpy_tanh`).
+TANH_FROM_NUMPY = _find_tanh_loops()
+
+
+def bias_tanh(floating[:, :, ::1] z, const floating[::1] b, bint par):
+    """In place on ``z (N, C, M)``: ``z = tanh(z + b[c])``, one image per work unit (its bias
+    added, then its run of ``C*M`` values through tanh while it is in cache), or one channel when
+    there is one image (the plans' CNHW layout passes ``N = 1``)."""
+    cdef Py_ssize_t N = z.shape[0], C = z.shape[1], M = z.shape[2], n, c, k
+    cdef floating* zp = &z[0, 0, 0]
+    cdef const floating* bp = &b[0]
+    cdef floating* row
+    cdef int nt = openmp.omp_get_max_threads() if par else 1
+    if N == 1 and M > 1:
+        for c in prange(C, nogil=True, schedule="static", num_threads=nt):
+            row = zp + c * M
+            for k in range(M):
+                row[k] = row[k] + bp[c]
+            _tanh_run(row, M)
+        return
+    for n in prange(N, nogil=True, schedule="static", num_threads=nt):
+        row = zp + n * C * M
+        if M == 1:
+            for c in range(C):
+                row[c] = row[c] + bp[c]
+        else:
+            for c in range(C):
+                for k in range(M):
+                    row[c * M + k] = row[c * M + k] + bp[c]
+        _tanh_run(row, C * M)
 
 
 # ---------------------------------------------------------------------------- batch norm

@@ -34,6 +34,7 @@ sigmoid = _OPS.sigmoid
 softplus = _OPS.softplus
 bias_leaky_relu = _OPS.bias_leaky_relu
 bias_leaky_relu_backward = _OPS.bias_leaky_relu_backward
+bias_tanh = _OPS.bias_tanh
 batchnorm_forward = _OPS.batchnorm_forward
 batchnorm_backward = _OPS.batchnorm_backward
 batchnorm_leaky_relu = _OPS.batchnorm_leaky_relu

@@ -315,6 +315,7 @@ def compare_with_reference(mod: Any, dtype: Any = "float64", seed: int = 0
         run("bias_leaky_relu", x, b, slope, inplace=(0,))
         y = reference.bias_leaky_relu(x.copy(), b, slope)
         run("bias_leaky_relu_backward", dy, y, slope)
+    run("bias_tanh", x, b, inplace=(0,))
     gamma, beta = rand(6, lo=0.5, hi=2.0), rand(6)
     run("batchnorm_forward", x, gamma, beta, 1e-5)
     _, mean, _, inv_std = reference.batchnorm_forward(x, gamma, beta, 1e-5)

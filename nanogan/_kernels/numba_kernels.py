@@ -318,6 +318,32 @@ def _softplus_p(x, out):
 
 # ---------------------------------------------------------------------------- fused bias + act
 @njit(**_JIT)
+def _bias_tanh_s(z, b):
+    N, C, M = z.shape
+    for n in range(N):
+        for c in range(C):
+            bc = b[c]
+            for k in range(M):
+                z[n, c, k] = np.tanh(z[n, c, k] + bc)
+
+
+@njit(parallel=True, **_JIT)
+def _bias_tanh_p(z, b):
+    N, C, M = z.shape
+    if N == 1:  # the plans' CNHW layout: one image, channels to the threads
+        for c in prange(C):
+            bc = b[c]
+            for k in range(M):
+                z[0, c, k] = np.tanh(z[0, c, k] + bc)
+        return
+    for n in prange(N):
+        for c in range(C):
+            bc = b[c]
+            for k in range(M):
+                z[n, c, k] = np.tanh(z[n, c, k] + bc)
+
+
+@njit(**_JIT)
 def _bias_leaky_relu_s(z, b, slope):
     N, C, M = z.shape
     for n in range(N):
@@ -697,6 +723,7 @@ _LOW_LEVEL = types.SimpleNamespace(
     sigmoid=_pick(_sigmoid_s, _sigmoid_p), softplus=_pick(_softplus_s, _softplus_p),
     bias_leaky_relu=_pick(_bias_leaky_relu_s, _bias_leaky_relu_p),
     bias_leaky_relu_backward=_pick(_bias_leaky_relu_backward, _bias_leaky_relu_backward_p),
+    bias_tanh=_pick(_bias_tanh_s, _bias_tanh_p),
     batchnorm_forward=_on_one_thread_unless(_batchnorm_forward),
     batchnorm_backward=_on_one_thread_unless(_batchnorm_backward),
     sgd_update=_pick(_sgd_s, _sgd_p), adam_update=_pick(_adam_s, _adam_p),
@@ -719,6 +746,7 @@ sigmoid = _OPS.sigmoid
 softplus = _OPS.softplus
 bias_leaky_relu = _OPS.bias_leaky_relu
 bias_leaky_relu_backward = _OPS.bias_leaky_relu_backward
+bias_tanh = _OPS.bias_tanh
 batchnorm_forward = _OPS.batchnorm_forward
 batchnorm_backward = _OPS.batchnorm_backward
 batchnorm_leaky_relu = _OPS.batchnorm_leaky_relu

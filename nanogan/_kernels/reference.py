@@ -247,6 +247,25 @@ def bias_leaky_relu(z: np.ndarray, b: np.ndarray, slope: float) -> np.ndarray:
     return z
 
 
+def bias_tanh(z: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Fused bias and ``tanh``, IN PLACE: ``z = tanh(z + b[c])`` (a layer's output and the
+    ``Tanh`` after it; the backward pass is :func:`tanh_backward` on the output, then the bias
+    sum).
+
+    Parameters
+    ----------
+    z : ndarray, shape (N, C, M), C-contiguous; overwritten with the result
+    b : ndarray, shape (C,), added to every value of channel ``c``
+
+    Returns
+    -------
+    y : ``z`` itself, ``y = tanh(z + b[None, :, None])``
+    """
+    z += b[None, :, None]
+    np.tanh(z, out=z)
+    return z
+
+
 def bias_leaky_relu_backward(dy: np.ndarray, y: np.ndarray, slope: float
                              ) -> tuple[np.ndarray, np.ndarray]:
     """Backward of :func:`bias_leaky_relu` from its OUTPUT ``y`` (for ``slope >= 0``,

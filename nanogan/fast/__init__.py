@@ -8,7 +8,9 @@ the same parameters (the plan shares the network's arrays, so ``params``, ``grad
 
 * runs a Dense with a bias, a Conv2d or a BatchNorm followed by a ``LeakyReLU``/``ReLU`` as one
   step: the activation is applied in place in the producer's last pass over its output, and its
-  gradient is taken in the same pass as the bias (or BatchNorm) sums (see :mod:`.steps`);
+  gradient is taken in the same pass as the bias (or BatchNorm) sums (see :mod:`.steps`); a
+  Dense followed by ``Tanh`` (a generator's output) likewise, bias and ``tanh`` in one pass
+  (``ops.bias_tanh``, NumPy's own tanh loop run on all cores in the compiled set);
 * keeps the images between its convolution and batch-norm steps channels first, ``(C, N, H,
   W)``, the order the products give and take (``y2 = W2 @ cols`` is ``(O, N*OH*OW)``), and
   converts to the layers' NCHW only at its ends and around steps that need it

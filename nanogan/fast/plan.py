@@ -79,8 +79,10 @@ def plan_steps(layers: list[Module]) -> list[S.Step]:
         layer = layers[i]
         slope = _activation_slope(layers[i + 1] if i + 1 < len(layers) else None)
         kind = type(layer)
-        if kind is Dense:
-            step: S.Step = S.DenseStep(layer, slope if layer.bias is not None else None)
+        if kind is Dense and i + 1 < len(layers) and type(layers[i + 1]) is Tanh:
+            step: S.Step = S.DenseStep(layer, tanh=True)
+        elif kind is Dense:
+            step = S.DenseStep(layer, slope if layer.bias is not None else None)
         elif kind is Conv2d:
             step = S.ConvStep(layer, slope)
         elif kind is ConvTranspose2d:

@@ -10,7 +10,11 @@ Fusing a producer with the (Leaky)ReLU after it is exact, not an approximation::
     backward   dz = dy if y > 0 else slope * dy;  db = sum dz   (one pass over dy)
 
 for ``slope >= 0``, ``y > 0`` exactly where ``z > 0``, so the activation's backward reads its mask
-from the output ``y``; and writing ``y`` over ``z`` is safe because no cache holds ``z``.
+from the output ``y``; and writing ``y`` over ``z`` is safe because no cache holds ``z``. A Dense
+layer and the ``Tanh`` after it (a generator's output) fuse the same way::
+
+    forward    y = tanh(z + b)                                  (one pass over z, in place)
+    backward   dz = dy * (1 - y^2);  db = sum dz
 """
 
 from __future__ import annotations
@@ -198,15 +202,30 @@ class TanhStep(Step):
 
 
 class DenseStep(_Fusing):
-    """``Dense`` (+ ``LeakyReLU``): ``y = leaky_relu(x W^T + b)``, bias and activation in one pass
-    over ``x W^T``; the cache holds ``x`` and ``y``, never ``x W^T``."""
+    """``Dense`` (+ ``LeakyReLU``, or + ``Tanh`` with ``tanh=True``): ``y = act(x W^T + b)``,
+    bias and activation in one pass over ``x W^T``; the cache holds ``x`` and ``y``, never
+    ``x W^T``."""
 
     layer: Dense
+
+    def __init__(self, layer: Module, slope: float | None = None, tanh: bool = False) -> None:
+        super().__init__(layer, None if tanh else slope)
+        self.tanh = tanh
+        if tanh:
+            self.size = 2
+
+    def __repr__(self) -> str:
+        return f"DenseStep({self.layer!r} + Tanh)" if self.tanh else super().__repr__()
 
     def forward(self, x: np.ndarray, train: bool) -> tuple[np.ndarray, tuple]:
         d = self.layer
         x = d._check_input(x, 2, "(N, in_features)", {1: d.in_features})
         z = matmul(x, d.weight.T)
+        if self.tanh:  # a zero bias where the layer has none: tanh(z + 0) is tanh(z)
+            N, O = z.shape
+            b = d.bias if d.bias is not None else xp.zeros(O, dtype=z.dtype)
+            y = ops.bias_tanh(z.reshape(N, O, 1), b).reshape(N, O)
+            return y, (x, y)
         if self.slope is None:
             if d.bias is not None:
                 z += d.bias
@@ -219,7 +238,11 @@ class DenseStep(_Fusing):
                  input_grad: bool, accumulate: bool = True) -> np.ndarray | None:
         d = self.layer
         x, y = cache
-        if self.slope is None:
+        if self.tanh:
+            dz = ops.tanh_backward(check_dy(d, dy, y.shape), y)
+            if param_grads and d.bias is not None:
+                put_grad(d, "bias", dz.sum(axis=0), accumulate)
+        elif self.slope is None:
             dz = dy
             if param_grads and d.bias is not None:
                 put_grad(d, "bias", dy.sum(axis=0), accumulate)
