@@ -153,6 +153,16 @@ MUTATIONS: list[Mutation] = [
       "nanogan/_kernels/_common.py", "self._k.bias_tanh(z, np.ascontiguousarray(b), _par(z.size))",
       "self._k.bias_tanh(z, np.ascontiguousarray(-b), _par(z.size))",
       ("tests/test_kernels.py", "-k", "bias_tanh")),
+    M("window-input-grad-wrong-sign", "a whole-window convolution on channels-first images "
+      "sends back minus its input gradient", "nanogan/fast/steps.py",
+      "return ops.window_input_grad(dz2, W2.reshape(O, C, -1))",
+      "return ops.window_input_grad(dz2, -W2.reshape(O, C, -1))",
+      ("tests/test_fast.py", "-k", "conv")),
+    M("window-weight-grad-wrong-sign", "the compiled whole-window weight gradient takes minus "
+      "dy", "nanogan/_kernels/_common.py",
+      "self._k.window_weight_grad(np.ascontiguousarray(dy),",
+      "self._k.window_weight_grad(np.ascontiguousarray(-dy),",
+      ("tests/test_kernels.py", "-k", "window")),
     M("plan-backward-keeps-order", "the plan's backward pass hands a step its gradient in the "
       "previous step's order", "nanogan/fast/plan.py",
       "dy, have = relayout(dy, have, self.layouts[i]), self.layouts[i]",

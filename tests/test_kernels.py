@@ -1121,6 +1121,67 @@ def test_machine_is_free_follows_the_load_limit(monkeypatch):
     assert _threads.parallel(10, 10) and not _threads.parallel(9, 10)
 
 
+# ---------------------------------------------------------------------------- whole-window products
+@st.composite
+def window_input(draw):
+    """``w (O, C, P)``, ``x (C, N, P)`` and ``dy (O, N)``: up to a few output channels (the loops
+    of the compiled sets), sometimes more than they take (the reference's products then)."""
+    O = draw(st.sampled_from([1, 1, 2, 3, _common.CompiledOps.WINDOW_MAX_OUT + 1]))
+    C, N, P = draw(st.integers(1, 5)), draw(st.integers(1, 6)), draw(st.sampled_from([1, 4, 49]))
+    dtype = draw(st.sampled_from(DTYPES))
+    return (draw_array(draw, (O, C, P), dtype, -3, 3), draw_array(draw, (C, N, P), dtype),
+            draw_array(draw, (O, N), dtype, -3, 3))
+
+
+@pytest.mark.parametrize("name", SETS)
+@given(case=window_input())
+def test_window_products(name, case):
+    """The three products of a whole-window convolution on channels-first images, against their
+    definitions (``einsum``); one output channel's input gradient is the product alone, to the
+    bit."""
+    w, x, dy = case
+    k = kernels(name)
+    y = k.window_forward(w, x)
+    assert_matches(y, np.einsum("ocp,cnp->on", w, x),
+                   scale=np.einsum("ocp,cnp->on", abs(w), abs(x)))
+    dw = k.window_weight_grad(dy, x)
+    assert_matches(dw, np.einsum("on,cnp->ocp", dy, x),
+                   scale=np.einsum("on,cnp->ocp", abs(dy), abs(x)))
+    dx = k.window_input_grad(dy, w)
+    assert_matches(dx, np.einsum("on,ocp->cnp", dy, w),
+                   scale=np.einsum("on,ocp->cnp", abs(dy), abs(w)))
+    if w.shape[0] == 1:
+        np.testing.assert_array_equal(dx, dy[0][None, :, None] * w[0][:, None, :])
+
+
+@pytest.mark.parametrize("name", COMPILED)
+@settings(max_examples=15, deadline=None)
+@given(case=window_input())
+def test_window_products_serial_and_parallel_give_the_same_bits(name, case):
+    w, x, dy = case
+    k = kernels(name)
+    serial, parallel = serial_and_parallel(lambda: [k.window_forward(w, x),
+                                                    k.window_weight_grad(dy, x),
+                                                    k.window_input_grad(dy, w)])
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_window_products_refuse_mismatched_shapes(name):
+    k = kernels(name)
+    w, x, dy = np.ones((2, 3, 5)), np.ones((3, 4, 6)), np.ones((2, 5))
+    with pytest.raises(ValueError, match=r"window_forward: argument 'x' expected shape "
+                                         r"\(3, 4, 5\), got \(3, 4, 6\)"):
+        k.window_forward(w, x)
+    with pytest.raises(ValueError, match=r"window_weight_grad: argument 'dy' expected shape "
+                                         r"\(2, 4\), got \(2, 5\)"):
+        k.window_weight_grad(dy, x)
+    with pytest.raises(ValueError, match=r"window_input_grad: argument 'dy' expected shape "
+                                         r"\(2, 5\), got \(3, 5\)"):
+        k.window_input_grad(np.ones((3, 5)), w)
+
+
 # ---------------------------------------------------------------------------- fused ops, loss
 @st.composite
 def bias_act_input(draw):

@@ -32,6 +32,7 @@ __all__ = [
 #: The op names every kernel set provides (the reference module defines the semantics).
 OP_NAMES: tuple[str, ...] = (
     "im2col", "col2im", "im2col_matmul", "matmul_col2im", "matmul_im2col_t",
+    "window_forward", "window_weight_grad", "window_input_grad",
     "leaky_relu", "leaky_relu_backward", "tanh_backward", "sigmoid", "softplus",
     "bias_leaky_relu", "bias_leaky_relu_backward", "bias_tanh",
     "batchnorm_forward", "batchnorm_backward",

@@ -297,6 +297,10 @@ def compare_with_reference(mod: Any, dtype: Any = "float64", seed: int = 0
         run("matmul_col2im", rand(c * kh * kw, 5), rand(5, n * oh * ow), shape, kh, kw, sh, sw,
             ph, pw)
         run("matmul_im2col_t", rand(5, n * oh * ow), x, kh, kw, sh, sw, ph, pw)
+    w3, x3, dy2 = rand(2, 3, 5), rand(3, 4, 5), rand(2, 4)
+    run("window_forward", w3, x3)
+    run("window_weight_grad", dy2, x3)
+    run("window_input_grad", dy2, w3)
     xt = rand(2, 3, 8, 9).transpose(0, 1, 3, 2)  # a non-contiguous input
     run("im2col", np.ascontiguousarray(xt), 3, 3, 2, 1, 1, 0)
     got = host(mod.im2col(dev(xt.copy())[:, :, ::2], 2, 2, 1, 1, 0, 0))

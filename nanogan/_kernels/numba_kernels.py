@@ -241,6 +241,61 @@ def _col2im(cols, xf, N, C, H, W, sN, sC, kh, kw, sh, sw, ph, pw):
                                 xf[np.uintp(d + n * sN)] += cf[np.uintp(o + n * L)]
 
 
+# ---------------------------------------------------------------------------- whole-window products
+# The gradients, as the Cython set's (see there): the weight gradient's sums in double, each
+# position in its own accumulator, in a fixed order (``acc`` (threads, P): scratch), so the
+# parallel loops give the serial loops' bits.
+@njit(**_JIT)
+def _window_weight_grad_s(dy, x, dw, acc):
+    for c in range(x.shape[0]):
+        _window_wgrad(dy, x, dw, acc[0], c)
+
+
+@njit(parallel=True, **_JIT)
+def _window_weight_grad_p(dy, x, dw, acc):
+    for c in prange(x.shape[0]):
+        _window_wgrad(dy, x, dw, np.zeros(x.shape[2], np.float64), c)
+
+
+@njit(**_JIT)
+def _window_wgrad(dy, x, dw, a, c):
+    O, N, P = dy.shape[0], x.shape[1], x.shape[2]
+    for o in range(O):
+        for p in range(P):
+            a[p] = 0.0
+        for n in range(N):
+            d = np.float64(dy[o, n])
+            for p in range(P):
+                a[p] += d * np.float64(x[c, n, p])
+        for p in range(P):
+            dw[o, c, p] = a[p]
+
+
+@njit(**_JIT)
+def _window_igrad(dy, w, dx, c):
+    O, P, N = w.shape[0], w.shape[2], dx.shape[1]
+    for n in range(N):
+        d = dy[0, n]
+        for p in range(P):
+            dx[c, n, p] = d * w[0, c, p]
+        for o in range(1, O):
+            d = dy[o, n]
+            for p in range(P):
+                dx[c, n, p] = dx[c, n, p] + d * w[o, c, p]
+
+
+@njit(**_JIT)
+def _window_input_grad_s(dy, w, dx):
+    for c in range(w.shape[1]):
+        _window_igrad(dy, w, dx, c)
+
+
+@njit(parallel=True, **_JIT)
+def _window_input_grad_p(dy, w, dx):
+    for c in prange(w.shape[1]):
+        _window_igrad(dy, w, dx, c)
+
+
 # ---------------------------------------------------------------------------- activations
 @njit(inline="always")
 def _sigmoid1(v):
@@ -717,6 +772,8 @@ def _on_one_thread_unless(parallel):
 
 _LOW_LEVEL = types.SimpleNamespace(
     im2col=_on_one_thread_unless(_im2col), col2im=_on_one_thread_unless(_col2im),
+    window_weight_grad=_pick(_window_weight_grad_s, _window_weight_grad_p),
+    window_input_grad=_pick(_window_input_grad_s, _window_input_grad_p),
     leaky_relu=_pick(_leaky_relu_s, _leaky_relu_p),
     leaky_relu_backward=_pick(_leaky_relu_backward_s, _leaky_relu_backward_p),
     tanh_backward=_pick(_tanh_backward_s, _tanh_backward_p),
@@ -739,6 +796,9 @@ col2im = _OPS.col2im
 im2col_matmul = _OPS.im2col_matmul
 matmul_col2im = _OPS.matmul_col2im
 matmul_im2col_t = _OPS.matmul_im2col_t
+window_forward = _OPS.window_forward
+window_weight_grad = _OPS.window_weight_grad
+window_input_grad = _OPS.window_input_grad
 leaky_relu = _OPS.leaky_relu
 leaky_relu_backward = _OPS.leaky_relu_backward
 tanh_backward = _OPS.tanh_backward

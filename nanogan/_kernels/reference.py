@@ -202,6 +202,72 @@ def matmul_im2col_t(a: np.ndarray, x: np.ndarray, kh: int, kw: int, sh: int, sw:
     return a @ im2col(x, kh, kw, sh, sw, ph, pw).T
 
 
+# ---------------------------------------------------------------------------- whole-window products
+# A convolution whose unpadded window covers each whole image (an output of size 1 x 1, as a
+# DCGAN discriminator's last layer) has no column matrix to form: each output is one dot product
+# of the weight with the image. On images stored channels first, ``x (C, N, P)`` (P = H*W, the
+# plans' CNHW layout), its three products are these.
+def window_forward(w: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The forward pass of a whole-window convolution on images stored channels first.
+
+    Parameters
+    ----------
+    w : ndarray, shape (O, C, P), the weight (P = kh*kw = H*W)
+    x : ndarray, shape (C, N, P), the images
+
+    Returns
+    -------
+    y : ndarray, shape (O, N)
+
+    Equations
+    ---------
+    ``y[o, n] = sum_{c, p} w[o, c, p] x[c, n, p]``
+    """
+    _, C, P = w.shape
+    expect_shape("window_forward", "x", x, (C, x.shape[1], P))
+    return (w.transpose(1, 0, 2) @ x.transpose(0, 2, 1)).sum(axis=0)   # sum_c (O, P) @ (P, N)
+
+
+def window_weight_grad(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The weight gradient of :func:`window_forward`.
+
+    Parameters
+    ----------
+    dy : ndarray, shape (O, N)
+    x : ndarray, shape (C, N, P)
+
+    Returns
+    -------
+    dw : ndarray, shape (O, C, P); it may be a transposed view
+
+    Equations
+    ---------
+    ``dw[o, c, p] = sum_n dy[o, n] x[c, n, p]``
+    """
+    expect_shape("window_weight_grad", "dy", dy, (dy.shape[0], x.shape[1]))
+    return (dy[None] @ x).transpose(1, 0, 2)                           # per c: (O, N) @ (N, P)
+
+
+def window_input_grad(dy: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The input gradient of :func:`window_forward`.
+
+    Parameters
+    ----------
+    dy : ndarray, shape (O, N)
+    w : ndarray, shape (O, C, P)
+
+    Returns
+    -------
+    dx : ndarray, shape (C, N, P)
+
+    Equations
+    ---------
+    ``dx[c, n, p] = sum_o dy[o, n] w[o, c, p]``
+    """
+    expect_shape("window_input_grad", "dy", dy, (w.shape[0], dy.shape[1]))
+    return dy.T[None] @ w.transpose(1, 0, 2)                           # per c: (N, O) @ (O, P)
+
+
 # ---------------------------------------------------------------------------- activations
 def leaky_relu(x: np.ndarray, slope: float) -> np.ndarray:
     """``y = x if x > 0 else slope * x`` (``slope = 0`` is ReLU)."""

@@ -311,15 +311,15 @@ class ConvStep(_Fusing):
     @staticmethod
     def _whole_forward(xn: np.ndarray, W2: np.ndarray) -> np.ndarray:
         """``y[o, n] = sum_{c, p} W[o, c, p] x[n, c, p]`` (one window per image): one product
-        when ``x`` is stored NCHW (the plan's input), else one per channel, summed."""
+        when ``x`` is stored NCHW (the plan's input), else the whole-window op on the images
+        stored channels first (``ops.window_forward``)."""
         N, C = xn.shape[:2]
         O = W2.shape[0]
         if xn.flags.c_contiguous:
             y = matmul(W2, xn.reshape(N, -1).T)                  # (O, N)
         else:
             x3 = xp.ascontiguousarray(nchw(xn)).reshape(C, N, -1)
-            y = matmul(W2.reshape(O, C, -1).transpose(1, 0, 2),
-                       x3.transpose(0, 2, 1)).sum(axis=0)        # sum_c (O, p) @ (p, N)
+            y = ops.window_forward(W2.reshape(O, C, -1), x3)    # (O, N)
         return xp.ascontiguousarray(y).reshape(O, N, 1, 1)
 
     def backward(self, dy: np.ndarray, cache: tuple, *, param_grads: bool,
@@ -366,14 +366,12 @@ class ConvStep(_Fusing):
             if param_grads:
                 put_product(c, "weight", dz2, xn.reshape(N, -1), accumulate)
             return nchw(matmul(dz2.T, W2).reshape(xn.shape)) if input_grad else None
-        x3 = xp.ascontiguousarray(nchw(xn)).reshape(C, N, -1)
-        W3 = W2.reshape(O, C, -1).transpose(1, 0, 2)            # (C, O, p)
-        if param_grads:  # per channel (O, N) @ (N, p)
-            put_grad(c, "weight", matmul(xp.broadcast_to(dz2, (C, *dz2.shape)), x3)
-                     .transpose(1, 0, 2), accumulate)
+        x3 = xp.ascontiguousarray(nchw(xn)).reshape(C, N, -1)  # (C, N, p): channels first
+        if param_grads:  # dW[o, c, p] = sum_n dy[o, n] x[c, n, p]
+            put_grad(c, "weight", ops.window_weight_grad(dz2, x3), accumulate)
         if not input_grad:
-            return None
-        return matmul(xp.broadcast_to(dz2.T, (C, N, O)), W3).reshape(nchw(xn).shape)  # CNHW
+            return None                                          # dx[c, n, p] = sum_o dy W
+        return ops.window_input_grad(dz2, W2.reshape(O, C, -1)).reshape(nchw(xn).shape)  # CNHW
 
 
 class ConvTransposeStep(Step):
