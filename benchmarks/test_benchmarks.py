@@ -98,6 +98,23 @@ def test_nanogan_flop_count_is_what_an_iteration_multiplies(arch, monkeypatch):
     monkeypatch.setattr(steps, "matmul_pair", counting_pair)
     for op in ("im2col_matmul", "matmul_col2im", "matmul_im2col_t"):
         monkeypatch.setattr(steps.ops, op, conv_product(op))
+
+    def window_product(op):  # a whole-window convolution's: 2 O C P N each
+        fn = getattr(steps.ops, op)
+
+        def spy(a, b):
+            if op == "window_forward":        # w (O, C, P), x (C, N, P)
+                (O, C, P), N = a.shape, b.shape[1]
+            elif op == "window_weight_grad":  # dy (O, N), x (C, N, P)
+                (O, N), (C, _, P) = a.shape, b.shape
+            else:                             # dy (O, N), w (O, C, P)
+                (O, N), (_, C, P) = a.shape, b.shape
+            count[0] += 2 * O * C * P * N
+            return fn(a, b)
+        return spy
+
+    for op in ("window_forward", "window_weight_grad", "window_input_grad"):
+        monkeypatch.setattr(steps.ops, op, window_product(op))
     for tile in (_threads.CONV_THREAD_TILE_ELEMENTS, 1):
         monkeypatch.setattr(_threads, "CONV_TILE_ELEMENTS", tile)
         monkeypatch.setattr(_threads, "CONV_THREAD_TILE_ELEMENTS", tile)
