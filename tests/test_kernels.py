@@ -1167,6 +1167,30 @@ def test_window_products_serial_and_parallel_give_the_same_bits(name, case):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.skipif("cython" not in SETS, reason="the Cython kernels are not built")
+def test_window_weight_grad_without_cblas_takes_its_loop():
+    """Where no CBLAS is found, the Cython weight gradient runs its own loop (sums in double),
+    with the same result as the per-channel products, on one thread or all."""
+    from nanogan._kernels import _cython_kernels as ext
+
+    k = kernels("cython")
+    rng = np.random.default_rng(11)
+    for dtype in DTYPES:
+        dy = rng.standard_normal((2, 37)).astype(dtype)
+        x = rng.standard_normal((5, 37, 49)).astype(dtype)
+        with_blas = k.window_weight_grad(dy, x)
+        f32, f64 = _cblas.GEMM.get(np.dtype(np.float32)), _cblas.GEMM.get(np.dtype(np.float64))
+        ext.set_cblas(0, 0, False)
+        try:
+            serial, parallel = serial_and_parallel(lambda dy=dy, x=x: k.window_weight_grad(dy, x))
+        finally:
+            ext.set_cblas(f32[0] if f32 else 0, f64[0] if f64 else 0, bool(f32 and f32[1]))
+        np.testing.assert_array_equal(serial, parallel)
+        assert_matches(serial, with_blas, scale=np.einsum("on,cnp->ocp", abs(dy), abs(x)))
+        assert_matches(serial, ref.window_weight_grad(dy, x),
+                       scale=np.einsum("on,cnp->ocp", abs(dy), abs(x)))
+
+
 @pytest.mark.parametrize("name", SETS)
 def test_window_products_refuse_mismatched_shapes(name):
     k = kernels(name)
