@@ -440,89 +440,7 @@ def softplus(const floating[::1] x, floating[::1] out, bint par):
                 out[i] = <floating>_softplus1(x[i])
 
 
-# ---------------------------------------------------------------------------- fused bias + act
-def bias_leaky_relu(floating[:, :, ::1] z, const floating[::1] b, floating slope, bint par):
-    """In place on ``z (N, C, M)``: ``z = leaky_relu(z + b[c], slope)``, one image per work
-    unit (for ``M = 1``, the Dense layout, the inner loop runs along the bias), or one channel
-    when there is one image (the plans' CNHW layout passes ``N = 1``)."""
-    cdef Py_ssize_t N = z.shape[0], C = z.shape[1], M = z.shape[2], n, c, k
-    cdef floating* zp = &z[0, 0, 0]
-    cdef const floating* bp = &b[0]
-    cdef floating* row
-    cdef int nt = openmp.omp_get_max_threads() if par else 1
-    if N == 1 and M > 1:
-        for c in prange(C, nogil=True, schedule="static", num_threads=nt):
-            row = zp + c * M
-            for k in range(M):
-                row[k] = _lrelu1(row[k] + bp[c], slope)
-        return
-    for n in prange(N, nogil=True, schedule="static", num_threads=nt):
-        row = zp + n * C * M
-        if M == 1:
-            for c in range(C):
-                row[c] = _lrelu1(row[c] + bp[c], slope)
-        else:
-            for c in range(C):
-                for k in range(M):
-                    row[c * M + k] = _lrelu1(row[c * M + k] + bp[c], slope)
-
-
-cdef inline floating _lrelu_grad_run(const floating* dy, const floating* y, floating slope,
-                                     floating* du, Py_ssize_t M) noexcept nogil:
-    """``du = dy * (1 if y > 0 else slope)`` over one run of ``M`` values; returns its sum, added
-    in the array dtype from left to right."""
-    cdef Py_ssize_t k
-    cdef floating g, total = 0
-    cdef floating fac[2]
-    fac[0] = slope
-    fac[1] = 1
-    for k in range(M):
-        g = dy[k] * fac[y[k] > 0]
-        du[k] = g
-        total += g
-    return total
-
-
-def bias_leaky_relu_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] y,
-                             floating slope, floating[:, :, ::1] du, floating[::1] db, bint par):
-    """``du = dy * (1 if y > 0 else slope)`` and ``db[c] = sum du[:, c, :]`` in one serial pass,
-    summing in the array dtype in the order of NumPy's ``du.sum(axis=0)`` for Dense layers
-    (``M = 1``), so that a fused Dense + LeakyReLU gives the unfused layers' bias gradient. With
-    one image (the plans' CNHW layout) channels go to threads (``par``): each channel's sum is
-    the same run in the same order."""
-    cdef Py_ssize_t N = y.shape[0], C = y.shape[1], M = y.shape[2], n, c, k, i
-    cdef floating g
-    cdef floating fac[2]  # the activation's derivative, looked up without a branch
-    cdef const floating* dyp = &dy[0, 0, 0]
-    cdef const floating* yp = &y[0, 0, 0]
-    cdef floating* dup = &du[0, 0, 0]
-    cdef floating* dbp = &db[0]
-    fac[0] = slope
-    fac[1] = 1
-    cdef int nt = openmp.omp_get_max_threads() if par else 1
-    if N == 1 and M > 1:
-        for c in prange(C, nogil=True, schedule="static", num_threads=nt):
-            dbp[c] = _lrelu_grad_run(dyp + c * M, yp + c * M, slope, dup + c * M, M)
-        return
-    with nogil:
-        for c in range(C):
-            dbp[c] = 0
-        for n in range(N):
-            i = n * C * M
-            if M == 1:
-                for c in range(C):  # vectorizes: a blend, not a branch or a lookup
-                    g = dyp[i + c] * (<floating>1 if yp[i + c] > 0 else slope)
-                    dup[i + c] = g
-                    dbp[c] += g
-            else:
-                for c in range(C):
-                    for k in range(M):
-                        g = dyp[i + c * M + k] * fac[yp[i + c * M + k] > 0]
-                        dup[i + c * M + k] = g
-                        dbp[c] += g
-
-
-# ---------------------------------------------------------------------------- fused bias + tanh
+# ---------------------------------------------------------------------------- tanh, NumPy's loop
 # tanh itself is NumPy's own loop (the one ``np.tanh`` runs on float32 or float64 arrays, found in
 # the ufunc's table of loops), called on one run of values at a time from the threads: the same
 # vectorised code, so the same bits as ``np.tanh``, on all cores and while the run is in cache.
@@ -605,32 +523,116 @@ def use_numpy_tanh(bint on):
 TANH_FROM_NUMPY = _find_tanh_loops()
 
 
+# ---------------------------------------------------------------------------- fused bias + act
+def bias_leaky_relu(floating[:, :, ::1] z, const floating[::1] b, floating slope, bint par):
+    """In place on ``z (N, C, M)``: ``z = leaky_relu(z + b[c], slope)`` (see :func:`_bias_act`
+    for how the work is shared)."""
+    _bias_act(&z[0, 0, 0], &b[0], z.shape[0], z.shape[1], z.shape[2], slope, False,
+              openmp.omp_get_max_threads() if par else 1)
+
+
 def bias_tanh(floating[:, :, ::1] z, const floating[::1] b, bint par):
-    """In place on ``z (N, C, M)``: ``z = tanh(z + b[c])``, one image per work unit (its bias
-    added, then its run of ``C*M`` values through tanh while it is in cache), or one channel when
-    there is one image (the plans' CNHW layout passes ``N = 1``)."""
-    cdef Py_ssize_t N = z.shape[0], C = z.shape[1], M = z.shape[2], n, c, k
-    cdef floating* zp = &z[0, 0, 0]
-    cdef const floating* bp = &b[0]
+    """In place on ``z (N, C, M)``: ``z = tanh(z + b[c])``, each run's bias added and the run
+    then sent through tanh while it is in cache (see :func:`_bias_act`)."""
+    _bias_act(&z[0, 0, 0], &b[0], z.shape[0], z.shape[1], z.shape[2], 0, True,
+              openmp.omp_get_max_threads() if par else 1)
+
+
+cdef inline void _bias_act_run(floating* run, Py_ssize_t n, const floating* b, Py_ssize_t bstep,
+                               floating slope, bint tanh) noexcept nogil:
+    """``run[k] = act(run[k] + b[k * bstep])`` for ``k < n`` (``bstep`` 0: one bias for the run,
+    1: one per value); ``act`` is ``tanh`` or the leaky ReLU of ``slope``."""
+    cdef Py_ssize_t k
+    cdef floating b0 = b[0]
+    if tanh:
+        if bstep:
+            for k in range(n):
+                run[k] = run[k] + b[k]
+        else:
+            for k in range(n):
+                run[k] = run[k] + b0
+        _tanh_run(run, n)
+    elif bstep:
+        for k in range(n):
+            run[k] = _lrelu1(run[k] + b[k], slope)
+    else:
+        for k in range(n):
+            run[k] = _lrelu1(run[k] + b0, slope)
+
+
+cdef void _bias_act(floating* zp, const floating* bp, Py_ssize_t N, Py_ssize_t C, Py_ssize_t M,
+                    floating slope, bint tanh, int nt) noexcept nogil:
+    """The fused bias and activation in place on ``z (N, C, M)``: one image per work unit (for
+    ``M = 1``, the Dense layout, one run along the bias), or one channel when there is one image
+    (the plans' CNHW layout passes ``N = 1``)."""
+    cdef Py_ssize_t n, c
     cdef floating* row
+    if N == 1 and M > 1:
+        for c in prange(C, schedule="static", num_threads=nt):
+            _bias_act_run(zp + c * M, M, bp + c, 0, slope, tanh)
+        return
+    for n in prange(N, schedule="static", num_threads=nt):
+        row = zp + n * C * M
+        if M == 1:
+            _bias_act_run(row, C, bp, 1, slope, tanh)
+        else:
+            for c in range(C):
+                _bias_act_run(row + c * M, M, bp + c, 0, slope, tanh)
+
+
+cdef inline floating _lrelu_grad_run(const floating* dy, const floating* y, floating slope,
+                                     floating* du, Py_ssize_t M) noexcept nogil:
+    """``du = dy * (1 if y > 0 else slope)`` over one run of ``M`` values; returns its sum, added
+    in the array dtype from left to right."""
+    cdef Py_ssize_t k
+    cdef floating g, total = 0
+    cdef floating fac[2]
+    fac[0] = slope
+    fac[1] = 1
+    for k in range(M):
+        g = dy[k] * fac[y[k] > 0]
+        du[k] = g
+        total += g
+    return total
+
+
+def bias_leaky_relu_backward(const floating[:, :, ::1] dy, const floating[:, :, ::1] y,
+                             floating slope, floating[:, :, ::1] du, floating[::1] db, bint par):
+    """``du = dy * (1 if y > 0 else slope)`` and ``db[c] = sum du[:, c, :]`` in one serial pass,
+    summing in the array dtype in the order of NumPy's ``du.sum(axis=0)`` for Dense layers
+    (``M = 1``), so that a fused Dense + LeakyReLU gives the unfused layers' bias gradient. With
+    one image (the plans' CNHW layout) channels go to threads (``par``): each channel's sum is
+    the same run in the same order."""
+    cdef Py_ssize_t N = y.shape[0], C = y.shape[1], M = y.shape[2], n, c, k, i
+    cdef floating g
+    cdef floating fac[2]  # the activation's derivative, looked up without a branch
+    cdef const floating* dyp = &dy[0, 0, 0]
+    cdef const floating* yp = &y[0, 0, 0]
+    cdef floating* dup = &du[0, 0, 0]
+    cdef floating* dbp = &db[0]
+    fac[0] = slope
+    fac[1] = 1
     cdef int nt = openmp.omp_get_max_threads() if par else 1
     if N == 1 and M > 1:
         for c in prange(C, nogil=True, schedule="static", num_threads=nt):
-            row = zp + c * M
-            for k in range(M):
-                row[k] = row[k] + bp[c]
-            _tanh_run(row, M)
+            dbp[c] = _lrelu_grad_run(dyp + c * M, yp + c * M, slope, dup + c * M, M)
         return
-    for n in prange(N, nogil=True, schedule="static", num_threads=nt):
-        row = zp + n * C * M
-        if M == 1:
-            for c in range(C):
-                row[c] = row[c] + bp[c]
-        else:
-            for c in range(C):
-                for k in range(M):
-                    row[c * M + k] = row[c * M + k] + bp[c]
-        _tanh_run(row, C * M)
+    with nogil:
+        for c in range(C):
+            dbp[c] = 0
+        for n in range(N):
+            i = n * C * M
+            if M == 1:
+                for c in range(C):  # vectorizes: a blend, not a branch or a lookup
+                    g = dyp[i + c] * (<floating>1 if yp[i + c] > 0 else slope)
+                    dup[i + c] = g
+                    dbp[c] += g
+            else:
+                for c in range(C):
+                    for k in range(M):
+                        g = dyp[i + c * M + k] * fac[yp[i + c * M + k] > 0]
+                        dup[i + c * M + k] = g
+                        dbp[c] += g
 
 
 # ---------------------------------------------------------------------------- batch norm
