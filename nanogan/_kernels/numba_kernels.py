@@ -242,9 +242,9 @@ def _col2im(cols, xf, N, C, H, W, sN, sC, kh, kw, sh, sw, ph, pw):
 
 
 # ---------------------------------------------------------------------------- whole-window products
-# The gradients, as the Cython set's (see there): the weight gradient's sums in double, each
-# position in its own accumulator, in a fixed order (``acc`` (threads, P): scratch), so the
-# parallel loops give the serial loops' bits.
+# The gradients as loops (the Cython set's fallback without CBLAS; see there): the weight
+# gradient's sums in double, each position in its own accumulator (the serial loop's in ``acc[0]``,
+# each channel of the parallel loop its own), in a fixed order, so both loops give the same bits.
 @njit(**_JIT)
 def _window_weight_grad_s(dy, x, dw, acc):
     for c in range(x.shape[0]):
