@@ -35,6 +35,7 @@ import numpy as np
 
 from . import fast as _fast
 from . import losses as _losses
+from . import noise as _noise
 from ._kernels import ops
 from .backend import asarray, to_numpy, xp
 from .layers import ConvTranspose2d, Dense, Module, Sequential
@@ -98,6 +99,10 @@ class GAN:
     clip : if set, D's parameters are clipped to ``[-clip, clip]`` after every D step (WGAN)
     z_shape : noise shape without the batch axis; inferred from G's first layer if None
     noise : ``"normal"`` (N(0, I)) or ``"uniform"`` (U(-1, 1))
+    normal_sampler : how normal noise is drawn from ``rng``: ``"box-muller"`` (the default,
+        :func:`nanogan.noise.standard_normal`) or ``"numpy"`` (``rng.standard_normal``, what
+        nanogan drew before; a checkpoint that does not name a sampler resumes with it). Also an
+        attribute that may be changed at any time.
     fast : run G and D as fused plans (:func:`nanogan.fast.compile`; same results as the plain
         layers, faster); False runs the layers as written. May be changed at any time.
 
@@ -121,7 +126,7 @@ class GAN:
     def __init__(self, generator: Module, discriminator: Module, loss: Any = "nonsaturating",
                  g_opt: Any = None, d_opt: Any = None, k: int = 1, clip: float | None = None, *,
                  z_shape: tuple[int, ...] | None = None, noise: str = "normal",
-                 fast: bool = True) -> None:
+                 normal_sampler: str = "box-muller", fast: bool = True) -> None:
         if int(k) < 1:
             raise ValueError(f"GAN: k (discriminator steps per generator step) must be >= 1, "
                              f"got {k}")
@@ -137,7 +142,7 @@ class GAN:
                                                           betas=(0.5, 0.999))
         self.k, self.clip = int(k), clip
         self.z_shape = tuple(z_shape) if z_shape is not None else infer_z_shape(generator)
-        self.noise = noise
+        self.noise, self.normal_sampler = noise, _noise.check_sampler(normal_sampler, "GAN")
         self.z_dtype = next(iter(generator.params.values())).dtype if generator.params \
             else np.dtype(np.float32)
         self.steps = 0  # completed iterations of Algorithm 1
@@ -158,11 +163,12 @@ class GAN:
     # ------------------------------------------------------------------ noise
     def sample_noise(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``z ~ p_z``, shape ``(n, *z_shape)``, in the generator's dtype: drawn on the host by
-        ``rng`` (the same noise on every backend), returned on the active backend."""
+        ``rng`` (the same noise on every backend and kernel set; normal noise by
+        :attr:`normal_sampler`), returned on the active backend."""
         shape = (n, *self.z_shape)
         if self.noise == "uniform":
             return asarray(rng.uniform(-1.0, 1.0, size=shape).astype(self.z_dtype))
-        return asarray(rng.standard_normal(shape, dtype=self.z_dtype))
+        return asarray(_noise.normal(rng, shape, self.z_dtype, self.normal_sampler))
 
     # ------------------------------------------------------------------ the two updates
     def d_step(self, x_real: np.ndarray, z: np.ndarray) -> dict[str, float]:

@@ -28,6 +28,7 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .gan import GAN, infer_z_shape
 from .layers.base import Module, size_limit
 from .layers.serialize import module_from_config, module_to_config
+from .noise import SAMPLERS
 
 __all__ = ["FORMAT", "GeneratorFile", "load_generator", "save_generator"]
 
@@ -37,12 +38,15 @@ FORMAT = "nanogan-generator-1"
 @dataclass
 class GeneratorFile:
     """A loaded generator: the network ``G``, its noise (``z_shape``, ``noise``: "normal" or
-    "uniform") and the ``extra`` metadata it was saved with."""
+    "uniform", ``normal_sampler`` as :attr:`nanogan.GAN.normal_sampler`: "numpy" for a file
+    that names none, written before the Box-Muller sampler) and the ``extra`` metadata it was
+    saved with."""
 
     G: Module
     z_shape: tuple[int, ...]
     noise: str = "normal"
     extra: dict[str, Any] = field(default_factory=dict)
+    normal_sampler: str = "numpy"
 
     @property
     def z_dtype(self) -> np.dtype:
@@ -78,6 +82,7 @@ def save_generator(path: str | os.PathLike, gan: Any, extra: dict[str, Any] | No
               for k, v in state.items()}
     meta = {"format": FORMAT, "generator": module_to_config(gan.G),
             "z_shape": [int(s) for s in gan.z_shape], "noise": str(gan.noise),
+            "normal_sampler": str(getattr(gan, "normal_sampler", "numpy")),
             "dtype": np.dtype(dtype).name, "extra": extra or {}}
     return Path(save_checkpoint(path, arrays, meta))
 
@@ -99,6 +104,10 @@ def load_generator(path: str | os.PathLike,
     noise = meta.get("noise", "normal")
     if noise not in ("normal", "uniform"):
         raise CheckpointError(f"{path}: noise {noise!r} is not 'normal' or 'uniform'")
+    sampler = meta.get("normal_sampler", "numpy")
+    if sampler not in SAMPLERS:
+        raise CheckpointError(f"{path}: normal_sampler {sampler!r} is not one of "
+                              f"{list(SAMPLERS)}")
     try:
         z_shape = tuple(int(s) for s in meta["z_shape"])
         with size_limit(sum(a.size for a in arrays.values())):
@@ -113,4 +122,5 @@ def load_generator(path: str | os.PathLike,
     if inferred != z_shape:
         raise CheckpointError(f"{path}: z_shape {list(z_shape)} does not match the generator's "
                               f"input {list(inferred)}")
-    return GeneratorFile(G=G, z_shape=z_shape, noise=noise, extra=dict(meta.get("extra", {})))
+    return GeneratorFile(G=G, z_shape=z_shape, noise=noise, extra=dict(meta.get("extra", {})),
+                         normal_sampler=sampler)

@@ -35,6 +35,7 @@ from .checkpoint import (
 from .gan import GAN, NonFiniteError, infer_z_shape
 from .layers.base import size_limit
 from .layers.serialize import module_from_config, module_to_config
+from .noise import SAMPLERS
 from .stats import rename_history
 
 HISTORY_KEYS = ("d_loss", "g_loss", "D_x", "D_G_z", "D_acc")
@@ -75,6 +76,7 @@ def gan_config(gan: GAN) -> dict[str, Any]:
         "clip": gan.clip,
         "z_shape": list(gan.z_shape),
         "noise": gan.noise,
+        "normal_sampler": gan.normal_sampler,
         "g_opt": optimizer_config(gan.g_opt),
         "d_opt": optimizer_config(gan.d_opt),
     }
@@ -90,10 +92,13 @@ def gan_from_config(config: dict[str, Any]) -> GAN:
     module, _, name = GAN_TYPES[kind].rpartition(".")
     cls = getattr(importlib.import_module(module), name)
     kwargs = config.get("type_kwargs", {})
-    return cls(G, D, loss=config["loss"], g_opt=optimizer_from_config(config["g_opt"], G),
-               d_opt=optimizer_from_config(config["d_opt"], D), k=config["k"],
-               clip=config["clip"], z_shape=tuple(config["z_shape"]), noise=config["noise"],
-               **kwargs)
+    gan = cls(G, D, loss=config["loss"], g_opt=optimizer_from_config(config["g_opt"], G),
+              d_opt=optimizer_from_config(config["d_opt"], D), k=config["k"],
+              clip=config["clip"], z_shape=tuple(config["z_shape"]), noise=config["noise"],
+              **kwargs)
+    # a config written before the Box-Muller sampler names none: its run drew rng.standard_normal
+    gan.normal_sampler = config.get("normal_sampler", "numpy")
+    return gan
 
 
 # ---------------------------------------------------------------------------- checkpoints
@@ -234,7 +239,8 @@ def check_training_checkpoint(path: str | os.PathLike, arrays: dict[str, np.ndar
 
     Raises :class:`CheckpointError` naming the first missing or mistyped key: the format tag;
     ``config`` and its ``generator``, ``discriminator`` (layer configs), ``loss``, ``k``,
-    ``clip``, ``z_shape``, ``noise``, ``g_opt``, ``d_opt``; ``rng``; the optional ``batches``,
+    ``clip``, ``z_shape``, ``noise``, ``g_opt``, ``d_opt`` (and the optional
+    ``normal_sampler``); ``rng``; the optional ``batches``,
     ``extra`` and ``module_rngs``; and the arrays: floating-point weights, optimizer state and
     ``fixed_z`` (integer or boolean weights are refused, not cast), an integer ``gan.steps``, 1-D
     real ``history.*``.
@@ -273,6 +279,9 @@ def check_training_checkpoint(path: str | os.PathLike, arrays: dict[str, np.ndar
         raise _bad(path, "config.z_shape", "a list of 1 to 8 positive sizes", z)
     if config["noise"] not in ("normal", "uniform"):
         raise _bad(path, "config.noise", "'normal' or 'uniform'", config["noise"])
+    if config.get("normal_sampler", "numpy") not in SAMPLERS:
+        raise _bad(path, "config.normal_sampler", " or ".join(repr(s) for s in SAMPLERS),
+                   config["normal_sampler"])
     for key in ("g_opt", "d_opt"):
         opt = config[key]
         if not (isinstance(opt, dict) and isinstance(opt.get("type"), str)

@@ -153,6 +153,13 @@ MUTATIONS: list[Mutation] = [
       "nanogan/_kernels/_common.py", "self._k.bias_tanh(z, np.ascontiguousarray(b), _par(z.size))",
       "self._k.bias_tanh(z, np.ascontiguousarray(-b), _par(z.size))",
       ("tests/test_kernels.py", "-k", "bias_tanh")),
+    M("noise-half-variance", "the Box-Muller radius is sqrt(-ln u), not sqrt(-2 ln u): normal "
+      "noise of variance 1/2", "nanogan/_kernels/reference.py", "    u *= -2.0\n",
+      "    u *= -1.0\n", ("tests/test_noise.py", "-k", "standard_normal or equations")),
+    M("noise-compiled-angle-off", "the compiled Box-Muller angles are a millionth too large",
+      "nanogan/_kernels/_common.py", "kern(words, out, out.dtype.type(reference.ANGLE_STEP),",
+      "kern(words, out, out.dtype.type(reference.ANGLE_STEP * (1 + 1e-6)),",
+      ("tests/test_noise.py", "-k", "references_bits")),
     M("window-input-grad-wrong-sign", "a whole-window convolution on channels-first images "
       "sends back minus its input gradient", "nanogan/fast/steps.py",
       "return ops.window_input_grad(dz2, W2.reshape(O, C, -1))",

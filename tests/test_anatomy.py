@@ -19,7 +19,11 @@ def test_anatomy_runs_and_agrees_with_gan_step(arch):
     out = io.StringIO()
     diff = module.main(["--arch", arch, "--batch-size", "4"], out=out)
     text = out.getvalue()
-    assert diff < 1e-6  # the hand-run iteration lands where GAN.step does (float32)
+    # the hand-run iteration lands where GAN.step does (float32). Adam's first step is
+    # lr g / (|g| + eps): near g = 0 a difference of BLAS's summation order in g moves the
+    # parameter by up to lr / eps = 2e4 times that difference, so a few 1e-6 occur; a
+    # gradient that is missing or wrong moves parameters by lr = 2e-4
+    assert diff < 2e-5
     G, D, _ = module.tiny_gan(arch, None)
     for name, net in (("G", G), ("D", D)):
         for i, layer in enumerate(net.layers):

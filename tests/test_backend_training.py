@@ -29,6 +29,7 @@ from nanogan.gan import GAN, NonFiniteError
 from nanogan.gradcheck import gradcheck
 from nanogan.layers import Dense, LeakyReLU, Sequential
 from nanogan.losses import LOSSES, bce_with_logits, get
+from nanogan.noise import standard_normal
 from nanogan.optim import SGD, Adam, RMSprop
 from nanogan.penalized import PenalizedGAN
 from nanogan.penalties import gradient_penalty, interpolate, r1_penalty
@@ -290,6 +291,12 @@ def test_sample_noise_is_drawn_on_the_host(device_backend):
     gan = make_gan()
     z = gan.sample_noise(5, np.random.default_rng(9))
     assert on_device(z) and z.shape == (5, 4)
+    with numpy_reference():  # the same bits as on the NumPy backend
+        want = standard_normal(np.random.default_rng(9), (5, 4), gan.z_dtype)
+    np.testing.assert_array_equal(to_numpy(z), want)
+    gan.normal_sampler = "numpy"
+    z = gan.sample_noise(5, np.random.default_rng(9))
+    assert on_device(z)
     np.testing.assert_array_equal(to_numpy(z),
                                   np.random.default_rng(9).standard_normal((5, 4)))
 

@@ -21,6 +21,7 @@ from nanogan import (
 )
 from nanogan.gan import GAN, NonFiniteError
 from nanogan.gradcheck import numerical_gradient, rel_error
+from nanogan.noise import standard_normal
 
 F64 = np.float64
 LOSSES = ["minimax", "nonsaturating", "wasserstein", "lsgan", "hinge"]
@@ -223,7 +224,7 @@ def test_algorithm1_matches_pytorch(torch, loss_name, opt_kind, fast, kernel_set
         stats = gan.step(batches, rng)
         for _ in range(2):  # the same iteration in PyTorch
             x = torch.from_numpy(next(t_batches))
-            z1 = torch.from_numpy(twin_rng.standard_normal((4, 6, 1, 1)))
+            z1 = torch.from_numpy(standard_normal(twin_rng, (4, 6, 1, 1), np.float64))
             fake = tG(z1)
             d_loss = t_dloss(tD(x), tD(fake.detach()))
             td_opt.zero_grad()
@@ -233,7 +234,7 @@ def test_algorithm1_matches_pytorch(torch, loss_name, opt_kind, fast, kernel_set
                 with torch.no_grad():
                     for p in tD.parameters():
                         p.clamp_(-clip, clip)
-        z2 = torch.from_numpy(twin_rng.standard_normal((4, 6, 1, 1)))
+        z2 = torch.from_numpy(standard_normal(twin_rng, (4, 6, 1, 1), np.float64))
         g_loss = t_gloss(tD(tG(z2)))
         tg_opt.zero_grad()
         g_loss.backward()

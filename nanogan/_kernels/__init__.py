@@ -39,6 +39,7 @@ OP_NAMES: tuple[str, ...] = (
     "batchnorm_leaky_relu", "batchnorm_leaky_relu_backward",
     "bce_with_logits",
     "sgd_update", "adam_update", "adam_update_many", "rmsprop_update",
+    "normal_from_bits",
 )
 
 #: Preference order when nothing is forced.

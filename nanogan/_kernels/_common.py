@@ -48,6 +48,8 @@ Low-level kernel table (what a compiled set must define, all outputs written in 
               step_size, sqrt_bc2, par) -> bool   lists of arrays, one parallel loop over all;
                                     False where it does not apply (else one call per array)
     rmsprop_update(p, g, sq, lr, alpha, c, eps, weight_decay, par)
+    optional: normal_from_bits(words, out, step, par) -> bool   Box-Muller, False where it
+                                    does not serve out's dtype (else the reference runs)
     gemm(fn, dbl, wide, ta, tb, M, N, K, a, lda, b, ldb, c, ldc, blocks)
                                                             C = op(A) op(B), by CBLAS, in blocks
       or gemm_arrays(a, b, out, blocks) -> out or None      the same on the arrays, with the
@@ -607,6 +609,20 @@ class CompiledOps:
         for p, g, m, v in zip(ps, gs, ms, vs):
             self.adam_update(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step)
         return None
+
+    # ------------------------------------------------------------------------ noise
+    def normal_from_bits(self, words: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Compiled :func:`nanogan._kernels.reference.normal_from_bits`, in place on ``out``:
+        the set's kernel where it has one (its values are the reference's to the bit: it runs
+        NumPy's own log, sin and cos loops), else the reference."""
+        kern = getattr(self._k, "normal_from_bits", None)
+        if (kern is not None and isinstance(words, np.ndarray) and words.dtype == np.uint64
+                and words.ndim == 1 and words.flags.c_contiguous and isinstance(out, np.ndarray)
+                and out.ndim == 1 and out.dtype in FLOATS and out.flags.c_contiguous
+                and out.flags.writeable and words.shape[0] == (out.shape[0] + 1) // 2
+                and kern(words, out, out.dtype.type(reference.ANGLE_STEP), _par(out.size))):
+            return out
+        return reference.normal_from_bits(words, out)
 
     def rmsprop_update(self, p: np.ndarray, g: np.ndarray, sq: np.ndarray, lr: float,
                        alpha: float, eps: float, weight_decay: float) -> None:

@@ -17,6 +17,7 @@ sums are accumulated in double.
 
 from cython.parallel cimport prange
 from libc.math cimport exp, fabs, log1p, sqrt, tanh
+from libc.stdint cimport uint64_t
 from libc.string cimport memset
 
 cimport numpy as cnp
@@ -521,6 +522,148 @@ def use_numpy_tanh(bint on):
 
 #: The dtypes whose tanh is NumPy's own loop (see :func:`use_numpy_tanh`).
 TANH_FROM_NUMPY = _find_tanh_loops()
+
+
+# ---------------------------------------------------------------------------- normal noise
+# Box-Muller on 64-bit words (reference.normal_from_bits): the same operations on runs of CHUNK
+# words that stay in L1, the log, sin and cos being NumPy's own loops (found in each ufunc's table
+# as tanh's are above and checked the same way), so the values are the reference's to the bit.
+# Where a loop is missing or fails its check the op returns False and the reference runs.
+cdef enum:
+    CHUNK = 256
+
+cdef _ufunc_loop _LOG64 = NULL
+cdef void* _LOG64_DATA = NULL
+cdef _ufunc_loop _COS[2]
+cdef _ufunc_loop _SIN[2]
+cdef void* _COS_DATA[2]
+cdef void* _SIN_DATA[2]
+_COS[0] = _COS[1] = _SIN[0] = _SIN[1] = NULL
+
+
+cdef _ufunc_loop _loop_of(object ufunc, int code, void** data):
+    """The loop of ``ufunc`` from ``code`` to ``code`` (one input, one output) in its table, or
+    NULL; its data pointer goes to ``data``."""
+    cdef cnp.ufunc u = <cnp.ufunc>ufunc
+    cdef int i
+    if u.nin != 1 or u.nout != 1:
+        return NULL
+    for i in range(u.ntypes):
+        if u.types[2 * i] == code and u.types[2 * i + 1] == code:
+            data[0] = u.data[i]
+            return <_ufunc_loop><void*>u.functions[i]
+    return NULL
+
+
+cdef inline void _apply(_ufunc_loop f, void* data, void* src, void* dst, Py_ssize_t n,
+                        Py_ssize_t size) noexcept nogil:
+    """``dst[:n] = f(src[:n])``, contiguous runs of items of ``size`` bytes."""
+    cdef char* args[2]
+    cdef cnp.npy_intp dims[1]
+    cdef cnp.npy_intp steps[2]
+    args[0] = <char*>src
+    args[1] = <char*>dst
+    dims[0] = n
+    steps[0] = size
+    steps[1] = size
+    f(args, dims, steps, data)
+
+
+cdef bint _loop_agrees(_ufunc_loop f, void* data, object ufunc, object probe):
+    """Whether ``f`` gives ``ufunc``'s values on ``probe`` (a 1-D contiguous float array)."""
+    cdef cnp.ndarray t = probe.copy()
+    if f == NULL:
+        return False
+    _apply(f, data, cnp.PyArray_DATA(t), cnp.PyArray_DATA(t), t.shape[0], t.itemsize)
+    return bool(np.array_equal(t, ufunc(probe)))
+
+
+def _find_noise_loops():
+    """Take ``np.log``'s float64 loop and ``np.cos``/``np.sin``'s float32 and float64 loops from
+    their tables, each kept only if it gives the ufunc's values on a test array; returns the
+    dtypes :func:`normal_from_bits` serves."""
+    global _LOG64
+    cdef int k
+    _LOG64 = _loop_of(np.log, cnp.NPY_FLOAT64, &_LOG64_DATA)
+    u = np.concatenate([np.linspace(2.0 ** -40, 1.0, 1999), [2.0 ** -40, 0.5, 1.0]])
+    if not _loop_agrees(_LOG64, _LOG64_DATA, np.log, u):
+        _LOG64 = NULL
+    kept = []
+    for k, (dt, code) in enumerate(((np.float32, cnp.NPY_FLOAT32), (np.float64, cnp.NPY_FLOAT64))):
+        _COS[k] = _loop_of(np.cos, code, &_COS_DATA[k])
+        _SIN[k] = _loop_of(np.sin, code, &_SIN_DATA[k])
+        theta = (np.arange(0, 2 ** 24, 4099, dtype=np.uint64).astype(dt)
+                 * dt(2 * np.pi / 2 ** 24))
+        if not _loop_agrees(_COS[k], _COS_DATA[k], np.cos, theta):
+            _COS[k] = NULL
+        if not _loop_agrees(_SIN[k], _SIN_DATA[k], np.sin, theta):
+            _SIN[k] = NULL
+        if _LOG64 != NULL and _COS[k] != NULL and _SIN[k] != NULL:
+            kept.append(np.dtype(dt).name)
+    return kept
+
+
+def use_numpy_noise(bint on):
+    """Whether :func:`normal_from_bits` runs (with NumPy's loops, where they pass the check of
+    ``_find_noise_loops``) or returns False so that the reference runs (the tests check both).
+    Returns the dtypes it serves."""
+    global NOISE_FROM_NUMPY, _LOG64
+    if on:
+        NOISE_FROM_NUMPY = _find_noise_loops()
+    else:
+        _LOG64 = NULL
+        NOISE_FROM_NUMPY = []
+    return list(NOISE_FROM_NUMPY)
+
+
+#: The dtypes :func:`normal_from_bits` serves with NumPy's loops (the others: the reference).
+NOISE_FROM_NUMPY = _find_noise_loops()
+
+
+cdef void _normal_chunk(const uint64_t* w, Py_ssize_t m, floating* out, Py_ssize_t nout,
+                        floating step) noexcept nogil:
+    """``reference.normal_from_bits`` on ``m <= CHUNK`` words into ``out[:min(2m, nout)]``."""
+    cdef int which = 0 if floating is float else 1
+    cdef double u[CHUNK]
+    cdef floating r[CHUNK]
+    cdef floating th[CHUNK]
+    cdef floating c[CHUNK]
+    cdef floating sn[CHUNK]
+    cdef Py_ssize_t i
+    for i in range(m):
+        u[i] = (<double>(w[i] >> 24) + 1.0) * (1.0 / 1099511627776.0)  # 2^-40
+        th[i] = <floating>(w[i] & 0xFFFFFF) * step
+    _apply(_LOG64, _LOG64_DATA, u, u, m, sizeof(double))
+    _apply(_COS[which], _COS_DATA[which], th, c, m, sizeof(floating))
+    _apply(_SIN[which], _SIN_DATA[which], th, sn, m, sizeof(floating))
+    for i in range(m):
+        r[i] = <floating>sqrt(u[i] * -2.0)
+    for i in range(m):
+        if 2 * i + 1 < nout:
+            out[2 * i] = c[i] * r[i]
+            out[2 * i + 1] = sn[i] * r[i]
+        elif 2 * i < nout:
+            out[2 * i] = c[i] * r[i]
+
+
+def normal_from_bits(const uint64_t[::1] words, floating[::1] out, floating step, bint par):
+    """:func:`reference.normal_from_bits` (``step``: ``ANGLE_STEP`` in out's dtype), runs of
+    ``CHUNK`` words to the threads (``par``). Returns False, having written nothing, where
+    NumPy's loops for out's dtype were not found (the caller then runs the reference)."""
+    cdef int which = 0 if floating is float else 1
+    cdef Py_ssize_t h = words.shape[0], n = out.shape[0], k, lo
+    if _LOG64 == NULL or _COS[which] == NULL or _SIN[which] == NULL:
+        return False
+    if h == 0:
+        return True
+    cdef Py_ssize_t chunks = (h + CHUNK - 1) // CHUNK
+    cdef int nt = openmp.omp_get_max_threads() if par else 1
+    cdef const uint64_t* wp = &words[0]
+    cdef floating* op = &out[0]
+    for k in prange(chunks, nogil=True, schedule="static", num_threads=nt):
+        lo = k * CHUNK
+        _normal_chunk(wp + lo, min(<Py_ssize_t>CHUNK, h - lo), op + 2 * lo, n - 2 * lo, step)
+    return True
 
 
 # ---------------------------------------------------------------------------- fused bias + act

@@ -49,6 +49,8 @@ def rebind(namespace: Any, name: str) -> types.ModuleType:
         return namespace.matmul(a, b, out=out)
 
     mod.matmul = matmul
+    # the noise is drawn on the host, the same bits on every backend (nanogan.noise), then moved
+    mod.normal_from_bits = reference.normal_from_bits
     mod.NAME = name
     return mod
 
@@ -352,6 +354,10 @@ def compare_with_reference(mod: Any, dtype: Any = "float64", seed: int = 0
     for wd in (0.0, 0.01):
         run("rmsprop_update", p, g, rand(5, 7, lo=0.0, hi=2.0), 1e-2, 0.99, 1e-8, wd,
             inplace=(0, 2))
+    # the noise is drawn on the host on every backend (nanogan.noise): NumPy in, NumPy out
+    words = rng.bit_generator.random_raw(6)
+    record("normal_from_bits", mod.normal_from_bits(words.copy(), np.empty(11, dt)),
+           reference.normal_from_bits(words, np.empty(11, dt)))
     missing = [op for op in OP_NAMES if op not in errors]
     if missing:
         raise RuntimeError(f"compare_with_reference does not exercise {missing}")

@@ -816,6 +816,7 @@ sgd_update = _OPS.sgd_update
 adam_update = _OPS.adam_update
 adam_update_many = _OPS.adam_update_many
 rmsprop_update = _OPS.rmsprop_update
+normal_from_bits = _OPS.normal_from_bits
 gemm = _OPS.gemm
 
 

@@ -516,6 +516,67 @@ def rmsprop_update(p: np.ndarray, g: np.ndarray, sq: np.ndarray, lr: float, alph
     p -= lr * g / (np.sqrt(sq) + eps)
 
 
+# ---------------------------------------------------------------------------- noise
+#: ``2 pi / 2^24``: the angle of one step of the 24-bit integer in :func:`normal_from_bits`.
+ANGLE_STEP = 2 * math.pi / 2 ** 24
+
+
+def normal_from_bits(words: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Standard normal values from 64-bit random words, two per word (Box-Muller), in place.
+
+    Parameters
+    ----------
+    words : (h,) uint64, ``h = ceil(n / 2)``: uniformly random words (``bit_generator.random_raw``)
+    out : (n,) float32 or float64, C-contiguous: written with ``n`` independent N(0, 1) values
+
+    Returns
+    -------
+    out : (n,)
+
+    Equations
+    ---------
+    Word ``w_i`` is cut into its top 40 bits ``a_i`` and its low 24 bits ``b_i``::
+
+        u_i     = (a_i + 1) 2^-40                  in (0, 1], exact in float64
+        r_i     = sqrt(-2 ln u_i)                  in float64, then rounded to out's dtype
+        theta_i = b_i (2 pi 2^-24)                 in out's dtype, in [0, 2 pi)
+        out[2i] = r_i cos(theta_i),  out[2i + 1] = r_i sin(theta_i)     in out's dtype
+
+    ``(r cos theta, r sin theta)`` of a radius with ``P(r > t) = exp(-t^2 / 2)`` and a uniform
+    angle are two independent N(0, 1) values (Box and Muller, 1958). The last word's sine is
+    dropped when ``n`` is odd. The radii are at most ``sqrt(80 ln 2) = 7.45`` (a value beyond
+    that has probability 1e-13) and the angles take 2^24 steps, as fine as float32 resolves.
+
+    Every step is one NumPy operation on whole arrays; the compiled sets run the same operations
+    (NumPy's own log, sin and cos loops) on runs that stay in cache, so every set writes the same
+    bits.
+    """
+    if words.dtype != np.uint64 or words.ndim != 1:
+        raise ValueError(f"normal_from_bits: words must be a 1-D uint64 array, got "
+                         f"{words.dtype} with shape {words.shape}")
+    if out.ndim != 1 or out.dtype not in (np.float32, np.float64):
+        raise ValueError(f"normal_from_bits: out must be a 1-D float32 or float64 array, got "
+                         f"{out.dtype} with shape {out.shape}")
+    n = out.shape[0]
+    expect_shape("normal_from_bits", "words", words, ((n + 1) // 2,))
+    dt = out.dtype.type
+    u = (words >> np.uint64(24)).astype(np.float64)
+    u += 1.0
+    u *= 2.0 ** -40
+    np.log(u, out=u)
+    u *= -2.0
+    np.sqrt(u, out=u)                               # r, float64
+    r = u.astype(dt)
+    theta = (words & np.uint64(0xFFFFFF)).astype(dt)
+    theta *= dt(ANGLE_STEP)
+    pairs = np.empty((len(words), 2), dtype=dt)
+    np.cos(theta, out=pairs[:, 0])
+    np.sin(theta, out=pairs[:, 1])
+    pairs *= r[:, None]
+    out[:] = pairs.reshape(-1)[:n]
+    return out
+
+
 # ---------------------------------------------------------------------------- products
 def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, par: bool = True,
          blocks: int | None = None) -> np.ndarray:
