@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nanogan import _kernels
-from nanogan._kernels import _common, _threads
+from nanogan._kernels import _threads
 from nanogan._kernels import reference as ref
 from nanogan.gan import GAN
 from nanogan.generator_file import load_generator, save_generator
@@ -66,15 +66,15 @@ def test_every_set_writes_the_references_bits(name, n, dtype, seed):
     words = np.random.default_rng(seed).bit_generator.random_raw((n + 1) // 2)
     want = ref.normal_from_bits(words, np.empty(n, dtype))
     for parallel_min in (2 ** 62, 0):
-        old = _common.PARALLEL_MIN
-        _common.PARALLEL_MIN = parallel_min
+        old = _threads.NOISE_PARALLEL_MIN
+        _threads.NOISE_PARALLEL_MIN = parallel_min
         _threads._load[:] = [math.inf, True]  # the load check says: cores to spare
         try:
             out = np.full(n, np.nan, dtype)
             got = k.normal_from_bits(words.copy(), out)
         finally:
-            _common.PARALLEL_MIN = old
-            _threads._load[:] = [0.0, False]
+            _threads.NOISE_PARALLEL_MIN = old
+            _threads._load[:] = [-math.inf, True]
         assert got is out
         np.testing.assert_array_equal(got, want)
 

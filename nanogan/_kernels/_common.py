@@ -620,7 +620,8 @@ class CompiledOps:
                 and words.ndim == 1 and words.flags.c_contiguous and isinstance(out, np.ndarray)
                 and out.ndim == 1 and out.dtype in FLOATS and out.flags.c_contiguous
                 and out.flags.writeable and words.shape[0] == (out.shape[0] + 1) // 2
-                and kern(words, out, out.dtype.type(reference.ANGLE_STEP), _par(out.size))):
+                and kern(words, out, out.dtype.type(reference.ANGLE_STEP),
+                         _threads.parallel(out.size, _threads.NOISE_PARALLEL_MIN))):
             return out
         return reference.normal_from_bits(words, out)
 
