@@ -50,6 +50,8 @@ def standard_normal(rng: np.random.Generator, shape: tuple[int, ...],
         raise TypeError(f"standard_normal: rng must be a numpy.random.Generator, got "
                         f"{type(rng).__name__}")
     shape = tuple(int(s) for s in shape)
+    if any(s < 0 for s in shape):
+        raise ValueError(f"standard_normal: shape must have no negative size, got {shape}")
     n = math.prod(shape)
     words = np.asarray(bitgen.random_raw((n + 1) // 2), dtype=np.uint64)
     out = np.empty(n, dtype=dtype)

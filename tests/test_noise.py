@@ -152,6 +152,8 @@ def test_bad_arguments_are_refused_with_names():
         ref.normal_from_bits(np.zeros(2, np.uint64), np.empty(4, np.float16))
     with pytest.raises(ValueError, match="dtype must be float32 or float64, got float16"):
         standard_normal(np.random.default_rng(0), (4,), np.float16)
+    with pytest.raises(ValueError, match=r"shape must have no negative size, got \(2, -1\)"):
+        standard_normal(np.random.default_rng(0), (2, -1), np.float32)
     with pytest.raises(TypeError, match=r"must be a numpy\.random\.Generator, got RandomState"):
         standard_normal(np.random.RandomState(0), (4,), np.float32)
     with pytest.raises(ValueError, match="normal_sampler must be one of"):
