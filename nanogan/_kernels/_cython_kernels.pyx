@@ -446,100 +446,10 @@ def softplus(const floating[::1] x, floating[::1] out, bint par):
 # the ufunc's table of loops), called on one run of values at a time from the threads: the same
 # vectorised code, so the same bits as ``np.tanh``, on all cores and while the run is in cache.
 # Where the table has no such loop, or it does not give np.tanh's values on a test array, libm's
-# tanh runs instead (within an ulp or two).
+# tanh runs instead (within an ulp or two). The three helpers below (find a loop, run it on a run
+# of values, check it on a probe) also serve the normal noise's log, sin and cos further down.
 ctypedef void (*_ufunc_loop)(char** args, cnp.npy_intp* dims, cnp.npy_intp* steps,
                              void* data) noexcept nogil
-
-cdef _ufunc_loop _TANH_LOOP[2]   # float32, float64; NULL: libm
-cdef void* _TANH_DATA[2]
-_TANH_LOOP[0] = NULL
-_TANH_LOOP[1] = NULL
-
-
-cdef inline void _tanh_run(floating* run, Py_ssize_t n) noexcept nogil:
-    """``run[:n] = tanh(run[:n])`` in place."""
-    cdef int which = 0 if floating is float else 1
-    cdef char* args[2]
-    cdef cnp.npy_intp dims[1]
-    cdef cnp.npy_intp steps[2]
-    cdef Py_ssize_t i
-    if _TANH_LOOP[which] != NULL:
-        args[0] = <char*>run
-        args[1] = <char*>run
-        dims[0] = n
-        steps[0] = sizeof(floating)
-        steps[1] = sizeof(floating)
-        _TANH_LOOP[which](args, dims, steps, _TANH_DATA[which])
-    else:
-        for i in range(n):
-            run[i] = <floating>tanh(run[i])
-
-
-def _find_tanh_loops():
-    """Take ``np.tanh``'s float32 and float64 loops from its table, each kept only if it gives
-    ``np.tanh``'s values on a test array (returns which were kept)."""
-    cdef cnp.ufunc u = <cnp.ufunc>np.tanh
-    cdef int i, k
-    cdef cnp.ndarray t
-    kept = []
-    for k, (dt, code) in enumerate(((np.float32, cnp.NPY_FLOAT32),
-                                    (np.float64, cnp.NPY_FLOAT64))):
-        _TANH_LOOP[k] = NULL
-        for i in range(u.ntypes):
-            if u.types[2 * i] == code and u.types[2 * i + 1] == code:
-                _TANH_LOOP[k] = <_ufunc_loop><void*>u.functions[i]  # a plain C loop: no GIL needed
-                _TANH_DATA[k] = u.data[i]
-                break
-        if _TANH_LOOP[k] == NULL:
-            continue
-        probe = np.concatenate([np.linspace(-20, 20, 997), [0.0, -0.0, 1e-30, -1e-30, 9.1,
-                                                              np.inf, -np.inf]]).astype(dt)
-        t = probe.copy()
-        if k == 0:
-            _tanh_run(<float*>cnp.PyArray_DATA(t), t.shape[0])
-        else:
-            _tanh_run(<double*>cnp.PyArray_DATA(t), t.shape[0])
-        if not np.array_equal(t, np.tanh(probe)):
-            _TANH_LOOP[k] = NULL
-        else:
-            kept.append(np.dtype(dt).name)
-    return kept
-
-
-def use_numpy_tanh(bint on):
-    """Whether :func:`bias_tanh` runs NumPy's tanh loops (the default, where they pass the check
-    of ``_find_tanh_loops``) or libm's ``tanh`` (the tests compare the two). Returns the dtypes
-    that take NumPy's loops."""
-    global TANH_FROM_NUMPY
-    if on:
-        TANH_FROM_NUMPY = _find_tanh_loops()
-    else:
-        _TANH_LOOP[0] = NULL
-        _TANH_LOOP[1] = NULL
-        TANH_FROM_NUMPY = []
-    return list(TANH_FROM_NUMPY)
-
-
-#: The dtypes whose tanh is NumPy's own loop (see :func:`use_numpy_tanh`).
-TANH_FROM_NUMPY = _find_tanh_loops()
-
-
-# ---------------------------------------------------------------------------- normal noise
-# Box-Muller on 64-bit words (reference.normal_from_bits): the same operations on runs of CHUNK
-# words that stay in L1, the log, sin and cos being NumPy's own loops (found in each ufunc's table
-# as tanh's are above and checked the same way), so the values are the reference's to the bit.
-# Where a loop is missing or fails its check the op returns False and the reference runs.
-cdef enum:
-    CHUNK = 256
-
-cdef _ufunc_loop _LOG64 = NULL
-cdef void* _LOG64_DATA = NULL
-cdef _ufunc_loop _COS[2]
-cdef _ufunc_loop _SIN[2]
-cdef void* _COS_DATA[2]
-cdef void* _SIN_DATA[2]
-_COS[0] = _COS[1] = _SIN[0] = _SIN[1] = NULL
-
 
 cdef _ufunc_loop _loop_of(object ufunc, int code, void** data):
     """The loop of ``ufunc`` from ``code`` to ``code`` (one input, one output) in its table, or
@@ -576,6 +486,75 @@ cdef bint _loop_agrees(_ufunc_loop f, void* data, object ufunc, object probe):
         return False
     _apply(f, data, cnp.PyArray_DATA(t), cnp.PyArray_DATA(t), t.shape[0], t.itemsize)
     return bool(np.array_equal(t, ufunc(probe)))
+
+
+cdef _ufunc_loop _TANH_LOOP[2]   # float32, float64; NULL: libm
+cdef void* _TANH_DATA[2]
+_TANH_LOOP[0] = NULL
+_TANH_LOOP[1] = NULL
+
+
+cdef inline void _tanh_run(floating* run, Py_ssize_t n) noexcept nogil:
+    """``run[:n] = tanh(run[:n])`` in place."""
+    cdef int which = 0 if floating is float else 1
+    cdef Py_ssize_t i
+    if _TANH_LOOP[which] != NULL:
+        _apply(_TANH_LOOP[which], _TANH_DATA[which], run, run, n, sizeof(floating))
+    else:
+        for i in range(n):
+            run[i] = <floating>tanh(run[i])
+
+
+def _find_tanh_loops():
+    """Take ``np.tanh``'s float32 and float64 loops from its table, each kept only if it gives
+    ``np.tanh``'s values on a test array (returns which were kept)."""
+    cdef int k
+    kept = []
+    for k, (dt, code) in enumerate(((np.float32, cnp.NPY_FLOAT32),
+                                    (np.float64, cnp.NPY_FLOAT64))):
+        _TANH_LOOP[k] = _loop_of(np.tanh, code, &_TANH_DATA[k])
+        probe = np.concatenate([np.linspace(-20, 20, 997), [0.0, -0.0, 1e-30, -1e-30, 9.1,
+                                                              np.inf, -np.inf]]).astype(dt)
+        if _loop_agrees(_TANH_LOOP[k], _TANH_DATA[k], np.tanh, probe):
+            kept.append(np.dtype(dt).name)
+        else:
+            _TANH_LOOP[k] = NULL
+    return kept
+
+
+def use_numpy_tanh(bint on):
+    """Whether :func:`bias_tanh` runs NumPy's tanh loops (the default, where they pass the check
+    of ``_find_tanh_loops``) or libm's ``tanh`` (the tests compare the two). Returns the dtypes
+    that take NumPy's loops."""
+    global TANH_FROM_NUMPY
+    if on:
+        TANH_FROM_NUMPY = _find_tanh_loops()
+    else:
+        _TANH_LOOP[0] = NULL
+        _TANH_LOOP[1] = NULL
+        TANH_FROM_NUMPY = []
+    return list(TANH_FROM_NUMPY)
+
+
+#: The dtypes whose tanh is NumPy's own loop (see :func:`use_numpy_tanh`).
+TANH_FROM_NUMPY = _find_tanh_loops()
+
+
+# ---------------------------------------------------------------------------- normal noise
+# Box-Muller on 64-bit words (reference.normal_from_bits): the same operations on runs of CHUNK
+# words that stay in L1, the log, sin and cos being NumPy's own loops (found and checked by the
+# helpers of the tanh section above), so the values are the reference's to the bit.
+# Where a loop is missing or fails its check the op returns False and the reference runs.
+cdef enum:
+    CHUNK = 256
+
+cdef _ufunc_loop _LOG64 = NULL
+cdef void* _LOG64_DATA = NULL
+cdef _ufunc_loop _COS[2]
+cdef _ufunc_loop _SIN[2]
+cdef void* _COS_DATA[2]
+cdef void* _SIN_DATA[2]
+_COS[0] = _COS[1] = _SIN[0] = _SIN[1] = NULL
 
 
 def _find_noise_loops():
