@@ -160,6 +160,17 @@ MUTATIONS: list[Mutation] = [
       "nanogan/_kernels/_common.py", "kern(words, out, out.dtype.type(reference.ANGLE_STEP),",
       "kern(words, out, out.dtype.type(reference.ANGLE_STEP * (1 + 1e-6)),",
       ("tests/test_noise.py", "-k", "references_bits")),
+    M("thin-leaky-slope-off", "the Cython set's fused col2im reads its operand through a leaky "
+      "ReLU gradient of the wrong slope", "nanogan/_kernels/_common.py",
+      "and fused(a, b, *args, y, float(slope)))", "and fused(a, b, *args, y, float(slope) + 0.5))",
+      ("tests/test_kernels.py", "-k", "through_the_leaky_relu")),
+    M("conv-step-fused-slope-off", "a Conv2d + LeakyReLU step asked for one gradient reads dy "
+      "through the gradient of a ReLU instead", "nanogan/fast/steps.py",
+      "put_grad(c, \"weight\", ops.matmul_im2col_t(dy2, xn, *window, y=y2,\n"
+      "                                                          slope=self.slope), accumulate)",
+      "put_grad(c, \"weight\", ops.matmul_im2col_t(dy2, xn, *window, y=y2,\n"
+      "                                                          slope=0.0), accumulate)",
+      ("tests/test_fast.py", "-k", "conv_leaky_step")),
     M("window-input-grad-wrong-sign", "a whole-window convolution on channels-first images "
       "sends back minus its input gradient", "nanogan/fast/steps.py",
       "return ops.window_input_grad(dz2, W2.reshape(O, C, -1))",

@@ -103,18 +103,50 @@ def test_dense_step(kernel_set, dtype, a, bias, n, fi, fo, flags, seed):
 
 @FIXTURE_OK
 @given(dtype=st.sampled_from([np.float32, np.float64]), a=ACTS, bias=st.booleans(),
-       k=st.integers(1, 4), s=st.integers(1, 3), p=st.integers(0, 2), hw=st.integers(1, 6),
-       whole=st.booleans(), train=st.booleans(), seed=st.integers(0, 2**16))
-def test_conv_step(kernel_set, dtype, a, bias, k, s, p, hw, whole, train, seed):
+       k=st.integers(1, 4), s=st.integers(1, 3), p=st.integers(0, 2), hw=st.integers(1, 9),
+       whole=st.booleans(), train=st.booleans(), cin=st.sampled_from([1, 2]),
+       flags=st.sampled_from([(True, True), (True, False), (False, True)]),
+       seed=st.integers(0, 2**16))
+def test_conv_step(kernel_set, dtype, a, bias, k, s, p, hw, whole, train, cin, flags, seed):
+    """Also one gradient at a time: without a bias, the leaky ReLU's gradient then goes into
+    the one product wanted (``y=``, ``slope=``)."""
     if whole:  # one window covers the image: the fast path's shortcut
         p, hw = 0, k
     if hw + 2 * p < k:
         hw = k
-    conv = lambda: Sequential(Conv2d(2, 3, k, s, p, bias, rng=seed, dtype=dtype), *act(a))  # noqa: E731
+    conv = lambda: Sequential(Conv2d(cin, 3, k, s, p, bias, rng=seed, dtype=dtype), *act(a))  # noqa: E731
     g = np.random.default_rng(seed)
-    x = g.standard_normal((2, 2, hw, hw)).astype(dtype)
+    x = g.standard_normal((2, cin, hw, hw)).astype(dtype)
     out = conv()(x).shape
-    run_both(conv, x, g.standard_normal(out).astype(dtype), dtype, train)
+    run_both(conv, x, g.standard_normal(out).astype(dtype), dtype, train,
+             param_grads=flags[0], input_grad=flags[1])
+
+
+@pytest.mark.parametrize("own", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("flags", [(True, False), (False, True)])
+@pytest.mark.parametrize("cin", [1, 3])
+def test_conv_leaky_step_one_gradient(kernel_set, own, dtype, flags, cin):
+    """D's first layer, ``Conv2d(cin, 4, 4, 2, 1, bias=False)`` + ``LeakyReLU(0.2)``, asked for
+    one gradient (the weight gradient when D trains, the input gradient when G trains through
+    D): the one product wanted reads ``dy`` through the activation's gradient. On the set's own
+    threads (``configure()``'s mode) the Cython set runs its fused convolution kernels, with the
+    thin loops for one channel (16 window taps, 36 outputs per image)."""
+    from nanogan._kernels import _threads
+
+    if own and not (_threads._BLAS and _threads._cblas.GEMM and _threads._gemm[0]):
+        pytest.skip("no OpenBLAS with CBLAS")
+    before = _threads._adaptive[0]
+    _threads.adaptive_blas(own)
+    try:
+        net = lambda: Sequential(Conv2d(cin, 4, 4, 2, 1, bias=False, rng=5, dtype=dtype),  # noqa: E731
+                                 LeakyReLU(0.2))
+        g = np.random.default_rng(6)
+        x = g.standard_normal((3, cin, 12, 12)).astype(dtype)
+        run_both(net, x, g.standard_normal((3, 4, 6, 6)).astype(dtype), dtype,
+                 param_grads=flags[0], input_grad=flags[1])
+    finally:
+        _threads.adaptive_blas(before)
 
 
 @FIXTURE_OK

@@ -335,6 +335,109 @@ def test_conv_products_match_reference(product_threads, monkeypatch, name, geome
             np.testing.assert_array_equal(g, h)
 
 
+def _leaky_output(draw, shape, dtype):
+    """A leaky ReLU's output: values of both signs, and zeros of both signs (its gradient takes
+    ``slope`` at ``y = 0``)."""
+    y = draw_array(draw, shape, dtype)
+    flat = y.reshape(-1)
+    flat[::7] = 0.0
+    flat[3::11] = -0.0
+    return y
+
+
+@pytest.mark.parametrize("name", SETS)
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(geometry=conv_geometry(), m=st.integers(1, 20), slope=st.sampled_from([0.0, 0.2, 1.5]),
+       thin=st.booleans(), par=st.booleans(), data=st.data())
+def test_conv_products_through_the_leaky_relu(product_threads, monkeypatch, name, geometry, m,
+                                              slope, thin, par, data):
+    """With ``slope`` the forward product is ``leaky_relu(a @ im2col(x))``; with ``y`` and
+    ``slope`` the backward products read their gradient operand through the leaky ReLU's
+    gradient. Each equals the reference, and on each set the same bits as the set's own ops one
+    after the other (the activation sees the same values); one-channel images (``thin``) take the
+    Cython set's loops for thin column matrices where the build has them."""
+    monkeypatch.setattr(_common, "PARALLEL_MIN", 0 if par else 2**62)
+    monkeypatch.setattr(_threads, "MAX_LOAD", math.inf)
+    k = kernels(name)
+    (N, C, H, W), geom = geometry
+    kh, kw, sh, sw, ph, pw = geom
+    if thin:  # one channel, at most 16 window taps, at least SMALL_L = 16 outputs per image
+        C, H, W = 1, H + 12, W + 12
+        kh, kw, sh, sw = min(kh, 4), min(kw, 4), min(sh, 2), min(sw, 2)
+        ph, pw = min(ph, kh), min(pw, kw)
+        geom = (kh, kw, sh, sw, ph, pw)
+    shape = (N, C, H, W)
+    L = ref.conv_output_size(H, kh, sh, ph) * ref.conv_output_size(W, kw, sw, pw)
+    for dtype in DTYPES:
+        x = draw_array(data.draw, shape, dtype)
+        a = draw_array(data.draw, (m, C * kh * kw), dtype)
+        b = draw_array(data.draw, (m, N * L), dtype)
+        y = _leaky_output(data.draw, (m, N * L), dtype)
+        cols = ref.im2col(x, *geom)
+        fwd = k.im2col_matmul(a, x, *geom, slope=slope)
+        assert_matches(fwd, ref.leaky_relu(a @ cols, slope), scale=np.abs(a) @ np.abs(cols))
+        np.testing.assert_array_equal(fwd, k.leaky_relu(k.im2col_matmul(a, x, *geom), slope))
+        d = ref.leaky_relu_backward(b, y, slope)
+        bwd = k.matmul_col2im(a.T, b, shape, *geom, y=y, slope=slope)
+        assert_matches(bwd, ref.col2im(a.T @ d, shape, *geom),
+                       scale=ref.col2im(np.abs(a.T) @ np.abs(d), shape, *geom))
+        np.testing.assert_array_equal(bwd, k.matmul_col2im(a.T, k.leaky_relu_backward(b, y, slope),
+                                                           shape, *geom))
+        wgt = k.matmul_im2col_t(b, x, *geom, y=y, slope=slope)
+        assert_matches(wgt, d @ cols.T, scale=np.abs(d) @ np.abs(cols).T)
+        np.testing.assert_array_equal(wgt, k.matmul_im2col_t(k.leaky_relu_backward(b, y, slope),
+                                                             x, *geom))
+
+
+@pytest.mark.skipif("cython" not in SETS, reason="the Cython set is not built")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_thin_loops_agree_with_blas(product_threads, dtype):
+    """DCGAN-28's one-channel layers (Conv2d(1, 64, 4, 2, 1) and its transpose) at batch 5:
+    the Cython set's thin loops (float32, AVX-512) against its BLAS products on the same tiles,
+    and both against the reference; the switch says whether the build has the loops."""
+    k = kernels("cython")
+    ext = k._OPS._k
+    rng = np.random.default_rng(3)
+    geom = (4, 4, 2, 2, 1, 1)
+    x = rng.standard_normal((5, 1, 28, 28)).astype(dtype)
+    a = rng.standard_normal((64, 16)).astype(dtype)
+    b = rng.standard_normal((64, 5 * 196)).astype(dtype)
+    y = rng.standard_normal((64, 5 * 196)).astype(dtype)
+    runs = {}
+    try:
+        for on in (False, True):
+            built = ext.use_thin(on)
+            runs[on] = (k.im2col_matmul(a, x, *geom, slope=0.2),
+                        k.matmul_col2im(a.T, b, x.shape, *geom, y=y, slope=0.2),
+                        k.matmul_im2col_t(b, x, *geom, y=y, slope=0.2))
+    finally:
+        ext.use_thin(True)
+    cols = ref.im2col(x, *geom)
+    d = ref.leaky_relu_backward(b, y, 0.2)
+    want = (ref.leaky_relu(a @ cols, 0.2), ref.col2im(a.T @ d, x.shape, *geom), d @ cols.T)
+    for got in runs.values():
+        for g, w in zip(got, want):
+            assert_matches(g, w, scale=np.abs(w).max())
+    if not (built and product_threads and dtype == np.float32):
+        for g, h in zip(runs[True], runs[False]):  # the loops did not run: the same path twice
+            np.testing.assert_array_equal(g, h)
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_conv_products_refuse_a_bad_activation_output(name):
+    """``y`` of another shape than the operand it goes with, or ``y`` without ``slope``, is
+    refused naming the op and the argument."""
+    k = kernels(name)
+    x = np.zeros((2, 1, 8, 8))
+    geom = (4, 4, 2, 2, 1, 1)
+    a, b = np.zeros((16, 3)), np.zeros((3, 32))
+    with pytest.raises(ValueError, match=r"matmul_col2im: argument 'y' expected shape \(3, 32\)"):
+        k.matmul_col2im(a, b, x.shape, *geom, y=np.zeros((3, 31)), slope=0.2)
+    with pytest.raises(ValueError, match="matmul_im2col_t: argument 'slope' is needed"):
+        k.matmul_im2col_t(b, x, *geom, y=np.zeros((3, 32)))
+
+
 @pytest.mark.parametrize("name", SETS)
 @pytest.mark.parametrize(("shape", "geom"), [GEOMETRIES[0], GEOMETRIES[-2], GEOMETRIES[-1]])
 def test_conv_products_named_geometries(product_threads, monkeypatch, name, shape, geom):

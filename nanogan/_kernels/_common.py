@@ -248,16 +248,19 @@ class CompiledOps:
         return _threads.conv_tile_images(per_image, N, _threads.CONV_TILE_ELEMENTS)
 
     def im2col_matmul(self, a: np.ndarray, x: np.ndarray, kh: int, kw: int, sh: int, sw: int,
-                      ph: int, pw: int, out: np.ndarray | None = None) -> np.ndarray:
+                      ph: int, pw: int, out: np.ndarray | None = None,
+                      slope: float | None = None) -> np.ndarray:
         """Compiled :func:`nanogan._kernels.reference.im2col_matmul`: ``a @ im2col(x)`` by tiles
-        of the batch, each tile's product written into its columns of the result. With the set's
-        fused kernel (``im2col_gemm``) each thread unfolds and multiplies whole tiles; else each
-        tile is ``im2col`` then a product on all threads."""
+        of the batch, each tile's product written into its columns of the result (with
+        ``slope``, its leaky ReLU too). With the set's fused kernel (``im2col_gemm``) each thread
+        unfolds and multiplies whole tiles, and applies the activation while a tile is in cache;
+        else each tile is ``im2col`` then a product on all threads, and the activation one pass
+        at the end."""
         kh, kw, sh, sw, ph, pw = int(kh), int(kw), int(sh), int(sw), int(ph), int(pw)
         geo = (self._conv_geometry(x.shape, kh, kw, sh, sw, ph, pw)
                if _same_float(a, x) and a.ndim == 2 else None)
         if geo is None:
-            return reference.im2col_matmul(a, x, kh, kw, sh, sw, ph, pw, out)
+            return reference.im2col_matmul(a, x, kh, kw, sh, sw, ph, pw, out, slope)
         N, C, H, W, L, K = geo
         M = a.shape[0]
         reference.expect_shape("im2col_matmul", "a", a, (M, K))
@@ -270,13 +273,18 @@ class CompiledOps:
             y = np.empty((M, N * L), dtype=x.dtype)
         fused = self._fused("im2col_gemm")
         planes = _planes(x) or _planes(np.ascontiguousarray(x))
+        act = slope is not None
         if not (fused and fused(a, planes[0], y, N, C, H, W, planes[1], planes[2], kh, kw, sh, sw,
-                                ph, pw, self._tile(K * L, N, True), _par(N * K * L))):
+                                ph, pw, self._tile(K * L, N, True), _par(N * K * L), act,
+                                float(slope) if act else 0.0)):
             tile = self._tile(K * L, N, False)
             for s in range(0, N, tile):
                 n = min(tile, N - s)
                 _threads.matmul(a, self.im2col(x[s:s + n], kh, kw, sh, sw, ph, pw),
                                 y[:, s * L:(s + n) * L])
+            if act:
+                flat = y.reshape(-1)
+                self._k.leaky_relu(flat, flat, y.dtype.type(slope), _par(flat.size))
         if out is not None and y is not out:
             out[...] = y
             return out
@@ -284,33 +292,44 @@ class CompiledOps:
 
     def matmul_col2im(self, a: np.ndarray, b: np.ndarray, x_shape: tuple[int, int, int, int],
                       kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
-                      out: np.ndarray | None = None) -> np.ndarray:
+                      out: np.ndarray | None = None, y: np.ndarray | None = None,
+                      slope: float | None = None) -> np.ndarray:
         """Compiled :func:`nanogan._kernels.reference.matmul_col2im`: ``col2im(a @ b)`` by tiles
         of the batch (each tile's columns of ``b``, one product, folded into the tile's images;
         with the set's fused kernel ``gemm_col2im``, whole tiles per thread). An ``out`` whose
-        planes the kernels can write (see :func:`_planes`) is written directly."""
+        planes the kernels can write (see :func:`_planes`) is written directly. With ``y``, the
+        fused kernel takes ``b`` through the leaky ReLU's gradient as it reads it, where it can
+        (thin columns); else that gradient is formed first (``leaky_relu_backward``)."""
         kh, kw, sh, sw, ph, pw = int(kh), int(kw), int(sh), int(sw), int(ph), int(pw)
         geo = (self._conv_geometry(tuple(x_shape), kh, kw, sh, sw, ph, pw)
                if _same_float(a, b) and a.ndim == 2 and b.ndim == 2 else None)
         if geo is None:
-            return reference.matmul_col2im(a, b, x_shape, kh, kw, sh, sw, ph, pw, out)
+            return reference.matmul_col2im(a, b, x_shape, kh, kw, sh, sw, ph, pw, out, y, slope)
         N, C, H, W, L, K = geo
         M = a.shape[1]
         reference.expect_shape("matmul_col2im", "a", a, (K, M))
         reference.expect_shape("matmul_col2im", "b", b, (M, N * L))
         if out is not None:
             reference.expect_shape("matmul_col2im", "out", out, (N, C, H, W))
+        if y is not None:
+            reference.check_leaky("matmul_col2im", b, y, slope)
         x = out
         planes = None
         if (isinstance(out, np.ndarray) and out.dtype == b.dtype and out.flags.writeable
-                and not np.may_share_memory(out, a) and not np.may_share_memory(out, b)):
+                and not np.may_share_memory(out, a) and not np.may_share_memory(out, b)
+                and (y is None or not np.may_share_memory(out, y))):
             planes = _planes(out)
         if planes is None:
             x = np.empty((N, C, H, W), dtype=b.dtype)
             planes = _planes(x)
         fused = self._fused("gemm_col2im")
-        if not (fused and fused(a, b, planes[0], N, C, H, W, planes[1], planes[2], kh, kw, sh,
-                                sw, ph, pw, self._tile(K * L, N, True), _par(N * K * L))):
+        args = (planes[0], N, C, H, W, planes[1], planes[2], kh, kw, sh, sw, ph, pw,
+                self._tile(K * L, N, True), _par(N * K * L))
+        done = bool(fused and y is not None and _same_float(b, y)
+                    and fused(a, b, *args, y, float(slope)))
+        if y is not None and not done:
+            b = self.leaky_relu_backward(b, y, slope)
+        if not (done or (fused and fused(a, b, *args))):
             tile = self._tile(K * L, N, False)
             for s in range(0, N, tile):
                 n = min(tile, N - s)
@@ -322,7 +341,8 @@ class CompiledOps:
         return x
 
     def matmul_im2col_t(self, a: np.ndarray, x: np.ndarray, kh: int, kw: int, sh: int, sw: int,
-                        ph: int, pw: int) -> np.ndarray:
+                        ph: int, pw: int, y: np.ndarray | None = None,
+                        slope: float | None = None) -> np.ndarray:
         """Compiled :func:`nanogan._kernels.reference.matmul_im2col_t`: ``a @ im2col(x)^T``, the
         sum of one product per tile of the batch. With the set's fused kernel
         (``gemm_im2col_t``) each thread adds its tiles' products into its own accumulator and
@@ -330,15 +350,19 @@ class CompiledOps:
         threads``: the same sums on every run); else the tiles' products are summed in order.
         When ``C*kh*kw`` exceeds ``M`` the products are formed transposed, ``im2col(x) @ a^T``
         (BLAS runs them about a fifth faster with the operand of more rows first), and the
-        result is a transposed view."""
+        result is a transposed view. With ``y``, the fused kernel takes ``a`` through the leaky
+        ReLU's gradient as it reads it, where it can (thin columns); else that gradient is formed
+        first (``leaky_relu_backward``)."""
         kh, kw, sh, sw, ph, pw = int(kh), int(kw), int(sh), int(sw), int(ph), int(pw)
         geo = (self._conv_geometry(x.shape, kh, kw, sh, sw, ph, pw)
                if _same_float(a, x) and a.ndim == 2 else None)
         if geo is None:
-            return reference.matmul_im2col_t(a, x, kh, kw, sh, sw, ph, pw)
+            return reference.matmul_im2col_t(a, x, kh, kw, sh, sw, ph, pw, y, slope)
         N, C, H, W, L, K = geo
         M = a.shape[0]
         reference.expect_shape("matmul_im2col_t", "a", a, (M, N * L))
+        if y is not None:
+            reference.check_leaky("matmul_im2col_t", a, y, slope)
         swap = K > M
         fused = self._fused("gemm_im2col_t")
         if fused is not None:
@@ -346,12 +370,18 @@ class CompiledOps:
             acc = np.zeros((int(self._k.max_threads()) if par else 1,
                             *((K, M) if swap else (M, K))), dtype=x.dtype)
             planes = _planes(x) or _planes(np.ascontiguousarray(x))
-            if fused(a, planes[0], acc, N, C, H, W, planes[1], planes[2], kh, kw, sh, sw, ph,
-                     pw, self._tile(K * L, N, True), swap, par):
+            args = (planes[0], acc, N, C, H, W, planes[1], planes[2], kh, kw, sh, sw, ph, pw,
+                    self._tile(K * L, N, True), swap, par)
+            done = bool(y is not None and _same_float(a, y) and fused(a, *args, y, float(slope)))
+            if y is not None and not done:
+                a, y = self.leaky_relu_backward(a, y, slope), None
+            if done or fused(a, *args):
                 g = acc[0]
                 for part in acc[1:]:
                     g += part
                 return g.T if swap else g
+        if y is not None:
+            a = self.leaky_relu_backward(a, y, slope)
         tile = self._tile(K * L, N, False)
         g = None
         for s in range(0, N, tile):

@@ -48,7 +48,20 @@ cdef extern from "_simd.h" nogil:
                             Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
                             Py_ssize_t pw, Py_ssize_t OH, Py_ssize_t OW)
 
+cdef extern from "_thin.h" nogil:
+    # AVX-512 products of a thin column matrix (C*kh*kw <= 16 rows; nanogan/_kernels/_thin.h)
+    int nanogan_thin_ok(Py_ssize_t K)
+    void nanogan_thin_ab(const float* a, Py_ssize_t lda, const float* cols, Py_ssize_t K,
+                         Py_ssize_t L, float* out, Py_ssize_t ldo, Py_ssize_t M, int act,
+                         float slope)
+    void nanogan_thin_atb(const float* a, Py_ssize_t lda, const float* b, Py_ssize_t ldb,
+                          Py_ssize_t M, float* cols, Py_ssize_t K, Py_ssize_t L, const float* y,
+                          float slope)
+    void nanogan_thin_abt(const float* a, Py_ssize_t lda, Py_ssize_t M, const float* cols,
+                          Py_ssize_t K, Py_ssize_t L, float* lanes, const float* y, float slope)
+
 cdef bint _SIMD = True
+cdef bint _THIN = True
 
 
 def use_simd(bint on):
@@ -58,6 +71,32 @@ def use_simd(bint on):
     global _SIMD
     _SIMD = on
     return bool(nanogan_simd_ok(1, 1, 0, 0, 1))
+
+
+def use_thin(bint on):
+    """Let float32 convolution products whose column matrix is thin (``C*kh*kw <= 16`` rows: a
+    one-channel image) take the AVX-512 loops of ``_thin.h`` (the default); False runs BLAS
+    products on them as on the others (the tests compare the two). Returns whether the extension
+    was built with those loops."""
+    global _THIN
+    _THIN = on
+    return bool(nanogan_thin_ok(1))
+
+
+cdef inline bint _thin(Py_ssize_t K) noexcept:
+    return _THIN and nanogan_thin_ok(K)
+
+
+cdef Py_ssize_t _THIN_COLS = 32768
+
+
+def set_thin_cols(Py_ssize_t v):
+    global _THIN_COLS
+    _THIN_COLS = v
+
+
+cdef inline Py_ssize_t _thin_block(Py_ssize_t per_image, Py_ssize_t B) noexcept:
+    return max(1, min(B, _THIN_COLS // per_image))
 
 
 # Planes path (``OH*OW >= SMALL_L``): a work unit is one channel of a block of ``B`` images.
@@ -1485,25 +1524,47 @@ cdef inline bint _operand(object a, int typ, i64 rows, i64 cols, int* trans,
             and _cblas_layout(A, trans, ld))
 
 
+cdef inline bint _like(object y, int typ, i64 rows, i64 cols, i64 ld) noexcept:
+    """``y`` is an array of dtype ``typ`` and shape ``(rows, cols)`` stored by rows at the row
+    stride ``ld`` (that of the operand it goes with: one offset serves both)."""
+    cdef int t
+    cdef i64 ldy
+    return (_operand(y, typ, rows, cols, &t, &ldy) and t == 111 and ldy == ld)
+
+
+cdef inline void _lrelu_run(floating* run, Py_ssize_t n, floating slope) noexcept nogil:
+    """The leaky ReLU in place on ``n`` values."""
+    cdef Py_ssize_t k
+    for k in range(n):
+        run[k] = _lrelu1(run[k], slope)
+
+
 def im2col_gemm(object a, const floating[::1] x, floating[:, ::1] out, Py_ssize_t N,
                 Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t sN, Py_ssize_t sC,
                 Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
-                Py_ssize_t pw, Py_ssize_t B, bint par):
+                Py_ssize_t pw, Py_ssize_t B, bint par, bint act=False, double slope=0):
     """``out (M, N*OH*OW) = a (M, C*kh*kw) @ im2col(x)`` (image planes as in :func:`im2col`),
-    ``B`` images per tile, each tile's columns of ``out`` one product. False (nothing done)
-    when ``a`` is not an operand CBLAS reads, no CBLAS is known or ``OH*OW`` is below the planes
-    path's ``SMALL_L``."""
+    ``B`` images per tile, each tile's columns of ``out`` one product; with ``act``, the leaky
+    ReLU of ``slope`` applied to each tile's product while it is in cache. False (nothing done)
+    when ``a`` is not an operand CBLAS reads, no CBLAS is known (and the columns are not thin)
+    or ``OH*OW`` is below the planes path's ``SMALL_L``."""
     cdef Py_ssize_t OH = (H + 2 * ph - kh) // sh + 1, OW = (W + 2 * pw - kw) // sw + 1
-    cdef Py_ssize_t L = OH * OW, K = C * kh * kw, M = out.shape[0], t, n0, n, tid
+    cdef Py_ssize_t L = OH * OW, K = C * kh * kw, M = out.shape[0], t, n0, n, tid, i
     cdef int typ = cnp.NPY_FLOAT32 if floating is float else cnp.NPY_FLOAT64
     cdef size_t fn = _SGEMM if floating is float else _DGEMM
     cdef int ta
     cdef i64 lda
     cdef int nt = openmp.omp_get_max_threads() if par else 1
-    if fn == 0 or L < SMALL_L or not _operand(a, typ, M, K, &ta, &lda) or out.shape[1] != N * L:
+    if L < SMALL_L or not _operand(a, typ, M, K, &ta, &lda) or out.shape[1] != N * L:
         return False
-    cdef Py_ssize_t ncol = B * K * L
-    cdef floating[:, ::1] bufs = _tile_buffers(nt, ncol, B, H, W, kh, kw, sh, sw, ph, pw,
+    cdef bint thin = floating is float and _thin(K)
+    if fn == 0 and not thin:
+        return False
+    if thin:  # the loops of _thin.h, image by image, on a dense copy of a (M, K)
+        a = np.ascontiguousarray(a)
+    cdef Py_ssize_t BI = _thin_block(K * L, B) if thin else B
+    cdef Py_ssize_t ncol = BI * K * L, ni, j
+    cdef floating[:, ::1] bufs = _tile_buffers(nt, ncol, BI, H, W, kh, kw, sh, sw, ph, pw,
                                                np.float32 if floating is float else np.float64)
     cdef const floating* xp = &x[0]
     cdef floating* op = &out[0, 0]
@@ -1515,38 +1576,59 @@ def im2col_gemm(object a, const floating[::1] x, floating[:, ::1] out, Py_ssize_
         cols = &bufs[tid, 0]
         n0 = t * B
         n = min(B, N - n0)
-        _unfold_tile(xp + n0 * sN, cols, cols + ncol, B, n, C, H, W, sN, sC, kh, kw, sh, sw,
-                     ph, pw, OH, OW)
-        _gemm_block(fn, floating is double, _WIDE, ta, 111, M, n * L, K, ap, lda,
-                    <size_t>cols, n * L, <size_t>(op + n0 * L), N * L)
+        if thin:
+            for j in range((n + BI - 1) // BI):
+                i = n0 + j * BI
+                ni = min(BI, n0 + n - i)
+                _unfold_tile(xp + i * sN, cols, cols + ncol, BI, ni, C, H, W, sN, sC, kh, kw,
+                             sh, sw, ph, pw, OH, OW)
+                nanogan_thin_ab(<const float*>ap, K, <const float*>cols, K, ni * L,
+                                <float*>(op + i * L), N * L, M, act, <float>slope)
+        else:
+            _unfold_tile(xp + n0 * sN, cols, cols + ncol, B, n, C, H, W, sN, sC, kh, kw, sh,
+                         sw, ph, pw, OH, OW)
+            _gemm_block(fn, floating is double, _WIDE, ta, 111, M, n * L, K, ap, lda,
+                        <size_t>cols, n * L, <size_t>(op + n0 * L), N * L)
+            if act:
+                for i in range(M):
+                    _lrelu_run(op + i * (N * L) + n0 * L, n * L, <floating>slope)
     return True
 
 
 def gemm_col2im(object a, object b, floating[::1] x, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
                 Py_ssize_t W, Py_ssize_t sN, Py_ssize_t sC, Py_ssize_t kh, Py_ssize_t kw,
                 Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t B,
-                bint par):
+                bint par, object y=None, double slope=0):
     """The image ``col2im(a (C*kh*kw, M) @ b (M, N*OH*OW))`` written into the planes of ``x``
-    (as in :func:`col2im`: every pixel written), ``B`` images per tile. False (nothing done)
-    when ``a`` or ``b`` is not an operand CBLAS reads, no CBLAS is known or ``OH*OW`` is below
-    ``SMALL_L``."""
+    (as in :func:`col2im`: every pixel written), ``B`` images per tile; with ``y`` (stored like
+    ``b``), ``b`` is first taken through the leaky ReLU's gradient, ``b if y > 0 else b *
+    slope``, value by value as it is read. False (nothing done) when ``a`` or ``b`` is not an
+    operand CBLAS reads, no CBLAS is known (and the columns are not thin), ``OH*OW`` is below
+    ``SMALL_L`` or a ``y`` is given where the columns are not thin."""
     cdef Py_ssize_t OH = (H + 2 * ph - kh) // sh + 1, OW = (W + 2 * pw - kw) // sw + 1
-    cdef Py_ssize_t L = OH * OW, K = C * kh * kw, M, PH, t, c, n0, n, tid
+    cdef Py_ssize_t L = OH * OW, K = C * kh * kw, M, PH, t, c, n0, n, tid, i
     cdef int typ = cnp.NPY_FLOAT32 if floating is float else cnp.NPY_FLOAT64
     cdef size_t fn = _SGEMM if floating is float else _DGEMM
     cdef size_t size = sizeof(floating)
     cdef int ta, tb
     cdef i64 lda, ldb
     cdef int nt = openmp.omp_get_max_threads() if par else 1
-    if fn == 0 or L < SMALL_L or not cnp.PyArray_Check(a) or cnp.PyArray_NDIM(<cnp.ndarray>a) != 2:
+    if L < SMALL_L or not cnp.PyArray_Check(a) or cnp.PyArray_NDIM(<cnp.ndarray>a) != 2:
         return False
     M = cnp.PyArray_DIM(<cnp.ndarray>a, 1)
     if not (_operand(a, typ, K, M, &ta, &lda) and _operand(b, typ, M, N * L, &tb, &ldb)
             and tb == 111):
         return False
+    cdef bint thin = floating is float and _thin(K)
+    if (fn == 0 and not thin) or not (y is None or (thin and _like(y, typ, M, N * L, ldb))):
+        return False
+    if thin:  # the loops of _thin.h, image by image, on a dense copy of a (K, M)
+        a = np.ascontiguousarray(a)
+    cdef size_t yp = 0 if y is None else <size_t>cnp.PyArray_DATA(<cnp.ndarray>y)
     PH = (H + 2 * ph + sh - 1) // sh
-    cdef Py_ssize_t ncol = B * K * L
-    cdef floating[:, ::1] bufs = _tile_buffers(nt, ncol, B, H, W, kh, kw, sh, sw, ph, pw,
+    cdef Py_ssize_t BI = _thin_block(K * L, B) if thin else B
+    cdef Py_ssize_t ncol = BI * K * L, ni, j
+    cdef floating[:, ::1] bufs = _tile_buffers(nt, ncol, BI, H, W, kh, kw, sh, sw, ph, pw,
                                                np.float32 if floating is float else np.float64)
     cdef floating* xp = &x[0]
     cdef floating* cols
@@ -1558,43 +1640,66 @@ def gemm_col2im(object a, object b, floating[::1] x, Py_ssize_t N, Py_ssize_t C,
         cols = &bufs[tid, 0]
         n0 = t * B
         n = min(B, N - n0)
-        _gemm_block(fn, floating is double, _WIDE, ta, 111, K, n * L, M, ap, lda,
-                    bp + size * <size_t>(n0 * L), ldb, <size_t>cols, n * L)
-        for c in range(C):
-            _col2im_planes(cols, xp + n0 * sN, cols + ncol, c, B, n, C, H, W, sN, sC, kh, kw,
-                           sh, sw, ph, pw, OH, OW, PH)
+        if thin:
+            for j in range((n + BI - 1) // BI):
+                i = n0 + j * BI
+                ni = min(BI, n0 + n - i)
+                nanogan_thin_atb(<const float*>ap, M, <const float*>(bp + size * <size_t>(i * L)),
+                                 ldb, M, <float*>cols, K, ni * L,
+                                 <const float*>(yp + size * <size_t>(i * L)) if yp else NULL,
+                                 <float>slope)
+                for c in range(C):
+                    _col2im_planes(cols, xp + i * sN, cols + ncol, c, BI, ni, C, H, W, sN, sC,
+                                   kh, kw, sh, sw, ph, pw, OH, OW, PH)
+        else:
+            _gemm_block(fn, floating is double, _WIDE, ta, 111, K, n * L, M, ap, lda,
+                        bp + size * <size_t>(n0 * L), ldb, <size_t>cols, n * L)
+            for c in range(C):
+                _col2im_planes(cols, xp + n0 * sN, cols + ncol, c, B, n, C, H, W, sN, sC, kh,
+                               kw, sh, sw, ph, pw, OH, OW, PH)
     return True
 
 
 def gemm_im2col_t(object a, const floating[::1] x, floating[:, :, ::1] acc, Py_ssize_t N,
                   Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t sN, Py_ssize_t sC,
                   Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
-                  Py_ssize_t pw, Py_ssize_t B, bint swap, bint par):
+                  Py_ssize_t pw, Py_ssize_t B, bint swap, bint par, object y=None,
+                  double slope=0):
     """``a (M, N*OH*OW) @ im2col(x)^T``, ``B`` images per tile, summed per thread: thread ``i``
     adds its tiles' products into ``acc[i]`` (zeroed by the caller; ``(M, C*kh*kw)``, or with
     ``swap`` the transposed product ``(C*kh*kw, M)``, which BLAS runs faster when ``C*kh*kw >
     M``); the caller sums ``acc`` over its first axis, in order. Tile ``t`` goes to thread ``t %
-    threads``, so the sums are the same from run to run. False (nothing done) as in
-    :func:`im2col_gemm`."""
+    threads``, so the sums are the same from run to run. With ``y`` (stored like ``a``), ``a`` is
+    first taken through the leaky ReLU's gradient, as in :func:`gemm_col2im`. False (nothing
+    done) as in :func:`im2col_gemm`, or where a ``y`` is given and the columns are not thin."""
     cdef Py_ssize_t OH = (H + 2 * ph - kh) // sh + 1, OW = (W + 2 * pw - kw) // sw + 1
-    cdef Py_ssize_t L = OH * OW, K = C * kh * kw, M, t, n0, n, tid
+    cdef Py_ssize_t L = OH * OW, K = C * kh * kw, M, t, n0, n, tid, i
     cdef int typ = cnp.NPY_FLOAT32 if floating is float else cnp.NPY_FLOAT64
     cdef size_t fn = _SGEMM if floating is float else _DGEMM
     cdef size_t size = sizeof(floating)
     cdef int ta
     cdef i64 lda
     cdef int nt = acc.shape[0]
-    if fn == 0 or L < SMALL_L or not cnp.PyArray_Check(a) or cnp.PyArray_NDIM(<cnp.ndarray>a) != 2:
+    if L < SMALL_L or not cnp.PyArray_Check(a) or cnp.PyArray_NDIM(<cnp.ndarray>a) != 2:
         return False
     M = cnp.PyArray_DIM(<cnp.ndarray>a, 0)
     if (not _operand(a, typ, M, N * L, &ta, &lda) or ta != 111
             or acc.shape[1] != (K if swap else M) or acc.shape[2] != (M if swap else K)):
         return False
+    cdef bint thin = floating is float and _thin(K)
+    if (fn == 0 and not thin) or not (y is None or (thin and _like(y, typ, M, N * L, lda))):
+        return False
+    cdef size_t yp = 0 if y is None else <size_t>cnp.PyArray_DATA(<cnp.ndarray>y)
     if not par:
         nt = 1
-    cdef Py_ssize_t ncol = B * K * L
-    cdef floating[:, ::1] bufs = _tile_buffers(nt, ncol, B, H, W, kh, kw, sh, sw, ph, pw,
+    cdef Py_ssize_t BI = _thin_block(K * L, B) if thin else B
+    cdef Py_ssize_t ncol = BI * K * L, ni, j
+    cdef floating[:, ::1] bufs = _tile_buffers(nt, ncol, BI, H, W, kh, kw, sh, sw, ph, pw,
                                                np.float32 if floating is float else np.float64)
+    # thin: per thread, 16 partial sums (one per vector lane) of every (m, k), summed below
+    cdef float[:, ::1] lanes = np.zeros((nt, M * K * 16 if thin else 1), np.float32)
+    cdef Py_ssize_t m, k, l
+    cdef double sl
     cdef const floating* xp = &x[0]
     cdef floating* cols
     cdef size_t ap = <size_t>cnp.PyArray_DATA(<cnp.ndarray>a)
@@ -1604,6 +1709,17 @@ def gemm_im2col_t(object a, const floating[::1] x, floating[:, :, ::1] acc, Py_s
         cols = &bufs[tid, 0]
         n0 = t * B
         n = min(B, N - n0)
+        if thin:
+            for j in range((n + BI - 1) // BI):
+                i = n0 + j * BI
+                ni = min(BI, n0 + n - i)
+                _unfold_tile(xp + i * sN, cols, cols + ncol, BI, ni, C, H, W, sN, sC, kh, kw,
+                             sh, sw, ph, pw, OH, OW)
+                nanogan_thin_abt(<const float*>(ap + size * <size_t>(i * L)), lda, M,
+                                 <const float*>cols, K, ni * L, &lanes[tid, 0],
+                                 <const float*>(yp + size * <size_t>(i * L)) if yp else NULL,
+                                 <float>slope)
+            continue
         _unfold_tile(xp + n0 * sN, cols, cols + ncol, B, n, C, H, W, sN, sC, kh, kw, sh, sw,
                      ph, pw, OH, OW)
         if swap:  # acc (K, M) += cols (K, nL) @ a_t^T
@@ -1614,6 +1730,17 @@ def gemm_im2col_t(object a, const floating[::1] x, floating[:, :, ::1] acc, Py_s
             _gemm_block(fn, floating is double, _WIDE, 111, 112, M, K, n * L,
                         ap + size * <size_t>(n0 * L), lda, <size_t>cols, n * L,
                         <size_t>&acc[tid, 0, 0], K, 1.0)
+    if thin:  # each thread's lanes, added in order into its accumulator
+        for tid in range(nt):
+            for m in range(M):
+                for k in range(K):
+                    sl = 0
+                    for l in range(16):
+                        sl = sl + lanes[tid, (m * K + k) * 16 + l]
+                    if swap:
+                        acc[tid, k, m] += <floating>sl
+                    else:
+                        acc[tid, m, k] += <floating>sl
     return True
 
 

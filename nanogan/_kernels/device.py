@@ -184,26 +184,40 @@ def cupy_set() -> types.ModuleType:
         ref_adam(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step)
 
     def im2col_matmul(a: Any, x: Any, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
-                      out: Any = None) -> Any:
+                      out: Any = None, slope: float | None = None) -> Any:
         """``a @ im2col(x)``: the CUDA im2col, then one cuBLAS product (no tiles: a GPU's
-        memory holds the column matrix, and one large product keeps it busy)."""
+        memory holds the column matrix, and one large product keeps it busy); with ``slope``,
+        the leaky ReLU kernel on the result."""
         K, NL = reference._conv_sizes(x.shape, kh, kw, sh, sw, ph, pw)
         reference.expect_shape("im2col_matmul", "a", a, (a.shape[0], K))
         if out is not None:
             reference.expect_shape("im2col_matmul", "out", out, (a.shape[0], NL))
-        return mod.matmul(a, im2col(x, kh, kw, sh, sw, ph, pw), out)
+        y2 = mod.matmul(a, im2col(x, kh, kw, sh, sw, ph, pw), out)
+        if slope is None:
+            return y2
+        y2[...] = leaky_relu(y2, slope)
+        return y2
+
+    def through_leaky(op: str, d: Any, y: Any, slope: float | None) -> Any:
+        if y is None:
+            return d
+        reference.check_leaky(op, d, y, slope)
+        return leaky_relu_backward(d, y, slope)
 
     def matmul_col2im(a: Any, b: Any, x_shape: tuple[int, int, int, int], kh: int, kw: int,
-                      sh: int, sw: int, ph: int, pw: int, out: Any = None) -> Any:
+                      sh: int, sw: int, ph: int, pw: int, out: Any = None, y: Any = None,
+                      slope: float | None = None) -> Any:
         K, NL = reference._conv_sizes(x_shape, kh, kw, sh, sw, ph, pw)
         reference.expect_shape("matmul_col2im", "a", a, (K, a.shape[1]))
         reference.expect_shape("matmul_col2im", "b", b, (a.shape[1], NL))
+        b = through_leaky("matmul_col2im", b, y, slope)
         return col2im(cupy.matmul(a, b), x_shape, kh, kw, sh, sw, ph, pw, out)
 
     def matmul_im2col_t(a: Any, x: Any, kh: int, kw: int, sh: int, sw: int, ph: int,
-                        pw: int) -> Any:
+                        pw: int, y: Any = None, slope: float | None = None) -> Any:
         NL = reference._conv_sizes(x.shape, kh, kw, sh, sw, ph, pw)[1]
         reference.expect_shape("matmul_im2col_t", "a", a, (a.shape[0], NL))
+        a = through_leaky("matmul_im2col_t", a, y, slope)
         return cupy.matmul(a, im2col(x, kh, kw, sh, sw, ph, pw).T)
 
     def adam_update_many(ps: list, gs: list, ms: list, vs: list, lr: float, beta1: float,

@@ -121,9 +121,30 @@ def _conv_sizes(x_shape: tuple[int, ...], kh: int, kw: int, sh: int, sw: int, ph
     return C * kh * kw, N * conv_output_size(H, kh, sh, ph) * conv_output_size(W, kw, sw, pw)
 
 
+def through_leaky(op: str, d: np.ndarray, y: np.ndarray | None,
+                  slope: float | None) -> np.ndarray:
+    """The operand ``d`` of a product taken first through a leaky ReLU's gradient from that
+    activation's output ``y`` (:func:`leaky_relu_backward`), or ``d`` itself when ``y`` is None:
+    the products below fuse a layer's activation gradient this way (the kernel sets value by
+    value as they read ``d``)."""
+    if y is None:
+        return d
+    check_leaky(op, d, y, slope)
+    return leaky_relu_backward(d, y, slope)
+
+
+def check_leaky(op: str, d: np.ndarray, y: np.ndarray, slope: float | None) -> None:
+    """The checks of :func:`through_leaky`: ``y`` of ``d``'s shape, and a ``slope``."""
+    if slope is None:
+        raise ValueError(f"{op}: argument 'slope' is needed with 'y' (the leaky ReLU's output)")
+    expect_shape(op, "y", y, d.shape)
+
+
 def im2col_matmul(a: np.ndarray, x: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph: int,
-                  pw: int, out: np.ndarray | None = None) -> np.ndarray:
-    """``a @ im2col(x)``: a convolution's output, channels first.
+                  pw: int, out: np.ndarray | None = None,
+                  slope: float | None = None) -> np.ndarray:
+    """``a @ im2col(x)``: a convolution's output, channels first; with ``slope``, the leaky
+    ReLU after it too.
 
     Parameters
     ----------
@@ -131,6 +152,7 @@ def im2col_matmul(a: np.ndarray, x: np.ndarray, kh: int, kw: int, sh: int, sw: i
     x : ndarray, shape (N, C, H, W)
     kh, kw, sh, sw, ph, pw : the window, as in :func:`im2col`
     out : optional ndarray of shape (M, N*OH*OW) to write the result into
+    slope : optional float; when given, the result is ``leaky_relu(a @ im2col(x), slope)``
 
     Returns
     -------
@@ -138,14 +160,16 @@ def im2col_matmul(a: np.ndarray, x: np.ndarray, kh: int, kw: int, sh: int, sw: i
 
     Equations
     ---------
-    ``y2[m, (n*OH + oh)*OW + ow] = sum_{c, i, j} a[m, (c*kh + i)*kw + j] xpad[n, c, oh*sh + i,
-    ow*sw + j]``
+    ``z2[m, (n*OH + oh)*OW + ow] = sum_{c, i, j} a[m, (c*kh + i)*kw + j] xpad[n, c, oh*sh + i,
+    ow*sw + j]``; ``y2 = z2``, or with ``slope``: ``y2 = z2 if z2 > 0 else slope * z2``
     """
     K, NL = _conv_sizes(x.shape, kh, kw, sh, sw, ph, pw)
     expect_shape("im2col_matmul", "a", a, (a.shape[0], K))
     if out is not None:
         expect_shape("im2col_matmul", "out", out, (a.shape[0], NL))
     y2 = a @ im2col(x, kh, kw, sh, sw, ph, pw)
+    if slope is not None:
+        y2 = leaky_relu(y2, slope)
     if out is None:
         return y2
     out[...] = y2
@@ -153,10 +177,12 @@ def im2col_matmul(a: np.ndarray, x: np.ndarray, kh: int, kw: int, sh: int, sw: i
 
 
 def matmul_col2im(a: np.ndarray, b: np.ndarray, x_shape: tuple[int, int, int, int], kh: int,
-                  kw: int, sh: int, sw: int, ph: int, pw: int,
-                  out: np.ndarray | None = None) -> np.ndarray:
+                  kw: int, sh: int, sw: int, ph: int, pw: int, out: np.ndarray | None = None,
+                  y: np.ndarray | None = None, slope: float | None = None) -> np.ndarray:
     """``col2im(a @ b)``: a convolution's input gradient (``a = W2^T``, ``b = dy2``), or a
-    transposed convolution's output.
+    transposed convolution's output; with ``y`` and ``slope``, ``b`` is first taken through the
+    gradient of the leaky ReLU whose output is ``y`` (a convolution with its activation: ``b`` is
+    the gradient at the activation's output).
 
     Parameters
     ----------
@@ -165,28 +191,40 @@ def matmul_col2im(a: np.ndarray, b: np.ndarray, x_shape: tuple[int, int, int, in
     x_shape : (N, C, H, W), the image the columns fold into
     kh, kw, sh, sw, ph, pw : the window, as in :func:`im2col`
     out : optional ndarray of shape ``x_shape`` (any strides) to write the result into
+    y : optional ndarray, shape (M, N*OH*OW), the leaky ReLU's output
+    slope : float, the leaky ReLU's negative slope (needed with ``y``)
 
     Returns
     -------
     x : ndarray, shape (N, C, H, W) (``out`` when given)
+
+    Equations
+    ---------
+    ``x = col2im(a @ d)`` with ``d = b``, or with ``y``: ``d = b if y > 0 else slope * b``
     """
     K, NL = _conv_sizes(x_shape, kh, kw, sh, sw, ph, pw)
     expect_shape("matmul_col2im", "a", a, (K, a.shape[1]))
     expect_shape("matmul_col2im", "b", b, (a.shape[1], NL))
     if out is not None:
         expect_shape("matmul_col2im", "out", out, x_shape)
+    b = through_leaky("matmul_col2im", b, y, slope)
     return col2im(a @ b, x_shape, kh, kw, sh, sw, ph, pw, out)
 
 
 def matmul_im2col_t(a: np.ndarray, x: np.ndarray, kh: int, kw: int, sh: int, sw: int, ph: int,
-                    pw: int) -> np.ndarray:
-    """``a @ im2col(x)^T``: a convolution's weight gradient (``a = dy2``).
+                    pw: int, y: np.ndarray | None = None,
+                    slope: float | None = None) -> np.ndarray:
+    """``a @ im2col(x)^T``: a convolution's weight gradient (``a = dy2``); with ``y`` and
+    ``slope``, ``a`` is first taken through the gradient of the leaky ReLU whose output is ``y``,
+    as in :func:`matmul_col2im`.
 
     Parameters
     ----------
     a : ndarray, shape (M, N*OH*OW)
     x : ndarray, shape (N, C, H, W)
     kh, kw, sh, sw, ph, pw : the window, as in :func:`im2col`
+    y : optional ndarray, shape (M, N*OH*OW), the leaky ReLU's output
+    slope : float, the leaky ReLU's negative slope (needed with ``y``)
 
     Returns
     -------
@@ -194,11 +232,12 @@ def matmul_im2col_t(a: np.ndarray, x: np.ndarray, kh: int, kw: int, sh: int, sw:
 
     Equations
     ---------
-    ``g[m, (c*kh + i)*kw + j] = sum_{n, oh, ow} a[m, (n*OH + oh)*OW + ow] xpad[n, c, oh*sh + i,
-    ow*sw + j]``
+    ``g[m, (c*kh + i)*kw + j] = sum_{n, oh, ow} d[m, (n*OH + oh)*OW + ow] xpad[n, c, oh*sh + i,
+    ow*sw + j]`` with ``d = a``, or with ``y``: ``d = a if y > 0 else slope * a``
     """
     expect_shape("matmul_im2col_t", "a", a, (a.shape[0], _conv_sizes(x.shape, kh, kw, sh, sw,
                                                                       ph, pw)[1]))
+    a = through_leaky("matmul_im2col_t", a, y, slope)
     return a @ im2col(x, kh, kw, sh, sw, ph, pw).T
 
 

@@ -282,9 +282,16 @@ def _whole_window(conv: Conv2d, x_shape: tuple[int, ...]) -> bool:
 class ConvStep(_Fusing):
     """``Conv2d`` (+ ``LeakyReLU``) on CNHW images: ``y2 = W2 @ im2col(x)`` as one kernel op
     (``ops.im2col_matmul``, which runs by tiles of the batch and never holds the column matrix),
-    written straight into ``y``; bias and activation in one pass over ``y`` (a zero bias where
-    the layer has none: ``z + 0`` is ``z``, but for the sign of a zero, which the activation and
-    its gradient do not see)."""
+    written straight into ``y``.
+
+    Without a bias, the activation is part of that op (each tile's product goes through it while
+    in cache), and a backward pass that wants one product only (the weight gradient of D's first
+    layer when D trains, its input gradient when G trains through it) hands that product ``dy``
+    and ``y``, which it reads through the activation's gradient (``y=``, ``slope=``): no pass
+    over ``dy`` to form ``dz`` first. With a bias, bias and activation are one pass over ``y``
+    (``ops.bias_leaky_relu``), and so is the backward of both (a zero bias where a whole-window
+    layer has none: ``z + 0`` is ``z``, but for the sign of a zero, which the activation and its
+    gradient do not see)."""
 
     layer: Conv2d
     layout = CNHW
@@ -298,8 +305,11 @@ class ConvStep(_Fusing):
             y = self._whole_forward(xn, W2)
         else:
             y = xp.empty((O, N, OH, OW), dtype=xn.dtype)
+            fuse = self.slope is not None and c.bias is None   # the activation in the product
             ops.im2col_matmul(W2, xn, *c.kernel_size, *c.stride, *c.padding,
-                              out=y.reshape(O, N * OH * OW))
+                              out=y.reshape(O, N * OH * OW), slope=self.slope if fuse else None)
+            if fuse:
+                return y, (xn, y)
         if self.slope is not None:
             b = c.bias if c.bias is not None else xp.zeros(O, dtype=y.dtype)
             ops.bias_leaky_relu(y.reshape(1, O, -1), b, self.slope)
@@ -330,6 +340,19 @@ class ConvStep(_Fusing):
         dy = nchw(_check_grad(c, nchw(dy), out_shape))           # back to (O, N, OH, OW)
         N, O, OH, OW = out_shape
         L = OH * OW
+        W2 = c.weight.reshape(O, -1)
+        whole = _whole_window(c, xn.shape)
+        if self.slope is not None and c.bias is None and not whole and param_grads != input_grad:
+            # one product wanted: it reads dy through the activation's gradient itself
+            window = (*c.kernel_size, *c.stride, *c.padding)
+            dy2, y2 = dy.reshape(O, N * L), y.reshape(O, N * L)
+            if param_grads:
+                put_grad(c, "weight", ops.matmul_im2col_t(dy2, xn, *window, y=y2,
+                                                          slope=self.slope), accumulate)
+                return None
+            dx = xp.empty((xn.shape[1], N, *xn.shape[2:]), dtype=xn.dtype)
+            ops.matmul_col2im(W2.T, dy2, xn.shape, *window, out=nchw(dx), y=y2, slope=self.slope)
+            return dx
         if self.slope is None:
             dz2 = dy.reshape(O, N * L)
             if param_grads and c.bias is not None:
@@ -342,8 +365,7 @@ class ConvStep(_Fusing):
             dz2 = dz.reshape(O, N * L)
             if param_grads:
                 put_grad(c, "bias", db, accumulate)
-        W2 = c.weight.reshape(O, -1)
-        if _whole_window(c, xn.shape):
+        if whole:
             return self._whole_backward(dz2, xn, W2, param_grads, input_grad, accumulate)
         window = (*c.kernel_size, *c.stride, *c.padding)
         if param_grads:                                          # dW2 = dy2 im2col(x)^T

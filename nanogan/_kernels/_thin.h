@@ -1,0 +1,217 @@
+/* Thin convolution products in AVX-512 float32, for nanogan's Cython kernels.
+ *
+ * "Thin": the column matrix of one image, cols (K, L) with K = C*kh*kw <= 16 rows and L = OH*OW
+ * columns, is the small operand of the product, as in a convolution on a one-channel image
+ * (DCGAN-28's Conv2d(1, 64, 4, 2, 1) and ConvTranspose2d(64, 1, 4, 2, 1): K = 16). BLAS runs
+ * these products with K = 16 far below its peak: each output value is one short dot product, and
+ * the time goes into loading and storing the (M, L) operand. Here each 16-column vector of cols
+ * stays in registers while every row of the large operand passes it once:
+ *
+ *   nanogan_thin_ab:   out[m, p]  = sum_k a[m, k] cols[k, p]        (im2col_matmul)
+ *   nanogan_thin_atb:  cols[k, p] = sum_m a[k, m] b[m, p]           (matmul_col2im, before the fold)
+ *   nanogan_thin_abt:  lanes[m, k, :] += a[m, p] cols[k, p] over p  (matmul_im2col_t: 16 partial
+ *                      sums per (m, k), one per lane; lane l holds the columns p = l mod 16, summed
+ *                      in order; the caller adds the 16 lanes in order)
+ *
+ * Sums run over k (or m) in order with fused multiply-adds, like BLAS's kernels. a is dense by
+ * rows (lda = its row length), cols dense (row k at cols + k*L); b and out rows at ldb / ldo.
+ *
+ * A convolution's leaky ReLU rides along (D's first layer and its gradient): nanogan_thin_ab
+ * with act stores leaky_relu(out) (u * (u > 0 ? 1 : slope): u itself where u > 0, as the
+ * reference); nanogan_thin_atb and _abt with a non-NULL y (stored like b, or like a) read the
+ * large operand d through the activation's gradient, d where y > 0, else d * slope, so that the
+ * gradient dz is never written out and read back.
+ *
+ * nanogan_thin_ok says whether the build targets AVX-512 and K fits; where it is 0 the callers
+ * run their BLAS products.
+ */
+#ifndef NANOGAN_THIN_H
+#define NANOGAN_THIN_H
+
+#include <stddef.h>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+static inline int nanogan_thin_ok(ptrdiff_t K) { return K >= 1 && K <= 16; }
+
+static inline __mmask16 nanogan_thin_mask(ptrdiff_t r)
+{
+    return (__mmask16)(r >= 16 ? 0xFFFFu : ((1u << r) - 1u));
+}
+
+/* Eight rows of a at once: eight independent chains of K multiply-adds per column vector. */
+/* The leaky ReLU of the reference, u * (u > 0 ? 1 : slope): u itself where u > 0. */
+static inline __m512 nanogan_thin_act(__m512 u, __m512 slope)
+{
+    return _mm512_mask_mov_ps(_mm512_mul_ps(u, slope),
+                              _mm512_cmp_ps_mask(u, _mm512_setzero_ps(), _CMP_GT_OQ), u);
+}
+
+/* dy where y > 0, else dy * slope (the leaky ReLU's gradient from its output y). */
+static inline __m512 nanogan_thin_grad(__m512 dy, __m512 y, __m512 slope)
+{
+    return _mm512_mask_mov_ps(_mm512_mul_ps(dy, slope),
+                              _mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_GT_OQ), dy);
+}
+
+static inline __attribute__((always_inline)) void
+nanogan_thin_ab_k(const float* a, ptrdiff_t lda, const float* cols, const ptrdiff_t K,
+                  ptrdiff_t L, float* out, ptrdiff_t ldo, ptrdiff_t M, int act, float slope_)
+{
+    const __m512 slope = _mm512_set1_ps(slope_);
+    for (ptrdiff_t p = 0; p < L; p += 16) {
+        const __mmask16 mk = nanogan_thin_mask(L - p);
+        __m512 c[16];
+        for (ptrdiff_t k = 0; k < 16; ++k)  /* the rows k >= K are never read */
+            c[k] = k < K ? _mm512_maskz_loadu_ps(mk, cols + k * L + p) : _mm512_setzero_ps();
+        ptrdiff_t m = 0;
+        for (; m + 8 <= M; m += 8) {
+            const float* r = a + m * lda;
+            __m512 s0 = _mm512_mul_ps(_mm512_set1_ps(r[0]), c[0]);
+            __m512 s1 = _mm512_mul_ps(_mm512_set1_ps(r[lda]), c[0]);
+            __m512 s2 = _mm512_mul_ps(_mm512_set1_ps(r[2 * lda]), c[0]);
+            __m512 s3 = _mm512_mul_ps(_mm512_set1_ps(r[3 * lda]), c[0]);
+            __m512 s4 = _mm512_mul_ps(_mm512_set1_ps(r[4 * lda]), c[0]);
+            __m512 s5 = _mm512_mul_ps(_mm512_set1_ps(r[5 * lda]), c[0]);
+            __m512 s6 = _mm512_mul_ps(_mm512_set1_ps(r[6 * lda]), c[0]);
+            __m512 s7 = _mm512_mul_ps(_mm512_set1_ps(r[7 * lda]), c[0]);
+            for (ptrdiff_t k = 1; k < K; ++k) {
+                s0 = _mm512_fmadd_ps(_mm512_set1_ps(r[k]), c[k], s0);
+                s1 = _mm512_fmadd_ps(_mm512_set1_ps(r[lda + k]), c[k], s1);
+                s2 = _mm512_fmadd_ps(_mm512_set1_ps(r[2 * lda + k]), c[k], s2);
+                s3 = _mm512_fmadd_ps(_mm512_set1_ps(r[3 * lda + k]), c[k], s3);
+                s4 = _mm512_fmadd_ps(_mm512_set1_ps(r[4 * lda + k]), c[k], s4);
+                s5 = _mm512_fmadd_ps(_mm512_set1_ps(r[5 * lda + k]), c[k], s5);
+                s6 = _mm512_fmadd_ps(_mm512_set1_ps(r[6 * lda + k]), c[k], s6);
+                s7 = _mm512_fmadd_ps(_mm512_set1_ps(r[7 * lda + k]), c[k], s7);
+            }
+            if (act) {
+                s0 = nanogan_thin_act(s0, slope); s1 = nanogan_thin_act(s1, slope);
+                s2 = nanogan_thin_act(s2, slope); s3 = nanogan_thin_act(s3, slope);
+                s4 = nanogan_thin_act(s4, slope); s5 = nanogan_thin_act(s5, slope);
+                s6 = nanogan_thin_act(s6, slope); s7 = nanogan_thin_act(s7, slope);
+            }
+            float* o = out + m * ldo + p;
+            _mm512_mask_storeu_ps(o, mk, s0);
+            _mm512_mask_storeu_ps(o + ldo, mk, s1);
+            _mm512_mask_storeu_ps(o + 2 * ldo, mk, s2);
+            _mm512_mask_storeu_ps(o + 3 * ldo, mk, s3);
+            _mm512_mask_storeu_ps(o + 4 * ldo, mk, s4);
+            _mm512_mask_storeu_ps(o + 5 * ldo, mk, s5);
+            _mm512_mask_storeu_ps(o + 6 * ldo, mk, s6);
+            _mm512_mask_storeu_ps(o + 7 * ldo, mk, s7);
+        }
+        for (; m < M; ++m) {
+            const float* r = a + m * lda;
+            __m512 s = _mm512_mul_ps(_mm512_set1_ps(r[0]), c[0]);
+            for (ptrdiff_t k = 1; k < K; ++k)
+                s = _mm512_fmadd_ps(_mm512_set1_ps(r[k]), c[k], s);
+            if (act)
+                s = nanogan_thin_act(s, slope);
+            _mm512_mask_storeu_ps(out + m * ldo + p, mk, s);
+        }
+    }
+}
+
+static inline void nanogan_thin_ab(const float* a, ptrdiff_t lda, const float* cols,
+                                   ptrdiff_t K, ptrdiff_t L, float* out, ptrdiff_t ldo,
+                                   ptrdiff_t M, int act, float slope)
+{
+    if (K == 16)  /* the DCGAN kernel: the loops over k unrolled, cols in 16 registers */
+        nanogan_thin_ab_k(a, lda, cols, 16, L, out, ldo, M, act, slope);
+    else
+        nanogan_thin_ab_k(a, lda, cols, K, L, out, ldo, M, act, slope);
+}
+
+static inline __attribute__((always_inline)) void
+nanogan_thin_atb_k(const float* a, ptrdiff_t lda, const float* b, ptrdiff_t ldb, ptrdiff_t M,
+                   float* cols, const ptrdiff_t K, ptrdiff_t L, const float* y, float slope_)
+{
+    const __m512 slope = _mm512_set1_ps(slope_);
+    for (ptrdiff_t p = 0; p < L; p += 16) {
+        const __mmask16 mk = nanogan_thin_mask(L - p);
+        __m512 s[16];
+        __m512 v0 = _mm512_maskz_loadu_ps(mk, b + p);
+        if (y)
+            v0 = nanogan_thin_grad(v0, _mm512_maskz_loadu_ps(mk, y + p), slope);
+        for (ptrdiff_t k = 0; k < K; ++k)
+            s[k] = _mm512_mul_ps(_mm512_set1_ps(a[k * lda]), v0);
+        for (ptrdiff_t m = 1; m < M; ++m) {
+            __m512 v = _mm512_maskz_loadu_ps(mk, b + m * ldb + p);
+            if (y)
+                v = nanogan_thin_grad(v, _mm512_maskz_loadu_ps(mk, y + m * ldb + p), slope);
+            for (ptrdiff_t k = 0; k < K; ++k)
+                s[k] = _mm512_fmadd_ps(_mm512_set1_ps(a[k * lda + m]), v, s[k]);
+        }
+        for (ptrdiff_t k = 0; k < K; ++k)
+            _mm512_mask_storeu_ps(cols + k * L + p, mk, s[k]);
+    }
+}
+
+static inline void nanogan_thin_atb(const float* a, ptrdiff_t lda, const float* b,
+                                    ptrdiff_t ldb, ptrdiff_t M, float* cols, ptrdiff_t K,
+                                    ptrdiff_t L, const float* y, float slope)
+{
+    if (K == 16)
+        nanogan_thin_atb_k(a, lda, b, ldb, M, cols, 16, L, y, slope);
+    else
+        nanogan_thin_atb_k(a, lda, b, ldb, M, cols, K, L, y, slope);
+}
+
+static inline __attribute__((always_inline)) void
+nanogan_thin_abt_k(const float* a, ptrdiff_t lda, ptrdiff_t M, const float* cols,
+                   const ptrdiff_t K, ptrdiff_t L, float* lanes, const float* y, float slope_)
+{
+    const __m512 slope = _mm512_set1_ps(slope_);
+    for (ptrdiff_t m = 0; m < M; ++m) {
+        const float* r = a + m * lda;
+        const float* yr = y ? y + m * lda : 0;
+        float* acc = lanes + m * K * 16;
+        __m512 s[16];
+        for (ptrdiff_t k = 0; k < K; ++k)
+            s[k] = _mm512_loadu_ps(acc + 16 * k);
+        for (ptrdiff_t p = 0; p < L; p += 16) {
+            const __mmask16 mk = nanogan_thin_mask(L - p);
+            __m512 v = _mm512_maskz_loadu_ps(mk, r + p);
+            if (yr)
+                v = nanogan_thin_grad(v, _mm512_maskz_loadu_ps(mk, yr + p), slope);
+            for (ptrdiff_t k = 0; k < K; ++k)
+                s[k] = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(mk, cols + k * L + p), s[k]);
+        }
+        for (ptrdiff_t k = 0; k < K; ++k)
+            _mm512_storeu_ps(acc + 16 * k, s[k]);
+    }
+}
+
+static inline void nanogan_thin_abt(const float* a, ptrdiff_t lda, ptrdiff_t M,
+                                    const float* cols, ptrdiff_t K, ptrdiff_t L, float* lanes,
+                                    const float* y, float slope)
+{
+    if (K == 16)
+        nanogan_thin_abt_k(a, lda, M, cols, 16, L, lanes, y, slope);
+    else
+        nanogan_thin_abt_k(a, lda, M, cols, K, L, lanes, y, slope);
+}
+
+#else  /* no AVX-512: the callers run their BLAS products */
+
+static inline int nanogan_thin_ok(ptrdiff_t K) { (void)K; return 0; }
+static inline void nanogan_thin_ab(const float* a, ptrdiff_t lda, const float* cols,
+                                   ptrdiff_t K, ptrdiff_t L, float* out, ptrdiff_t ldo,
+                                   ptrdiff_t M, int act, float slope)
+{ (void)a; (void)lda; (void)cols; (void)K; (void)L; (void)out; (void)ldo; (void)M; (void)act;
+  (void)slope; }
+static inline void nanogan_thin_atb(const float* a, ptrdiff_t lda, const float* b,
+                                    ptrdiff_t ldb, ptrdiff_t M, float* cols, ptrdiff_t K,
+                                    ptrdiff_t L, const float* y, float slope)
+{ (void)a; (void)lda; (void)b; (void)ldb; (void)M; (void)cols; (void)K; (void)L; (void)y;
+  (void)slope; }
+static inline void nanogan_thin_abt(const float* a, ptrdiff_t lda, ptrdiff_t M,
+                                    const float* cols, ptrdiff_t K, ptrdiff_t L, float* lanes,
+                                    const float* y, float slope)
+{ (void)a; (void)lda; (void)M; (void)cols; (void)K; (void)L; (void)lanes; (void)y;
+  (void)slope; }
+
+#endif
+#endif
