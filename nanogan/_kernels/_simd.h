@@ -57,6 +57,40 @@ static inline void nanogan_im2col_f32(const float* x, ptrdiff_t sN, ptrdiff_t ni
                                   _mm512_set1_epi32((int)j));
     __mmask16 v0, v1;  /* the padded positions that hold pixels */
     nanogan_lanes(pw, pw + W, &v0, &v1);
+    if (2 * OW <= 16 && (OW - 1) * sw + kw <= 16) {
+        /* Two output rows per store (DCGAN-28's 14 x 14 -> 7 x 7): each reads the first 16
+         * padded positions of its input row only, one register, so one two-register permute
+         * gives both rows of an offset: lane t < OW from row oh, lane OW + t from row oh + 1. */
+        __m512i idx2[16];
+        int src[16];
+        for (ptrdiff_t j = 0; j < kw; ++j) {
+            for (int t = 0; t < 16; ++t)
+                src[t] = t < OW ? (int)(t * sw + j)
+                                : (t < 2 * OW ? (int)(16 + (t - OW) * sw + j) : 0);
+            idx2[j] = _mm512_loadu_si512(src);
+        }
+        const __mmask16 m2 = (__mmask16)((1u << (2 * OW)) - 1u);
+        for (ptrdiff_t n = 0; n < nimg; ++n) {
+            const float* plane = x + n * sN;
+            float* chunk = cols + n * L;
+            for (ptrdiff_t i = 0; i < kh; ++i) {
+                for (ptrdiff_t oh = 0; oh < OH; oh += 2) {
+                    const ptrdiff_t h1 = oh * sh + i - ph, h2 = h1 + sh;
+                    /* padded position p holds plane[h][p - pw]: masked lanes are never read */
+                    const __m512 r1 = (h1 < 0 || h1 >= H) ? zero : _mm512_maskz_loadu_ps(
+                        v0, (const void*)((uintptr_t)(plane + h1 * W) - (uintptr_t)pw * 4));
+                    const int two = oh + 1 < OH;
+                    const __m512 r2 = (!two || h2 < 0 || h2 >= H) ? zero : _mm512_maskz_loadu_ps(
+                        v0, (const void*)((uintptr_t)(plane + h2 * W) - (uintptr_t)pw * 4));
+                    float* dst = chunk + i * kw * rowstride + oh * OW;
+                    for (ptrdiff_t j = 0; j < kw; ++j)
+                        _mm512_mask_storeu_ps(dst + j * rowstride, two ? m2 : m,
+                                              _mm512_permutex2var_ps(r1, idx2[j], r2));
+                }
+            }
+        }
+        return;
+    }
     for (ptrdiff_t n = 0; n < nimg; ++n) {
         const float* plane = x + n * sN;
         float* chunk = cols + n * L;
@@ -82,7 +116,55 @@ static inline void nanogan_im2col_f32(const float* x, ptrdiff_t sN, ptrdiff_t ni
 }
 
 /* col2im of channel c of nimg images (the adjoint of nanogan_im2col_f32): every pixel of the
- * planes written. */
+ * planes written. Each row of a plane is one chain of masked adds (the offsets in the
+ * reference's order); NI images go side by side, so that NI chains overlap instead of each add
+ * waiting for the one before. */
+static inline __attribute__((always_inline)) void
+nanogan_col2im_images(const float* chunk, ptrdiff_t L, float* plane, ptrdiff_t sN, const int NI,
+                      ptrdiff_t rowstride, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kh, ptrdiff_t kw,
+                      ptrdiff_t sh, ptrdiff_t ph, ptrdiff_t OH, ptrdiff_t OW, __mmask16 m,
+                      const __m512i* lo_i, const __m512i* hi_i, const __mmask16* lo_m,
+                      const __mmask16* hi_m, __mmask16 w0, __mmask16 w1)
+{
+    /* padded row h + ph = q*sh + r is read by the offsets i = r, r + sh, ... at the output
+     * rows oh = q, q - 1, ... (q and r kept without dividing) */
+    ptrdiff_t q = ph / sh, r = ph % sh;
+    for (ptrdiff_t h = 0; h < H; ++h) {
+        __m512 a[4], b[4];
+        for (int t = 0; t < NI; ++t) {
+            a[t] = _mm512_setzero_ps();
+            b[t] = _mm512_setzero_ps();
+        }
+        ptrdiff_t oh = q;
+        for (ptrdiff_t i = r; i < kh; i += sh, --oh) {
+            if (oh < 0)
+                break;
+            if (oh >= OH)
+                continue;
+            const float* src = chunk + i * kw * rowstride + oh * OW;
+            for (ptrdiff_t j = 0; j < kw; ++j) {
+                for (int t = 0; t < NI; ++t) {
+                    const __m512 v = _mm512_maskz_loadu_ps(m, src + t * L + j * rowstride);
+                    a[t] = _mm512_mask_add_ps(a[t], lo_m[j], a[t],
+                                              _mm512_permutexvar_ps(lo_i[j], v));
+                    if (W > 16)
+                        b[t] = _mm512_mask_add_ps(b[t], hi_m[j], b[t],
+                                                  _mm512_permutexvar_ps(hi_i[j], v));
+                }
+            }
+        }
+        for (int t = 0; t < NI; ++t) {
+            _mm512_mask_storeu_ps(plane + t * sN + h * W, w0, a[t]);
+            if (W > 16)
+                _mm512_mask_storeu_ps(plane + t * sN + h * W + 16, w1, b[t]);
+        }
+        if (++r == sh) {
+            r = 0;
+            ++q;
+        }
+    }
+}
+
 static inline void nanogan_col2im_f32(const float* cols, ptrdiff_t rowstride, float* x,
                                       ptrdiff_t sN, ptrdiff_t nimg, ptrdiff_t H, ptrdiff_t W,
                                       ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
@@ -95,13 +177,14 @@ static inline void nanogan_col2im_f32(const float* cols, ptrdiff_t rowstride, fl
     __m512i lo_i[32], hi_i[32];
     __mmask16 lo_m[32], hi_m[32];
     for (ptrdiff_t j = 0; j < kw; ++j) {
-        int src[32];
+        int src[32] = {0};
         uint32_t take = 0;
-        for (int w = 0; w < 32; ++w) {
-            const ptrdiff_t d = w + pw - j;
-            const int ok = w < W && d >= 0 && d % sw == 0 && d / sw < OW;
-            src[w] = ok ? (int)(d / sw) : 0;
-            take |= (uint32_t)ok << w;
+        for (ptrdiff_t ow = 0; ow < OW; ++ow) {  /* w + pw = ow*sw + j, without dividing */
+            const ptrdiff_t w = ow * sw + j - pw;
+            if (w >= 0 && w < W) {
+                src[w] = (int)ow;
+                take |= (uint32_t)1 << w;
+            }
         }
         lo_i[j] = _mm512_loadu_si512(src);
         hi_i[j] = _mm512_loadu_si512(src + 16);
@@ -110,37 +193,13 @@ static inline void nanogan_col2im_f32(const float* cols, ptrdiff_t rowstride, fl
     }
     __mmask16 w0, w1;
     nanogan_lanes(0, W, &w0, &w1);
-    for (ptrdiff_t n = 0; n < nimg; ++n) {
-        const float* chunk = cols + n * L;
-        float* plane = x + n * sN;
-        /* padded row h + ph = q*sh + r is read by the offsets i = r, r + sh, ... at the output
-         * rows oh = q, q - 1, ... (q and r kept without dividing) */
-        ptrdiff_t q = ph / sh, r = ph % sh;
-        for (ptrdiff_t h = 0; h < H; ++h) {
-            __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
-            ptrdiff_t oh = q;
-            for (ptrdiff_t i = r; i < kh; i += sh, --oh) {
-                if (oh < 0)
-                    break;
-                if (oh >= OH)
-                    continue;
-                const float* src = chunk + i * kw * rowstride + oh * OW;
-                for (ptrdiff_t j = 0; j < kw; ++j) {
-                    const __m512 v = _mm512_maskz_loadu_ps(m, src + j * rowstride);
-                    a = _mm512_mask_add_ps(a, lo_m[j], a, _mm512_permutexvar_ps(lo_i[j], v));
-                    if (W > 16)
-                        b = _mm512_mask_add_ps(b, hi_m[j], b, _mm512_permutexvar_ps(hi_i[j], v));
-                }
-            }
-            _mm512_mask_storeu_ps(plane + h * W, w0, a);
-            if (W > 16)
-                _mm512_mask_storeu_ps(plane + h * W + 16, w1, b);
-            if (++r == sh) {
-                r = 0;
-                ++q;
-            }
-        }
-    }
+    ptrdiff_t n = 0;
+    for (; n + 4 <= nimg; n += 4)
+        nanogan_col2im_images(cols + n * L, L, x + n * sN, sN, 4, rowstride, H, W, kh, kw, sh,
+                              ph, OH, OW, m, lo_i, hi_i, lo_m, hi_m, w0, w1);
+    for (; n < nimg; ++n)
+        nanogan_col2im_images(cols + n * L, L, x + n * sN, sN, 1, rowstride, H, W, kh, kw, sh,
+                              ph, OH, OW, m, lo_i, hi_i, lo_m, hi_m, w0, w1);
 }
 
 #else  /* no AVX-512: the callers run their portable loops */
