@@ -10,7 +10,11 @@ the same parameters (the plan shares the network's arrays, so ``params``, ``grad
   step: the activation is applied in place in the producer's last pass over its output, and its
   gradient is taken in the same pass as the bias (or BatchNorm) sums (see :mod:`.steps`); a
   Dense followed by ``Tanh`` (a generator's output) likewise, bias and ``tanh`` in one pass
-  (``ops.bias_tanh``, NumPy's own tanh loop run on all cores in the compiled set);
+  (``ops.bias_tanh``, NumPy's own tanh loop run on all cores in the compiled set); a Conv2d
+  without a bias hands its ``LeakyReLU`` to the product itself (``ops.im2col_matmul(...,
+  slope=)``), and a backward pass that wants one gradient only (D's first layer: its weight
+  gradient when D trains, its input gradient when G trains through it) hands that product
+  ``dy`` and ``y``, which it reads through the activation's gradient (``y=``, ``slope=``);
 * keeps the images between its convolution and batch-norm steps channels first, ``(C, N, H,
   W)``, the order the products give and take (``y2 = W2 @ cols`` is ``(O, N*OH*OW)``), and
   converts to the layers' NCHW only at its ends and around steps that need it
