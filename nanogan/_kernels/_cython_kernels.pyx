@@ -84,19 +84,20 @@ def use_thin(bint on):
 
 
 cdef inline bint _thin(Py_ssize_t K) noexcept:
+    """Whether a float32 product of ``K`` column rows takes the thin loops."""
     return _THIN and nanogan_thin_ok(K)
 
 
-cdef Py_ssize_t _THIN_COLS = 32768
-
-
-def set_thin_cols(Py_ssize_t v):
-    global _THIN_COLS
-    _THIN_COLS = v
+#: The thin loops take a tile's images in blocks of columns of at most this many values (128 KB
+#: of float32: L2-resident; DCGAN-28's one-channel layers at batch 256 on one thread, 3K to 128K
+#: values: the forward product 1.29-1.42 ms, level, the input gradient 1.28-1.66, best at 32K).
+cdef enum:
+    THIN_COLS = 32768
 
 
 cdef inline Py_ssize_t _thin_block(Py_ssize_t per_image, Py_ssize_t B) noexcept:
-    return max(1, min(B, _THIN_COLS // per_image))
+    """Images per block of the thin loops (at least one, at most the tile's ``B``)."""
+    return max(1, min(B, THIN_COLS // per_image))
 
 
 # Planes path (``OH*OW >= SMALL_L``): a work unit is one channel of a block of ``B`` images.
@@ -1560,7 +1561,7 @@ def im2col_gemm(object a, const floating[::1] x, floating[:, ::1] out, Py_ssize_
     cdef bint thin = floating is float and _thin(K)
     if fn == 0 and not thin:
         return False
-    if thin:  # the loops of _thin.h, image by image, on a dense copy of a (M, K)
+    if thin:  # the loops of _thin.h, by blocks of images, on a dense copy of a (M, K)
         a = np.ascontiguousarray(a)
     cdef Py_ssize_t BI = _thin_block(K * L, B) if thin else B
     cdef Py_ssize_t ncol = BI * K * L, ni, j
@@ -1622,7 +1623,7 @@ def gemm_col2im(object a, object b, floating[::1] x, Py_ssize_t N, Py_ssize_t C,
     cdef bint thin = floating is float and _thin(K)
     if (fn == 0 and not thin) or not (y is None or (thin and _like(y, typ, M, N * L, ldb))):
         return False
-    if thin:  # the loops of _thin.h, image by image, on a dense copy of a (K, M)
+    if thin:  # the loops of _thin.h, by blocks of images, on a dense copy of a (K, M)
         a = np.ascontiguousarray(a)
     cdef size_t yp = 0 if y is None else <size_t>cnp.PyArray_DATA(<cnp.ndarray>y)
     PH = (H + 2 * ph + sh - 1) // sh
