@@ -10,8 +10,8 @@
  *   nanogan_thin_ab:   out[m, p]  = sum_k a[m, k] cols[k, p]        (im2col_matmul)
  *   nanogan_thin_atb:  cols[k, p] = sum_m a[k, m] b[m, p]           (matmul_col2im, before the fold)
  *   nanogan_thin_abt:  lanes[m, k, :] += a[m, p] cols[k, p] over p  (matmul_im2col_t: 16 partial
- *                      sums per (m, k), one per lane; lane l holds the columns p = l mod 16, summed
- *                      in order; the caller adds the 16 lanes in order)
+ *                      sums per (m, k), one per lane; lane l holds the columns with p mod 16 = l,
+ *                      summed in order; the caller adds the 16 lanes in order)
  *
  * Sums run over k (or m) in order with fused multiply-adds, like BLAS's kernels. a is dense by
  * rows (lda = its row length), cols dense (row k at cols + k*L); b and out rows at ldb / ldo.
@@ -40,7 +40,6 @@ static inline __mmask16 nanogan_thin_mask(ptrdiff_t r)
     return (__mmask16)(r >= 16 ? 0xFFFFu : ((1u << r) - 1u));
 }
 
-/* Eight rows of a at once: eight independent chains of K multiply-adds per column vector. */
 /* The leaky ReLU of the reference, u * (u > 0 ? 1 : slope): u itself where u > 0. */
 static inline __m512 nanogan_thin_act(__m512 u, __m512 slope)
 {
@@ -55,6 +54,7 @@ static inline __m512 nanogan_thin_grad(__m512 dy, __m512 y, __m512 slope)
                               _mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_GT_OQ), dy);
 }
 
+/* Eight rows of a at once: eight independent chains of K multiply-adds per column vector. */
 static inline __attribute__((always_inline)) void
 nanogan_thin_ab_k(const float* a, ptrdiff_t lda, const float* cols, const ptrdiff_t K,
                   ptrdiff_t L, float* out, ptrdiff_t ldo, ptrdiff_t M, int act, float slope_)
