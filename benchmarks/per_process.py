@@ -132,10 +132,14 @@ def worker(framework: str, config: str, threads: int, iters: int, warmup: int,
 
 
 def run_process(framework: str, config: str, threads: int, iters: int, warmup: int,
-                seconds: float = 0.0) -> dict[str, Any]:
+                seconds: float = 0.0, script: str | None = None) -> dict[str, Any]:
+    """:func:`worker` in a fresh process with only the thread-count variables set (and pinned
+    below the core count); ``script``: another checkout's ``per_process.py`` to run instead of
+    this one (``ab.py``: each checkout times its own nanogan)."""
     env = {k: v for k, v in os.environ.items() if k not in USER_THREAD_VARS}
     env.update({k: str(threads) for k in USER_THREAD_VARS})
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--configs", config,
+    cmd = [sys.executable, os.path.abspath(script or __file__), "--worker", framework,
+           "--configs", config,
            "--threads", str(threads), "--iters", str(iters), "--warmup", str(warmup),
            "--seconds", str(seconds)]
     cores = pin_cores(threads)
