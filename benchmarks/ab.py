@@ -74,18 +74,10 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("other", help="the other checkout (A); this one is B")
-    ap.add_argument("--configs", default="dcgan256,mlp256")
-    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
-    ap.add_argument("--rounds", type=int, default=6)
-    ap.add_argument("--iters", type=int, default=10)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--seconds", type=float, default=1.0,
-                    help="time at least this long (and warm up half as long) per process")
+    per_process.add_timing_flags(ap, "dcgan256,mlp256", 6)
     ap.add_argument("--plain", action="store_true", help="time GAN(fast=False) instead")
     args = ap.parse_args(argv)
-    for name, lo in (("--rounds", 1), ("--iters", 1), ("--warmup", 0), ("--seconds", 0)):
-        if getattr(args, name[2:]) < lo:
-            ap.error(f"{name} must be >= {lo}, got {getattr(args, name[2:])}")
+    per_process.check_timing_flags(ap, args)
     other = os.path.join(os.path.abspath(args.other), "benchmarks", "per_process.py")
     if not os.path.isfile(other):
         ap.error(f"{args.other!r} is not a checkout of nanogan: no benchmarks/per_process.py")

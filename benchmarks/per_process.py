@@ -214,22 +214,33 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--configs", default="mlp64,mlp256,dcgan64,dcgan256")
+def add_timing_flags(ap: argparse.ArgumentParser, configs: str, rounds: int) -> None:
+    """The flags of a timed run, shared with ``ab.py``: configs, thread counts, rounds and how
+    long each process warms up and times."""
+    ap.add_argument("--configs", default=configs)
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=rounds)
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=1.0,
                     help="time at least this long (and warm up half as long) per process")
+
+
+def check_timing_flags(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse counts below their least value as argparse errors."""
+    for name, lo in (("--rounds", 1), ("--iters", 1), ("--warmup", 0), ("--seconds", 0)):
+        if getattr(args, name[2:]) < lo:
+            ap.error(f"{name} must be >= {lo}, got {getattr(args, name[2:])}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_timing_flags(ap, "mlp64,mlp256,dcgan64,dcgan256", 3)
     ap.add_argument("--frameworks", default=",".join(FRAMEWORKS))
     ap.add_argument("--out", default=os.path.join(HERE, "per_process_results.json"))
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    for name, lo in (("--rounds", 1), ("--iters", 1), ("--warmup", 0), ("--seconds", 0)):
-        if getattr(args, name[2:]) < lo:
-            ap.error(f"{name} must be >= {lo}, got {getattr(args, name[2:])}")
+    check_timing_flags(ap, args)
     if args.worker:
         print(json.dumps(worker(args.worker, args.configs, int(args.threads), args.iters,
                                 args.warmup, args.seconds)))

@@ -342,9 +342,9 @@ class ConvStep(_Fusing):
         L = OH * OW
         W2 = c.weight.reshape(O, -1)
         whole = _whole_window(c, xn.shape)
+        window = (*c.kernel_size, *c.stride, *c.padding)
         if self.slope is not None and c.bias is None and not whole and param_grads != input_grad:
             # one product wanted: it reads dy through the activation's gradient itself
-            window = (*c.kernel_size, *c.stride, *c.padding)
             dy2, y2 = dy.reshape(O, N * L), y.reshape(O, N * L)
             if param_grads:
                 put_grad(c, "weight", ops.matmul_im2col_t(dy2, xn, *window, y=y2,
@@ -367,7 +367,6 @@ class ConvStep(_Fusing):
                 put_grad(c, "bias", db, accumulate)
         if whole:
             return self._whole_backward(dz2, xn, W2, param_grads, input_grad, accumulate)
-        window = (*c.kernel_size, *c.stride, *c.padding)
         if param_grads:                                          # dW2 = dy2 im2col(x)^T
             put_grad(c, "weight", ops.matmul_im2col_t(dz2, xn, *window), accumulate)
         if not input_grad:
