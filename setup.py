@@ -58,8 +58,9 @@ def extensions():
     ext = Extension(
         "nanogan._kernels._cython_kernels",
         [pyx],
-        include_dirs=[np.get_include(), os.path.join("nanogan", "_kernels")],  # _simd.h, _thin.h
-        depends=[os.path.join("nanogan", "_kernels", h) for h in ("_simd.h", "_thin.h")],
+        include_dirs=[np.get_include(), os.path.join("nanogan", "_kernels")],  # the C headers
+        depends=[os.path.join("nanogan", "_kernels", h)
+                 for h in ("_simd.h", "_thin.h", "_tanh.h")],
         # -ffp-contract=off: no a*b + c fused into one rounding, so that a kernel rounds like
         # the NumPy expression it replaces (the plans must land where the layers do)
         extra_compile_args=["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math",

@@ -191,7 +191,7 @@ def test_anatomy_of_a_step_on_the_device_backend(device_backend, arch):
     got, want = io.StringIO(), io.StringIO()
     # lands where GAN.step does, within what Adam's first step makes of BLAS's summation order
     # near zero gradients (see tests/test_anatomy.py); a wrong gradient moves it by lr = 2e-4
-    assert anatomy.main(["--arch", arch, "--batch-size", "4"], out=got) < 2e-5
+    assert anatomy.main(["--arch", arch, "--batch-size", "4"], out=got) < 1e-4
     with numpy_backend():
         anatomy.main(["--arch", arch, "--batch-size", "4"], out=want)
     # the same printout, norms to 4 decimals, but the last line (a difference of ~1e-9)

@@ -59,9 +59,20 @@ def twins(make):
     return make(), make()
 
 
+def biases_before_batchnorm(net: Sequential) -> set[str]:
+    """The keys of the biases that feed a BatchNorm: in training mode their exact gradient is
+    zero (the batch mean takes the bias out), and what both paths compute for it is the rounding
+    noise of a sum of N*H*W terms that cancel, a few float32 ulps of those terms."""
+    return {f"{i}.bias" for i, (m, nxt) in enumerate(zip(net.layers, net.layers[1:]))
+            if getattr(m, "bias", None) is not None and isinstance(nxt, (BatchNorm1d, BatchNorm2d))}
+
+
 def run_both(make, x, dy, dtype, train=True, param_grads=True, input_grad=True):
-    """Forward and backward on the plain network and on its plan; compare everything."""
+    """Forward and backward on the plain network and on its plan; compare everything (the
+    gradients of :func:`biases_before_batchnorm` in training mode, zero but for rounding, within
+    ten times the tolerance)."""
     plain, other = twins(make)
+    noise = biases_before_batchnorm(plain) if train else set()
     plan = Plan(other)
     y1, c1 = plain.forward(x, train)
     y2, c2 = plan.forward(x, train)
@@ -74,7 +85,10 @@ def run_both(make, x, dy, dtype, train=True, param_grads=True, input_grad=True):
         assert dx1 is None and dx2 is None
     assert list(plan.grads) == list(plain.grads)
     for k, g in plain.grads.items():
-        close(plan.grads[k], g, dtype, f"grad {k}")
+        if k in noise:
+            close_to(plan.grads[k], g, 10 * TOL[dtype], f"grad {k} (zero but for rounding)")
+        else:
+            close(plan.grads[k], g, dtype, f"grad {k}")
     for k, b in plain.buffers.items():
         close(plan.buffers[k], b, dtype, f"buffer {k}")
     return plan

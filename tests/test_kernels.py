@@ -1343,8 +1343,9 @@ def test_bias_leaky_relu_and_backward(name, case):
 @pytest.mark.parametrize("name", SETS)
 @given(case=bias_act_input())
 def test_bias_tanh(name, case):
-    """``z = tanh(z + b[c])`` in place; the Cython set's tanh is NumPy's own loop, so its values
-    are ``np.tanh``'s to the bit (the Numba set's libm tanh: within the tolerance)."""
+    """``z = tanh(z + b[c])`` in place. The Cython set's float64 tanh is NumPy's own loop, so its
+    values are ``np.tanh``'s to the bit; its float32 tanh (``_tanh.h``) is within one ulp of
+    tanh computed in float64 and rounded; the Numba set's libm tanh: within the tolerance."""
     z, b, _, _ = case
     k = kernels(name)
     expected = np.tanh(z + b[None, :, None])  # the definition
@@ -1353,8 +1354,64 @@ def test_bias_tanh(name, case):
     assert y is zc  # in place
     if name == "reference" or (name == "cython" and z.dtype.name in _cython_tanh_dtypes()):
         np.testing.assert_array_equal(y, expected)
+    elif name == "cython" and z.dtype == np.float32:
+        assert_within_ulps(y, np.tanh((z + b[None, :, None]).astype(np.float64)), 1)
     else:
         assert_matches(y, expected)
+
+
+def assert_within_ulps(got: np.ndarray, exact: np.ndarray, ulps: int) -> None:
+    """``got`` (float32) within ``ulps`` float32 steps of ``exact`` (float64) rounded to float32,
+    NaN where it is NaN."""
+    want = exact.astype(np.float32)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    ok = ~np.isnan(want)
+    # float32 bit patterns as integers ordered like the values (negatives mirrored below zero)
+    gi, wi = (np.where(a < 0, -(a.view(np.int32) & 0x7FFFFFFF), a.view(np.int32)).astype(np.int64)
+              for a in (got, want))
+    steps = np.abs(gi - wi)[ok]
+    assert steps.size == 0 or steps.max() <= ulps, (
+        f"{int(steps.max())} ulps apart at {got[ok][steps.argmax()]!r} "
+        f"(want {want[ok][steps.argmax()]!r})")
+
+
+@pytest.mark.skipif("cython" not in SETS, reason="the Cython kernels are not built")
+@given(x=st.lists(st.floats(width=32, allow_nan=True, allow_infinity=True), min_size=1,
+                  max_size=80))
+def test_tanh_f32_within_one_ulp(x):
+    """The Cython set's float32 tanh (``_tanh.h``: a polynomial below |x| = 0.625, ``1 - 2 /
+    (e^2|x| + 1)`` above) is within one ulp of tanh in float64 rounded to float32, keeps the sign
+    of zero, gives +-1 for infinities and large values and NaN for NaN, at any position in a run
+    (vectorised body and scalar tail)."""
+    from nanogan._kernels import _cython_kernels as ext
+
+    a = np.array(x, dtype=np.float32)
+    got = a.copy()
+    ext.tanh_f32(got)
+    assert_within_ulps(got, np.tanh(a.astype(np.float64)), 1)
+    zero = a == 0
+    np.testing.assert_array_equal(np.signbit(got[zero]), np.signbit(a[zero]))
+
+
+@pytest.mark.skipif("cython" not in SETS, reason="the Cython kernels are not built")
+def test_tanh_f32_on_a_sweep_and_at_its_seams():
+    """Every 4099th float32 below infinity, both signs, and the values around the branch point
+    (0.625), the clamp (9.5) and where tanh rounds to 1: within one ulp, and equal to the rounded
+    float64 tanh for all but a small fraction."""
+    from nanogan._kernels import _cython_kernels as ext
+
+    bits = np.arange(0, 0x7F800000, 4099, dtype=np.int64).astype(np.int32)
+    pos = bits.view(np.float32)
+    seam_bits = np.array([0.625, 9.5, 9.0, 8.0, 1e-4], np.float32).view(np.int32)
+    seams = (seam_bits[:, None] + np.arange(-3, 4, dtype=np.int32)).ravel().view(np.float32)
+    a = np.concatenate([pos, -pos, seams, -seams])
+    got = a.copy()
+    ext.tanh_f32(got)
+    exact = np.tanh(a.astype(np.float64))
+    assert_within_ulps(got, exact, 1)
+    assert np.mean(got != exact.astype(np.float32)) < 0.01
+    np.testing.assert_array_equal(got[np.abs(a) >= 9.5], np.sign(a[np.abs(a) >= 9.5]))
 
 
 def _cython_tanh_dtypes() -> list[str]:
