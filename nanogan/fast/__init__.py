@@ -10,7 +10,8 @@ the same parameters (the plan shares the network's arrays, so ``params``, ``grad
   step: the activation is applied in place in the producer's last pass over its output, and its
   gradient is taken in the same pass as the bias (or BatchNorm) sums (see :mod:`.steps`); a
   Dense followed by ``Tanh`` (a generator's output) likewise, bias and ``tanh`` in one pass
-  (``ops.bias_tanh``, NumPy's own tanh loop run on all cores in the compiled set); a Conv2d
+  (``ops.bias_tanh``: in the Cython set a vectorised float32 tanh of its own, ``_tanh.h``, and
+  NumPy's own float64 loop, run on all cores); a Conv2d
   without a bias hands its ``LeakyReLU`` to the product itself (``ops.im2col_matmul(...,
   slope=)``), and a backward pass that wants one gradient only (D's first layer: its weight
   gradient when D trains, its input gradient when G trains through it) hands that product
