@@ -227,10 +227,11 @@ def simd_geometry(draw):
 @settings(max_examples=60, deadline=None)
 @given(geometry=simd_geometry(), layout=st.sampled_from(["nchw", *PLANE_LAYOUTS]), data=st.data())
 def test_cython_simd_planes_equal_portable_loops_and_reference(geometry, layout, data):
-    """The float32 AVX-512 im2col/col2im (``nanogan/_kernels/_simd.h``) against the portable
-    loops and the reference: im2col bit for bit (it copies), col2im bit for bit against the
-    reference (it adds the window offsets in the reference's order, from zero); also where the
-    geometry is outside the AVX-512 path (then both runs are the portable loops)."""
+    """The float32 SIMD im2col/col2im (``nanogan/_kernels/_simd.h``: AVX-512, or im2col alone with
+    AVX2) against the portable loops and the reference: im2col bit for bit (it copies), col2im
+    bit for bit against the reference (it adds the window offsets in the reference's order,
+    from zero); also where the geometry is outside the SIMD path (then both runs are the
+    portable loops)."""
     ext = kernels("cython")._OPS._k
     shape, geom = geometry
     N = shape[0]
@@ -257,8 +258,8 @@ def test_cython_simd_planes_equal_portable_loops_and_reference(geometry, layout,
     kh, kw, sh, sw, ph, pw = geom
     OH = ref.conv_output_size(shape[2], kh, sh, ph)
     OW = ref.conv_output_size(shape[3], kw, sw, pw)
-    simd_path = shape[3] + 2 * pw <= 32 and OW <= 16 and OH * OW >= 16  # (planes path: L >= 16)
-    if ext.use_simd(True) and simd_path:
+    col2im_simd = ext.simd_applies(shape[2], shape[3], ph, pw, OW)[1] and OH * OW >= 16
+    if ext.use_simd(True) and col2im_simd:  # (the planes path: L >= 16)
         np.testing.assert_array_equal(x1, want)
     assert_matches(x0, want, scale=ref.col2im(np.abs(cols), shape, *geom))
 

@@ -37,8 +37,12 @@ def max_threads():
 # ---------------------------------------------------------------------------- im2col / col2im
 cdef extern from "_simd.h" nogil:
     # AVX-512 unfold/fold of the float32 planes of one channel (nanogan/_kernels/_simd.h); where
-    # nanogan_simd_ok says no (or the build does not target AVX-512) the loops below run
-    int nanogan_simd_ok(Py_ssize_t H, Py_ssize_t W, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t OW)
+    # nanogan_simd_im2col_ok / _col2im_ok say no (or the build targets neither AVX-512 nor, for
+    # im2col, AVX2) the loops below run
+    int nanogan_simd_im2col_ok(Py_ssize_t H, Py_ssize_t W, Py_ssize_t ph, Py_ssize_t pw,
+                               Py_ssize_t OW)
+    int nanogan_simd_col2im_ok(Py_ssize_t H, Py_ssize_t W, Py_ssize_t ph, Py_ssize_t pw,
+                               Py_ssize_t OW)
     void nanogan_im2col_f32(const float* x, Py_ssize_t sN, Py_ssize_t nimg, float* cols,
                             Py_ssize_t rowstride, Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh,
                             Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph,
@@ -71,12 +75,19 @@ cdef bint _THIN = True
 
 
 def use_simd(bint on):
-    """Let the float32 planes of im2col/col2im take the AVX-512 path where it applies (the
-    default); False runs the portable loops (the tests compare the two). Returns whether the
-    extension was built with the AVX-512 path."""
+    """Let the float32 planes of im2col/col2im take the SIMD paths of ``_simd.h`` where they apply
+    (the default); False runs the portable loops (the tests compare the two). Returns whether the
+    extension was built with one (AVX-512: im2col and col2im; AVX2: im2col)."""
     global _SIMD
     _SIMD = on
-    return bool(nanogan_simd_ok(1, 1, 0, 0, 1))
+    return bool(nanogan_simd_im2col_ok(1, 1, 0, 0, 1))
+
+
+def simd_applies(Py_ssize_t H, Py_ssize_t W, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t OW):
+    """``(im2col, col2im)``: whether a plane of that geometry takes the SIMD path of each (for
+    the tests)."""
+    return (bool(nanogan_simd_im2col_ok(H, W, ph, pw, OW)),
+            bool(nanogan_simd_col2im_ok(H, W, ph, pw, OW)))
 
 
 def use_thin(bint on):
@@ -156,7 +167,7 @@ cdef inline void _im2col_planes(const floating* x, floating* cols, floating* buf
     cdef floating* prow = buf + B * P  # one zero-padded input row; the padding stays zero
     cdef const floating* v
     if floating is float:
-        if _SIMD and nanogan_simd_ok(H, W, ph, pw, OW):
+        if _SIMD and nanogan_simd_im2col_ok(H, W, ph, pw, OW):
             nanogan_im2col_f32(x + n0 * sN + c * sC, sN, n1 - n0, cols + c * kh * kw * (N * L)
                                + n0 * L, N * L, H, W, kh, kw, sh, sw, ph, pw, OH, OW)
             return
@@ -208,7 +219,7 @@ cdef inline void _col2im_planes(const floating* cols, floating* x, floating* buf
     # are reached by no offset at all, and the buffer is zeroed first.
     cdef bint store = kh >= sh
     if floating is float:
-        if _SIMD and nanogan_simd_ok(H, W, ph, pw, OW):
+        if _SIMD and nanogan_simd_col2im_ok(H, W, ph, pw, OW):
             nanogan_col2im_f32(cols + c * kh * kw * (N * L) + n0 * L, N * L, x + n0 * sN + c * sC,
                                sN, n1 - n0, H, W, kh, kw, sh, sw, ph, pw, OH, OW)
             return
