@@ -270,3 +270,27 @@ def test_profile_plans_are_not_taken_from_a_freed_network_with_the_same_id(monke
     monkeypatch.setattr(profile_nanogan, "_PLANS", {id(new): (old, "stale")})
     got = profile_nanogan.plan_of(new)
     assert got != "stale" and got.model is new and got.steps[0].layer is new.layers[0]
+
+
+def test_unfold_simd_times_both_paths_of_every_case_the_build_has(monkeypatch, capsys):
+    """``unfold_simd.py`` times the loops and the SIMD path of each case that takes it (here
+    every case, whatever this build has), each once a round, and puts the SIMD switch back on;
+    with no SIMD path it says so and exits 0."""
+    import unfold_simd
+
+    from nanogan._kernels import _cython_kernels as ext
+
+    switched = []
+    monkeypatch.setattr(ext, "simd_applies", lambda *a: (True, True))
+    monkeypatch.setattr(ext, "use_simd", lambda on: switched.append(on) or True)
+    rows = unfold_simd.run(rounds=2, seconds=1e-4, images=[2])
+    assert [(r["op"], r["channels"], r["size"]) for r in rows] == [
+        ("im2col", 64, 14), ("col2im", 64, 14), ("im2col", 1, 28), ("col2im", 1, 28)]
+    for r in rows:
+        assert len(r["loops"]) == len(r["simd"]) == 2
+        assert all(t > 0 for t in r["loops"] + r["simd"])
+    assert switched[-1] is True and False in switched
+
+    monkeypatch.setattr(ext, "simd_applies", lambda *a: (False, False))
+    assert unfold_simd.main(["--rounds", "1", "--seconds", "1e-4", "--images", "2"]) == 0
+    assert "nothing to compare" in capsys.readouterr().out
