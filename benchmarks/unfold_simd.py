@@ -55,12 +55,14 @@ def run(rounds: int, seconds: float, images: list[int]) -> list[dict[str, Any]]:
     use_checkout()
     from nanogan._kernels import _cython_kernels as ext
 
-    rows = []
+    rows: list[dict[str, Any]] = []
+    if not ext.use_simd(True):  # (returns whether the build has a SIMD path)
+        return rows
     rng = np.random.default_rng(0)
     try:
         for op, n, c, h in cases(images):
             o = (h + 2 * P - K) // S + 1
-            if not ext.simd_applies(h, h, P, P, o)[op == "col2im"] or not ext.use_simd(True):
+            if not ext.simd_applies(h, h, P, P, o)[op == "col2im"]:
                 continue
             x = rng.standard_normal(n * c * h * h, dtype=np.float32)
             cols = rng.standard_normal((c * K * K, n * o * o), dtype=np.float32)
@@ -91,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         print("this build of the Cython kernels has no SIMD im2col/col2im (the compiler "
               "targets neither AVX-512 nor AVX2, or the CPU is a Zen 1): nothing to compare")
         return 0
+    def fmt(ts: list[float]) -> str:
+        return " ".join(f"{t:.0f}" for t in ts)
+
     for r in rows:
-        fmt = lambda ts: " ".join(f"{t:.0f}" for t in ts)  # noqa: E731
         print(f"{r['op']:7} {r['images']:3} x {r['channels']:2} x {r['size']} x {r['size']}: "
               f"loops {fmt(r['loops'])} us, simd {fmt(r['simd'])} us")
     return 0
