@@ -393,18 +393,25 @@ def test_conv_products_through_the_leaky_relu(product_threads, monkeypatch, name
 
 @pytest.mark.skipif("cython" not in SETS, reason="the Cython set is not built")
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_thin_loops_agree_with_blas(product_threads, dtype):
-    """DCGAN-28's one-channel layers (Conv2d(1, 64, 4, 2, 1) and its transpose) at batch 5:
-    the Cython set's thin loops (float32, AVX-512) against its BLAS products on the same tiles,
-    and both against the reference; the switch says whether the build has the loops."""
+@pytest.mark.parametrize("channels, geom", [
+    (1, (4, 4, 2, 2, 1, 1)),   # DCGAN-28's: K = 16, the unrolled loops
+    (1, (3, 3, 1, 1, 1, 1)),   # K = 9
+    (2, (2, 3, 2, 1, 0, 1)),   # K = 12, unequal window, strides and padding
+])
+def test_thin_loops_agree_with_blas(product_threads, dtype, channels, geom):
+    """One-channel (or few-channel) convolutions at batch 5, DCGAN-28's Conv2d(1, 64, 4, 2, 1)
+    and its transpose among them: the Cython set's thin loops (float32, AVX-512; K = C*kh*kw <=
+    16) against its BLAS products on the same tiles, and both against the reference; the switch
+    says whether the build has the loops."""
     k = kernels("cython")
     ext = k._OPS._k
     rng = np.random.default_rng(3)
-    geom = (4, 4, 2, 2, 1, 1)
-    x = rng.standard_normal((5, 1, 28, 28)).astype(dtype)
-    a = rng.standard_normal((64, 16)).astype(dtype)
-    b = rng.standard_normal((64, 5 * 196)).astype(dtype)
-    y = rng.standard_normal((64, 5 * 196)).astype(dtype)
+    kh, kw, sh, sw, ph, pw = geom
+    L = ((28 + 2 * ph - kh) // sh + 1) * ((28 + 2 * pw - kw) // sw + 1)
+    x = rng.standard_normal((5, channels, 28, 28)).astype(dtype)
+    a = rng.standard_normal((64, channels * kh * kw)).astype(dtype)
+    b = rng.standard_normal((64, 5 * L)).astype(dtype)
+    y = rng.standard_normal((64, 5 * L)).astype(dtype)
     runs = {}
     try:
         for on in (False, True):

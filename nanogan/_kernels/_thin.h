@@ -37,7 +37,7 @@ static inline int nanogan_thin_ok(ptrdiff_t K) { return K >= 1 && K <= 16; }
 
 /* The loops over k unrolled where K is the constant 16, so that the 16 column vectors (or sums)
  * are registers, not an array in memory: GCC 12 otherwise kept them, and the eight sums beside
- * them, on the stack (each multiply-add a store and a reload: 3x slower on a Zen 4). */
+ * them, on the stack (each multiply-add a store and a reload: 3-4x slower on a Zen 4). */
 #define NANOGAN_UNROLL _Pragma("GCC unroll 16")
 
 /* How far ahead (in floats) nanogan_thin_atb prefetches its rows of b. */
@@ -50,8 +50,8 @@ static inline __mmask16 nanogan_thin_mask(ptrdiff_t r)
     return (__mmask16)(r >= 16 ? 0xFFFFu : ((1u << r) - 1u));
 }
 
-/* Store the lanes of mk: a plain store where all 16 are chosen (AMD's Zen 4 runs AVX-512 masked
- * stores many times slower than plain ones; an unchanging mask makes the branch free). */
+/* Store the lanes of mk: a plain store where all 16 are chosen (masked stores cost more on some
+ * CPUs: on a Zen 4 the forward product took 12% longer with them; the branch is predicted). */
 static inline void nanogan_thin_store(float* dst, __mmask16 mk, __m512 v)
 {
     if (mk == (__mmask16)0xFFFFu)
