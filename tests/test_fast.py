@@ -693,6 +693,7 @@ def test_whole_iterations_by_tiles_equal_plain(small_tiles, monkeypatch, dtype, 
             pytest.skip("no kernel set with CBLAS")
         monkeypatch.setattr(_common, "PARALLEL_MIN", 0)
         monkeypatch.setattr(_threads, "MAX_LOAD", float("inf"))
+        monkeypatch.setattr(_threads, "blas_may_spin", lambda: False)
         monkeypatch.setattr(_threads, "_adaptive", [False])
         _threads.adaptive_blas(True)
     gans = []
@@ -813,6 +814,7 @@ def test_whole_iterations_on_nanogan_threads_equal_blas_threads(name, arch, monk
     monkeypatch.setattr(_threads, "BLAS_PARALLEL_MIN_FLOPS", 0)
     monkeypatch.setattr(_common, "PARALLEL_MIN", 0)
     monkeypatch.setattr(_threads, "MAX_LOAD", float("inf"))
+    monkeypatch.setattr(_threads, "blas_may_spin", lambda: False)
     monkeypatch.setattr(_threads, "_load", [-float("inf"), True])
     before = _kernels.get_backend()
     blocked: list[tuple[int, ...]] = []

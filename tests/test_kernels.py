@@ -301,6 +301,7 @@ def test_conv_products_match_reference(product_threads, monkeypatch, name, geome
     monkeypatch.setattr(_threads, "CONV_THREAD_TILE_ELEMENTS", limit)
     monkeypatch.setattr(_common, "PARALLEL_MIN", 0 if par else 2**62)  # all threads, or one
     monkeypatch.setattr(_threads, "MAX_LOAD", math.inf)
+    monkeypatch.setattr(_threads, "blas_may_spin", lambda: False)
     k = kernels(name)
     shape, geom = geometry
     N, C, H, W = shape
@@ -360,6 +361,7 @@ def test_conv_products_through_the_leaky_relu(product_threads, monkeypatch, name
     Cython set's loops for thin column matrices where the build has them."""
     monkeypatch.setattr(_common, "PARALLEL_MIN", 0 if par else 2**62)
     monkeypatch.setattr(_threads, "MAX_LOAD", math.inf)
+    monkeypatch.setattr(_threads, "blas_may_spin", lambda: False)
     k = kernels(name)
     (N, C, H, W), geom = geometry
     kh, kw, sh, sw, ph, pw = geom
@@ -866,6 +868,7 @@ def force_parallel(monkeypatch):
     monkeypatch.setattr(_threads, "BLAS_PARALLEL_MIN_FLOPS", 0)
     monkeypatch.setattr(_threads, "MAX_LOAD", math.inf)
     monkeypatch.setattr(_threads, "_load", [-math.inf, True])
+    monkeypatch.setattr(_threads, "blas_may_spin", lambda: False)
 
 
 @pytest.mark.parametrize("name", COMPILED)
@@ -981,6 +984,7 @@ def test_matmul_is_numpy_matmul_on_any_thread_count(dtype, forced, monkeypatch):
     if forced:
         monkeypatch.setattr(_threads, "BLAS_PARALLEL_MIN_FLOPS", 0)
         monkeypatch.setattr(_threads, "MAX_LOAD", math.inf)
+        monkeypatch.setattr(_threads, "blas_may_spin", lambda: False)
         monkeypatch.setattr(_threads, "_load", [-math.inf, True])
     rng = np.random.default_rng(6)
     a, b = rng.standard_normal((37, 50)).astype(dtype), rng.standard_normal((50, 29)).astype(dtype)
@@ -1196,6 +1200,7 @@ def test_matmul_runs_large_products_on_the_kernel_sets_threads(name, monkeypatch
 
     monkeypatch.setattr(_threads, "BLAS_PARALLEL_MIN_FLOPS", 10**6)
     monkeypatch.setattr(_threads, "MAX_LOAD", math.inf)
+    monkeypatch.setattr(_threads, "blas_may_spin", lambda: False)
     monkeypatch.setattr(_threads, "_load", [-math.inf, True])
     rng = np.random.default_rng(9)
     big = rng.standard_normal((200, 100)).astype(np.float32)
@@ -1222,6 +1227,7 @@ def test_matmul_runs_large_products_on_the_kernel_sets_threads(name, monkeypatch
 
 
 def test_machine_is_free_follows_the_load_limit(monkeypatch):
+    monkeypatch.setattr(_threads, "blas_may_spin", lambda: False)
     monkeypatch.setattr(_threads, "_load", [-math.inf, True])
     monkeypatch.setattr(_threads, "MAX_LOAD", -1.0)   # no load average is below -1
     assert not _threads.machine_is_free()
@@ -1231,6 +1237,31 @@ def test_machine_is_free_follows_the_load_limit(monkeypatch):
     assert _threads.machine_is_free()
     assert _threads.parallel(10, 10) and not _threads.parallel(9, 10)
 
+
+
+def test_kernels_stay_serial_while_blas_workers_may_spin(monkeypatch):
+    """Without adaptive BLAS (``configure()`` not called) the products run on OpenBLAS's own
+    workers, which spin after each product: a kernel then runs serially whenever OpenBLAS has
+    more than one thread, and in parallel again once it has one, or once nanogan's threads run
+    the products. The thread count is looked up again after a second."""
+    monkeypatch.setattr(_threads, "MAX_LOAD", math.inf)
+    monkeypatch.setattr(_threads, "_load", [-math.inf, True])
+    count = [2]
+    monkeypatch.setattr(_threads, "_BLAS", (lambda n: None, lambda: count[0]))
+    monkeypatch.setattr(_threads, "_adaptive", [False])
+    monkeypatch.setattr(_threads, "_spin", [-math.inf, False])
+    assert _threads.blas_may_spin() and not _threads.parallel(10**12, 0)
+    count[0] = 1
+    assert _threads.blas_may_spin()  # the count is looked up at most once a second
+    _threads._spin[0] = -math.inf
+    assert not _threads.blas_may_spin() and _threads.parallel(10**12, 0)
+    count[0] = 4
+    _threads._spin[0] = -math.inf
+    _threads._adaptive[0] = True  # nanogan switches BLAS's threads itself
+    assert not _threads.blas_may_spin() and _threads.parallel(10**12, 0)
+    monkeypatch.setattr(_threads, "_BLAS", None)  # no OpenBLAS found: nothing to wait for
+    _threads._adaptive[0] = False
+    assert not _threads.blas_may_spin()
 
 # ---------------------------------------------------------------------------- whole-window products
 @st.composite
