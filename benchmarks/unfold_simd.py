@@ -6,12 +6,13 @@ without it (the portable loops), alternated on one thread.
     python benchmarks/unfold_simd.py [--rounds 3] [--seconds 0.2] [--images 11,4,64]
 
 For DCGAN-28's two strided geometries (64 channels of 14 x 14 and one of 28 x 28; kernel 4,
-stride 2, padding 1) and each image count, times ``im2col`` (and ``col2im`` where the build has
-a SIMD version of it) into preallocated arrays: in every round the portable loops, then the SIMD
-path, each the best of 5 blocks of at least ``--seconds``; prints the times in microseconds,
-round by round. Which path a build has depends on the compiler's target: AVX-512 (both), AVX2
-(im2col, not on Zen 1) or none (then the script says so and exits 0). Set ``OMP_NUM_THREADS=1``
-for the figures of benchmarks/README (the kernels then run on one thread).
+stride 2, padding 1) and each image count, times ``im2col`` and ``col2im`` where the build has
+a SIMD version of each (the 28 x 28 plane is past the AVX2 versions' 16 values) into
+preallocated arrays: in every round the portable loops, then the SIMD path, each the best of 5
+blocks of at least ``--seconds``; prints the times in microseconds, round by round. Which path
+a build has depends on the compiler's target: AVX-512, AVX2 (not on Zen 1) or none (then the
+script says so and exits 0). Set ``OMP_NUM_THREADS=1`` for the figures of benchmarks/README
+(the kernels then run on one thread).
 """
 
 from __future__ import annotations

@@ -227,11 +227,10 @@ def simd_geometry(draw):
 @settings(max_examples=60, deadline=None)
 @given(geometry=simd_geometry(), layout=st.sampled_from(["nchw", *PLANE_LAYOUTS]), data=st.data())
 def test_cython_simd_planes_equal_portable_loops_and_reference(geometry, layout, data):
-    """The float32 SIMD im2col/col2im (``nanogan/_kernels/_simd.h``: AVX-512, or im2col alone with
-    AVX2) against the portable loops and the reference: im2col bit for bit (it copies), col2im
-    bit for bit against the reference (it adds the window offsets in the reference's order,
-    from zero); also where the geometry is outside the SIMD path (then both runs are the
-    portable loops)."""
+    """The float32 SIMD im2col/col2im (``nanogan/_kernels/_simd.h``: AVX-512 or AVX2) against
+    the portable loops and the reference: im2col bit for bit (it copies), col2im bit for bit
+    against the reference (it adds the window offsets in the reference's order, from zero);
+    also where the geometry is outside the SIMD path (then both runs are the portable loops)."""
     ext = kernels("cython")._OPS._k
     shape, geom = geometry
     N = shape[0]

@@ -36,9 +36,9 @@ def max_threads():
 
 # ---------------------------------------------------------------------------- im2col / col2im
 cdef extern from "_simd.h" nogil:
-    # AVX-512 unfold/fold of the float32 planes of one channel (nanogan/_kernels/_simd.h); where
-    # nanogan_simd_im2col_ok / _col2im_ok say no (or the build targets neither AVX-512 nor, for
-    # im2col, AVX2) the loops below run
+    # AVX-512 or AVX2 unfold/fold of the float32 planes of one channel (nanogan/_kernels/_simd.h);
+    # where nanogan_simd_im2col_ok / _col2im_ok say no (or the build targets neither, or Zen 1)
+    # the loops below run
     int nanogan_simd_im2col_ok(Py_ssize_t H, Py_ssize_t W, Py_ssize_t ph, Py_ssize_t pw,
                                Py_ssize_t OW)
     int nanogan_simd_col2im_ok(Py_ssize_t H, Py_ssize_t W, Py_ssize_t ph, Py_ssize_t pw,
@@ -77,7 +77,7 @@ cdef bint _THIN = True
 def use_simd(bint on):
     """Let the float32 planes of im2col/col2im take the SIMD paths of ``_simd.h`` where they apply
     (the default); False runs the portable loops (the tests compare the two). Returns whether the
-    extension was built with one (AVX-512: im2col and col2im; AVX2: im2col)."""
+    extension was built with one (AVX-512 or AVX2, each for im2col and col2im)."""
     global _SIMD
     _SIMD = on
     return bool(nanogan_simd_im2col_ok(1, 1, 0, 0, 1))

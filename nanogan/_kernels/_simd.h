@@ -20,8 +20,10 @@
  * of at most 16 values in two registers (masked loads), each output row of at most 8 values one
  * permute of each register and a blend, stored whole where the lanes past the row fall on rows
  * written after it in the image's chunk, else lane by lane (not built for Zen 1, where it was
- * slower than the loops). col2im has no AVX2 version. Without either, both are 0 and the
- * callers run their portable loops.
+ * slower than the loops). col2im has one too, the adjoint as above in two 8-lane registers per
+ * image row (a padded row of at most 16 values, an output row of at most 8): on a Zen 4 built
+ * without AVX-512, 11 images of 64 x 14 x 14 folded in 111-153 us against the loops' 293-334.
+ * Without either, both are 0 and the callers run their portable loops.
  */
 #ifndef NANOGAN_SIMD_H
 #define NANOGAN_SIMD_H
@@ -312,6 +314,109 @@ static inline void nanogan_im2col_f32(const float* x, ptrdiff_t sN, ptrdiff_t ni
     }
 }
 
+static inline int nanogan_simd_col2im_ok(ptrdiff_t H, ptrdiff_t W, ptrdiff_t ph, ptrdiff_t pw,
+                                         ptrdiff_t OW)
+{
+    return nanogan_simd_im2col_ok(H, W, ph, pw, OW);
+}
+
+/* col2im of channel c of nimg images, as the AVX-512 version: each row of a plane one chain of
+ * adds in the reference's order of the offsets, in two 8-lane registers (pixels 0-7 and 8-15);
+ * offset j's chunk row (at most 8 values, a masked load) goes to pixel w from lane
+ * (w + pw - j)/sw by one permute per register, the lanes that take nothing zeroed by a mask
+ * (adding +0 leaves a sum that started from +0 unchanged, so the bits are the reference's). NI
+ * images side by side, so that their chains overlap. A row is stored whole where the lanes past
+ * it fall on the next row of its plane, written after it. */
+static inline __attribute__((always_inline)) void
+nanogan_col2im_images8(const float* chunk, ptrdiff_t L, float* plane, ptrdiff_t sN, const int NI,
+                       ptrdiff_t rowstride, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kh, ptrdiff_t kw,
+                       ptrdiff_t sh, ptrdiff_t ph, ptrdiff_t OH, ptrdiff_t OW, __m256i m,
+                       const __m256i* lo_i, const __m256i* hi_i, const __m256* lo_m,
+                       const __m256* hi_m)
+{
+    ptrdiff_t q = ph / sh, r = ph % sh;  /* as the AVX-512 version */
+    for (ptrdiff_t h = 0; h < H; ++h) {
+        __m256 a[4], b[4];
+        for (int t = 0; t < NI; ++t) {
+            a[t] = _mm256_setzero_ps();
+            b[t] = _mm256_setzero_ps();
+        }
+        ptrdiff_t oh = q;
+        for (ptrdiff_t i = r; i < kh; i += sh, --oh) {
+            if (oh < 0)
+                break;
+            if (oh >= OH)
+                continue;
+            const float* src = chunk + i * kw * rowstride + oh * OW;
+            for (ptrdiff_t j = 0; j < kw; ++j) {
+                for (int t = 0; t < NI; ++t) {
+                    const __m256 v = _mm256_maskload_ps(src + t * L + j * rowstride, m);
+                    a[t] = _mm256_add_ps(a[t], _mm256_and_ps(_mm256_permutevar8x32_ps(v, lo_i[j]),
+                                                             lo_m[j]));
+                    if (W > 8)
+                        b[t] = _mm256_add_ps(b[t], _mm256_and_ps(
+                            _mm256_permutevar8x32_ps(v, hi_i[j]), hi_m[j]));
+                }
+            }
+        }
+        for (int t = 0; t < NI; ++t) {
+            /* eight lanes stored whole while they stay inside the plane: those past the row
+             * land on the rows below it, written after it */
+            float* row = plane + t * sN + h * W;
+            const ptrdiff_t room = (H - h) * W;
+            if (W > 8) {
+                _mm256_storeu_ps(row, a[t]);
+                if (room >= 16)
+                    _mm256_storeu_ps(row + 8, b[t]);
+                else
+                    nanogan_store_first(row + 8, b[t], W - 8);
+            } else if (room >= 8) {
+                _mm256_storeu_ps(row, a[t]);
+            } else {
+                nanogan_store_first(row, a[t], W);
+            }
+        }
+        if (++r == sh) {
+            r = 0;
+            ++q;
+        }
+    }
+}
+
+static inline void nanogan_col2im_f32(const float* cols, ptrdiff_t rowstride, float* x,
+                                      ptrdiff_t sN, ptrdiff_t nimg, ptrdiff_t H, ptrdiff_t W,
+                                      ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t sw,
+                                      ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t OH, ptrdiff_t OW)
+{
+    const ptrdiff_t L = OH * OW;
+    const __m256i m = nanogan_lanes8(0, OW);
+    /* pixel column w takes lane (w + pw - j)/sw of offset j's chunk row, when that is a whole
+     * number in [0, OW); kw <= W + 2 pw <= 16 */
+    __m256i lo_i[16], hi_i[16];
+    __m256 lo_m[16], hi_m[16];
+    for (ptrdiff_t j = 0; j < kw; ++j) {
+        int src[16] = {0}, take[16] = {0};
+        for (ptrdiff_t ow = 0; ow < OW; ++ow) {  /* w + pw = ow*sw + j, without dividing */
+            const ptrdiff_t w = ow * sw + j - pw;
+            if (w >= 0 && w < W) {
+                src[w] = (int)ow;
+                take[w] = -1;
+            }
+        }
+        lo_i[j] = _mm256_loadu_si256((const __m256i*)src);
+        hi_i[j] = _mm256_loadu_si256((const __m256i*)(src + 8));
+        lo_m[j] = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i*)take));
+        hi_m[j] = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i*)(take + 8)));
+    }
+    ptrdiff_t n = 0;
+    for (; n + 4 <= nimg; n += 4)
+        nanogan_col2im_images8(cols + n * L, L, x + n * sN, sN, 4, rowstride, H, W, kh, kw, sh,
+                               ph, OH, OW, m, lo_i, hi_i, lo_m, hi_m);
+    for (; n < nimg; ++n)
+        nanogan_col2im_images8(cols + n * L, L, x + n * sN, sN, 1, rowstride, H, W, kh, kw, sh,
+                               ph, OH, OW, m, lo_i, hi_i, lo_m, hi_m);
+}
+
 #else  /* neither AVX-512 nor AVX2: the callers run their portable loops */
 
 static inline int nanogan_simd_im2col_ok(ptrdiff_t H, ptrdiff_t W, ptrdiff_t ph, ptrdiff_t pw,
@@ -330,8 +435,6 @@ static inline void nanogan_im2col_f32(const float* x, ptrdiff_t sN, ptrdiff_t ni
     (void)kw; (void)sh; (void)sw; (void)ph; (void)pw; (void)OH; (void)OW;
 }
 
-#endif  /* AVX2 */
-
 static inline int nanogan_simd_col2im_ok(ptrdiff_t H, ptrdiff_t W, ptrdiff_t ph, ptrdiff_t pw,
                                          ptrdiff_t OW)
 {
@@ -348,5 +451,6 @@ static inline void nanogan_col2im_f32(const float* cols, ptrdiff_t rowstride, fl
     (void)kw; (void)sh; (void)sw; (void)ph; (void)pw; (void)OH; (void)OW;
 }
 
-#endif
+#endif  /* AVX2 */
+#endif  /* AVX-512 */
 #endif
