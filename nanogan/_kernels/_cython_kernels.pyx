@@ -1119,18 +1119,13 @@ def bce_with_logits(const floating[::1] s, double t, floating c1, floating ct, f
 cdef inline void _sgd1(floating* p, const floating* g, floating* buf, Py_ssize_t i,
                        floating lr, floating momentum, floating damp1, bint nesterov,
                        floating wd, bint first) noexcept nogil:
-    cdef floating d = g[i]
+    cdef floating d = g[i], b
     if wd != 0:
         d = d + wd * p[i]
     if momentum != 0:
-        if first:
-            buf[i] = d
-        else:
-            buf[i] = buf[i] * momentum + damp1 * d
-        if nesterov:
-            d = d + momentum * buf[i]
-        else:
-            d = buf[i]
+        b = d if first else buf[i] * momentum + damp1 * d  # kept in a local, as in _adam1
+        buf[i] = b
+        d = d + momentum * b if nesterov else b
     p[i] = p[i] - lr * d
 
 
@@ -1154,13 +1149,18 @@ def sgd_update(floating[::1] p, const floating[::1] g, floating[::1] buf, floati
 cdef inline void _adam1(floating* p, const floating* g, floating* m, floating* v, Py_ssize_t i,
                         floating beta1, floating c1, floating beta2, floating c2, floating eps,
                         floating wd, floating step_size, floating sqrt_bc2) noexcept nogil:
-    cdef floating gi = g[i], denom
+    # the new moments are kept in locals: with m[i] read back after the stores of m and v (which
+    # the compiler must assume may overlap), the kernel took 0.78-0.85 ns a value on a Zen 4
+    # (one thread, arrays in cache), without it 0.48; the values are the same
+    cdef floating gi = g[i], mi, vi, denom
     if wd != 0:
         gi = gi + wd * p[i]
-    m[i] = m[i] * beta1 + c1 * gi
-    v[i] = v[i] * beta2 + c2 * gi * gi
-    denom = <floating>sqrt(v[i]) / sqrt_bc2 + eps  # all in the array dtype, as the reference
-    p[i] = p[i] - (step_size * m[i]) / denom
+    mi = m[i] * beta1 + c1 * gi
+    vi = v[i] * beta2 + c2 * gi * gi
+    m[i] = mi
+    v[i] = vi
+    denom = <floating>sqrt(vi) / sqrt_bc2 + eps  # all in the array dtype, as the reference
+    p[i] = p[i] - (step_size * mi) / denom
 
 
 def adam_update(floating[::1] p, const floating[::1] g, floating[::1] m, floating[::1] v,
@@ -1264,11 +1264,12 @@ def adam_update_many(list ps, list gs, list ms, list vs, double beta1, double c1
 cdef inline void _rmsprop1(floating* p, const floating* g, floating* sq, Py_ssize_t i,
                            floating lr, floating alpha, floating c, floating eps,
                            floating wd) noexcept nogil:
-    cdef floating gi = g[i], root
+    cdef floating gi = g[i], si, root
     if wd != 0:
         gi = gi + wd * p[i]
-    sq[i] = sq[i] * alpha + c * gi * gi
-    root = <floating>sqrt(sq[i])
+    si = sq[i] * alpha + c * gi * gi  # kept in a local, as in _adam1
+    sq[i] = si
+    root = <floating>sqrt(si)
     p[i] = p[i] - lr * gi / (root + eps)
 
 
