@@ -156,9 +156,10 @@ def blas_may_spin() -> bool:
     (:mod:`nanogan._kernels._cblas`), so a compiled kernel run in parallel then shares a core
     with it, and every barrier of the kernel waits for the scheduler to hand the core back.
     Measured on an idle 2-core machine without ``configure()``, kernels in parallel against
-    kernels serial (medians of one process each, ms per iteration): MLP b64 32 against 5-10,
-    MLP b256 106 against 19, DCGAN-28 b64 672 against 142. So there the kernels run their serial
-    loops and the products keep BLAS's threads; nothing of the process is changed.
+    kernels serial (one process each, alternated three times, medians in ms per iteration): MLP
+    b64 24-36 against 7.4-8.0, MLP b256 92-108 against 17.6-18.6, DCGAN-28 b64 600-674 against
+    111-168. So there the kernels run their serial loops and the products keep BLAS's threads;
+    nothing of the process is changed.
     """
     if _adaptive[0] or _BLAS is None:
         return False
