@@ -114,3 +114,30 @@ def test_info_reports_the_settings():
     assert out.returncode == 0, out.stderr
     assert "performance: OMP_WAIT_POLICY=" in out.stdout
     assert "adaptive BLAS threads on" in out.stdout
+
+
+SERIAL = """
+import json
+from nanogan import performance
+from nanogan._kernels import _threads
+print(json.dumps({"spin": _threads.blas_may_spin(), "line": performance.describe(),
+                  "par": _threads.parallel(10**12, 0), "blas": _threads.current_blas_threads()}))
+"""
+
+
+def test_unconfigured_kernels_stay_serial_beside_a_multithreaded_blas():
+    """Without ``configure()`` the kernels run serially while OpenBLAS has more than one thread
+    (its workers spin after each product), say so in ``nanogan info``'s line, and run in
+    parallel again where OpenBLAS has one thread or nanogan switches it."""
+    free = {"NANOGAN_PARALLEL_MAX_LOAD": "inf"}  # whatever the load of the machine running this
+    two = run(SERIAL, OPENBLAS_NUM_THREADS="2", OMP_NUM_THREADS="2", **free)
+    if two["blas"] < 2:  # no OpenBLAS found (another BLAS): nothing spins that nanogan knows of
+        assert two["spin"] is False
+        return
+    assert two["spin"] is True and two["par"] is False
+    assert "kernels serial" in two["line"]
+    one = run(SERIAL, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="2", **free)
+    assert one["spin"] is False and one["par"] is True and "kernels serial" not in one["line"]
+    configured = run("import nanogan.performance as p; p.configure()\n" + SERIAL,
+                     OPENBLAS_NUM_THREADS="2", OMP_NUM_THREADS="2", **free)
+    assert configured["spin"] is False and configured["par"] is True
