@@ -1,10 +1,12 @@
-"""The SIMD im2col/col2im of ``nanogan/_kernels/_simd.h`` in every version the CPU can run.
+"""The SIMD im2col/col2im of ``nanogan/_kernels/_simd.h`` and the thin products of ``_thin.h``
+in every version the CPU can run.
 
 The extension is built for the machine it runs on (``-march=native``), so its own tests only
 reach the version that build selects: an AVX-512 host never runs the AVX2 loops that AVX2-only
 hosts use. ``tests/c/simd_check.c`` compares a version against scalar loops, bit for bit, on
 20,000 random geometries (and checks that nothing outside the arrays' rows and planes is
-written); here it is built with each instruction set the CPU has and run.
+written) and 3,000 random thin products; here it is built with each instruction set the CPU
+has and run.
 """
 
 from __future__ import annotations

@@ -61,6 +61,7 @@ cdef extern from "_tanh.h" nogil:
 cdef extern from "_thin.h" nogil:
     # AVX-512 products of a thin column matrix (C*kh*kw <= 16 rows; nanogan/_kernels/_thin.h)
     int nanogan_thin_ok(Py_ssize_t K)
+    int nanogan_thin_abt_ok(Py_ssize_t K)
     void nanogan_thin_ab(const float* a, Py_ssize_t lda, const float* cols, Py_ssize_t K,
                          Py_ssize_t L, float* out, Py_ssize_t ldo, Py_ssize_t M, int act,
                          float slope)
@@ -92,9 +93,9 @@ def simd_applies(Py_ssize_t H, Py_ssize_t W, Py_ssize_t ph, Py_ssize_t pw, Py_ss
 
 def use_thin(bint on):
     """Let float32 convolution products whose column matrix is thin (``C*kh*kw <= 16`` rows: a
-    one-channel image) take the AVX-512 loops of ``_thin.h`` (the default); False runs BLAS
-    products on them as on the others (the tests compare the two). Returns whether the extension
-    was built with those loops."""
+    one-channel image) take the AVX-512 or AVX2 loops of ``_thin.h`` (the default; with AVX2 the
+    weight gradient stays with BLAS); False runs BLAS products on them as on the others (the
+    tests compare the two). Returns whether the extension was built with those loops."""
     global _THIN
     _THIN = on
     return bool(nanogan_thin_ok(1))
@@ -1711,7 +1712,7 @@ def gemm_im2col_t(object a, const floating[::1] x, floating[:, :, ::1] acc, Py_s
     if (not _operand(a, typ, M, N * L, &ta, &lda) or ta != 111
             or acc.shape[1] != (K if swap else M) or acc.shape[2] != (M if swap else K)):
         return False
-    cdef bint thin = floating is float and _thin(K)
+    cdef bint thin = floating is float and _thin(K) and nanogan_thin_abt_ok(K)
     if (fn == 0 and not thin) or not (y is None or (thin and _like(y, typ, M, N * L, lda))):
         return False
     cdef size_t yp = 0 if y is None else <size_t>cnp.PyArray_DATA(<cnp.ndarray>y)

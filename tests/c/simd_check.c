@@ -10,7 +10,12 @@
  * order; build with -ffp-contract=off). Both must leave untouched the floats between the rows of
  * the column matrix and between the planes (gaps filled with a sentinel). Prints the number of
  * geometries checked of each, and the first mismatch; exits 1 on a mismatch, 2 if no geometry
- * took a SIMD path. */
+ * took a SIMD path.
+ *
+ * The thin products of nanogan/_kernels/_thin.h likewise, where the version has them: each sum
+ * in their order (the first product, then fused multiply-adds, fmaf), the leaky ReLU and its
+ * gradient as theirs, bit for bit, on random shapes (K <= 16 rows, any M and L, padded leading
+ * dimensions). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +23,7 @@
 #include <string.h>
 
 #include "_simd.h"
+#include "_thin.h"
 
 static uint64_t state = 88172645463325252ULL;
 
@@ -117,6 +123,92 @@ int main(void)
         free(cols);
         free(cols2);
     }
-    printf("im2col %ld geometries, col2im %ld geometries: equal\n", checked[0], checked[1]);
+    long thin[3] = {0, 0, 0};
+    for (int trial = 0; nanogan_thin_ok(1) && trial < 3000; ++trial) {
+        const long K = pick(1, 16), M = pick(1, 70), L = pick(1, 100);
+        const long lda = pick(0, 3), ldb = L + pick(0, 5), ldo = L + pick(0, 5);
+        const int act = (int)pick(0, 1), grad = (int)pick(0, 1);
+        const float slope = act || grad ? 0.2f : 0.0f;
+        /* thin_ab: out (M, L) at ldo = a (M, K) at K + lda @ cols (K, L) */
+        float* a = malloc(sizeof(float) * M * (K + lda + 70));
+        float* cols = malloc(sizeof(float) * K * L);
+        float* out = malloc(sizeof(float) * M * ldo);
+        float* want = malloc(sizeof(float) * M * ldo);
+        float* b = malloc(sizeof(float) * M * ldb);
+        float* y = malloc(sizeof(float) * M * ldb);
+        float* c2 = malloc(sizeof(float) * K * L);
+        for (long k = 0; k < M * (K + lda + 70); ++k)
+            a[k] = value();
+        for (long k = 0; k < K * L; ++k)
+            cols[k] = value();
+        for (long k = 0; k < M * ldo; ++k)
+            out[k] = want[k] = SENTINEL;
+        for (long m = 0; m < M; ++m)
+            for (long q = 0; q < L; ++q) {
+                const float* r = a + m * (K + lda);
+                float t = r[0] * cols[q];
+                for (long k = 1; k < K; ++k)
+                    t = fmaf(r[k], cols[k * L + q], t);
+                want[m * ldo + q] = act && !(t > 0.0f) ? t * slope : t;
+            }
+        nanogan_thin_ab(a, K + lda, cols, K, L, out, ldo, M, act, slope);
+        if (memcmp(out, want, sizeof(float) * M * ldo) != 0) {
+            printf("thin_ab mismatch: M %ld K %ld L %ld act %d\n", M, K, L, act);
+            return 1;
+        }
+        ++thin[0];
+        /* thin_atb: cols (K, L) = a (K, M) at M + lda @ b (M, L) at ldb, through the gradient */
+        for (long k = 0; k < M * ldb; ++k) {
+            b[k] = value();
+            y[k] = value();
+        }
+        for (long k = 0; k < K * L; ++k)
+            cols[k] = c2[k] = SENTINEL;
+        for (long k = 0; k < K; ++k)
+            for (long q = 0; q < L; ++q) {
+                const float* r = a + k * (M + lda);
+                float t = 0.0f;
+                for (long m = 0; m < M; ++m) {
+                    float v = b[m * ldb + q];
+                    if (grad && !(y[m * ldb + q] > 0.0f))
+                        v = v * slope;
+                    t = m ? fmaf(r[m], v, t) : r[0] * v;
+                }
+                c2[k * L + q] = t;
+            }
+        nanogan_thin_atb(a, M + lda, b, ldb, M, cols, K, L, grad ? y : NULL, slope);
+        if (memcmp(cols, c2, sizeof(float) * K * L) != 0) {
+            printf("thin_atb mismatch: M %ld K %ld L %ld grad %d\n", M, K, L, grad);
+            return 1;
+        }
+        ++thin[1];
+        if (nanogan_thin_abt_ok(K)) {
+            /* thin_abt: lanes (M, K, 16) += a (M, L) at ldb @ cols^T by lanes (p mod 16) */
+            float* lanes = malloc(sizeof(float) * M * K * 16);
+            float* l2 = malloc(sizeof(float) * M * K * 16);
+            for (long k = 0; k < M * K * 16; ++k)
+                lanes[k] = l2[k] = value();
+            for (long m = 0; m < M; ++m)
+                for (long k = 0; k < K; ++k)
+                    for (long q = 0; q < L; ++q) {
+                        float v = b[m * ldb + q];
+                        if (grad && !(y[m * ldb + q] > 0.0f))
+                            v = v * slope;
+                        float* t = l2 + (m * K + k) * 16 + q % 16;
+                        *t = fmaf(v, cols[k * L + q], *t);
+                    }
+            nanogan_thin_abt(b, ldb, M, cols, K, L, lanes, grad ? y : NULL, slope);
+            if (memcmp(lanes, l2, sizeof(float) * M * K * 16) != 0) {
+                printf("thin_abt mismatch: M %ld K %ld L %ld grad %d\n", M, K, L, grad);
+                return 1;
+            }
+            ++thin[2];
+            free(lanes);
+            free(l2);
+        }
+        free(a); free(cols); free(out); free(want); free(b); free(y); free(c2);
+    }
+    printf("im2col %ld geometries, col2im %ld geometries, thin_ab %ld, thin_atb %ld, thin_abt %ld:"
+           " equal\n", checked[0], checked[1], thin[0], thin[1], thin[2]);
     return checked[0] + checked[1] > 0 ? 0 : 2;
 }
