@@ -243,10 +243,11 @@ static inline void nanogan_thin_abt(const float* a, ptrdiff_t lda, ptrdiff_t M,
  * Zen 1, as _simd.h's AVX2 loops; the weight gradient stays with BLAS, below). With 16
  * registers of 8 lanes the AVX-512 loops' 16 column vectors do not fit beside their sums, so
  * each loop keeps its sums in registers and reads the other operand from L1 instead: thin_ab
- * eight rows of a by 8 columns, thin_atb the offsets k in groups of 8. Each value is summed in the AVX-512 loops' order, with the same fused
- * multiply-adds, so both give the same bits (tests/c/simd_check.c checks both against fmaf).
- * On a Zen 4 built without AVX-512, 256 images on one thread: the forward product 2.3-2.9 ms
- * against BLAS's 4.2-4.6, the folding one 2.2-2.9 against 3.4-4.0. */
+ * eight rows of a by 8 columns, thin_atb the offsets k in groups of 8. Each value is summed in
+ * the AVX-512 loops' order, with the same fused multiply-adds, so both give the same bits
+ * (tests/c/simd_check.c checks both against fmaf). On a Zen 4 built without AVX-512, 256
+ * images on one thread: the forward product 2.3-2.9 ms against BLAS's 4.2-4.6, the folding one
+ * 2.2-2.9 against 3.4-4.0. */
 
 static inline int nanogan_thin_ok(ptrdiff_t K) { return K >= 1 && K <= 16; }
 
