@@ -401,9 +401,9 @@ def test_conv_products_through_the_leaky_relu(product_threads, monkeypatch, name
 ])
 def test_thin_loops_agree_with_blas(product_threads, dtype, channels, geom):
     """One-channel (or few-channel) convolutions at batch 5, DCGAN-28's Conv2d(1, 64, 4, 2, 1)
-    and its transpose among them: the Cython set's thin loops (float32, AVX-512; K = C*kh*kw <=
-    16) against its BLAS products on the same tiles, and both against the reference; the switch
-    says whether the build has the loops."""
+    and its transpose among them: the Cython set's thin loops (float32, AVX-512 or AVX2; K =
+    C*kh*kw <= 16) against its BLAS products on the same tiles, and both against the reference;
+    the switch says whether the build has the loops."""
     k = kernels("cython")
     ext = k._OPS._k
     rng = np.random.default_rng(3)

@@ -59,7 +59,8 @@ cdef extern from "_tanh.h" nogil:
 
 
 cdef extern from "_thin.h" nogil:
-    # AVX-512 products of a thin column matrix (C*kh*kw <= 16 rows; nanogan/_kernels/_thin.h)
+    # AVX-512 or AVX2 products of a thin column matrix (C*kh*kw <= 16 rows;
+    # nanogan/_kernels/_thin.h); nanogan_thin_abt_ok: the weight gradient (AVX-512 only)
     int nanogan_thin_ok(Py_ssize_t K)
     int nanogan_thin_abt_ok(Py_ssize_t K)
     void nanogan_thin_ab(const float* a, Py_ssize_t lda, const float* cols, Py_ssize_t K,
