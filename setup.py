@@ -60,7 +60,7 @@ def extensions():
         [pyx],
         include_dirs=[np.get_include(), os.path.join("nanogan", "_kernels")],  # the C headers
         depends=[os.path.join("nanogan", "_kernels", h)
-                 for h in ("_simd.h", "_thin.h", "_tanh.h")],
+                 for h in ("_simd.h", "_thin.h", "_tanh.h", "_pool.h")],
         # -ffp-contract=off: no a*b + c fused into one rounding, so that a kernel rounds like
         # the NumPy expression it replaces (the plans must land where the layers do)
         extra_compile_args=["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math",

@@ -37,6 +37,7 @@ from . import fast as _fast
 from . import losses as _losses
 from . import noise as _noise
 from ._kernels import ops
+from ._memory import workspace
 from .backend import asarray, to_numpy, xp
 from .layers import ConvTranspose2d, Dense, Module, Sequential
 from .layers.base import accepts_input_grad
@@ -51,7 +52,7 @@ def _quiet_overflow(method: Any) -> Any:
     :meth:`GAN.simultaneous_step` only (one ``np.errstate`` per iteration, about a microsecond)."""
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), workspace():
             return method(*args, **kwargs)
 
     return wrapper

@@ -108,8 +108,12 @@ def settings() -> dict[str, Any]:
     """What is set: ``configured`` (whether :func:`configure` ran), ``omp_wait_policy`` (the
     variable's value, and ``omp_wait_policy_effective``: False when it was set after the OpenMP
     runtime had loaded), ``adaptive_blas``, ``own_threads`` (the large products run on the kernel
-    set's threads), ``blas_threads`` (the library's own count) and ``reuse_memory``."""
+    set's threads), ``blas_threads`` (the library's own count), ``reuse_memory`` (glibc keeps
+    freed memory, process-wide) and ``memory_pool`` (nanogan's training steps take their large
+    arrays from nanogan's own pool of freed blocks, :class:`nanogan._memory.workspace`: not
+    process-wide, and on without :func:`configure`)."""
     from ._kernels import _threads
+    from ._memory import pool_on
 
     return {
         "configured": bool(_applied.get("configured")),
@@ -119,6 +123,7 @@ def settings() -> dict[str, Any]:
         "own_threads": _threads.adaptive_blas_on() and _own_threads_possible(),
         "blas_threads": _threads.BLAS_THREADS,
         "reuse_memory": bool(_applied.get("reuse_memory", False)),
+        "memory_pool": pool_on(),
     }
 
 
@@ -130,8 +135,9 @@ def describe() -> str:
 
         serial = (f"; products on BLAS's {s['blas_threads']} threads, kernels serial"
                   if _threads.blas_may_spin() else "")
+        pool = "; training steps on nanogan's memory pool" if s["memory_pool"] else ""
         return ("performance: not configured (nanogan.performance.configure() was not called: "
-                f"nothing process-wide is changed{serial})")
+                f"nothing process-wide is changed{serial}{pool})")
     omp = s["omp_wait_policy"] or "unset"
     if not s["omp_wait_policy_effective"]:
         omp += " (set after OpenMP loaded: not in effect)"
@@ -139,4 +145,5 @@ def describe() -> str:
                 f"library count {s['blas_threads']}")
     return (f"performance: OMP_WAIT_POLICY={omp}, adaptive BLAS threads "
             f"{'on' if s['adaptive_blas'] else 'off'} ({products}), "
-            f"memory reuse {'on' if s['reuse_memory'] else 'off'}")
+            f"memory reuse {'on' if s['reuse_memory'] else 'off'}, "
+            f"memory pool {'on' if s['memory_pool'] else 'off'}")

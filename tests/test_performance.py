@@ -28,12 +28,14 @@ gan.step(iter([x]), rng)
 
 REPORT = """
 import json, os, sys
+import numpy as np
 from nanogan import _memory, performance
 from nanogan._kernels import _threads
 print(json.dumps({"env": os.environ.get("OMP_WAIT_POLICY"), "reuse": list(_memory._done),
                   "blas_now": _threads.current_blas_threads(), "blas0": _threads.BLAS_THREADS,
                   "settings": performance.settings(), "line": performance.describe(),
-                  "omp_loaded": performance._openmp_loaded()}))
+                  "omp_loaded": performance._openmp_loaded(),
+                  "handler": np._core.multiarray.get_handler_name()}))
 """
 
 
@@ -54,6 +56,9 @@ def test_import_and_training_change_nothing_process_wide():
     assert r["blas_now"] == r["blas0"]  # the BLAS thread count is the library's own
     assert r["settings"]["configured"] is False and r["settings"]["adaptive_blas"] is False
     assert "not configured" in r["line"]
+    # the step's memory pool was NumPy's handler only inside the step
+    assert r["handler"] == "default_allocator"
+    assert ("nanogan's memory pool" in r["line"]) is r["settings"]["memory_pool"]
 
 
 def test_configure_applies_the_settings_before_openmp_loads():

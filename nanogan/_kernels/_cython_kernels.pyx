@@ -1837,3 +1837,46 @@ def window_input_grad(const floating[:, ::1] dy, const floating[:, :, ::1] w,
                 wr = &w[o, c, 0]
                 for p in range(P):
                     row[p] = row[p] + d * wr[p]
+
+
+# ---------------------------------------------------------------------------- memory pool
+cdef extern from "_pool.h":
+    # NumPy memory handler keeping large freed blocks for reuse (nanogan/_kernels/_pool.h)
+    object nanogan_pool_capsule()
+    size_t nanogan_pool_release()
+    void nanogan_pool_set_limit(size_t limit)
+    void nanogan_pool_stats(size_t* out)
+
+cdef extern from "numpy/arrayobject.h":
+    object PyDataMem_SetHandler(object handler)
+
+_POOL_HANDLER = nanogan_pool_capsule()
+
+
+def pool_enter():
+    """Make the pool NumPy's memory handler in the current context; returns the handler it
+    replaces (for :func:`pool_exit`)."""
+    return PyDataMem_SetHandler(_POOL_HANDLER)
+
+
+def pool_exit(previous):
+    """Put back the handler :func:`pool_enter` replaced."""
+    PyDataMem_SetHandler(previous)
+
+
+def pool_release():
+    """Give every kept block back to the C library; returns the bytes released."""
+    return nanogan_pool_release()
+
+
+def pool_set_limit(size_t limit):
+    """Keep at most ``limit`` bytes of freed blocks (blocks already kept stay)."""
+    nanogan_pool_set_limit(limit)
+
+
+def pool_stats():
+    """``{"blocks", "bytes", "limit", "hits", "misses"}`` of the pool."""
+    cdef size_t out[5]
+    nanogan_pool_stats(out)
+    return {"blocks": out[0], "bytes": out[1], "limit": out[2], "hits": out[3],
+            "misses": out[4]}
