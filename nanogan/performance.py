@@ -43,7 +43,9 @@ setting            what it does, and why
 Unconfigured, the products run on OpenBLAS's own threads and the compiled kernels run serially
 wherever OpenBLAS has more than one thread (:func:`nanogan._kernels._threads.blas_may_spin`):
 beside its spinning workers a parallel kernel waited for the scheduler at every barrier, 3-6x
-slower per iteration.
+slower per iteration. Configured or not, a training step's large arrays come from nanogan's own
+memory pool (:class:`nanogan._memory.workspace`), which is NumPy's memory handler only while the
+step runs: no other allocation of the process goes through it.
 """
 
 from __future__ import annotations

@@ -164,3 +164,23 @@ def test_reuse_memory_zero_turns_the_pool_off():
                          cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "default_allocator"]
+
+
+@needs_pool
+def test_d_and_g_steps_called_on_their_own_use_the_pool():
+    from nanogan import GAN
+    from nanogan.models import dcgan28_discriminator, dcgan28_generator
+    from nanogan.optim import Adam
+
+    rng = np.random.default_rng(0)
+    G, D = dcgan28_generator(rng=0), dcgan28_discriminator(rng=1)
+    gan = GAN(G, D, g_opt=Adam(G), d_opt=Adam(D))
+    x = rng.uniform(-1, 1, (8, 1, 28, 28)).astype(np.float32)
+    z = gan.sample_noise(8, rng)
+    gan.d_step(x, z)
+    gan.g_step(z)
+    for step in (lambda: gan.d_step(x, z), lambda: gan.g_step(z)):
+        hits = _memory.pool_stats()["hits"]
+        step()
+        assert _memory.pool_stats()["hits"] > hits
+        assert handler() == "default_allocator"
