@@ -5,6 +5,7 @@
     python benchmarks/per_process.py [--configs mlp64,mlp256,dcgan64,dcgan256] [--threads 1,2]
                                      [--rounds 3] [--iters 10] [--seconds 1.0]
                                      [--frameworks nanogan,torch,jax]
+                                     [--frameworks nanogan-unconfigured,nanogan-unconfigured-nopool]
                                      [--out benchmarks/per_process_results.json]
 
 This is the headline comparison (BENCHMARKS.md, "How to time"). For every thread count, round
@@ -40,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -52,6 +54,10 @@ FRAMEWORKS = ("nanogan", "nanogan-plain", "torch", "jax")
 #: nanogan's own variants: not peers. "nanogan-plain" is GAN(fast=False): the plain layers a
 #: learner reads, without the fused plan of nanogan.fast (how much the fast path buys).
 OURS = ("nanogan", "nanogan-plain")
+#: Asked for by name only (``--frameworks``), not in the headline: nanogan's fused plan in a
+#: process that never calls ``configure()`` (a library user's own script), with its memory pool
+#: (``nanogan._memory.workspace``) and without it.
+UNCONFIGURED = ("nanogan-unconfigured", "nanogan-unconfigured-nopool")
 USER_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                     "NUMBA_NUM_THREADS")
 
@@ -87,14 +93,18 @@ def worker(framework: str, config: str, threads: int, iters: int, warmup: int,
 
     arch, batch = CONFIGS[config]
     x = real_batch(X_SHAPE[arch], batch)
-    if framework in OURS:
+    if framework in OURS + UNCONFIGURED:
         import nano_side  # noqa: I001 (imports nanogan, then the settings apply)
         import nanogan.performance
+        from nanogan import _memory
 
-        nanogan.performance.configure()  # what nanogan's examples and CLI do first
+        if framework in OURS:
+            nanogan.performance.configure()  # what nanogan's examples and CLI do first
+        if framework == "nanogan-unconfigured-nopool":
+            _memory.use_pool(False)
         base = _vmhwm_mb()
         gan = nano_side.build_gan(arch)
-        gan.fast = framework == "nanogan"
+        gan.fast = framework != "nanogan-plain"
         step = nano_side.make_step(gan, x)
     elif framework == "torch":
         import torch
@@ -119,16 +129,18 @@ def worker(framework: str, config: str, threads: int, iters: int, warmup: int,
         done += 1
     times: list[float] = []
     cpu0 = _cpu_seconds()
+    faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     while len(times) < iters or sum(times) < seconds:
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
     cores = (_cpu_seconds() - cpu0) / sum(times)
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0) / len(times)
     peak = _vmhwm_mb()
     return {"framework": framework, "config": config, "threads": threads,
             "median_ms": 1e3 * statistics.median(times), "times_ms": [1e3 * t for t in times],
             "peak_mb": peak, "above_import_mb": peak - base, "cores_used": cores,
-            "pinned_cores": sorted(os.sched_getaffinity(0))}
+            "page_faults_per_iter": faults, "pinned_cores": sorted(os.sched_getaffinity(0))}
 
 
 def run_process(framework: str, config: str, threads: int, iters: int, warmup: int,
@@ -151,8 +163,7 @@ def run_process(framework: str, config: str, threads: int, iters: int, warmup: i
 
 
 def available(framework: str) -> bool:
-    mod = {"nanogan": "nanogan", "nanogan-plain": "nanogan", "torch": "torch",
-           "jax": "jax"}[framework]
+    mod = "nanogan" if framework.startswith("nanogan") else framework
     code = f"import sys; sys.path.insert(0, {ROOT!r}); import {mod}"
     return subprocess.run([sys.executable, "-c", code], capture_output=True,
                           check=False).returncode == 0
@@ -171,8 +182,12 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row = rows.setdefault((threads, config), {"threads": threads, "config": config})
         cores = [r["cores_used"] for r in runs if "cores_used" in r
                  and (r["threads"], r["config"], r["framework"]) == (threads, config, fw)]
+        faults = [r["page_faults_per_iter"] for r in runs if "page_faults_per_iter" in r
+                  and (r["threads"], r["config"], r["framework"]) == (threads, config, fw)]
         row[fw] = {"ms": statistics.median(meds), "min_ms": min(meds), "max_ms": max(meds),
                    "rounds": len(meds), "peak_mb": max(peaks)}
+        if faults:
+            row[fw]["page_faults_per_iter"] = statistics.median(faults)
         if cores:
             row[fw]["cores_used"] = statistics.median(cores)
     out = []
@@ -186,6 +201,9 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 row["ratio_to_torch"] = row["nanogan"]["ms"] / row["torch"]["ms"]
         if "nanogan" in row and "nanogan-plain" in row:
             row["plain_over_plan"] = row["nanogan-plain"]["ms"] / row["nanogan"]["ms"]
+        if all(fw in row for fw in UNCONFIGURED):
+            row["pool_over_nopool"] = (row["nanogan-unconfigured"]["ms"]
+                                       / row["nanogan-unconfigured-nopool"]["ms"])
         out.append(row)
     return out
 
@@ -211,6 +229,21 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
                      + (f"{rt:.2f}" if rt else "-") + f" | {cell(row, 'nanogan-plain')} | "
                      + (f"{row['plain_over_plan']:.2f}" if "plain_over_plan" in row else "-")
                      + " |")
+    if any(fw in row for row in rows for fw in UNCONFIGURED):
+        lines += ["", "| threads | config | unconfigured ms (spread) | faults / iter | "
+                  "unconfigured, no pool ms (spread) | faults / iter | pool / no pool |",
+                  "|" + "---|" * 7]
+
+        def faults(row: dict, fw: str) -> str:
+            f = row.get(fw, {}).get("page_faults_per_iter")
+            return "-" if f is None else f"{f:,.0f}"
+
+        for row in rows:
+            ratio = row.get("pool_over_nopool")
+            lines.append(f"| {row['threads']} | {row['config']} | "
+                         f"{cell(row, UNCONFIGURED[0])} | {faults(row, UNCONFIGURED[0])} | "
+                         f"{cell(row, UNCONFIGURED[1])} | {faults(row, UNCONFIGURED[1])} | "
+                         + (f"{ratio:.2f}" if ratio else "-") + " |")
     return "\n".join(lines)
 
 
@@ -254,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--configs: unknown {bad}; choose from {list(CONFIGS)}")
     threads = [int(t) for t in args.threads.split(",") if t]
     frameworks = [f for f in args.frameworks.split(",") if f]
-    missing = [f for f in frameworks if f not in FRAMEWORKS or not available(f)]
+    missing = [f for f in frameworks
+               if f not in FRAMEWORKS + UNCONFIGURED or not available(f)]
     for f in missing:
         print(f"note: {f} is not available here; skipped", file=sys.stderr)
     frameworks = [f for f in frameworks if f not in missing]
@@ -269,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
                     res = run_process(fw, config, t, args.iters, args.warmup, args.seconds)
                     res["round"] = r
                     runs.append(res)
-                    print(f"threads {t} round {r + 1} {config:9s} {fw:13s} "
+                    print(f"threads {t} round {r + 1} {config:9s} {fw:27s} "
                           f"{res['median_ms']:9.1f} ms  peak {res['peak_mb']:.0f} MB  "
                           f"{res['cores_used']:.2f} cores", flush=True)
     rows = summarise(runs)

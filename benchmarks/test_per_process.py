@@ -69,3 +69,24 @@ def test_summary_carries_the_cores_used():
     runs = [{**_run("nanogan", 10, r), "cores_used": c} for r, c in enumerate((0.9, 1.0, 0.95))]
     (row,) = per_process.summarise(runs)
     assert row["nanogan"]["cores_used"] == pytest.approx(0.95)
+
+
+def test_unconfigured_variants_run_and_their_table_compares_the_pool():
+    """The unconfigured fused plan with and without nanogan's memory pool: each in its own
+    process, reporting page faults per iteration; where the process without the pool faults
+    (glibc handing the temporaries' pages back), the one with it faults less."""
+    on = per_process.run_process("nanogan-unconfigured", "dcgan64", 1, iters=2, warmup=2)
+    off = per_process.run_process("nanogan-unconfigured-nopool", "dcgan64", 1, iters=2,
+                                  warmup=2)
+    assert on["median_ms"] > 0 and off["median_ms"] > 0
+    if off["page_faults_per_iter"] > 1000:
+        assert on["page_faults_per_iter"] < off["page_faults_per_iter"] / 10
+    runs = []
+    for r, (a, b) in enumerate([(10.0, 20.0), (12.0, 16.0), (11.0, 30.0)]):
+        runs.append({**_run("nanogan-unconfigured", a, r), "page_faults_per_iter": 0.0})
+        runs.append({**_run("nanogan-unconfigured-nopool", b, r),
+                     "page_faults_per_iter": 3000.0})
+    (row,) = per_process.summarise(runs)
+    assert row["pool_over_nopool"] == pytest.approx(11 / 20)
+    table = per_process.format_rows([row])
+    assert "| 1 | mlp64 | 11.0 (10.0-12.0) | 0 | 20.0 (16.0-30.0) | 3,000 | 0.55 |" in table
