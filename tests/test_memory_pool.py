@@ -184,3 +184,22 @@ def test_d_and_g_steps_called_on_their_own_use_the_pool():
         step()
         assert _memory.pool_stats()["hits"] > hits
         assert handler() == "default_allocator"
+
+
+def test_every_gan_class_runs_its_steps_on_the_pool():
+    """The step methods each GAN class defines are wrapped to run on the pool (``_pooled``, or
+    ``_quiet_overflow``, which enters it too): a subclass that overrides a step keeps it."""
+    import inspect
+
+    from nanogan.conditional import ConditionalGAN
+    from nanogan.gan import GAN
+    from nanogan.penalized import PenalizedGAN
+
+    for cls in (GAN, ConditionalGAN, PenalizedGAN):
+        for name in ("step", "d_step", "g_step", "simultaneous_step"):
+            fn = cls.__dict__.get(name)
+            if fn is None:
+                continue
+            assert hasattr(fn, "__wrapped__"), f"{cls.__name__}.{name} is not wrapped"
+            # the wrapper's own code enters the pool
+            assert "workspace()" in inspect.getsource(fn.__code__), f"{cls.__name__}.{name}"
