@@ -24,8 +24,11 @@ too, and :func:`release_pool` gives its blocks back.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -132,3 +135,14 @@ class workspace:
         if self._previous is not None:
             _pool_state["module"].pool_exit(self._previous)  # type: ignore[attr-defined]
             self._previous = None
+
+
+def pooled(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a training step so that it runs inside :class:`workspace` (about half a
+    microsecond a call): ``GAN.d_step``, ``g_step`` and their subclasses' overrides."""
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with workspace():
+            return method(*args, **kwargs)
+
+    return wrapper

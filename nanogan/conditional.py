@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from ._memory import pooled
 from .backend import asarray, to_numpy, xp
 from .data import Minibatches
-from .gan import GAN, _mean_sigmoid, _no_input_grad, _pooled, infer_z_shape
+from .gan import GAN, _mean_sigmoid, _no_input_grad, infer_z_shape
 from .layers import Module
 
 __all__ = ["ConditionalGAN", "LabeledMinibatches", "conditional_accuracy", "one_hot"]
@@ -184,7 +185,7 @@ class ConditionalGAN(GAN):
         return self.G(self.generator_input(z, labels), train=train)
 
     # ------------------------------------------------------------------ the two updates
-    @_pooled
+    @pooled
     def d_step(self, x_real: np.ndarray, y_real: np.ndarray, z: np.ndarray,  # type: ignore[override]
                y_fake: np.ndarray) -> dict[str, float]:
         """One discriminator update on real pairs ``(x_real, y_real)`` and fake pairs
@@ -209,7 +210,7 @@ class ConditionalGAN(GAN):
             "D_acc": float(((s_real > 0).sum() + (s_fake < 0).sum()) / (s_real.size + s_fake.size)),
         }
 
-    @_pooled
+    @pooled
     def g_step(self, z: np.ndarray, y: np.ndarray) -> dict[str, float]:  # type: ignore[override]
         """One generator update on ``D([G([z, c]), c])`` through the unchanged discriminator:
         ``dL/dx_fake = (dL/d[x, c])[:, :H*W]``. Returns ``g_loss`` and ``D_G_z_after``."""
@@ -223,7 +224,7 @@ class ConditionalGAN(GAN):
         self.g_opt.step()
         return {"g_loss": float(value), "D_G_z_after": _mean_sigmoid(s_fake)}
 
-    @_pooled
+    @pooled
     def step(self, real_batches: Any, rng: np.random.Generator) -> dict[str, float]:
         """One iteration: ``k`` D steps, each on the next ``(x, y)`` minibatch, fresh noise and
         uniformly drawn fake labels, then one G step on fresh noise and labels."""

@@ -37,7 +37,7 @@ from . import fast as _fast
 from . import losses as _losses
 from . import noise as _noise
 from ._kernels import ops
-from ._memory import workspace
+from ._memory import pooled, workspace
 from .backend import asarray, to_numpy, xp
 from .layers import ConvTranspose2d, Dense, Module, Sequential
 from .layers.base import accepts_input_grad
@@ -50,21 +50,10 @@ def _quiet_overflow(method: Any) -> Any:
     run would print pages of them, and the non-finite guard reports the same thing once, with the
     step, the quantity and the fix (see :meth:`GAN.check_finite`). Used on :meth:`GAN.step` and
     :meth:`GAN.simultaneous_step` only (one ``np.errstate`` per iteration, about a microsecond).
-    The iteration's large arrays come from nanogan's memory pool (:func:`_pooled`)."""
+    The iteration's large arrays come from nanogan's memory pool (``_memory.workspace``)."""
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"), workspace():
-            return method(*args, **kwargs)
-
-    return wrapper
-
-
-def _pooled(method: Any) -> Any:
-    """Run a D or G step with its large arrays on nanogan's memory pool (blocks freed by earlier
-    steps, :class:`nanogan._memory.workspace`; about half a microsecond a call)."""
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with workspace():
             return method(*args, **kwargs)
 
     return wrapper
@@ -184,7 +173,7 @@ class GAN:
         return asarray(_noise.normal(rng, shape, self.z_dtype, self.normal_sampler))
 
     # ------------------------------------------------------------------ the two updates
-    @_pooled
+    @pooled
     def d_step(self, x_real: np.ndarray, z: np.ndarray) -> dict[str, float]:
         """One discriminator update on a real batch and on ``G(z)``.
 
@@ -210,7 +199,7 @@ class GAN:
             "D_acc": float(((s_real > 0).sum() + (s_fake < 0).sum()) / (s_real.size + s_fake.size)),
         })
 
-    @_pooled
+    @pooled
     def g_step(self, z: np.ndarray) -> dict[str, float]:
         """One generator update through the unchanged discriminator.
 

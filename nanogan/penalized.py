@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from ._memory import pooled
 from .backend import asarray, xp
-from .gan import GAN, _mean_sigmoid, _no_input_grad, _pooled
+from .gan import GAN, _mean_sigmoid, _no_input_grad
 from .layers import Module
 
 __all__ = ["PENALTIES", "PenalizedGAN"]
@@ -63,7 +64,7 @@ class PenalizedGAN(GAN):
         self.penalty, self.penalty_weight = penalty, float(penalty_weight)
         self._rng: np.random.Generator | None = None
 
-    @_pooled
+    @pooled
     def d_step(self, x_real: np.ndarray, z: np.ndarray,
                rng: np.random.Generator | None = None) -> dict[str, float]:
         """One critic update: the loss's gradient, plus the penalty's, then the optimizer step.
@@ -103,7 +104,7 @@ class PenalizedGAN(GAN):
             "D_acc": float(((s_real > 0).sum() + (s_fake < 0).sum()) / (s_real.size + s_fake.size)),
         }
 
-    @_pooled
+    @pooled
     def step(self, real_batches: Any, rng: np.random.Generator) -> dict[str, float]:
         """:meth:`GAN.step`, the penalty's random draws taken from ``rng``."""
         self._rng = rng

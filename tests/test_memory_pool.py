@@ -187,7 +187,7 @@ def test_d_and_g_steps_called_on_their_own_use_the_pool():
 
 
 def test_every_gan_class_runs_its_steps_on_the_pool():
-    """The step methods each GAN class defines are wrapped to run on the pool (``_pooled``, or
+    """The step methods each GAN class defines are wrapped to run on the pool (``pooled``, or
     ``_quiet_overflow``, which enters it too): a subclass that overrides a step keeps it."""
     import inspect
 
