@@ -220,7 +220,7 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
         r = row[fw]
         return f"{r['ms']:.1f} ({r['min_ms']:.1f}-{r['max_ms']:.1f})"
 
-    for row in rows:
+    for row in rows if any(fw in row for row in rows for fw in FRAMEWORKS) else []:
         ratio = row.get("ratio_to_fastest_peer")
         rt = row.get("ratio_to_torch")
         lines.append(f"| {row['threads']} | {row['config']} | {cell(row, 'nanogan')} | "
