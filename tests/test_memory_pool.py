@@ -203,3 +203,17 @@ def test_every_gan_class_runs_its_steps_on_the_pool():
             assert hasattr(fn, "__wrapped__"), f"{cls.__name__}.{name} is not wrapped"
             # the wrapper's own code enters the pool
             assert "workspace()" in inspect.getsource(fn.__code__), f"{cls.__name__}.{name}"
+
+
+@needs_pool
+def test_huge_page_advice_can_be_switched_and_blocks_stay_usable():
+    mod = _memory._pool_module()
+    was = mod.pool_set_hugepages(False)
+    try:
+        assert mod.pool_set_hugepages(True) is False
+        with _memory.workspace():
+            a = np.ones(1 << 20)  # 8 MiB: advised (a hint the kernel may ignore)
+            b = np.zeros((1 << 20) + 3)  # calloc path, a length not a whole number of pages
+        assert a.sum() == 1 << 20 and not b.any()
+    finally:
+        mod.pool_set_hugepages(was)

@@ -1846,6 +1846,7 @@ cdef extern from "_pool.h":
     size_t nanogan_pool_release()
     void nanogan_pool_set_limit(size_t limit)
     void nanogan_pool_stats(size_t* out)
+    int nanogan_pool_hugepages
 
 cdef extern from "numpy/arrayobject.h":
     object PyDataMem_SetHandler(object handler)
@@ -1872,6 +1873,15 @@ def pool_release():
 def pool_set_limit(size_t limit):
     """Keep at most ``limit`` bytes of freed blocks (blocks already kept stay)."""
     nanogan_pool_set_limit(limit)
+
+
+def pool_set_hugepages(bint on):
+    """Offer transparent huge pages to new blocks of 4 MiB or more (on by default, as NumPy's
+    own allocator); returns the previous setting."""
+    global nanogan_pool_hugepages
+    cdef bint was = nanogan_pool_hugepages != 0
+    nanogan_pool_hugepages = 1 if on else 0
+    return was
 
 
 def pool_stats():

@@ -15,6 +15,10 @@
  *   calloc:     malloc, then zero-filled (a kept block) or libc calloc (a new one).
  *   realloc:    libc realloc (every block, kept or not, is a libc block).
  *
+ * A new block of 4 MiB or more is offered transparent huge pages (madvise MADV_HUGEPAGE on its
+ * whole pages), as NumPy's default allocator does on Linux, so that arrays from the pool are
+ * backed as NumPy's own would be where the kernel's setting is "madvise".
+ *
  * Sizes match exactly: the temporaries of one iteration recur with the same byte counts, so
  * the pool settles on them. A block is only ever handed to one array at a time: the pool holds
  * blocks whose arrays have been freed, nothing else. One mutex guards the slots (NumPy frees
@@ -25,10 +29,15 @@
 
 #include <Python.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <numpy/arrayobject.h>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #define NANOGAN_POOL_SLOTS 256
 #define NANOGAN_POOL_MIN ((size_t)1 << 16)
@@ -65,13 +74,32 @@ static void* nanogan_pool_take(size_t n) {
     return p;
 }
 
+static int nanogan_pool_hugepages = 1;
+
+/* Offer huge pages for the whole pages of a new block of at least 4 MiB (Linux). */
+static void nanogan_pool_advise(void* p, size_t n) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (p != NULL && nanogan_pool_hugepages && n >= ((size_t)1 << 22)) {
+        const size_t page = 4096;
+        size_t skip = (page - (size_t)((uintptr_t)p % page)) % page;
+        size_t len = (n - skip) / page * page;
+        if (len > 0) (void)madvise((char*)p + skip, len, MADV_HUGEPAGE);  /* a hint only */
+    }
+#else
+    (void)p;
+    (void)n;
+#endif
+}
+
 static void* nanogan_pool_malloc(void* ctx, size_t n) {
     (void)ctx;
     if (n >= NANOGAN_POOL_MIN) {
         void* p = nanogan_pool_take(n);
         if (p) return p;
     }
-    return malloc(n);
+    void* p = malloc(n);
+    nanogan_pool_advise(p, n);
+    return p;
 }
 
 static void* nanogan_pool_calloc(void* ctx, size_t nelem, size_t elsize) {
@@ -85,12 +113,16 @@ static void* nanogan_pool_calloc(void* ctx, size_t nelem, size_t elsize) {
             return p;
         }
     }
-    return calloc(nelem, elsize);
+    void* p = calloc(nelem, elsize);
+    nanogan_pool_advise(p, n);
+    return p;
 }
 
 static void* nanogan_pool_realloc(void* ctx, void* p, size_t n) {
     (void)ctx;
-    return realloc(p, n);
+    void* q = realloc(p, n);
+    nanogan_pool_advise(q, n);
+    return q;
 }
 
 static void nanogan_pool_free(void* ctx, void* p, size_t n) {
