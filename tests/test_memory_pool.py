@@ -210,7 +210,11 @@ def test_huge_page_advice_can_be_switched_and_blocks_stay_usable():
     mod = _memory._pool_module()
     was = mod.pool_set_hugepages(False)
     try:
-        assert mod.pool_set_hugepages(True) is False
+        assert mod.pool_set_hugepages(True, 1 << 21) is False  # from 2 MiB
+        with _memory.workspace():
+            c = np.ones(3 << 18)  # 6 MiB
+        assert c.sum() == 3 << 18
+        mod.pool_set_hugepages(True, 1 << 22)
         with _memory.workspace():
             a = np.ones(1 << 20)  # 8 MiB: advised (a hint the kernel may ignore)
             b = np.zeros((1 << 20) + 3)  # calloc path, a length not a whole number of pages

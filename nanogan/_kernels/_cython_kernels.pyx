@@ -1847,6 +1847,7 @@ cdef extern from "_pool.h":
     void nanogan_pool_set_limit(size_t limit)
     void nanogan_pool_stats(size_t* out)
     int nanogan_pool_hugepages
+    size_t nanogan_pool_huge_min
 
 cdef extern from "numpy/arrayobject.h":
     object PyDataMem_SetHandler(object handler)
@@ -1875,12 +1876,14 @@ def pool_set_limit(size_t limit):
     nanogan_pool_set_limit(limit)
 
 
-def pool_set_hugepages(bint on):
-    """Offer transparent huge pages to new blocks of 4 MiB or more (on by default, as NumPy's
-    own allocator); returns the previous setting."""
-    global nanogan_pool_hugepages
+def pool_set_hugepages(bint on, min_bytes=None):
+    """Offer transparent huge pages to new blocks of ``min_bytes`` or more (on by default, from
+    4 MiB, as NumPy's own allocator); returns the previous on/off setting."""
+    global nanogan_pool_hugepages, nanogan_pool_huge_min
     cdef bint was = nanogan_pool_hugepages != 0
     nanogan_pool_hugepages = 1 if on else 0
+    if min_bytes is not None:
+        nanogan_pool_huge_min = <size_t>max(int(min_bytes), 4096)
     return was
 
 

@@ -75,11 +75,12 @@ static void* nanogan_pool_take(size_t n) {
 }
 
 static int nanogan_pool_hugepages = 1;
+static size_t nanogan_pool_huge_min = (size_t)1 << 22;
 
 /* Offer huge pages for the whole pages of a new block of at least 4 MiB (Linux). */
 static void nanogan_pool_advise(void* p, size_t n) {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (p != NULL && nanogan_pool_hugepages && n >= ((size_t)1 << 22)) {
+    if (p != NULL && nanogan_pool_hugepages && n >= nanogan_pool_huge_min) {
         const size_t page = 4096;
         size_t skip = (page - (size_t)((uintptr_t)p % page)) % page;
         size_t len = (n - skip) / page * page;
