@@ -37,7 +37,7 @@ Low-level kernel table (what a compiled set must define, all outputs written in 
     tanh_backward(dy, y, out, one, par)                     1-D (one: 1 in the array dtype)
     sigmoid(x, out, par), softplus(x, out, par)             1-D
     bias_leaky_relu(z, b, slope, par)                       z (N, C, M) in place
-    bias_leaky_relu_backward(dy, y, slope, du, db, par)     db summed in float64
+    bias_leaky_relu_backward(dy, y, slope, du, db, par)     db (C,) in the array dtype
     bias_tanh(z, b, par)                                    z (N, C, M) in place
     batchnorm_forward(x, gamma, beta, eps, slope, y, mean, var, inv_std, par)
     batchnorm_backward(dy, y, slope, x, mean, inv_std, gamma, mf, dx, dgamma, dbeta, par)

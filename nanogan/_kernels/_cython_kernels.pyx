@@ -767,19 +767,36 @@ cdef void _bias_act(floating* zp, const floating* bp, Py_ssize_t N, Py_ssize_t C
                 _bias_act_run(row + c * M, M, bp + c, 0, slope, tanh)
 
 
+cdef enum:
+    RUN_LANES = 32  # accumulators of a run's sum: two AVX-512 registers of floats
+
+
 cdef inline floating _lrelu_grad_run(const floating* dy, const floating* y, floating slope,
                                      floating* du, Py_ssize_t M) noexcept nogil:
     """``du = dy * (1 if y > 0 else slope)`` over one run of ``M`` values; returns its sum, added
-    in the array dtype from left to right."""
-    cdef Py_ssize_t k
+    in the array dtype in ``RUN_LANES`` accumulators (value ``k`` into accumulator
+    ``k % RUN_LANES``, then the accumulators in order): a function of the run alone. One
+    accumulator would be a chain of dependent additions, one every four cycles: a features-first
+    Dense layer's runs of 256 values (BENCHMARKS' MLP at batch 256, 256 channels) took 71 us a
+    call against 20 for the same values stored samples first, where the sums vectorize across the
+    channels."""
+    cdef Py_ssize_t k, j, blk, ML = M - M % RUN_LANES
     cdef floating g, total = 0
-    cdef floating fac[2]
-    fac[0] = slope
-    fac[1] = 1
-    for k in range(M):
-        g = dy[k] * fac[y[k] > 0]
+    cdef floating acc[RUN_LANES]
+    for j in range(RUN_LANES):
+        acc[j] = 0
+    for blk in range(ML // RUN_LANES):
+        k = blk * RUN_LANES
+        for j in range(RUN_LANES):  # vectorizes: a blend, not a branch or a lookup
+            g = dy[k + j] * (<floating>1 if y[k + j] > 0 else slope)
+            du[k + j] = g
+            acc[j] += g
+    for k in range(ML, M):
+        g = dy[k] * (<floating>1 if y[k] > 0 else slope)
         du[k] = g
-        total += g
+        acc[k - ML] += g
+    for j in range(RUN_LANES):
+        total += acc[j]
     return total
 
 
