@@ -427,11 +427,45 @@ def _bias_leaky_relu_p(z, b, slope):
                 z[n, c, k] = u if u > 0 else u * slope
 
 
+#: Accumulators of one channel's run in :func:`_lrelu_grad_run` (as the Cython set's).
+RUN_LANES = 32
+
+
+@njit(**_JIT)
+def _lrelu_grad_run(dy, y, slope, du, c):
+    # du[0, c] = dy * (1 if y > 0 else slope) over one run; returns its sum in RUN_LANES
+    # accumulators (value k into k % RUN_LANES, then the accumulators in order): one accumulator
+    # would be a chain of dependent additions. A function of the run alone.
+    M = y.shape[2]
+    acc = np.zeros(RUN_LANES, du.dtype)
+    ML = M - M % RUN_LANES
+    for k0 in range(0, ML, RUN_LANES):
+        for j in range(RUN_LANES):
+            g = dy[0, c, k0 + j]
+            g = g if y[0, c, k0 + j] > 0 else g * slope
+            du[0, c, k0 + j] = g
+            acc[j] += g
+    for k in range(ML, M):
+        g = dy[0, c, k]
+        g = g if y[0, c, k] > 0 else g * slope
+        du[0, c, k] = g
+        acc[k - ML] += g
+    total = acc[0]
+    for j in range(1, RUN_LANES):
+        total += acc[j]
+    return total
+
+
 @njit(**_JIT)
 def _bias_leaky_relu_backward(dy, y, slope, du, db):
     # Serial, summing in the array dtype in the order of NumPy's ``du.sum(axis=0)`` for Dense
-    # layers (M = 1), so that a fused Dense + LeakyReLU gives the unfused layers' bias gradient.
+    # layers (M = 1), so that a fused Dense + LeakyReLU gives the unfused layers' bias gradient;
+    # with one image (the plans' CNHW layout) each channel's run by _lrelu_grad_run.
     N, C, M = y.shape
+    if N == 1 and M > 1:
+        for c in range(C):
+            db[c] = _lrelu_grad_run(dy, y, slope, du, c)
+        return
     db[:] = 0
     for n in range(N):
         for c in range(C):
@@ -445,18 +479,13 @@ def _bias_leaky_relu_backward(dy, y, slope, du, db):
 @njit(parallel=True, **_JIT)
 def _bias_leaky_relu_backward_p(dy, y, slope, du, db):
     # With one image (the plans' CNHW layout) channels go to the threads, each channel's sum the
-    # same run in the same order as the serial loop's; otherwise the serial loop.
+    # same run as the serial loop's; otherwise the serial loop.
     N, C, M = y.shape
-    if N != 1:
+    if N != 1 or M == 1:
         _bias_leaky_relu_backward(dy, y, slope, du, db)
         return
     for c in prange(C):
-        db[c] = 0
-        for k in range(M):
-            g = dy[0, c, k]
-            g = g if y[0, c, k] > 0 else g * slope
-            du[0, c, k] = g
-            db[c] += g
+        db[c] = _lrelu_grad_run(dy, y, slope, du, c)
 
 
 # ---------------------------------------------------------------------------- batch norm
