@@ -17,7 +17,10 @@ hundred times: over ten iterations, 40 ms, one hiccup of the host or the first i
 start-up moved a process's median by 50%; every framework is timed the same way), and reports
 the median. The
 processes alternate (A B C, then B C A, ...). Published: the median over rounds of each round's
-median, and the spread (smallest and largest round median).
+median, and the spread (smallest and largest round median). Beside the ratio of those
+medians, the ratio of the two processes of each round (nanogan's and the fastest peer's, run back
+to back): their median, spread, and in how many rounds nanogan was the faster
+(:func:`paired_ratios`; the host drifts over minutes, less within a round).
 
 Each process sets only what a user sets to choose a thread count: the thread-count variables
 (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``, ``NUMBA_NUM_THREADS``) and, for
@@ -197,6 +200,10 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             fastest = min(peers, key=lambda fw: row[fw]["ms"])
             row["fastest_peer"] = fastest
             row["ratio_to_fastest_peer"] = row["nanogan"]["ms"] / row[fastest]["ms"]
+            paired = paired_ratios(runs, row["threads"], row["config"], "nanogan", fastest)
+            if paired:
+                row["paired_ratios"] = paired
+                row["paired_ratio"] = statistics.median(paired)
             if "torch" in row:
                 row["ratio_to_torch"] = row["nanogan"]["ms"] / row["torch"]["ms"]
         if "nanogan" in row and "nanogan-plain" in row:
@@ -208,11 +215,32 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def paired_ratios(runs: list[dict[str, Any]], threads: int, config: str, ours: str,
+                  peer: str) -> list[float]:
+    """``ours / peer`` of each round in which both ran (one process each, back to back).
+
+    The host's speed drifts by 10-20% over minutes; the two processes of one round see nearly
+    the same host, so their ratio moves less than the ratio of the two medians over rounds. The
+    table gives the median of these ratios and their spread beside the headline ratio."""
+    got: dict[int, dict[str, float]] = {}
+    for r in runs:
+        if (r["threads"], r["config"]) == (threads, config) and r["framework"] in (ours, peer):
+            got.setdefault(r.get("round", 0), {})[r["framework"]] = r["median_ms"]
+    return [g[ours] / g[peer] for _, g in sorted(got.items()) if ours in g and peer in g]
+
+
 def format_rows(rows: list[dict[str, Any]]) -> str:
     head = ("| threads | config | nanogan ms (spread) | PyTorch ms (spread) | JAX ms (spread) | "
-            "nanogan / fastest peer | nanogan / PyTorch | plain layers ms (spread) | "
-            "plain / plan |")
-    lines = [head, "|" + "---|" * 9]
+            "nanogan / fastest peer | same-round ratios: median (spread), rounds ahead | "
+            "nanogan / PyTorch | plain layers ms (spread) | plain / plan |")
+    lines = [head, "|" + "---|" * 10]
+
+    def paired(row: dict) -> str:
+        p = row.get("paired_ratios")
+        if not p:
+            return "-"
+        return (f"{row['paired_ratio']:.2f} ({min(p):.2f}-{max(p):.2f}), "
+                f"{sum(v < 1 for v in p)} of {len(p)}")
 
     def cell(row: dict, fw: str) -> str:
         if fw not in row:
@@ -226,6 +254,7 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
         lines.append(f"| {row['threads']} | {row['config']} | {cell(row, 'nanogan')} | "
                      f"{cell(row, 'torch')} | {cell(row, 'jax')} | "
                      + (f"{ratio:.2f} ({row['fastest_peer']})" if ratio else "-") + " | "
+                     + paired(row) + " | "
                      + (f"{rt:.2f}" if rt else "-") + f" | {cell(row, 'nanogan-plain')} | "
                      + (f"{row['plain_over_plan']:.2f}" if "plain_over_plan" in row else "-")
                      + " |")

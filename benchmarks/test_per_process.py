@@ -28,8 +28,23 @@ def test_summary_is_median_of_round_medians_and_ratio_to_fastest_peer():
     assert row["fastest_peer"] == "jax" and row["jax"]["ms"] == 9
     assert row["ratio_to_fastest_peer"] == pytest.approx(12 / 9)
     assert row["ratio_to_torch"] == pytest.approx(12 / 21)
+    assert row["paired_ratios"] == pytest.approx([10 / 8, 30 / 9, 12 / 50])
+    assert row["paired_ratio"] == pytest.approx(10 / 8)
     table = per_process.format_rows([row])
     assert "1.33 (jax)" in table and "12.0 (10.0-30.0)" in table
+    assert "1.25 (0.24-3.33), 1 of 3" in table
+
+
+def test_same_round_ratios_skip_rounds_where_one_side_is_missing():
+    runs = [_run("nanogan", 10, 0), _run("torch", 20, 0), _run("nanogan", 11, 1),
+            _run("torch", 40, 2), _run("nanogan", 8, 2), _run("nanogan", 9, 0, threads=2),
+            _run("torch", 9, 0, threads=2)]
+    assert per_process.paired_ratios(runs, 1, "mlp64", "nanogan", "torch") == pytest.approx(
+        [0.5, 0.2])
+    rows = per_process.summarise(runs)
+    row2 = next(r for r in rows if r["threads"] == 2)
+    assert row2["paired_ratios"] == [1.0] and "1.00 (1.00-1.00), 0 of 1" in (
+        per_process.format_rows([row2]))
 
 
 def test_worker_process_reports_a_timing_with_only_thread_variables_set():
