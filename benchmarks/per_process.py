@@ -19,8 +19,10 @@ the median. The
 processes alternate (A B C, then B C A, ...). Published: the median over rounds of each round's
 median, and the spread (smallest and largest round median). Beside the ratio of those
 medians, the ratio of the two processes of each round (nanogan's and the fastest peer's, run back
-to back): their median, spread, and in how many rounds nanogan was the faster
-(:func:`paired_ratios`; the host drifts over minutes, less within a round).
+to back, against the peer of BENCHMARKS.md's target: JAX for the MLP, PyTorch for DCGAN-28):
+their median, spread, and in how many rounds nanogan met the target (at or below JAX's time;
+at or below 0.8x PyTorch's; :func:`paired_ratios`, ``specs.PEER_TARGETS``; the host drifts over
+minutes, less within a round).
 
 Each process sets only what a user sets to choose a thread count: the thread-count variables
 (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``, ``NUMBA_NUM_THREADS``) and, for
@@ -174,7 +176,12 @@ def available(framework: str) -> bool:
 
 # ---------------------------------------------------------------------------- the driver
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Median over rounds of the per-round medians, the spread, ratios to the fastest peer."""
+    """Median over rounds of the per-round medians, the spread, ratios to the fastest peer, and
+    the same-round ratios to the peer of the config's target (:func:`paired_ratios`)."""
+    if HERE not in sys.path:
+        sys.path.insert(0, HERE)
+    from specs import PEER_TARGETS
+
     keys = sorted({(r["threads"], r["config"], r["framework"]) for r in runs})
     rows: dict[tuple[int, str], dict[str, Any]] = {}
     for threads, config, fw in keys:
@@ -200,10 +207,14 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             fastest = min(peers, key=lambda fw: row[fw]["ms"])
             row["fastest_peer"] = fastest
             row["ratio_to_fastest_peer"] = row["nanogan"]["ms"] / row[fastest]["ms"]
-            paired = paired_ratios(runs, row["threads"], row["config"], "nanogan", fastest)
+            peer, target = PEER_TARGETS.get(row["config"], (fastest, 1.0))
+            if peer not in row:  # the target's peer did not run: the fastest that did
+                peer, target = fastest, 1.0
+            paired = paired_ratios(runs, row["threads"], row["config"], "nanogan", peer)
             if paired:
-                row["paired_ratios"] = paired
-                row["paired_ratio"] = statistics.median(paired)
+                row.update(paired_peer=peer, target=target, paired_ratios=paired,
+                           paired_ratio=statistics.median(paired),
+                           rounds_at_target=sum(v <= target for v in paired))
             if "torch" in row:
                 row["ratio_to_torch"] = row["nanogan"]["ms"] / row["torch"]["ms"]
         if "nanogan" in row and "nanogan-plain" in row:
@@ -213,6 +224,9 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                        / row["nanogan-unconfigured-nopool"]["ms"])
         out.append(row)
     return out
+
+
+NAMES = {"torch": "PyTorch", "jax": "JAX"}
 
 
 def paired_ratios(runs: list[dict[str, Any]], threads: int, config: str, ours: str,
@@ -231,7 +245,8 @@ def paired_ratios(runs: list[dict[str, Any]], threads: int, config: str, ours: s
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
     head = ("| threads | config | nanogan ms (spread) | PyTorch ms (spread) | JAX ms (spread) | "
-            "nanogan / fastest peer | same-round ratios: median (spread), rounds ahead | "
+            "nanogan / fastest peer | same-round ratio to the target's peer: median (spread), "
+            "rounds at target | "
             "nanogan / PyTorch | plain layers ms (spread) | plain / plan |")
     lines = [head, "|" + "---|" * 10]
 
@@ -239,8 +254,9 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
         p = row.get("paired_ratios")
         if not p:
             return "-"
-        return (f"{row['paired_ratio']:.2f} ({min(p):.2f}-{max(p):.2f}), "
-                f"{sum(v < 1 for v in p)} of {len(p)}")
+        return (f"{row['paired_ratio']:.2f} ({min(p):.2f}-{max(p):.2f}) vs "
+                f"{NAMES.get(row['paired_peer'], row['paired_peer'])}, "
+                f"{row['rounds_at_target']} of {len(p)} at <= {row['target']:.1f}")
 
     def cell(row: dict, fw: str) -> str:
         if fw not in row:

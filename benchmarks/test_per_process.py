@@ -32,7 +32,8 @@ def test_summary_is_median_of_round_medians_and_ratio_to_fastest_peer():
     assert row["paired_ratio"] == pytest.approx(10 / 8)
     table = per_process.format_rows([row])
     assert "1.33 (jax)" in table and "12.0 (10.0-30.0)" in table
-    assert "1.25 (0.24-3.33), 1 of 3" in table
+    assert row["paired_peer"] == "jax" and row["rounds_at_target"] == 1
+    assert "1.25 (0.24-3.33) vs JAX, 1 of 3 at <= 1.0" in table
 
 
 def test_same_round_ratios_skip_rounds_where_one_side_is_missing():
@@ -43,8 +44,18 @@ def test_same_round_ratios_skip_rounds_where_one_side_is_missing():
         [0.5, 0.2])
     rows = per_process.summarise(runs)
     row2 = next(r for r in rows if r["threads"] == 2)
-    assert row2["paired_ratios"] == [1.0] and "1.00 (1.00-1.00), 0 of 1" in (
+    assert row2["paired_ratios"] == [1.0] and "1.00 (1.00-1.00) vs PyTorch, 1 of 1 at <= 1.0" in (
         per_process.format_rows([row2]))
+
+
+def test_dcgan_rounds_count_against_the_08_target_of_pytorch():
+    runs = [_run("nanogan", 7.5, 0, "dcgan64"), _run("torch", 10, 0, "dcgan64"),
+            _run("nanogan", 8.5, 1, "dcgan64"), _run("torch", 10, 1, "dcgan64"),
+            _run("jax", 9, 0, "dcgan64"), _run("jax", 9, 1, "dcgan64")]
+    (row,) = per_process.summarise(runs)
+    assert row["fastest_peer"] == "jax"  # the headline ratio is to the fastest peer ...
+    assert row["paired_peer"] == "torch" and row["target"] == 0.8  # ... the target's to PyTorch
+    assert row["paired_ratios"] == pytest.approx([0.75, 0.85]) and row["rounds_at_target"] == 1
 
 
 def test_worker_process_reports_a_timing_with_only_thread_variables_set():
