@@ -72,15 +72,27 @@ def median_ms(seconds: Sequence[float]) -> float:
 
 
 def sgemm_peak(threads: int, n: int = 1024, repeats: int = 10) -> float:
-    """Best float32 ``n x n x n`` NumPy matmul rate in GFLOP/s (``2 n^3`` per product)."""
+    """Best float32 ``n x n x n`` NumPy matmul rate in GFLOP/s (``2 n^3`` per product), with
+    OpenBLAS on ``threads`` threads for the measurement (put back as it was after it): a process
+    where ``nanogan.performance.configure()`` ran keeps OpenBLAS on one thread, and a peak taken
+    there at two threads was the one-thread peak (an iteration then read 117-145% of it)."""
     import numpy as np
 
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((n, n), dtype=np.float32)
-    b = rng.standard_normal((n, n), dtype=np.float32)
-    c = np.empty((n, n), dtype=np.float32)
-    np.matmul(a, b, out=c)  # warm-up: thread pool start, page faults
-    best = min(time_call(lambda: np.matmul(a, b, out=c)) for _ in range(repeats))
+    from nanogan._kernels import _threads
+
+    before = _threads.current_blas_threads()
+    if before:
+        _threads._BLAS[0](threads)
+    try:
+        rng = np.random.default_rng(0)
+        a = rng.standard_normal((n, n), dtype=np.float32)
+        b = rng.standard_normal((n, n), dtype=np.float32)
+        c = np.empty((n, n), dtype=np.float32)
+        np.matmul(a, b, out=c)  # warm-up: thread pool start, page faults
+        best = min(time_call(lambda: np.matmul(a, b, out=c)) for _ in range(repeats))
+    finally:
+        if before:
+            _threads._BLAS[0](before)
     return 2.0 * n ** 3 / best / 1e9
 
 

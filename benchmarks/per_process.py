@@ -37,6 +37,11 @@ framework runs as its own scripts run it: PyTorch and JAX with their defaults, n
 of it happens at import). Also reported per process: peak resident memory
 (``VmHWM``) and the part above the framework's import.
 
+``--frameworks nanogan,torch,torch-reuse`` adds PyTorch with glibc keeping freed memory for
+reuse (``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` in its environment, the
+thresholds ``configure()`` sets for nanogan): not a peer of the headline (its users do not set
+them by default), a second table showing how much of the gap is PyTorch's page faults.
+
 The in-process, interleaved view (``vs_pytorch.py``) is a second table: it makes process-wide
 settings (``OMP_WAIT_POLICY=PASSIVE`` and nanogan's own) that apply to every framework there.
 """
@@ -63,6 +68,12 @@ OURS = ("nanogan", "nanogan-plain")
 #: process that never calls ``configure()`` (a library user's own script), with its memory pool
 #: (``nanogan._memory.workspace``) and without it.
 UNCONFIGURED = ("nanogan-unconfigured", "nanogan-unconfigured-nopool")
+#: Asked for by name only, not a peer of the headline: PyTorch with glibc keeping freed memory for
+#: reuse (set by glibc's own environment variables, to the thresholds that
+#: ``nanogan.performance.configure()`` sets with ``mallopt``), to show how much of a gap is the
+#: page faults of PyTorch's default allocation (a PyTorch user can set these too).
+TORCH_REUSE = "torch-reuse"
+REUSE_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1)}
 USER_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                     "NUMBA_NUM_THREADS")
 
@@ -111,7 +122,7 @@ def worker(framework: str, config: str, threads: int, iters: int, warmup: int,
         gan = nano_side.build_gan(arch)
         gan.fast = framework != "nanogan-plain"
         step = nano_side.make_step(gan, x)
-    elif framework == "torch":
+    elif framework in ("torch", TORCH_REUSE):
         import torch
         import torch_side
         torch.set_num_threads(threads)
@@ -155,6 +166,8 @@ def run_process(framework: str, config: str, threads: int, iters: int, warmup: i
     this one (``ab.py``: each checkout times its own nanogan)."""
     env = {k: v for k, v in os.environ.items() if k not in USER_THREAD_VARS}
     env.update({k: str(threads) for k in USER_THREAD_VARS})
+    if framework == TORCH_REUSE:
+        env.update(REUSE_ENV)
     cmd = [sys.executable, os.path.abspath(script or __file__), "--worker", framework,
            "--configs", config,
            "--threads", str(threads), "--iters", str(iters), "--warmup", str(warmup),
@@ -219,6 +232,12 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 row["ratio_to_torch"] = row["nanogan"]["ms"] / row["torch"]["ms"]
         if "nanogan" in row and "nanogan-plain" in row:
             row["plain_over_plan"] = row["nanogan-plain"]["ms"] / row["nanogan"]["ms"]
+        if TORCH_REUSE in row and "nanogan" in row:
+            row["ratio_to_torch_reuse"] = row["nanogan"]["ms"] / row[TORCH_REUSE]["ms"]
+            paired = paired_ratios(runs, row["threads"], row["config"], "nanogan", TORCH_REUSE)
+            if paired:
+                row["paired_ratio_torch_reuse"] = statistics.median(paired)
+                row["paired_ratios_torch_reuse"] = paired
         if all(fw in row for fw in UNCONFIGURED):
             row["pool_over_nopool"] = (row["nanogan-unconfigured"]["ms"]
                                        / row["nanogan-unconfigured-nopool"]["ms"])
@@ -241,6 +260,12 @@ def paired_ratios(runs: list[dict[str, Any]], threads: int, config: str, ours: s
         if (r["threads"], r["config"]) == (threads, config) and r["framework"] in (ours, peer):
             got.setdefault(r.get("round", 0), {})[r["framework"]] = r["median_ms"]
     return [g[ours] / g[peer] for _, g in sorted(got.items()) if ours in g and peer in g]
+
+
+def faults_of(row: dict[str, Any], fw: str) -> str:
+    """A framework's page faults per iteration in a summary row, or ``-``."""
+    f = row.get(fw, {}).get("page_faults_per_iter")
+    return "-" if f is None else f"{f:,.0f}"
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
@@ -274,20 +299,31 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
                      + (f"{rt:.2f}" if rt else "-") + f" | {cell(row, 'nanogan-plain')} | "
                      + (f"{row['plain_over_plan']:.2f}" if "plain_over_plan" in row else "-")
                      + " |")
+    if any(TORCH_REUSE in row for row in rows):
+        lines += ["", "| threads | config | PyTorch ms (spread) | faults / iter | PyTorch with "
+                  "glibc's reuse ms (spread) | faults / iter | nanogan / it | same round |",
+                  "|" + "---|" * 8]
+        for row in rows:
+            if TORCH_REUSE not in row:
+                continue
+            tr = row.get("ratio_to_torch_reuse")
+            pr = row.get("paired_ratios_torch_reuse")
+            lines.append(f"| {row['threads']} | {row['config']} | {cell(row, 'torch')} | "
+                         f"{faults_of(row, 'torch')} | {cell(row, TORCH_REUSE)} | "
+                         f"{faults_of(row, TORCH_REUSE)} | "
+                         + (f"{tr:.2f}" if tr else "-") + " | "
+                         + (f"{row['paired_ratio_torch_reuse']:.2f} ({min(pr):.2f}-{max(pr):.2f})"
+                            if pr else "-") + " |")
     if any(fw in row for row in rows for fw in UNCONFIGURED):
         lines += ["", "| threads | config | unconfigured ms (spread) | faults / iter | "
                   "unconfigured, no pool ms (spread) | faults / iter | pool / no pool |",
                   "|" + "---|" * 7]
 
-        def faults(row: dict, fw: str) -> str:
-            f = row.get(fw, {}).get("page_faults_per_iter")
-            return "-" if f is None else f"{f:,.0f}"
-
         for row in rows:
             ratio = row.get("pool_over_nopool")
             lines.append(f"| {row['threads']} | {row['config']} | "
-                         f"{cell(row, UNCONFIGURED[0])} | {faults(row, UNCONFIGURED[0])} | "
-                         f"{cell(row, UNCONFIGURED[1])} | {faults(row, UNCONFIGURED[1])} | "
+                         f"{cell(row, UNCONFIGURED[0])} | {faults_of(row, UNCONFIGURED[0])} | "
+                         f"{cell(row, UNCONFIGURED[1])} | {faults_of(row, UNCONFIGURED[1])} | "
                          + (f"{ratio:.2f}" if ratio else "-") + " |")
     return "\n".join(lines)
 
@@ -333,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = [int(t) for t in args.threads.split(",") if t]
     frameworks = [f for f in args.frameworks.split(",") if f]
     missing = [f for f in frameworks
-               if f not in FRAMEWORKS + UNCONFIGURED or not available(f)]
+               if f not in FRAMEWORKS + UNCONFIGURED + (TORCH_REUSE,) or not available(f)]
     for f in missing:
         print(f"note: {f} is not available here; skipped", file=sys.stderr)
     frameworks = [f for f in frameworks if f not in missing]

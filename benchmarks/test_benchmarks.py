@@ -294,3 +294,21 @@ def test_unfold_simd_times_both_paths_of_every_case_the_build_has(monkeypatch, c
     monkeypatch.setattr(ext, "simd_applies", lambda *a: (False, False))
     assert unfold_simd.main(["--rounds", "1", "--seconds", "1e-4", "--images", "2"]) == 0
     assert "nothing to compare" in capsys.readouterr().out
+
+
+def test_sgemm_peak_runs_openblas_on_the_threads_asked_and_puts_it_back(monkeypatch):
+    from nanogan._kernels import _threads
+
+    state = {"n": 1}
+    seen = []
+    monkeypatch.setattr(_threads, "_BLAS", (lambda n: state.update(n=n),
+                                            lambda: state["n"]))
+    real_time_call = _common.time_call
+
+    def timed(fn):
+        seen.append(state["n"])
+        return real_time_call(fn)
+
+    monkeypatch.setattr(_common, "time_call", timed)
+    assert _common.sgemm_peak(2, n=64, repeats=3) > 0
+    assert seen == [2, 2, 2] and state["n"] == 1

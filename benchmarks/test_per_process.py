@@ -116,3 +116,35 @@ def test_unconfigured_variants_run_and_their_table_compares_the_pool():
     assert row["pool_over_nopool"] == pytest.approx(11 / 20)
     table = per_process.format_rows([row])
     assert "| 1 | mlp64 | 11.0 (10.0-12.0) | 0 | 20.0 (16.0-30.0) | 3,000 | 0.55 |" in table
+
+
+def test_torch_reuse_is_a_second_table_not_a_peer():
+    runs = [_run("nanogan", 8, 0, "dcgan64"), _run("torch", 10, 0, "dcgan64"),
+            _run("torch-reuse", 9, 0, "dcgan64")]
+    runs[1]["page_faults_per_iter"], runs[2]["page_faults_per_iter"] = 7000.0, 3.0
+    (row,) = per_process.summarise(runs)
+    assert row["fastest_peer"] == "torch" and row["ratio_to_fastest_peer"] == pytest.approx(0.8)
+    assert row["ratio_to_torch_reuse"] == pytest.approx(8 / 9)
+    table = per_process.format_rows([row])
+    assert ("| 1 | dcgan64 | 10.0 (10.0-10.0) | 7,000 | 9.0 (9.0-9.0) | 3 | 0.89 | "
+            "0.89 (0.89-0.89) |") in table
+
+
+def test_torch_reuse_process_gets_glibc_variables_and_nothing_else_changes(monkeypatch):
+    seen = {}
+
+    class Done:
+        returncode, stdout, stderr = 0, '{"median_ms": 1.0}', ""
+
+    def fake_run(cmd, env, **kw):
+        seen.update(env)
+        return Done()
+
+    monkeypatch.setattr(per_process.subprocess, "run", fake_run)
+    per_process.run_process("torch-reuse", "dcgan64", 1, 1, 0)
+    assert seen["MALLOC_MMAP_THRESHOLD_"] == str(1 << 30)
+    assert seen["MALLOC_TRIM_THRESHOLD_"] == str(2**31 - 1)
+    seen.clear()
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    per_process.run_process("torch", "dcgan64", 1, 1, 0)
+    assert "MALLOC_MMAP_THRESHOLD_" not in seen

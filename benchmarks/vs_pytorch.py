@@ -12,9 +12,17 @@ For every config: one training iteration of Algorithm 1 (k = 1, non-saturating l
 iteration (their order rotating) in this one process, the median of ``N`` iterations after a
 warm-up. Before timing, a cross-check: from identical weights and noise, nanogan and PyTorch in
 float64 (and JAX against PyTorch in float32) must give the same losses over two iterations.
-Also measured in this run: the sgemm peak of the machine (NumPy float32 1024^3 matmul, T
-threads, best of 10), and the peak resident memory of each framework on DCGAN-28 batch 256, each
-in a separate process. Writes a JSON file and a bar chart beside it (``.png``).
+This is the labelled in-process view; the headline is ``per_process.py`` (each framework in its
+own process with its own defaults). Every framework here shares the process-wide settings made
+for all of them: ``OMP_WAIT_POLICY=PASSIVE`` (unless set) and ``nanogan.performance.configure()``
+(OpenBLAS on one thread between nanogan's products, glibc keeping freed memory for reuse, which
+also spares PyTorch's DCGAN-28 the page faults it has alone: its one-thread batch-64 iteration
+ran about 150 ms here against 175-217 ms in its own process on the same host, and 154-173 there
+with glibc's reuse set in its environment, ``per_process.py --frameworks torch-reuse``); both
+are printed and saved. Also measured in this run: the sgemm peak of the machine (NumPy float32
+1024^3 matmul, OpenBLAS on T threads for it, best of 10), and the peak resident memory of each
+framework on DCGAN-28 batch 256, each in a separate process. Writes a JSON file and a bar chart
+beside it (``.png``).
 
 ``--device cuda`` runs nanogan on the CuPy backend against PyTorch on CUDA instead, same configs
 and table (:mod:`cuda_bench`; needs ``pip install -e ".[gpu]"`` and a CUDA build of torch, else it
@@ -221,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     use_checkout()
     import nanogan.performance
 
-    nanogan.performance.configure()  # nanogan's process-wide speed settings, as its examples
+    settings = nanogan.performance.configure()  # process-wide: every framework here has them
     import torch
 
     torch.set_num_threads(threads)
@@ -298,6 +306,10 @@ def main(argv: list[str] | None = None) -> int:
           f"'{info['kernel_set']}'; median of {args.iters} iterations after {args.warmup} "
           "warm-up, interleaved")
     print(table)
+    print("In-process view, not what users get (per_process.py is): every framework here runs "
+          f"with OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')} and nanogan's "
+          f"process-wide settings {settings}; glibc's freed-memory reuse among them also spares "
+          "PyTorch page faults it has in its own process")
     if mem_table:
         print()
         print(mem_table)
@@ -307,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
           "% of peak: nanogan GFLOP/s / sgemm peak")
 
     doc = {"machine": info, "sgemm_peak_gflops": peak, "iters": args.iters,
+           "process_settings": {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+                                "nanogan": settings},
            "warmup": args.warmup, "cross_check": checks, "results": results, "memory": memory,
            "jax_note": jax_note, "table": table, "memory_table": mem_table,
            "wall_s": time.perf_counter() - t_start, "loadavg_1min_at_end": os.getloadavg()[0],
