@@ -181,7 +181,8 @@ def run_process(framework: str, config: str, threads: int, iters: int, warmup: i
 
 
 def available(framework: str) -> bool:
-    mod = "nanogan" if framework.startswith("nanogan") else framework
+    mod = ("nanogan" if framework.startswith("nanogan")
+           else "torch" if framework == TORCH_REUSE else framework)
     code = f"import sys; sys.path.insert(0, {ROOT!r}); import {mod}"
     return subprocess.run([sys.executable, "-c", code], capture_output=True,
                           check=False).returncode == 0

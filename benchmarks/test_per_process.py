@@ -148,3 +148,7 @@ def test_torch_reuse_process_gets_glibc_variables_and_nothing_else_changes(monke
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
     per_process.run_process("torch", "dcgan64", 1, 1, 0)
     assert "MALLOC_MMAP_THRESHOLD_" not in seen
+
+
+def test_torch_reuse_is_available_where_torch_is():
+    assert per_process.available("torch-reuse") == per_process.available("torch")
