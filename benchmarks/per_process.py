@@ -18,11 +18,11 @@ start-up moved a process's median by 50%; every framework is timed the same way)
 the median. The
 processes alternate (A B C, then B C A, ...). Published: the median over rounds of each round's
 median, and the spread (smallest and largest round median). Beside the ratio of those
-medians, the ratio of the two processes of each round (nanogan's and the fastest peer's, run back
-to back, against the peer of BENCHMARKS.md's target: JAX for the MLP, PyTorch for DCGAN-28):
-their median, spread, and in how many rounds nanogan met the target (at or below JAX's time;
-at or below 0.8x PyTorch's; :func:`paired_ratios`, ``specs.PEER_TARGETS``; the host drifts over
-minutes, less within a round).
+medians, the ratio of nanogan's process and the target's peer's in each round (the peer of
+BENCHMARKS.md's target: JAX for the MLP, PyTorch for DCGAN-28; the two run in the same round,
+seconds apart): their median, spread, and in how many rounds nanogan met the target (at or
+below JAX's time; at or below 0.8x PyTorch's; :func:`paired_ratios`, ``specs.PEER_TARGETS``;
+the host drifts over minutes, less within a round).
 
 Each process sets only what a user sets to choose a thread count: the thread-count variables
 (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``, ``NUMBA_NUM_THREADS``) and, for
@@ -251,7 +251,7 @@ NAMES = {"torch": "PyTorch", "jax": "JAX"}
 
 def paired_ratios(runs: list[dict[str, Any]], threads: int, config: str, ours: str,
                   peer: str) -> list[float]:
-    """``ours / peer`` of each round in which both ran (one process each, back to back).
+    """``ours / peer`` of each round in which both ran (one process each, seconds apart).
 
     The host's speed drifts by 10-20% over minutes; the two processes of one round see nearly
     the same host, so their ratio moves less than the ratio of the two medians over rounds. The
