@@ -80,6 +80,8 @@ def sgemm_peak(threads: int, n: int = 1024, repeats: int = 10) -> float:
 
     from nanogan._kernels import _threads
 
+    # OpenBLAS's own setter, not _threads.blas_threads: that one skips a count equal to the last
+    # it set itself, which may not be the library's count now.
     before = _threads.current_blas_threads()
     if before:
         _threads._BLAS[0](threads)

@@ -16,10 +16,10 @@ This is the labelled in-process view; the headline is ``per_process.py`` (each f
 own process with its own defaults). Every framework here shares the process-wide settings made
 for all of them: ``OMP_WAIT_POLICY=PASSIVE`` (unless set) and ``nanogan.performance.configure()``
 (OpenBLAS on one thread between nanogan's products, glibc keeping freed memory for reuse, which
-also spares PyTorch's DCGAN-28 the page faults it has alone: its one-thread batch-64 iteration
-ran about 150 ms here against 175-217 ms in its own process on the same host, and 154-173 there
-with glibc's reuse set in its environment, ``per_process.py --frameworks torch-reuse``); both
-are printed and saved. Also measured in this run: the sgemm peak of the machine (NumPy float32
+also spares PyTorch's DCGAN-28 the 7,000-12,000 page faults an iteration it has alone at batch
+64: alternating its own process with and without glibc's reuse in its environment took it from
+183-212 ms to 159-173 on one thread, ``per_process.py --frameworks torch-reuse``); both are
+printed and saved. Also measured in this run: the sgemm peak of the machine (NumPy float32
 1024^3 matmul, OpenBLAS on T threads for it, best of 10), and the peak resident memory of each
 framework on DCGAN-28 batch 256, each in a separate process. Writes a JSON file and a bar chart
 beside it (``.png``).

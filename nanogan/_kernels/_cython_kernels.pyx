@@ -805,7 +805,7 @@ def bias_leaky_relu_backward(const floating[:, :, ::1] dy, const floating[:, :, 
     summing in the array dtype in the order of NumPy's ``du.sum(axis=0)`` for Dense layers
     (``M = 1``), so that a fused Dense + LeakyReLU gives the unfused layers' bias gradient. With
     one image (the plans' CNHW layout) channels go to threads (``par``): each channel's sum is
-    the same run in the same order."""
+    :func:`_lrelu_grad_run`'s, a function of the run alone, on one thread or many."""
     cdef Py_ssize_t N = y.shape[0], C = y.shape[1], M = y.shape[2], n, c, k, i
     cdef floating g
     cdef floating fac[2]  # the activation's derivative, looked up without a branch
