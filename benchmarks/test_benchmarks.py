@@ -312,3 +312,30 @@ def test_sgemm_peak_runs_openblas_on_the_threads_asked_and_puts_it_back(monkeypa
     monkeypatch.setattr(_common, "time_call", timed)
     assert _common.sgemm_peak(2, n=64, repeats=3) > 0
     assert seen == [2, 2, 2] and state["n"] == 1
+
+
+def test_dense_layouts_fortran_weights_train_as_the_c_ordered_and_the_patch_is_undone():
+    """The layout experiment's two GANs give the same losses (its check would raise otherwise),
+    its weights are Fortran-ordered, and the fast path is as it was after the run."""
+    import dense_layouts
+
+    import nanogan.fast.steps as S
+    from nanogan._kernels import ops
+    from nanogan.layers import Dense
+
+    before = (S.DenseStep.backward, ops.adam_update_many)
+    line = dense_layouts.weights(8, rounds=1, check_steps=3)
+    assert "losses equal over 3 steps" in line
+    assert (S.DenseStep.backward, ops.adam_update_many) == before
+    gan = dense_layouts.build_mlp_gan(True)
+    dense = [m for _, m in gan.D.named_modules() if type(m) is Dense]
+    assert dense[0].weight.flags.f_contiguous and not dense[0].weight.flags.c_contiguous
+    assert dense[0]._grads["weight"].flags.f_contiguous
+
+    with dense_layouts.fortran_patched():  # a wrong gradient is caught by the check
+        bad = dense_layouts.build_mlp_gan(True)
+        gans = [dense_layouts.build_mlp_gan(False), bad]
+        bad.G.layers[0]._params["weight"][0, 0] += 1.0
+        with pytest.raises(AssertionError, match="disagree"):
+            dense_layouts._alternate(gans, [np.random.default_rng(1), np.random.default_rng(1)],
+                                     _common.real_batch((784,), 8), 8, 1, 2)
