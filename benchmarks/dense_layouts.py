@@ -61,22 +61,32 @@ def _product(a: Any, b: Any, out: Any):
     return lambda: np.matmul(a, b, out=out)
 
 
+def _dense_operands(batches: list[int]) -> Iterator[tuple]:
+    """For every Dense product shape of the MLP at each batch and twice it (D's stacked pass):
+    ``(label, gflop, x, w, d, y, gw, dx)``, the input ``x (n, in)``, weight ``w (out, in)`` and
+    output gradient ``d (n, out)``, random float32, and empty outputs for ``x @ w.T``, the weight
+    gradient and the input gradient."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for n in sorted(set(batches) | {2 * b for b in batches}):
+        for i, o in SHAPES:
+            x = rng.standard_normal((n, i), dtype=np.float32)
+            w = rng.standard_normal((o, i), dtype=np.float32)
+            d = rng.standard_normal((n, o), dtype=np.float32)
+            y, gw, dx = (np.empty(s, np.float32) for s in ((n, o), (o, i), (n, i)))
+            yield f"{n} x {i} -> {o}", 2e-6 * n * i * o, x, w, d, y, gw, dx
+
+
 def products(batches: list[int]) -> str:
     """GFLOP/s of each product of a Dense layer in each layout, operands hot."""
     import numpy as np
 
-    rng = np.random.default_rng(0)
     rows = []
-    for n in sorted({b for b in batches} | {2 * b for b in batches}):
-        for i, o in SHAPES:
-            x = rng.standard_normal((n, i), dtype=np.float32)
-            w = rng.standard_normal((o, i), dtype=np.float32)
-            wt = np.ascontiguousarray(w.T)
-            d = rng.standard_normal((n, o), dtype=np.float32)
-            y, gw, dx = (np.empty(s, np.float32) for s in ((n, o), (o, i), (n, i)))
-            gf = 2e-6 * n * i * o
-            cases = ((x, w.T, y), (x, wt, y), (d.T, x, gw), (d, w, dx), (d, wt.T, dx))
-            rows.append([f"{n} x {i} -> {o}"] + [gf / _best_ms(_product(*c)) for c in cases])
+    for label, gf, x, w, d, y, gw, dx in _dense_operands(batches):
+        wt = np.ascontiguousarray(w.T)
+        cases = ((x, w.T, y), (x, wt, y), (d.T, x, gw), (d, w, dx), (d, wt.T, dx))
+        rows.append([label, *(gf / _best_ms(_product(*c)) for c in cases)])
     return format_table(["rows x in -> out", "x @ W.T", "x @ Wt", "dz.T @ x", "dz @ W",
                          "dz @ Wt.T"], rows)
 
@@ -104,26 +114,19 @@ def other_cblas(path: str, batches: list[int]) -> str:
         return lambda: sgemm(row, ta, tb, m, n, k, 1.0, a.ctypes.data, a.shape[1],
                              b.ctypes.data, b.shape[1], 0.0, out.ctypes.data, n)
 
-    rng = np.random.default_rng(0)
     rows = []
-    for n in sorted({b for b in batches} | {2 * b for b in batches}):
-        for i, o in SHAPES:
-            x = rng.standard_normal((n, i), dtype=np.float32)
-            w = rng.standard_normal((o, i), dtype=np.float32)
-            d = rng.standard_normal((n, o), dtype=np.float32)
-            y, gw, dx = (np.empty(s, np.float32) for s in ((n, o), (o, i), (n, i)))
-            gf = 2e-6 * n * i * o
-            cells = []
-            for mine, (a, ta, b, tb, out), want in (
-                    ((x, w.T, y), (x, no, w, tr, y), x @ w.T),
-                    ((d.T, x, gw), (d, tr, x, no, gw), d.T @ x),
-                    ((d, w, dx), (d, no, w, no, dx), d @ w)):
-                theirs = lib_product(a, ta, b, tb, out)
-                theirs()
-                if not np.allclose(out, want, rtol=1e-4, atol=1e-3):
-                    raise AssertionError(f"{path}: a wrong product at {n} x {i} -> {o}")
-                cells += [gf / _best_ms(_product(*mine)), gf / _best_ms(theirs)]
-            rows.append([f"{n} x {i} -> {o}", *cells])
+    for label, gf, x, w, d, y, gw, dx in _dense_operands(batches):
+        cells = []
+        for mine, (a, ta, b, tb, out), want in (
+                ((x, w.T, y), (x, no, w, tr, y), x @ w.T),
+                ((d.T, x, gw), (d, tr, x, no, gw), d.T @ x),
+                ((d, w, dx), (d, no, w, no, dx), d @ w)):
+            theirs = lib_product(a, ta, b, tb, out)
+            theirs()
+            if not np.allclose(out, want, rtol=1e-4, atol=1e-3):
+                raise AssertionError(f"{path}: a wrong product at {label}")
+            cells += [gf / _best_ms(_product(*mine)), gf / _best_ms(theirs)]
+        rows.append([label, *cells])
     return format_table(["rows x in -> out", "x @ W.T NumPy", "other", "dz.T @ x NumPy",
                          "other", "dz @ W NumPy", "other"], rows)
 

@@ -339,3 +339,17 @@ def test_dense_layouts_fortran_weights_train_as_the_c_ordered_and_the_patch_is_u
         with pytest.raises(AssertionError, match="disagree"):
             dense_layouts._alternate(gans, [np.random.default_rng(1), np.random.default_rng(1)],
                                      _common.real_batch((784,), 8), 8, 1, 2)
+
+
+def test_dense_layouts_operands_cover_each_batch_and_its_stacked_pass():
+    import dense_layouts
+
+    seen = list(dense_layouts._dense_operands([3]))
+    assert [s[0] for s in seen] == [f"{n} x {i} -> {o}" for n in (3, 6)
+                                    for i, o in dense_layouts.SHAPES]
+    for _label, gf, x, w, d, y, gw, dx in seen:
+        n, i = x.shape
+        o = w.shape[0]
+        assert (w.shape, d.shape, y.shape, gw.shape, dx.shape) == (
+            (o, i), (n, o), (n, o), (o, i), (n, i))
+        assert gf == pytest.approx(2e-6 * n * i * o)
